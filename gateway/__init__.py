@@ -1,0 +1,1 @@
+"""The gateway service: gRPC API (and later the REST shim and dashboard)."""

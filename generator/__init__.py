@@ -1,0 +1,1 @@
+"""The generator service: LLM-backed job handlers."""

@@ -1,0 +1,1 @@
+"""The renderer service: turns courses into documents."""

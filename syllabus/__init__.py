@@ -1,0 +1,1 @@
+"""Syllabus: the shared runtime every service uses."""

@@ -1,0 +1,250 @@
+"""Every setting of every component, read from the environment here and nowhere else.
+
+Each component gets one frozen dataclass. `from_env()` reads the variables, applies laptop-friendly
+defaults and turns any invalid value into a ConfigError whose message names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """An environment variable has a value we cannot use. The message is one line naming it."""
+
+
+def _get(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _parse(env: Mapping[str, str], name: str, default: str, parse: Callable[[str], T], expected: str) -> T:
+    raw = _get(env, name, default)
+    try:
+        return parse(raw)
+    except (ValueError, TypeError):
+        raise ConfigError(f"{name}={raw!r} is not valid: expected {expected}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError(raw)
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0 or value != value:
+        raise ValueError(raw)
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = _non_negative_float(raw)
+    if value == 0:
+        raise ValueError(raw)
+    return value
+
+
+def _host_port(raw: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(raw)
+    return raw
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw == "":
+            return raw
+        for part in raw.split(","):
+            parsed = urlparse(part.strip())
+            if parsed.scheme not in schemes or not parsed.netloc:
+                raise ValueError(raw)
+        return raw
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError(raw)
+        return raw.lower()
+
+    return parse
+
+
+def _name(raw: str) -> str:
+    if not raw.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(raw)
+    return raw
+
+
+def _backoff(raw: str) -> tuple[float, ...]:
+    steps = tuple(_positive_float(part.strip()) for part in raw.split(","))
+    if not steps:
+        raise ValueError(raw)
+    return steps
+
+
+@dataclass(frozen=True)
+class CommonConfig:
+    """What every process needs: where state lives and how to reach the servers."""
+
+    home: Path = Path(".syllabus")
+    # Empty URLs mean "the single-machine default": `syllabus up` starts the server itself.
+    nats_url: str = ""
+    redis_url: str = ""
+    mongo_url: str = ""
+    mongo_database: str = "syllabus"
+    # Prefix of every stream, subject, consumer and bucket name; lets several deployments share one NATS.
+    namespace: str = ""
+    tenant: str = "default"
+    log_format: str = "text"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CommonConfig:
+        env = os.environ if env is None else env
+        return cls(
+            home=Path(_get(env, "SYLLABUS_HOME", ".syllabus")).expanduser().resolve(),
+            nats_url=_parse(env, "SYLLABUS_NATS_URL", "", _url("nats", "tls", "ws", "wss"), "nats://host:port"),
+            redis_url=_parse(env, "SYLLABUS_REDIS_URL", "", _url("redis", "rediss", "unix"), "redis://host:port[/db]"),
+            mongo_url=_parse(env, "SYLLABUS_MONGO_URL", "", _url("mongodb", "mongodb+srv"), "mongodb://host:port"),
+            mongo_database=_parse(env, "SYLLABUS_MONGO_DATABASE", "syllabus", _name, "a database name"),
+            namespace=_parse(env, "SYLLABUS_NAMESPACE", "", lambda r: r and _name(r), "letters, digits, _ or -"),
+            tenant=_parse(env, "SYLLABUS_TENANT", "default", _name, "letters, digits, _ or -"),
+            log_format=_parse(env, "SYLLABUS_LOG_FORMAT", "text", _choice("text", "json"), "text or json"),
+            log_level=_parse(
+                env,
+                "SYLLABUS_LOG_LEVEL",
+                "info",
+                _choice("debug", "info", "warning", "error"),
+                "debug, info, warning or error",
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    grpc_addr: str = "127.0.0.1:50051"
+    http_addr: str = "127.0.0.1:8080"
+    # How long SubmitJob waits for JetStream before answering UNAVAILABLE, when the caller set no deadline.
+    publish_timeout: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
+        env = os.environ if env is None else env
+        return cls(
+            grpc_addr=_parse(env, "SYLLABUS_GRPC_ADDR", cls.grpc_addr, _host_port, "host:port"),
+            http_addr=_parse(env, "SYLLABUS_HTTP_ADDR", cls.http_addr, _host_port, "host:port"),
+            publish_timeout=_parse(
+                env, "SYLLABUS_PUBLISH_TIMEOUT", str(cls.publish_timeout), _positive_float, "seconds > 0"
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failed attempt is retried: data, not branches."""
+
+    max_attempts: int = 5
+    # Delay before attempt n+1 is backoff[min(n-1, len-1)] seconds, with +-jitter of it.
+    backoff: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0, 300.0)
+    jitter: float = 0.2
+    # Error types (JobError.type) never retried.
+    permanent_errors: frozenset[str] = frozenset({"InvalidJob", "PermanentError", "NotFound"})
+
+    def delay(self, attempt: int, rand: float) -> float:
+        """Backoff before the attempt after `attempt`, with `rand` in [0, 1) spreading it by +-jitter."""
+        base = self.backoff[min(max(attempt, 1), len(self.backoff)) - 1]
+        return max(0.0, base * (1 + self.jitter * (2 * rand - 1)))
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """A worker service (generator, renderer): how many jobs at once, how long, how to retry."""
+
+    concurrency: int = 8
+    # JetStream AckWait: a job not acked, naked or marked in progress within this is redelivered.
+    ack_wait: float = 30.0
+    # How often a running handler tells JetStream it is still working (must be well under ack_wait).
+    heartbeat: float = 10.0
+    # Time limit of one attempt when the job sets none.
+    default_timeout: float = 600.0
+    # SIGTERM: how long running handlers may finish before they are stopped and their jobs naked.
+    drain_grace: float = 20.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> WorkerConfig:
+        env = os.environ if env is None else env
+        prefix = f"SYLLABUS_{service.upper()}_"
+        default = cls()
+        ack_wait = _parse(env, prefix + "ACK_WAIT", str(default.ack_wait), _positive_float, "seconds > 0")
+        heartbeat = _parse(
+            env, prefix + "HEARTBEAT", str(min(default.heartbeat, ack_wait / 3)), _positive_float, "seconds > 0"
+        )
+        if heartbeat >= ack_wait:
+            raise ConfigError(f"{prefix}HEARTBEAT={heartbeat} is not valid: expected less than {prefix}ACK_WAIT")
+        return cls(
+            concurrency=_parse(env, prefix + "CONCURRENCY", str(default.concurrency), _positive_int, "an integer >= 1"),
+            ack_wait=ack_wait,
+            heartbeat=heartbeat,
+            default_timeout=_parse(
+                env, prefix + "TIMEOUT", str(default.default_timeout), _positive_float, "seconds > 0"
+            ),
+            drain_grace=_parse(
+                env, prefix + "DRAIN_GRACE", str(default.drain_grace), _non_negative_float, "seconds >= 0"
+            ),
+            retry=RetryPolicy(
+                max_attempts=_parse(
+                    env, "SYLLABUS_MAX_ATTEMPTS", str(default.retry.max_attempts), _positive_int, "an integer >= 1"
+                ),
+                backoff=_parse(
+                    env,
+                    "SYLLABUS_BACKOFF",
+                    ",".join(str(s) for s in default.retry.backoff),
+                    _backoff,
+                    "comma-separated seconds, e.g. 1,5,15",
+                ),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    """`syllabus up`: which services to run and how to restart them."""
+
+    services: tuple[str, ...] = ("gateway", "generator", "renderer", "scheduler")
+    restart_backoff_max: float = 30.0
+    # SIGTERM to a child, then this long before SIGKILL.
+    stop_timeout: float = 25.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SupervisorConfig:
+        env = os.environ if env is None else env
+        known = cls.services
+
+        def services(raw: str) -> tuple[str, ...]:
+            names = tuple(part.strip() for part in raw.split(",") if part.strip())
+            if not names or any(name not in known for name in names):
+                raise ValueError(raw)
+            return names
+
+        return cls(
+            services=_parse(env, "SYLLABUS_SERVICES", ",".join(known), services, "a comma list of " + ",".join(known)),
+            restart_backoff_max=_parse(
+                env, "SYLLABUS_RESTART_BACKOFF_MAX", str(cls.restart_backoff_max), _positive_float, "seconds > 0"
+            ),
+            stop_timeout=_parse(env, "SYLLABUS_STOP_TIMEOUT", str(cls.stop_timeout), _positive_float, "seconds > 0"),
+        )

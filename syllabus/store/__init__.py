@@ -1,0 +1,1 @@
+"""Stores: the system of record (embedded SQLite by default, MongoDB when configured)."""

@@ -1,0 +1,98 @@
+"""The system-of-record interface every store implements (embedded SQLite, MongoDB).
+
+Records are protobuf messages. Every conditional update (the attempt lease, fan-in, cancellation) is a
+`change` function applied atomically: the store reads the record, calls `change`, and writes the result only
+if nobody wrote the record in between (optimistic concurrency on a revision), retrying otherwise. The rules
+live in one place (the callers' change functions), not once per store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+from syllabus.v1 import course_pb2, job_pb2
+
+# Returns the new record, or None to refuse the change (the stored record stays as it is).
+JobChange = Callable[[job_pb2.Job], job_pb2.Job | None]
+CourseChange = Callable[[course_pb2.Course], course_pb2.Course | None]
+ScheduleChange = Callable[[job_pb2.Schedule], job_pb2.Schedule | None]
+
+
+class Inserted(NamedTuple):
+    job: job_pb2.Job
+    # False when a job with the same (tenant, idempotency key) existed: `job` is that earlier job.
+    created: bool
+
+
+class Updated(NamedTuple):
+    # The record as stored after the call (changed or not); None when there is no such record.
+    job: job_pb2.Job | None
+    applied: bool
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    tenant: str
+    states: frozenset[int] = frozenset()
+    kind: str = ""
+    # Every one of these must match.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    parent_id: str = ""
+    page_size: int = 50
+    # Opaque: the next_page_token of the previous page.
+    page_token: str = ""
+
+
+class JobPage(NamedTuple):
+    jobs: list[job_pb2.Job]
+    next_page_token: str
+
+
+class CoursePage(NamedTuple):
+    courses: list[course_pb2.Course]
+    next_page_token: str
+
+
+class InvalidPageToken(ValueError):
+    """A page token that this store did not produce."""
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and create tables/indexes (idempotent)."""
+
+    async def close(self) -> None: ...
+
+    # Jobs. A job's id is time-ordered (syllabus.ids.new_id), so newest first is id descending.
+    async def insert_jobs(self, jobs: Sequence[job_pb2.Job]) -> list[Inserted]:
+        """Insert each job, in order, unless its (tenant, options.idempotency_key) is taken (non-empty keys)."""
+
+    async def get_job(self, job_id: str) -> job_pb2.Job | None: ...
+
+    async def list_jobs(self, query: JobQuery) -> JobPage:
+        """Newest first. Raises InvalidPageToken for a token it did not produce."""
+
+    async def update_job(self, job_id: str, change: JobChange) -> Updated: ...
+
+    # Courses.
+    async def insert_course(self, course: course_pb2.Course) -> None: ...
+
+    async def get_course(self, course_id: str) -> course_pb2.Course | None: ...
+
+    async def list_courses(self, tenant: str, page_size: int, page_token: str) -> CoursePage: ...
+
+    async def update_course(self, course_id: str, change: CourseChange) -> course_pb2.Course | None:
+        """Returns the stored course after the call (changed or not), None if there is no such course."""
+
+    # Schedules (the scheduler's recurring jobs).
+    async def insert_schedule(self, schedule: job_pb2.Schedule) -> None: ...
+
+    async def get_schedule(self, schedule_id: str) -> job_pb2.Schedule | None: ...
+
+    async def list_schedules(self, tenant: str) -> list[job_pb2.Schedule]: ...
+
+    async def update_schedule(self, schedule_id: str, change: ScheduleChange) -> job_pb2.Schedule | None: ...
+
+    async def delete_schedule(self, schedule_id: str) -> bool: ...

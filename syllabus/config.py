@@ -6,6 +6,7 @@ defaults and turns any invalid value into a ConfigError whose message names the 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,7 +43,8 @@ def _positive_int(raw: str) -> int:
 
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
-    if value < 0 or value != value:
+    # "inf" and "nan" parse as floats but are no use as a number of seconds.
+    if value < 0 or not math.isfinite(value):
         raise ValueError(raw)
     return value
 
@@ -67,7 +69,9 @@ def _url(*schemes: str) -> Callable[[str], str]:
             return raw
         for part in raw.split(","):
             parsed = urlparse(part.strip())
-            if parsed.scheme not in schemes or not parsed.netloc:
+            # unix:///path/to/socket has a path and no host.
+            where = parsed.path if parsed.scheme == "unix" else parsed.netloc
+            if parsed.scheme not in schemes or not where:
                 raise ValueError(raw)
         return raw
 
@@ -236,7 +240,8 @@ class SupervisorConfig:
         known = cls.services
 
         def services(raw: str) -> tuple[str, ...]:
-            names = tuple(part.strip() for part in raw.split(",") if part.strip())
+            # dict.fromkeys: a service named twice still runs once.
+            names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
             if not names or any(name not in known for name in names):
                 raise ValueError(raw)
             return names

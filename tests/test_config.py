@@ -1,0 +1,215 @@
+"""syllabus/config.py: the defaults, the accepted values, and one ConfigError naming the variable for each bad one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from syllabus.config import (
+    CommonConfig,
+    ConfigError,
+    GatewayConfig,
+    RetryPolicy,
+    SupervisorConfig,
+    WorkerConfig,
+)
+
+Loader = Callable[[Mapping[str, str]], object]
+
+LOADERS: dict[str, Loader] = {
+    "common": CommonConfig.from_env,
+    "gateway": GatewayConfig.from_env,
+    "supervisor": SupervisorConfig.from_env,
+    "generator": lambda env: WorkerConfig.from_env("generator", env),
+    "renderer": lambda env: WorkerConfig.from_env("renderer", env),
+}
+
+
+def test_common_defaults() -> None:
+    config = CommonConfig.from_env({})
+    assert config.home == Path(".syllabus").resolve()
+    assert config.nats_url == ""
+    assert config.redis_url == ""
+    assert config.mongo_url == ""
+    assert config.mongo_database == "syllabus"
+    assert config.namespace == ""
+    assert config.tenant == "default"
+    assert config.log_format == "text"
+    assert config.log_level == "info"
+
+
+def test_gateway_defaults() -> None:
+    assert GatewayConfig.from_env({}) == GatewayConfig("127.0.0.1:50051", "127.0.0.1:8080", 5.0)
+
+
+def test_supervisor_defaults() -> None:
+    config = SupervisorConfig.from_env({})
+    assert config.services == ("gateway", "generator", "renderer", "scheduler")
+    assert config.restart_backoff_max == 30.0
+    assert config.stop_timeout == 25.0
+
+
+def test_worker_defaults() -> None:
+    config = WorkerConfig.from_env("generator", {})
+    assert config == WorkerConfig()
+    assert config.retry == RetryPolicy()
+
+
+def test_empty_and_blank_values_mean_default() -> None:
+    env = {"SYLLABUS_TENANT": "", "SYLLABUS_GRPC_ADDR": "   ", "SYLLABUS_GENERATOR_CONCURRENCY": ""}
+    assert CommonConfig.from_env(env).tenant == "default"
+    assert GatewayConfig.from_env(env).grpc_addr == "127.0.0.1:50051"
+    assert WorkerConfig.from_env("generator", env).concurrency == 8
+
+
+def test_common_values_are_read(tmp_path: Path) -> None:
+    config = CommonConfig.from_env(
+        {
+            "SYLLABUS_HOME": str(tmp_path / "state"),
+            "SYLLABUS_NATS_URL": "nats://a:4222, nats://b:4222",
+            "SYLLABUS_REDIS_URL": "redis://127.0.0.1:6379/2",
+            "SYLLABUS_MONGO_URL": "mongodb+srv://cluster.example.com",
+            "SYLLABUS_MONGO_DATABASE": "courses",
+            "SYLLABUS_NAMESPACE": "staging-2",
+            "SYLLABUS_TENANT": "acme_corp",
+            "SYLLABUS_LOG_FORMAT": "JSON",
+            "SYLLABUS_LOG_LEVEL": "Debug",
+        }
+    )
+    assert config.home == tmp_path / "state"
+    assert config.nats_url == "nats://a:4222, nats://b:4222"
+    assert config.redis_url == "redis://127.0.0.1:6379/2"
+    assert config.mongo_url == "mongodb+srv://cluster.example.com"
+    assert config.mongo_database == "courses"
+    assert config.namespace == "staging-2"
+    assert config.tenant == "acme_corp"
+    assert config.log_format == "json"
+    assert config.log_level == "debug"
+
+
+def test_home_expands_the_user() -> None:
+    assert CommonConfig.from_env({"SYLLABUS_HOME": "~/syl"}).home == Path("~/syl").expanduser().resolve()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://localhost:6379", "rediss://user:pw@cache.example.com:6380/1", "unix:///run/valkey.sock"]
+)
+def test_redis_url_forms(url: str) -> None:
+    assert CommonConfig.from_env({"SYLLABUS_REDIS_URL": url}).redis_url == url
+
+
+def test_gateway_values_are_read() -> None:
+    config = GatewayConfig.from_env(
+        {"SYLLABUS_GRPC_ADDR": "0.0.0.0:6000", "SYLLABUS_HTTP_ADDR": "[::1]:6001", "SYLLABUS_PUBLISH_TIMEOUT": "0.5"}
+    )
+    assert config == GatewayConfig("0.0.0.0:6000", "[::1]:6001", 0.5)
+
+
+def test_worker_values_are_per_service() -> None:
+    env = {
+        "SYLLABUS_RENDERER_CONCURRENCY": "2",
+        "SYLLABUS_RENDERER_ACK_WAIT": "90",
+        "SYLLABUS_RENDERER_HEARTBEAT": "20",
+        "SYLLABUS_RENDERER_TIMEOUT": "120",
+        "SYLLABUS_RENDERER_DRAIN_GRACE": "0",
+        "SYLLABUS_MAX_ATTEMPTS": "3",
+        "SYLLABUS_BACKOFF": "1, 2.5,10",
+    }
+    renderer = WorkerConfig.from_env("renderer", env)
+    assert renderer.concurrency == 2
+    assert renderer.ack_wait == 90.0
+    assert renderer.heartbeat == 20.0
+    assert renderer.default_timeout == 120.0
+    assert renderer.drain_grace == 0.0
+    assert renderer.retry.max_attempts == 3
+    assert renderer.retry.backoff == (1.0, 2.5, 10.0)
+    # Another service's variables do not leak into the generator; the retry ones are shared.
+    generator = WorkerConfig.from_env("generator", env)
+    assert generator.concurrency == 8
+    assert generator.ack_wait == 30.0
+    assert generator.retry.max_attempts == 3
+
+
+def test_heartbeat_defaults_to_a_third_of_a_short_ack_wait() -> None:
+    config = WorkerConfig.from_env("generator", {"SYLLABUS_GENERATOR_ACK_WAIT": "6"})
+    assert config.heartbeat == 2.0
+
+
+def test_heartbeat_must_be_below_ack_wait() -> None:
+    env = {"SYLLABUS_GENERATOR_ACK_WAIT": "10", "SYLLABUS_GENERATOR_HEARTBEAT": "10"}
+    with pytest.raises(ConfigError, match="SYLLABUS_GENERATOR_HEARTBEAT"):
+        WorkerConfig.from_env("generator", env)
+
+
+def test_supervisor_values_are_read() -> None:
+    config = SupervisorConfig.from_env(
+        {
+            "SYLLABUS_SERVICES": " scheduler , gateway,gateway",
+            "SYLLABUS_RESTART_BACKOFF_MAX": "2",
+            "SYLLABUS_STOP_TIMEOUT": "3.5",
+        }
+    )
+    assert config.services == ("scheduler", "gateway")
+    assert config.restart_backoff_max == 2.0
+    assert config.stop_timeout == 3.5
+
+
+@pytest.mark.parametrize(
+    ("loader", "variable", "value"),
+    [
+        ("common", "SYLLABUS_NATS_URL", "localhost:4222"),
+        ("common", "SYLLABUS_NATS_URL", "http://localhost:4222"),
+        ("common", "SYLLABUS_NATS_URL", "nats://a:4222,nats://"),
+        ("common", "SYLLABUS_REDIS_URL", "localhost:6379"),
+        ("common", "SYLLABUS_REDIS_URL", "unix://"),
+        ("common", "SYLLABUS_MONGO_URL", "postgres://db"),
+        ("common", "SYLLABUS_MONGO_DATABASE", "my.db"),
+        ("common", "SYLLABUS_NAMESPACE", "a.b"),
+        ("common", "SYLLABUS_NAMESPACE", "jobs>"),
+        ("common", "SYLLABUS_TENANT", "acme corp"),
+        ("common", "SYLLABUS_TENANT", "*"),
+        ("common", "SYLLABUS_LOG_FORMAT", "xml"),
+        ("common", "SYLLABUS_LOG_LEVEL", "verbose"),
+        ("gateway", "SYLLABUS_GRPC_ADDR", "nonsense"),
+        ("gateway", "SYLLABUS_GRPC_ADDR", ":50051"),
+        ("gateway", "SYLLABUS_GRPC_ADDR", "localhost:http"),
+        ("gateway", "SYLLABUS_GRPC_ADDR", "localhost:70000"),
+        ("gateway", "SYLLABUS_HTTP_ADDR", "8080"),
+        ("gateway", "SYLLABUS_PUBLISH_TIMEOUT", "0"),
+        ("gateway", "SYLLABUS_PUBLISH_TIMEOUT", "-1"),
+        ("gateway", "SYLLABUS_PUBLISH_TIMEOUT", "soon"),
+        ("gateway", "SYLLABUS_PUBLISH_TIMEOUT", "nan"),
+        ("gateway", "SYLLABUS_PUBLISH_TIMEOUT", "inf"),
+        ("supervisor", "SYLLABUS_SERVICES", "gateway,mailer"),
+        ("supervisor", "SYLLABUS_SERVICES", ",,"),
+        ("supervisor", "SYLLABUS_RESTART_BACKOFF_MAX", "0"),
+        ("supervisor", "SYLLABUS_STOP_TIMEOUT", "-5"),
+        ("generator", "SYLLABUS_GENERATOR_CONCURRENCY", "0"),
+        ("generator", "SYLLABUS_GENERATOR_CONCURRENCY", "2.5"),
+        ("generator", "SYLLABUS_GENERATOR_ACK_WAIT", "0"),
+        ("generator", "SYLLABUS_GENERATOR_HEARTBEAT", "-1"),
+        ("generator", "SYLLABUS_GENERATOR_TIMEOUT", "forever"),
+        ("generator", "SYLLABUS_GENERATOR_DRAIN_GRACE", "-0.1"),
+        ("renderer", "SYLLABUS_RENDERER_CONCURRENCY", "many"),
+        ("renderer", "SYLLABUS_MAX_ATTEMPTS", "0"),
+        ("renderer", "SYLLABUS_BACKOFF", "1,,5"),
+        ("renderer", "SYLLABUS_BACKOFF", "1,0"),
+        ("renderer", "SYLLABUS_BACKOFF", "fast"),
+    ],
+)
+def test_invalid_value_names_the_variable(loader: str, variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        LOADERS[loader]({variable: value})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}=")
+    assert "\n" not in message
+
+
+def test_retry_delay_follows_the_backoff_steps() -> None:
+    policy = RetryPolicy(backoff=(1.0, 5.0, 15.0), jitter=0.2)
+    # rand 0.5 is the middle of the jitter range: no jitter at all.
+    assert [policy.delay(attempt, 0.5) for attempt in (0, 1, 2, 3, 4, 10)] == [1.0, 1.0, 5.0, 15.0, 15.0, 15.0]
+    assert policy.delay(2, 0.0) == pytest.approx(4.0)
+    assert policy.delay(2, 1.0) == pytest.approx(6.0)

@@ -45,6 +45,10 @@ class Topology:
         return self._stream("EVENTS")
 
     @property
+    def scheduled_stream(self) -> str:
+        return self._stream("SCHEDULED")
+
+    @property
     def dlq_stream(self) -> str:
         return self._stream("DLQ")
 
@@ -64,8 +68,17 @@ class Topology:
     def job_subject(self, kind: str, priority: int) -> str:
         return self._subject(f"jobs.{KIND_SERVICE[kind]}.{kind}.{priority_name(priority)}")
 
-    def scheduled_subject(self, job_id: str) -> str:
-        return self._subject(f"scheduled.{job_id}")
+    def schedule_subject(self, job_id: str) -> str:
+        """Holds a delayed job's JetStream message schedule (header Nats-Schedule: @at <time>)."""
+        return self._subject(f"scheduled.at.{job_id}")
+
+    def due_subject(self, job_id: str) -> str:
+        """Where the schedule fires; the scheduler relays from here into JOBS."""
+        return self._subject(f"scheduled.due.{job_id}")
+
+    @property
+    def due_subjects(self) -> str:
+        return self._subject("scheduled.due.*")
 
     def service_filter(self, service: str, priority: str) -> str:
         return self._subject(f"jobs.{service}.*.{priority}")

@@ -71,6 +71,9 @@ class Store(Protocol):
 
     async def get_job(self, job_id: str) -> job_pb2.Job | None: ...
 
+    async def delete_jobs(self, job_ids: Sequence[str]) -> None:
+        """Remove records whose jobs never reached the queue (their publish failed), freeing their keys."""
+
     async def list_jobs(self, query: JobQuery) -> JobPage:
         """Newest first. Raises InvalidPageToken for a token it did not produce."""
 

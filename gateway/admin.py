@@ -1,0 +1,76 @@
+"""AdminService: dead letters can be seen, retried (as they were or edited) and purged."""
+
+from __future__ import annotations
+
+from nats.aio.client import Client
+
+from gateway.status import Context, unary
+from syllabus import lifecycle
+from syllabus.deadletters import DeadLetters
+from syllabus.errors import Conflict, InvalidRequest, JobNotFound
+from syllabus.store.base import Store
+from syllabus.submit import Submitter
+from syllabus.topology import Topology
+from syllabus.v1 import admin_service_pb2 as pb
+from syllabus.v1 import admin_service_pb2_grpc, job_pb2
+
+
+class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
+    def __init__(
+        self, *, nc: Client, store: Store, topology: Topology, tenant: str, default_max_attempts: int, timeout: float
+    ) -> None:
+        self._store = store
+        self._tenant = tenant
+        self._default_max_attempts = default_max_attempts
+        self._dead_letters = DeadLetters(nc, topology)
+        self._submitter = Submitter(nc, store, topology, timeout)
+
+    async def _dead_letter(self, job_id: str) -> pb.DeadLetter:
+        dead = await self._dead_letters.get(job_id)
+        if dead is None or dead.job.tenant != self._tenant:
+            raise JobNotFound(job_id)
+        return dead
+
+    @unary
+    async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Context) -> pb.ListDeadLettersResponse:
+        letters, token = await self._dead_letters.list(
+            request.kind, min(request.page_size or 50, 1000), request.page_token
+        )
+        mine = [dead for dead in letters if dead.job.tenant == self._tenant]
+        return pb.ListDeadLettersResponse(dead_letters=mine, next_page_token=token)
+
+    @unary
+    async def GetDeadLetter(self, request: pb.GetDeadLetterRequest, context: Context) -> pb.GetDeadLetterResponse:
+        return pb.GetDeadLetterResponse(dead_letter=await self._dead_letter(request.job_id))
+
+    @unary
+    async def RetryDeadLetter(self, request: pb.RetryDeadLetterRequest, context: Context) -> pb.RetryDeadLetterResponse:
+        dead = await self._dead_letter(request.job_id)
+        spec = request.spec if request.HasField("spec") else None
+        if spec is not None and spec.WhichOneof("kind") != dead.job.kind:
+            raise InvalidRequest("spec", f"must be a {dead.job.kind} job like the one that failed")
+        options = request.options if request.HasField("options") else None
+        revived = await self._store.update_job(
+            request.job_id, lifecycle.revive(spec, options, self._default_max_attempts)
+        )
+        if revived.job is None:
+            raise JobNotFound(request.job_id)
+        if not revived.applied:
+            raise Conflict(
+                f"job {request.job_id} is {job_pb2.JobState.Name(revived.job.state)}, not FAILED: nothing to retry"
+            )
+        job = revived.job
+        try:
+            await self._submitter.enqueue(job, f"{job.id}:retry:{job.update_time.ToNanoseconds()}")
+        except BaseException:
+            # Not queued: the job stays failed and its dead letter stays, so the retry can be asked again.
+            await self._store.update_job(job.id, lambda current: dead.job if current.state == job.state else None)
+            raise
+        await self._dead_letters.remove(job.id)
+        return pb.RetryDeadLetterResponse(job=job)
+
+    @unary
+    async def PurgeDeadLetters(
+        self, request: pb.PurgeDeadLettersRequest, context: Context
+    ) -> pb.PurgeDeadLettersResponse:
+        return pb.PurgeDeadLettersResponse(purged=await self._dead_letters.purge(request.kind))

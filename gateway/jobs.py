@@ -1,0 +1,145 @@
+"""JobService: submit typed jobs, read them, cancel them, watch their events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from nats.aio.client import Client
+
+from gateway.status import Context, streaming, unary
+from gateway.watch import EventStreams
+from syllabus import lifecycle
+from syllabus.config import GatewayConfig
+from syllabus.errors import JobNotFound
+from syllabus.events import EventPublisher, event_for, event_msg_id
+from syllabus.store.base import JobQuery, Store
+from syllabus.submit import Submitter, build_job
+from syllabus.topology import Topology
+from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 50
+
+
+def call_timeout(context: Context, ceiling: float) -> float:
+    """How long we may wait on NATS: the caller's remaining deadline (less a margin to answer in), at most ceiling."""
+    remaining: float | None = context.time_remaining()
+    if remaining is None:
+        return ceiling
+    return max(0.001, min(ceiling, remaining * 0.9 - 0.01))
+
+
+class JobService(job_service_pb2_grpc.JobServiceServicer):
+    def __init__(
+        self,
+        *,
+        nc: Client,
+        store: Store,
+        topology: Topology,
+        config: GatewayConfig,
+        tenant: str,
+        default_max_attempts: int,
+    ) -> None:
+        self._nc = nc
+        self._store = store
+        self._topology = topology
+        self._config = config
+        self._tenant = tenant
+        self._default_max_attempts = default_max_attempts
+        self._submitter = Submitter(nc, store, topology, config.publish_timeout)
+        self._events = EventPublisher(nc, topology)
+        self._streams = EventStreams(nc, topology)
+
+    def _build(self, request: job_service_pb2.SubmitJobRequest) -> job_pb2.Job:
+        return build_job(
+            request.spec, request.options, tenant=self._tenant, default_max_attempts=self._default_max_attempts
+        )
+
+    async def _job(self, job_id: str) -> job_pb2.Job:
+        job = await self._store.get_job(job_id)
+        if job is None or job.tenant != self._tenant:
+            raise JobNotFound(job_id)
+        return job
+
+    @unary
+    async def SubmitJob(
+        self, request: job_service_pb2.SubmitJobRequest, context: Context
+    ) -> job_service_pb2.SubmitJobResponse:
+        [inserted] = await self._submitter.submit(
+            [self._build(request)], call_timeout(context, self._config.publish_timeout)
+        )
+        return job_service_pb2.SubmitJobResponse(job=inserted.job, created=inserted.created)
+
+    @unary
+    async def SubmitJobs(
+        self, request: job_service_pb2.SubmitJobsRequest, context: Context
+    ) -> job_service_pb2.SubmitJobsResponse:
+        jobs = [self._build(item) for item in request.requests]
+        inserted = await self._submitter.submit(jobs, call_timeout(context, self._config.publish_timeout))
+        return job_service_pb2.SubmitJobsResponse(
+            results=[job_service_pb2.SubmitJobResponse(job=item.job, created=item.created) for item in inserted]
+        )
+
+    @unary
+    async def GetJob(self, request: job_service_pb2.GetJobRequest, context: Context) -> job_service_pb2.GetJobResponse:
+        return job_service_pb2.GetJobResponse(job=await self._job(request.job_id))
+
+    @unary
+    async def ListJobs(
+        self, request: job_service_pb2.ListJobsRequest, context: Context
+    ) -> job_service_pb2.ListJobsResponse:
+        labels = dict(label.split("=", 1) for label in request.labels)
+        page = await self._store.list_jobs(
+            JobQuery(
+                tenant=self._tenant,
+                states=frozenset(request.states),
+                kind=request.kind,
+                labels=labels,
+                parent_id=request.parent_id,
+                page_size=min(request.page_size or DEFAULT_PAGE, MAX_PAGE),
+                page_token=request.page_token,
+            )
+        )
+        return job_service_pb2.ListJobsResponse(jobs=page.jobs, next_page_token=page.next_page_token)
+
+    @unary
+    async def CancelJob(
+        self, request: job_service_pb2.CancelJobRequest, context: Context
+    ) -> job_service_pb2.CancelJobResponse:
+        await self._job(request.job_id)
+        cancel = lifecycle.Cancel()
+        updated = await self._store.update_job(request.job_id, cancel.change())
+        job = updated.job
+        if job is None:
+            raise JobNotFound(request.job_id)
+        if cancel.outcome == "canceled":
+            if job.options.HasField("run_at"):
+                # Its schedule would still fire; the relay would skip it, but there is no reason to keep it.
+                await self._nc.jetstream().purge_stream(
+                    self._topology.scheduled_stream, subject=self._topology.schedule_subject(job.id)
+                )
+            event = event_for(job, job_pb2.JOB_EVENT_TYPE_CANCELED)
+            await self._events.publish(event, event_msg_id(event))
+        elif cancel.outcome == "requested":
+            event = event_for(job, job_pb2.JOB_EVENT_TYPE_CANCEL_REQUESTED)
+            await self._events.publish(event, event_msg_id(event))
+            # Reaches the worker running it at once; its heartbeat would notice the flag otherwise.
+            await self._nc.publish(self._topology.cancel_subject(job.id), request.reason.encode())
+        return job_service_pb2.CancelJobResponse(job=job)
+
+    @streaming
+    async def WatchJob(
+        self, request: job_service_pb2.WatchJobRequest, context: Context
+    ) -> AsyncIterator[job_service_pb2.WatchJobResponse]:
+        job = await self._job(request.job_id)
+        async for event in self._streams.job_events(job, request.after_sequence):
+            yield job_service_pb2.WatchJobResponse(event=event)
+
+    @streaming
+    async def WatchJobs(
+        self, request: job_service_pb2.WatchJobsRequest, context: Context
+    ) -> AsyncIterator[job_service_pb2.WatchJobsResponse]:
+        # Initial metadata goes out once the subscription exists, so a caller can tell the watch is live.
+        subscribed = lambda: context.send_initial_metadata(())  # noqa: E731
+        async for event in self._streams.tenant_events(self._tenant, request.kind, subscribed):
+            yield job_service_pb2.WatchJobsResponse(event=event)

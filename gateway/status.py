@@ -1,0 +1,138 @@
+"""Request validation and error mapping: every failure leaves the gateway as a google.rpc.Status.
+
+Bad input is INVALID_ARGUMENT with google.rpc.BadRequest field violations (paths as the proto spells them,
+e.g. `spec.summarize_text.text`), whether a protovalidate rule or a service rule caught it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeAlias, TypeVar
+
+import grpc
+import protovalidate
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from syllabus.errors import BrokerUnavailable, Conflict, InvalidRequest, JobNotFound, QueueFull
+from syllabus.store.base import InvalidPageToken
+
+log = logging.getLogger(__name__)
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+_validator = protovalidate.Validator()
+# grpc ships no type information; this names what the servicer methods receive.
+Context: TypeAlias = Any
+
+
+def field_path(violation: protovalidate.Violation) -> str:
+    """`requests[1].options.labels["BAD"]`: the path as grpc-gateway and AIP-193 spell field violations."""
+    parts: list[str] = []
+    field = violation.proto.field
+    for element in field.elements if field is not None else ():
+        name = str(element.field_name)
+        subscript = element.subscript
+        if subscript is not None:
+            name += f"[{subscript.value}]" if subscript.field == "index" else f'["{subscript.value}"]'
+        parts.append(name)
+    return ".".join(parts)
+
+
+def violations_of(request: Message) -> list[tuple[str, str]]:
+    return [(field_path(v), v.proto.message) for v in _validator.collect_violations(request)]
+
+
+def bad_request(violations: list[tuple[str, str]]) -> status_pb2.Status:
+    details = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=path, description=text) for path, text in violations
+        ]
+    )
+    summary = "; ".join(f"{path}: {text}" for path, text in violations[:5])
+    return _status(code_pb2.INVALID_ARGUMENT, f"invalid request: {summary}", details)
+
+
+def _status(code: int, message: str, *details: Message) -> status_pb2.Status:
+    packed = []
+    for detail in details:
+        wrapped = any_pb2.Any()
+        wrapped.Pack(detail)
+        packed.append(wrapped)
+    return status_pb2.Status(code=code, message=message, details=packed)
+
+
+def status_for(exc: Exception) -> status_pb2.Status | None:
+    """The Status a known failure maps to; None for bugs (reported as INTERNAL without details)."""
+    if isinstance(exc, QueueFull):
+        delay = duration_pb2.Duration(seconds=int(exc.retry_after))
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.RetryInfo(retry_delay=delay))
+    if isinstance(exc, BrokerUnavailable):
+        return _status(code_pb2.UNAVAILABLE, str(exc))
+    if isinstance(exc, JobNotFound):
+        info = error_details_pb2.ResourceInfo(resource_type="syllabus.v1.Job", resource_name=exc.job_id)
+        return _status(code_pb2.NOT_FOUND, str(exc), info)
+    if isinstance(exc, InvalidRequest):
+        return bad_request([(exc.field, exc.description)])
+    if isinstance(exc, InvalidPageToken):
+        return bad_request([("page_token", "not a token this server issued")])
+    if isinstance(exc, Conflict):
+        return _status(code_pb2.FAILED_PRECONDITION, str(exc))
+    return None
+
+
+async def abort(context: Context, status: status_pb2.Status) -> NoReturn:
+    await context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("abort_with_status returned")  # it always raises
+
+
+async def _fail(context: Context, exc: Exception, method: str) -> NoReturn:
+    status = status_for(exc)
+    if status is None:
+        log.exception("%s failed", method)
+        status = _status(code_pb2.INTERNAL, "internal error; the gateway log has the details")
+    await abort(context, status)
+
+
+async def _validate(request: Message, context: Context) -> None:
+    violations = violations_of(request)
+    if violations:
+        await abort(context, bad_request(violations))
+
+
+Unary = Callable[[Any, Req, Context], Awaitable[Resp]]
+Streaming = Callable[[Any, Req, Context], AsyncIterator[Resp]]
+
+
+def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:
+    """Validate the request against its proto rules, run the method, map its failures to a Status."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: Context) -> Resp:
+        await _validate(request, context)
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _fail(context, exc, method.__name__)
+
+    return wrapper
+
+
+def streaming(method: Streaming[Req, Resp]) -> Streaming[Req, Resp]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: Context) -> AsyncIterator[Resp]:
+        await _validate(request, context)
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _fail(context, exc, method.__name__)
+
+    return wrapper

@@ -1,0 +1,25 @@
+"""The scheduler process: relays delayed jobs when they fall due.
+
+Recurring (cron) jobs, stalled-job sweeps and retention come later and will run on the elected leader only.
+"""
+
+from __future__ import annotations
+
+from scheduler.relay import DueRelay
+from syllabus.config import CommonConfig
+from syllabus.process import open_connections, run_service, stop_signal
+from syllabus.topology import Topology
+
+
+async def serve(common: CommonConfig) -> None:
+    stop = stop_signal()
+    nc, store = await open_connections(common, "syllabus-scheduler")
+    try:
+        await DueRelay(nc, store, Topology(common.namespace)).run(stop)
+    finally:
+        await nc.drain()
+        await store.close()
+
+
+def main() -> int:
+    return run_service("scheduler", serve)

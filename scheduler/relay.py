@@ -1,0 +1,84 @@
+"""Moves delayed jobs into JOBS when their JetStream message schedule fires.
+
+Schedules live in the SCHEDULED stream (JOBS discards new messages when full, which schedules do not allow,
+and a schedule can only target its own stream). Any number of schedulers may relay: the consumer is a work
+queue and JOBS de-duplicates on the job id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from syllabus import lifecycle
+from syllabus.errors import BrokerUnavailable, QueueFull
+from syllabus.events import EventPublisher, event_for, event_msg_id
+from syllabus.store.base import Store
+from syllabus.submit import TARGET_HEADER
+from syllabus.topology import Topology
+from syllabus.v1 import job_pb2
+
+log = logging.getLogger(__name__)
+CONSUMER = "scheduler-relay"
+
+
+def _queued(job: job_pb2.Job) -> job_pb2.Job | None:
+    if job.state != job_pb2.JOB_STATE_SCHEDULED:
+        return None
+    new = job_pb2.Job()
+    new.CopyFrom(job)
+    new.state = job_pb2.JOB_STATE_QUEUED
+    new.update_time.CopyFrom(lifecycle.now())
+    return new
+
+
+class DueRelay:
+    def __init__(self, nc: Client, store: Store, topology: Topology) -> None:
+        self._js = nc.jetstream()
+        self._store = store
+        self._topology = topology
+        self._events = EventPublisher(nc, topology)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub = await self._js.pull_subscribe(
+            self._topology.due_subjects,
+            durable=CONSUMER,
+            stream=self._topology.scheduled_stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
+        )
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(64, timeout=1.0)
+                except (TimeoutError, NatsTimeout):
+                    continue
+                for msg in msgs:
+                    await self._relay(msg)
+        finally:
+            await sub.unsubscribe()
+
+    async def _relay(self, msg: Msg) -> None:
+        job = job_pb2.Job.FromString(msg.data)
+        current = await self._store.get_job(job.id)
+        if current is None or current.state != job_pb2.JOB_STATE_SCHEDULED:
+            # Canceled while it waited, or relayed already: the schedule has nothing left to do.
+            await msg.ack()
+            return
+        target = (msg.headers or {}).get(TARGET_HEADER, "")
+        try:
+            await self._js.publish(target, msg.data, headers={"Nats-Msg-Id": job.id})
+        except Exception as exc:
+            error = QueueFull() if "maximum" in str(exc) else BrokerUnavailable(str(exc))
+            log.warning("delayed job %s not relayed yet: %s", job.id, error)
+            await msg.nak(delay=5)
+            return
+        updated = await self._store.update_job(job.id, _queued)
+        if updated.applied and updated.job is not None:
+            event = event_for(updated.job, job_pb2.JOB_EVENT_TYPE_QUEUED)
+            await self._events.publish(event, event_msg_id(event))
+        await msg.ack()

@@ -1,0 +1,34 @@
+"""Errors that cross module boundaries, each mapped to one gRPC status by the gateway."""
+
+from __future__ import annotations
+
+
+class QueueFull(Exception):
+    """JOBS refused the job (its limits are reached and it discards new messages): the caller backs off."""
+
+    def __init__(self, retry_after: float = 5.0) -> None:
+        super().__init__(f"the job queue is full; retry in {retry_after:g}s")
+        self.retry_after = retry_after
+
+
+class BrokerUnavailable(Exception):
+    """NATS did not acknowledge in time (down, partitioned, or reconnecting)."""
+
+
+class JobNotFound(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found")
+        self.job_id = job_id
+
+
+class InvalidRequest(Exception):
+    """A request that passed the proto rules but breaks a rule only the service knows."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
+        self.field = field
+        self.description = description
+
+
+class Conflict(Exception):
+    """The request does not fit the job's current state (FAILED_PRECONDITION)."""

@@ -1,0 +1,84 @@
+"""Job events on the EVENTS stream: building them from a job record, publishing, reading them back."""
+
+from __future__ import annotations
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from syllabus.topology import Topology
+from syllabus.v1 import job_pb2
+
+TERMINAL_EVENTS = frozenset(
+    {job_pb2.JOB_EVENT_TYPE_SUCCEEDED, job_pb2.JOB_EVENT_TYPE_FAILED, job_pb2.JOB_EVENT_TYPE_CANCELED}
+)
+
+
+def event_for(
+    job: job_pb2.Job,
+    type_: job_pb2.JobEventType,
+    *,
+    error: job_pb2.JobError | None = None,
+    retry_delay: float | None = None,
+) -> job_pb2.JobEvent:
+    """The event announcing `job`'s new state (the record as stored after the transition)."""
+    event = job_pb2.JobEvent(
+        job_id=job.id,
+        type=type_,
+        state=job.state,
+        attempt=job.attempt,
+        time=job.update_time if job.HasField("update_time") else _now(),
+        kind=job.kind,
+        tenant=job.tenant,
+        parent_id=job.parent_id,
+        terminal=type_ in TERMINAL_EVENTS,
+        labels=job.options.labels,
+    )
+    if type_ == job_pb2.JOB_EVENT_TYPE_PROGRESS:
+        event.progress.CopyFrom(job.progress)
+    if type_ == job_pb2.JOB_EVENT_TYPE_SUCCEEDED:
+        event.result.CopyFrom(job.result)
+    if error is not None:
+        event.error.CopyFrom(error)
+    if retry_delay is not None:
+        event.retry_delay.CopyFrom(Duration(seconds=int(retry_delay), nanos=int((retry_delay % 1) * 1e9)))
+    return event
+
+
+def _now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+class EventPublisher:
+    """Publishes job events. Each event has a Nats-Msg-Id so a re-publish after a crash is de-duplicated."""
+
+    def __init__(self, nc: Client, topology: Topology, timeout: float = 5.0) -> None:
+        self._js = nc.jetstream(timeout=timeout)
+        self._topology = topology
+
+    async def publish(self, event: job_pb2.JobEvent, msg_id: str) -> int:
+        """Publish and wait for the stream's ack; returns the event's sequence."""
+        ack = await self._js.publish(
+            self._topology.event_subject(event.tenant, event.job_id),
+            event.SerializeToString(),
+            headers={"Nats-Msg-Id": msg_id},
+        )
+        return int(ack.seq)
+
+
+def event_msg_id(event: job_pb2.JobEvent) -> str:
+    """Stable for one transition: the same transition published twice is stored once."""
+    if event.type == job_pb2.JOB_EVENT_TYPE_PROGRESS:
+        return f"{event.job_id}:{event.attempt}:progress:{event.time.ToNanoseconds()}"
+    return f"{event.job_id}:{event.attempt}:{job_pb2.JobEventType.Name(event.type)}"
+
+
+def decode_event(msg: Msg) -> job_pb2.JobEvent:
+    """An event as read from the stream, with its stream sequence filled in."""
+    event = job_pb2.JobEvent()
+    event.ParseFromString(msg.data)
+    event.sequence = msg.metadata.sequence.stream
+    return event

@@ -1,0 +1,135 @@
+"""Connecting to NATS and declaring the JetStream topology (streams, consumers, bucket), idempotently."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from syllabus.config import WorkerConfig
+from syllabus.topology import PRIORITIES, Topology
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """How much the JOBS queue holds before it refuses work (discard new: the caller sees RESOURCE_EXHAUSTED)."""
+
+    max_jobs: int = 1_000_000
+    max_job_bytes: int = 1 << 30
+    # Nats-Msg-Id (the job id) de-duplication window of JOBS, seconds.
+    duplicate_window: float = 120.0
+    # How long job events stay replayable, seconds.
+    events_max_age: float = 7 * 24 * 3600.0
+
+
+async def connect(url: str, name: str) -> Client:
+    """A connection that keeps reconnecting forever; callers bound their own waits with timeouts."""
+    return await nats.connect(
+        servers=[part.strip() for part in url.split(",")],
+        name=name,
+        connect_timeout=2,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+    )
+
+
+def _stream_configs(topology: Topology, limits: StreamLimits) -> list[StreamConfig]:
+    return [
+        StreamConfig(
+            name=topology.jobs_stream,
+            subjects=[topology.jobs_subjects],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.NEW,
+            max_msgs=limits.max_jobs,
+            max_bytes=limits.max_job_bytes,
+            duplicate_window=limits.duplicate_window,
+        ),
+        # Message schedules cannot live in a discard-new stream, and a schedule can only target its own stream,
+        # so delayed jobs wait here and the scheduler relays each one into JOBS when its schedule fires.
+        StreamConfig(
+            name=topology.scheduled_stream,
+            subjects=[topology.scheduled_subjects],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            allow_msg_schedules=True,
+            duplicate_window=limits.duplicate_window,
+        ),
+        StreamConfig(
+            name=topology.events_stream,
+            subjects=[topology.events_subjects],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=limits.events_max_age,
+            duplicate_window=limits.duplicate_window,
+            allow_direct=True,
+        ),
+        StreamConfig(
+            name=topology.dlq_stream,
+            subjects=[topology.dead_letter_subjects],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            # A job has at most one dead letter: the newest replaces an older one.
+            max_msgs_per_subject=1,
+            duplicate_window=limits.duplicate_window,
+            allow_direct=True,
+        ),
+    ]
+
+
+async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits | None = None) -> None:
+    """Create or update every stream and the artifacts bucket. Safe to run at every start of every process."""
+    js = nc.jetstream()
+    for config in _stream_configs(topology, limits or StreamLimits()):
+        name = str(config.name)
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+                log.info("created stream %s", config.name)
+            except BadRequestError:
+                # Another process created it between our look and our create.
+                await js.update_stream(config)
+        else:
+            await js.update_stream(config)
+    try:
+        await js.object_store(topology.artifacts_bucket)
+    except NotFoundError:
+        await js.create_object_store(
+            topology.artifacts_bucket, ObjectStoreConfig(bucket=topology.artifacts_bucket, storage=StorageType.FILE)
+        )
+
+
+def consumer_config(topology: Topology, service: str, priority: str, worker: WorkerConfig) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=topology.consumer(service, priority),
+        filter_subject=topology.service_filter(service, priority),
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=worker.ack_wait,
+        # Attempts are counted by the worker against each job's own max_attempts, not by the server.
+        max_deliver=-1,
+        max_ack_pending=max(64, worker.concurrency * 4),
+        max_waiting=512,
+    )
+
+
+async def ensure_consumers(nc: Client, topology: Topology, service: str, worker: WorkerConfig) -> None:
+    """The durable pull consumers of one worker service, one per priority."""
+    js = nc.jetstream()
+    for priority in PRIORITIES:
+        await js.add_consumer(topology.jobs_stream, consumer_config(topology, service, priority, worker))

@@ -1,0 +1,201 @@
+"""The job state machine, as change functions for Store.update_job.
+
+Each function returns a change that the store applies atomically to the record as it is at write time. A
+change returns None to refuse: that is how a stale attempt (a worker whose lease was taken over) is kept from
+completing a job, and how a finished job is kept finished. Pure logic, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from syllabus.store.base import JobChange
+from syllabus.v1 import job_pb2
+
+S = job_pb2
+TERMINAL_STATES = frozenset({S.JOB_STATE_SUCCEEDED, S.JOB_STATE_FAILED, S.JOB_STATE_CANCELED})
+WAITING_STATES = frozenset({S.JOB_STATE_SCHEDULED, S.JOB_STATE_QUEUED, S.JOB_STATE_RETRYING})
+
+
+def is_terminal(state: int) -> bool:
+    return state in TERMINAL_STATES
+
+
+def now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def _copy(job: job_pb2.Job) -> job_pb2.Job:
+    new = job_pb2.Job()
+    new.CopyFrom(job)
+    new.update_time.CopyFrom(now())
+    return new
+
+
+def _holds_lease(job: job_pb2.Job, attempt: int) -> bool:
+    return job.state == S.JOB_STATE_RUNNING and job.attempt == attempt
+
+
+@dataclass
+class Claim:
+    """What a claim found. The worker reads it after update_job to decide what to do with the message."""
+
+    # "run": the attempt is ours; "finished": nothing to do; "exhausted": out of attempts before running.
+    outcome: str = ""
+
+    def change(self) -> JobChange:
+        def claim(job: job_pb2.Job) -> job_pb2.Job | None:
+            if is_terminal(job.state):
+                self.outcome = "finished"
+                return None
+            if job.attempt >= job.max_attempts:
+                # The last attempt was lost (its worker died); the job is dead-lettered, not run again.
+                self.outcome = "exhausted"
+                return None
+            self.outcome = "run"
+            new = _copy(job)
+            new.state = S.JOB_STATE_RUNNING
+            new.attempt = job.attempt + 1
+            new.cancel_requested = False
+            if not job.HasField("start_time"):
+                new.start_time.CopyFrom(new.update_time)
+            return new
+
+        return claim
+
+
+def succeed(attempt: int, result: job_pb2.JobResult) -> JobChange:
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if not _holds_lease(job, attempt):
+            return None
+        new = _copy(job)
+        new.state = S.JOB_STATE_SUCCEEDED
+        new.result.CopyFrom(result)
+        new.progress.percent = 100
+        new.end_time.CopyFrom(new.update_time)
+        return new
+
+    return change
+
+
+def retry(attempt: int, error: job_pb2.JobError) -> JobChange:
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if not _holds_lease(job, attempt):
+            return None
+        new = _copy(job)
+        new.state = S.JOB_STATE_RETRYING
+        new.errors.append(error)
+        return new
+
+    return change
+
+
+def fail(attempt: int | None, error: job_pb2.JobError) -> JobChange:
+    """Dead-lettered: out of attempts or a permanent error. attempt None: no attempt holds the job (exhausted)."""
+
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if is_terminal(job.state) or (attempt is not None and not _holds_lease(job, attempt)):
+            return None
+        new = _copy(job)
+        new.state = S.JOB_STATE_FAILED
+        new.errors.append(error)
+        new.end_time.CopyFrom(new.update_time)
+        return new
+
+    return change
+
+
+def canceled_by_worker(attempt: int) -> JobChange:
+    """The running attempt stopped because CancelJob asked it to."""
+
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if not _holds_lease(job, attempt):
+            return None
+        new = _copy(job)
+        new.state = S.JOB_STATE_CANCELED
+        new.end_time.CopyFrom(new.update_time)
+        return new
+
+    return change
+
+
+def requeue(attempt: int) -> JobChange:
+    """A draining worker gave the job back before it finished: that attempt does not count."""
+
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if not _holds_lease(job, attempt):
+            return None
+        new = _copy(job)
+        new.state = S.JOB_STATE_QUEUED
+        new.attempt = attempt - 1
+        return new
+
+    return change
+
+
+def progress(attempt: int, percent: float, message: str) -> JobChange:
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if not _holds_lease(job, attempt):
+            return None
+        new = _copy(job)
+        new.progress.percent = max(0.0, min(100.0, percent))
+        new.progress.message = message
+        return new
+
+    return change
+
+
+@dataclass
+class Cancel:
+    """CancelJob: a waiting job is canceled at once; a running one is asked to stop."""
+
+    # "canceled", "requested" (running: the worker will finish it), or "finished" (nothing to do).
+    outcome: str = ""
+
+    def change(self) -> JobChange:
+        def cancel(job: job_pb2.Job) -> job_pb2.Job | None:
+            if is_terminal(job.state):
+                self.outcome = "finished"
+                return None
+            new = _copy(job)
+            if job.state == S.JOB_STATE_RUNNING:
+                self.outcome = "requested"
+                new.cancel_requested = True
+            else:
+                self.outcome = "canceled"
+                new.state = S.JOB_STATE_CANCELED
+                new.end_time.CopyFrom(new.update_time)
+            return new
+
+        return cancel
+
+
+def revive(spec: job_pb2.JobSpec | None, options: job_pb2.JobOptions | None, default_max_attempts: int) -> JobChange:
+    """A dead letter retried: the job is queued again with a fresh attempt history."""
+
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if job.state != S.JOB_STATE_FAILED:
+            return None
+        new = _copy(job)
+        if spec is not None:
+            new.spec.CopyFrom(spec)
+        if options is not None:
+            new.options.CopyFrom(options)
+        delayed = (
+            new.options.HasField("run_at") and new.options.run_at.ToNanoseconds() > new.update_time.ToNanoseconds()
+        )
+        new.state = S.JOB_STATE_SCHEDULED if delayed else S.JOB_STATE_QUEUED
+        new.attempt = 0
+        new.max_attempts = new.options.max_attempts or default_max_attempts
+        del new.errors[:]
+        new.ClearField("result")
+        new.ClearField("progress")
+        new.ClearField("start_time")
+        new.ClearField("end_time")
+        return new
+
+    return change

@@ -1,0 +1,79 @@
+"""What every service process does around its work: config, logging, connections, and stopping on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from nats.aio.client import Client
+
+from syllabus.config import CommonConfig, ConfigError, WorkerConfig
+from syllabus.jetstream import connect, ensure_topology
+from syllabus.logs import setup_logging
+from syllabus.store.base import Store
+from syllabus.store.factory import open_store
+from syllabus.topology import Topology
+from syllabus.worker import Handler, Worker
+
+
+def require_nats(common: CommonConfig) -> str:
+    if not common.nats_url:
+        raise ConfigError(
+            "SYLLABUS_NATS_URL is not set: a service started on its own needs a NATS server (or use `syllabus up`)"
+        )
+    return common.nats_url
+
+
+async def open_connections(common: CommonConfig, name: str) -> tuple[Client, Store]:
+    nc = await connect(require_nats(common), name)
+    await ensure_topology(nc, Topology(common.namespace))
+    store = open_store(common)
+    await store.open()
+    return nc, store
+
+
+def stop_signal() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT: the process then finishes what it is doing and exits."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def run_service(name: str, serve: Callable[[CommonConfig], Coroutine[Any, Any, None]]) -> int:
+    common = CommonConfig.from_env()
+    setup_logging(common, name)
+    try:
+        asyncio.run(serve(common))
+    except OSError as exc:
+        print(f"syllabus {name}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def serve_worker(common: CommonConfig, service: str, handlers: Mapping[str, Handler]) -> None:
+    """Run a worker service until SIGTERM, then drain (see Worker.stop)."""
+    stop = stop_signal()
+    nc, store = await open_connections(common, f"syllabus-{service}")
+    worker = Worker(
+        service=service,
+        handlers=handlers,
+        nc=nc,
+        store=store,
+        topology=Topology(common.namespace),
+        config=WorkerConfig.from_env(service),
+    )
+    run = asyncio.create_task(worker.run())
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        worker.stop()
+        await run
+    finally:
+        stopped.cancel()
+        await nc.drain()
+        await store.close()

@@ -1,0 +1,135 @@
+"""Accepting jobs: build the record, store it (idempotency), then put it on JOBS (or its schedule).
+
+Used by the gateway, by handlers that fan out child jobs, by dead-letter retries and by the scheduler relay.
+The record is stored before the message is published, so a duplicate idempotency key never reaches a worker;
+a publish that fails removes the records again and raises, so the caller may safely try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import PubAck
+from nats.js.errors import APIError, NoStreamResponseError
+
+from syllabus import lifecycle
+from syllabus.errors import BrokerUnavailable, QueueFull
+from syllabus.events import EventPublisher, event_for, event_msg_id
+from syllabus.ids import new_id
+from syllabus.store.base import Inserted, Store
+from syllabus.topology import Topology
+from syllabus.v1 import job_pb2
+
+log = logging.getLogger(__name__)
+
+# JetStream error codes that mean "the stream is at its limits".
+_STREAM_FULL_CODES = frozenset({10077, 10047, 10027, 10028})
+# Header carrying a delayed job's JOBS subject through its schedule, so the relay knows where it goes.
+TARGET_HEADER = "Syllabus-Target"
+
+
+def build_job(
+    spec: job_pb2.JobSpec,
+    options: job_pb2.JobOptions,
+    *,
+    tenant: str,
+    default_max_attempts: int,
+    parent_id: str = "",
+) -> job_pb2.Job:
+    created = lifecycle.now()
+    delayed = options.HasField("run_at") and options.run_at.ToNanoseconds() > created.ToNanoseconds()
+    job = job_pb2.Job(
+        id=new_id(),
+        spec=spec,
+        options=options,
+        state=job_pb2.JOB_STATE_SCHEDULED if delayed else job_pb2.JOB_STATE_QUEUED,
+        kind=spec.WhichOneof("kind") or "",
+        max_attempts=options.max_attempts or default_max_attempts,
+        tenant=tenant,
+        parent_id=parent_id,
+    )
+    job.create_time.CopyFrom(created)
+    job.update_time.CopyFrom(created)
+    return job
+
+
+class Submitter:
+    def __init__(self, nc: Client, store: Store, topology: Topology, timeout: float = 5.0) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(timeout=timeout)
+        self._store = store
+        self._topology = topology
+        self._events = EventPublisher(nc, topology, timeout)
+        self._timeout = timeout
+
+    async def submit(self, jobs: Sequence[job_pb2.Job], timeout: float | None = None) -> list[Inserted]:
+        """Store and enqueue; returns once JetStream acknowledged every new job. Existing keys come back as is."""
+        inserted = await self._store.insert_jobs(jobs)
+        new = [item.job for item in inserted if item.created]
+        if new:
+            try:
+                await self._publish([(job, job.id) for job in new], timeout or self._timeout)
+            except BaseException:
+                await self._store.delete_jobs([job.id for job in new])
+                raise
+            await self._announce(new)
+        return inserted
+
+    async def enqueue(self, job: job_pb2.Job, msg_id: str) -> None:
+        """Put an already stored job on its queue again (dead-letter retry, scheduler relay)."""
+        await self._publish([(job, msg_id)], self._timeout)
+        await self._announce([job])
+
+    async def _publish(self, jobs: Sequence[tuple[job_pb2.Job, str]], timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                acks = [await self._publish_async(job, msg_id) for job, msg_id in jobs]
+                await asyncio.gather(*acks)
+        except BaseException as exc:
+            raise _translate(exc) from exc
+
+    async def _announce(self, jobs: Sequence[job_pb2.Job]) -> None:
+        # The jobs are durable already; a lost QUEUED event must not undo that, so failures are only logged.
+        events = [event_for(job, _arrival_event(job)) for job in jobs]
+        results = await asyncio.gather(
+            *[self._events.publish(event, event_msg_id(event)) for event in events], return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            log.warning("%d of %d arrival events not published: %s", len(failed), len(events), failed[0])
+
+    async def _publish_async(self, job: job_pb2.Job, msg_id: str) -> asyncio.Future[PubAck]:
+        subject = self._topology.job_subject(job.kind, job.options.priority)
+        payload = job.SerializeToString()
+        headers = {"Nats-Msg-Id": msg_id}
+        if job.state == job_pb2.JOB_STATE_SCHEDULED:
+            run_at = job.options.run_at.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            headers |= {
+                "Nats-Schedule": f"@at {run_at}",
+                "Nats-Schedule-Target": self._topology.due_subject(job.id),
+                TARGET_HEADER: subject,
+            }
+            subject = self._topology.schedule_subject(job.id)
+        return await self._js.publish_async(subject, payload, headers=headers)
+
+
+def _arrival_event(job: job_pb2.Job) -> job_pb2.JobEventType:
+    if job.state == job_pb2.JOB_STATE_SCHEDULED:
+        return job_pb2.JOB_EVENT_TYPE_SCHEDULED
+    return job_pb2.JOB_EVENT_TYPE_QUEUED
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, APIError) and exc.err_code in _STREAM_FULL_CODES:
+        return QueueFull()
+    if isinstance(exc, asyncio.TimeoutError | NatsTimeout | NoRespondersError | NoStreamResponseError):
+        return BrokerUnavailable("the message broker did not acknowledge the job in time")
+    if isinstance(exc, APIError):
+        return BrokerUnavailable(f"the message broker refused the job: {exc.description}")
+    return exc

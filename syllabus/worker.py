@@ -1,0 +1,409 @@
+"""The worker runtime every worker service uses: fetch, claim, run, and ack / retry / dead-letter.
+
+One message is one attempt. The attempt number stored with the job is the lease: every write of a finished
+attempt is conditional on it (syllabus.lifecycle), so a worker that stalled and came back after its job was
+redelivered cannot complete it a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.client import JetStreamContext
+
+from syllabus import lifecycle
+from syllabus.config import RetryPolicy, WorkerConfig
+from syllabus.deadletters import DeadLetters
+from syllabus.events import EventPublisher, event_for, event_msg_id
+from syllabus.jetstream import ensure_consumers
+from syllabus.store.base import Store
+from syllabus.topology import PRIORITIES, Topology
+from syllabus.v1 import job_pb2
+
+log = logging.getLogger(__name__)
+E = job_pb2
+
+
+class JobError(Exception):
+    """Raise from a handler to fail an attempt with a chosen type. Retried unless permanent."""
+
+    permanent = False
+
+    def __init__(self, message: str, *, error_type: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type or type(self).__name__
+        # The earliest the next attempt may run (a provider's Retry-After), seconds.
+        self.retry_after = retry_after
+
+
+class RetryableError(JobError):
+    pass
+
+
+class PermanentError(JobError):
+    permanent = True
+
+
+@dataclass
+class JobContext:
+    """What a handler gets: the job, its attempt, and a way to report progress."""
+
+    job: job_pb2.Job
+    attempt: int
+    _report: Callable[[float, str], Awaitable[None]]
+
+    async def progress(self, percent: float, message: str) -> None:
+        await self._report(percent, message)
+
+
+Handler = Callable[[JobContext], Coroutine[Any, Any, job_pb2.JobResult]]
+
+
+def classify(exc: BaseException, policy: RetryPolicy, attempt: int) -> job_pb2.JobError:
+    if isinstance(exc, TimeoutError):
+        error_type, message = "Timeout", "the attempt ran past its time limit"
+    else:
+        error_type = exc.error_type if isinstance(exc, JobError) else type(exc).__name__
+        message = str(exc) or error_type
+    permanent = (isinstance(exc, JobError) and exc.permanent) or error_type in policy.permanent_errors
+    error = job_pb2.JobError(attempt=attempt, type=error_type, message=message[:2000], permanent=permanent)
+    error.time.CopyFrom(lifecycle.now())
+    return error
+
+
+@dataclass
+class _Running:
+    msg: Msg
+    job_id: str
+    handler_task: asyncio.Task[job_pb2.JobResult] | None = None
+    # Why the handler was stopped from outside: "cancel" (CancelJob) or "drain" (shutdown).
+    stop_reason: str = ""
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def stop(self, reason: str) -> None:
+        if self.handler_task is not None and self.handler_task.done():
+            return
+        # Before the handler starts, the reason alone keeps it from starting.
+        self.stop_reason = self.stop_reason or reason
+        if self.handler_task is not None:
+            self.handler_task.cancel()
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        service: str,
+        handlers: Mapping[str, Handler],
+        nc: Client,
+        store: Store,
+        topology: Topology,
+        config: WorkerConfig,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.service = service
+        self._handlers = dict(handlers)
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream()
+        self._store = store
+        self._topology = topology
+        self._config = config
+        self._rand = rand
+        self._events = EventPublisher(nc, topology)
+        self._dead_letters = DeadLetters(nc, topology)
+        self._running: dict[str, _Running] = {}
+        self._slot_freed = asyncio.Event()
+        self._interactive_drained = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def stop(self) -> None:
+        """Begin draining: fetch nothing more; run() returns once running jobs are finished or handed back."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await ensure_consumers(self._nc, self._topology, self.service, self._config)
+        subs = {
+            priority: await self._js.pull_subscribe_bind(
+                durable=self._topology.consumer(self.service, priority), stream=self._topology.jobs_stream
+            )
+            for priority in PRIORITIES
+        }
+        cancels = await self._nc.subscribe(self._topology.cancel_subjects, cb=self._on_cancel)
+        loops = [
+            asyncio.create_task(self._fetch_loop(subs["interactive"], gate=None)),
+            asyncio.create_task(self._fetch_loop(subs["batch"], gate=self._interactive_drained)),
+        ]
+        log.info(
+            "%s worker running %s (concurrency %d)",
+            self.service,
+            sorted(self._handlers),
+            self._config.concurrency,
+        )
+        try:
+            await self._stopping.wait()
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._drain()
+            await cancels.unsubscribe()
+            for sub in subs.values():
+                await sub.unsubscribe()
+
+    async def _fetch_loop(self, sub: JetStreamContext.PullSubscription, gate: asyncio.Event | None) -> None:
+        """Long-polls one priority's consumer. The batch loop (gated) fetches only while no interactive job waits."""
+        while True:
+            if gate is not None:
+                await gate.wait()
+            free = self._config.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                msgs = await sub.fetch(free, timeout=1.0)
+            except (TimeoutError, NatsTimeout):
+                msgs = []
+            except Exception as exc:
+                # Reconnecting or the server restarting: keep polling, the consumer is durable.
+                log.warning("fetch failed: %s", exc)
+                await asyncio.sleep(0.5)  # back off a failing broker instead of spinning; not synchronisation
+                continue
+            if gate is None:
+                if len(msgs) < free:
+                    self._interactive_drained.set()
+                else:
+                    self._interactive_drained.clear()
+            for msg in msgs:
+                self._start(msg)
+
+    def _start(self, msg: Msg) -> None:
+        try:
+            job = job_pb2.Job.FromString(msg.data)
+        except Exception:
+            log.error("dropping undecodable message on %s", msg.subject)
+            asyncio.create_task(msg.term())  # noqa: RUF006 - fire and forget: nothing to wait for
+            return
+        running = _Running(msg=msg, job_id=job.id)
+        self._running[job.id] = running
+        running.task = asyncio.create_task(self._handle(running, job))
+        running.task.add_done_callback(lambda _: self._finished(job.id))
+
+    def _finished(self, job_id: str) -> None:
+        self._running.pop(job_id, None)
+        self._slot_freed.set()
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        running = self._running.get(msg.subject.rsplit(".", 1)[-1])
+        if running is not None:
+            running.stop("cancel")
+
+    async def _drain(self) -> None:
+        tasks = [r.task for r in self._running.values() if r.task is not None]
+        if not tasks:
+            return
+        log.info("draining: waiting up to %.0fs for %d running jobs", self._config.drain_grace, len(tasks))
+        _, pending = await asyncio.wait(tasks, timeout=self._config.drain_grace or None)
+        if pending:
+            log.info("handing %d unfinished jobs back to the queue", len(pending))
+            for running in list(self._running.values()):
+                running.stop("drain")
+            await asyncio.wait(pending)
+
+    async def _handle(self, running: _Running, payload: job_pb2.Job) -> None:
+        try:
+            await self._attempt(running, payload)
+        except Exception:
+            # The store or NATS failed mid-bookkeeping. Leave the message unacked: it is redelivered after
+            # AckWait and the claim sorts out what was already recorded.
+            log.exception("job %s: bookkeeping failed; it will be redelivered", payload.id)
+
+    async def _attempt(self, running: _Running, payload: job_pb2.Job) -> None:
+        msg = running.msg
+        claim = lifecycle.Claim()
+        claimed = await self._store.update_job(payload.id, claim.change())
+        job = claimed.job
+        if job is None:
+            log.error("job %s has no record; dropping its message", payload.id)
+            await msg.term()
+            return
+        if claim.outcome == "finished":
+            # Redelivered after its result was stored (the ack was lost): make sure the end was announced.
+            await self._announce_end(job)
+            await msg.ack()
+            return
+        if claim.outcome == "exhausted":
+            error = job_pb2.JobError(
+                attempt=job.attempt,
+                type="AttemptsExhausted",
+                message=f"attempt {job.attempt} of {job.max_attempts} was lost with its worker; no attempts remain",
+                permanent=True,
+            )
+            error.time.CopyFrom(lifecycle.now())
+            await self._dead_letter(job, None, error, msg, "max attempts exhausted (last attempt lost)")
+            return
+        attempt = job.attempt
+        await self._emit(job, E.JOB_EVENT_TYPE_STARTED)
+        handler = self._handlers.get(job.kind)
+        if handler is None:
+            error = job_pb2.JobError(
+                attempt=attempt,
+                type="NoHandler",
+                message=f"the {self.service} service has no handler for {job.kind!r}",
+                permanent=True,
+            )
+            error.time.CopyFrom(lifecycle.now())
+            await self._dead_letter(job, attempt, error, msg, "permanent error")
+            return
+        await self._run_handler(running, job, attempt, handler)
+
+    async def _run_handler(self, running: _Running, job: job_pb2.Job, attempt: int, handler: Handler) -> None:
+        msg = running.msg
+        ctx = JobContext(job=job, attempt=attempt, _report=lambda pct, text: self._progress(job.id, attempt, pct, text))
+        handler_task = asyncio.create_task(handler(ctx))
+        running.handler_task = handler_task
+        if running.stop_reason:
+            handler_task.cancel()
+        heartbeat = asyncio.create_task(self._heartbeat(running))
+        timeout = job.options.timeout.ToNanoseconds() / 1e9 or self._config.default_timeout
+        try:
+            done, _ = await asyncio.wait({handler_task}, timeout=timeout)
+            if not done:
+                running.stop("timeout")
+            with contextlib.suppress(asyncio.CancelledError):
+                await handler_task
+        except BaseException:
+            handler_task.cancel()
+            raise
+        finally:
+            heartbeat.cancel()
+        if running.stop_reason == "cancel":
+            await self._finish_canceled(job, attempt, msg)
+        elif running.stop_reason == "drain":
+            await self._requeue(job, attempt, msg)
+        elif running.stop_reason == "timeout":
+            await self._failed(job, attempt, TimeoutError(), msg)
+        elif handler_task.cancelled():
+            await self._failed(job, attempt, RetryableError("the handler was cancelled", error_type="Cancelled"), msg)
+        elif (exc := handler_task.exception()) is not None:
+            await self._failed(job, attempt, exc, msg)
+        else:
+            await self._succeeded(job, attempt, handler_task.result(), msg)
+
+    async def _heartbeat(self, running: _Running) -> None:
+        """Keeps the lease alive at JetStream, and notices a CancelJob whose NATS notice was missed."""
+        while True:
+            await asyncio.sleep(self._config.heartbeat)  # a periodic duty, not synchronisation
+            with contextlib.suppress(Exception):
+                await running.msg.in_progress()
+                current = await self._store.get_job(running.job_id)
+                if current is not None and current.cancel_requested:
+                    running.stop("cancel")
+
+    async def _progress(self, job_id: str, attempt: int, percent: float, message: str) -> None:
+        updated = await self._store.update_job(job_id, lifecycle.progress(attempt, percent, message))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_PROGRESS)
+
+    async def _succeeded(self, job: job_pb2.Job, attempt: int, result: job_pb2.JobResult, msg: Msg) -> None:
+        updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_SUCCEEDED)
+            await msg.ack()
+        else:
+            await self._lost_lease(updated.job, attempt, msg)
+
+    async def _failed(self, job: job_pb2.Job, attempt: int, exc: BaseException, msg: Msg) -> None:
+        policy = self._config.retry
+        error = classify(exc, policy, attempt)
+        if error.permanent:
+            await self._dead_letter(job, attempt, error, msg, "permanent error")
+            return
+        if attempt >= job.max_attempts:
+            await self._dead_letter(job, attempt, error, msg, f"max attempts ({job.max_attempts}) exhausted")
+            return
+        delay = policy.delay(attempt, self._rand())
+        if isinstance(exc, JobError) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        updated = await self._store.update_job(job.id, lifecycle.retry(attempt, error))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_RETRYING, error=error, retry_delay=delay)
+            await msg.nak(delay=delay)
+            log.info("job %s attempt %d failed (%s); retrying in %.1fs", job.id, attempt, error.type, delay)
+        else:
+            await self._lost_lease(updated.job, attempt, msg)
+
+    async def _dead_letter(
+        self, job: job_pb2.Job, attempt: int | None, error: job_pb2.JobError, msg: Msg, reason: str
+    ) -> None:
+        current = await self._store.get_job(job.id)
+        change = lifecycle.fail(attempt, error)
+        failed = change(current) if current is not None else None
+        if failed is None:
+            await self._lost_lease(current, attempt or 0, msg)
+            return
+        # The copy comes first: term() deletes the payload from the work queue.
+        await self._dead_letters.put(failed, msg.subject, reason)
+        updated = await self._store.update_job(job.id, change)
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_DEAD_LETTERED, error=error)
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_FAILED, error=error)
+        await msg.term()
+        log.warning("job %s dead-lettered: %s (%s: %s)", job.id, reason, error.type, error.message)
+
+    async def _finish_canceled(self, job: job_pb2.Job, attempt: int, msg: Msg) -> None:
+        updated = await self._store.update_job(job.id, lifecycle.canceled_by_worker(attempt))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
+        await msg.term()
+
+    async def _requeue(self, job: job_pb2.Job, attempt: int, msg: Msg) -> None:
+        updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
+        await msg.nak()
+
+    async def _lost_lease(self, current: job_pb2.Job | None, attempt: int, msg: Msg) -> None:
+        if current is not None and current.state == E.JOB_STATE_CANCELED:
+            await msg.term()
+            return
+        # Another attempt owns the job now; its delivery will ack the message, so this one must not.
+        log.warning(
+            "job %s: attempt %d lost its lease (now attempt %s, %s); result discarded",
+            current.id if current else "?",
+            attempt,
+            current.attempt if current else "?",
+            E.JobState.Name(current.state) if current else "missing",
+        )
+
+    async def _announce_end(self, job: job_pb2.Job) -> None:
+        end = {
+            E.JOB_STATE_SUCCEEDED: E.JOB_EVENT_TYPE_SUCCEEDED,
+            E.JOB_STATE_FAILED: E.JOB_EVENT_TYPE_FAILED,
+            E.JOB_STATE_CANCELED: E.JOB_EVENT_TYPE_CANCELED,
+        }[job.state]
+        await self._emit(job, end, error=job.errors[-1] if job.errors and end == E.JOB_EVENT_TYPE_FAILED else None)
+
+    async def _emit(
+        self,
+        job: job_pb2.Job,
+        type_: job_pb2.JobEventType,
+        *,
+        error: job_pb2.JobError | None = None,
+        retry_delay: float | None = None,
+    ) -> None:
+        event = event_for(job, type_, error=error, retry_delay=retry_delay)
+        await self._events.publish(event, event_msg_id(event))

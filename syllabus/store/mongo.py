@@ -1,0 +1,299 @@
+"""The production store: MongoDB through pymongo's async client.
+
+Each record is one document: the serialized protobuf in `data`, beside it the fields that are filtered on or
+kept unique, and a `revision` that conditional updates match on (see records.conditional_update).
+
+Labels are stored as an array of "key=value" strings, not as a subdocument: label keys may contain dots,
+which MongoDB reads as a path in a query, and "=" cannot occur in a key, so the pair stays unambiguous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from syllabus.store import records
+from syllabus.store.base import (
+    CourseChange,
+    CoursePage,
+    Inserted,
+    JobChange,
+    JobPage,
+    JobQuery,
+    ScheduleChange,
+    Updated,
+)
+from syllabus.v1 import course_pb2, job_pb2
+
+Document = dict[str, Any]
+
+_DUPLICATE_KEY = 11000
+
+_JOB_INDEXES = [
+    IndexModel(
+        [("tenant", 1), ("idempotency_key", 1)],
+        name="jobs_idempotency",
+        unique=True,
+        # $ne is not allowed in a partial filter; every non-empty string is greater than "".
+        partialFilterExpression={"idempotency_key": {"$gt": ""}},
+    ),
+    IndexModel([("tenant", 1), ("_id", -1)], name="jobs_tenant_id"),
+    IndexModel([("tenant", 1), ("state", 1), ("_id", -1)], name="jobs_tenant_state_id"),
+    IndexModel([("tenant", 1), ("kind", 1), ("_id", -1)], name="jobs_tenant_kind_id"),
+    IndexModel([("parent_id", 1), ("_id", -1)], name="jobs_parent"),
+    IndexModel([("tenant", 1), ("labels", 1), ("_id", -1)], name="jobs_tenant_labels"),
+]
+
+
+def _label_pairs(labels: dict[str, str]) -> list[str]:
+    return [f"{key}={value}" for key, value in sorted(labels.items())]
+
+
+def _job_fields(row: records.JobColumns) -> Document:
+    """Everything but _id and revision, as written on insert and on every update."""
+    return {
+        "tenant": row.tenant,
+        "state": row.state,
+        "kind": row.kind,
+        "parent_id": row.parent_id,
+        "idempotency_key": row.idempotency_key,
+        "labels": _label_pairs(row.labels),
+        "data": row.data,
+    }
+
+
+class MongoStore:
+    def __init__(self, url: str, database: str) -> None:
+        self._url = url
+        self._database = database
+        self._client: AsyncMongoClient[Document] | None = None
+
+    # Lifecycle.
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client: AsyncMongoClient[Document] = AsyncMongoClient(self._url)
+        try:
+            db = client[self._database]
+            await db["jobs"].create_indexes(_JOB_INDEXES)
+            await db["courses"].create_indexes([IndexModel([("tenant", 1), ("_id", -1)], name="courses_tenant_id")])
+            await db["schedules"].create_indexes([IndexModel([("tenant", 1), ("_id", 1)], name="schedules_tenant_id")])
+        except BaseException:
+            await client.close()
+            raise
+        self._client = client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    def _collection(self, name: str) -> AsyncCollection[Document]:
+        if self._client is None:
+            raise RuntimeError("the store is not open")
+        return self._client[self._database][name]
+
+    async def _read(self, collection: str, record_id: str) -> tuple[int, bytes] | None:
+        doc = await self._collection(collection).find_one({"_id": record_id}, projection={"revision": 1, "data": 1})
+        return None if doc is None else (doc["revision"], doc["data"])
+
+    async def _write(self, collection: str, record_id: str, revision: int, fields: Document) -> bool:
+        result = await self._collection(collection).update_one(
+            {"_id": record_id, "revision": revision}, {"$set": fields, "$inc": {"revision": 1}}
+        )
+        return result.matched_count == 1
+
+    async def _find_data(
+        self, collection: str, query: Document, sort: list[tuple[str, int]], limit: int
+    ) -> list[Document]:
+        cursor = self._collection(collection).find(query, projection={"data": 1}, sort=sort, limit=limit)
+        return [doc async for doc in cursor]
+
+    # Jobs.
+
+    async def insert_jobs(self, jobs: Sequence[job_pb2.Job]) -> list[Inserted]:
+        for job in jobs:
+            records.require_id(job.id, "job")
+        rows = [records.job_columns(job) for job in jobs]
+        # A later job of the batch with the key of an earlier one resolves to that earlier one. The server is
+        # not asked to sort it out: unordered inserts may run in any order, and "earlier wins" must hold.
+        first_with_key: dict[tuple[str, str], int] = {}
+        earlier: list[int | None] = []
+        for index, row in enumerate(rows):
+            key = (row.tenant, row.idempotency_key)
+            earlier.append(first_with_key.get(key) if row.idempotency_key else None)
+            first_with_key.setdefault(key, index)
+        to_insert = [index for index, previous in enumerate(earlier) if previous is None]
+        taken = await self._insert_many([rows[index] for index in to_insert])
+
+        results: list[Inserted] = []
+        for index, row in enumerate(rows):
+            previous = earlier[index]
+            if previous is not None:
+                results.append(Inserted(results[previous].job, False))
+            elif row.id in taken:
+                results.append(await self._holder_of_key(row))
+            else:
+                results.append(Inserted(records.parse_job(row.data), True))
+        return results
+
+    async def _insert_many(self, rows: list[records.JobColumns]) -> set[str]:
+        """Inserts what it can; returns the ids of the jobs refused because their idempotency key is taken."""
+        if not rows:
+            return set()
+        try:
+            await self._collection("jobs").insert_many(
+                [{"_id": row.id, "revision": 1, **_job_fields(row)} for row in rows], ordered=False
+            )
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                raise
+            taken: set[str] = set()
+            for error in exc.details.get("writeErrors", []):
+                row = rows[error["index"]]
+                if error.get("code") != _DUPLICATE_KEY:
+                    raise
+                if "_id" in error.get("keyPattern", {}) or not row.idempotency_key:
+                    raise records.DuplicateId(f"job {row.id} already exists") from None
+                taken.add(row.id)
+            return taken
+        return set()
+
+    async def _holder_of_key(self, row: records.JobColumns) -> Inserted:
+        """The job holding row's idempotency key; or row itself, stored, if the holder has gone meanwhile."""
+        jobs = self._collection("jobs")
+        while True:
+            doc = await jobs.find_one(
+                {"tenant": row.tenant, "idempotency_key": row.idempotency_key}, projection={"data": 1}
+            )
+            if doc is not None:
+                return Inserted(records.parse_job(doc["data"]), False)
+            # delete_jobs freed the key between our insert and this read: it is ours to take again.
+            try:
+                await jobs.insert_one({"_id": row.id, "revision": 1, **_job_fields(row)})
+            except DuplicateKeyError as exc:
+                if "_id" in (exc.details or {}).get("keyPattern", {}):
+                    raise records.DuplicateId(f"job {row.id} already exists") from None
+                continue
+            return Inserted(records.parse_job(row.data), True)
+
+    async def get_job(self, job_id: str) -> job_pb2.Job | None:
+        row = await self._read("jobs", job_id)
+        return None if row is None else records.parse_job(row[1])
+
+    async def delete_jobs(self, job_ids: Sequence[str]) -> None:
+        if job_ids:
+            await self._collection("jobs").delete_many({"_id": {"$in": list(job_ids)}})
+
+    async def list_jobs(self, query: JobQuery) -> JobPage:
+        limit = records.page_limit(query.page_size)
+        after_id = records.decode_page_token(records.JOBS_TOKEN, query.page_token)
+        filter_: Document = {"tenant": query.tenant}
+        if query.states:
+            filter_["state"] = {"$in": sorted(query.states)}
+        if query.kind:
+            filter_["kind"] = query.kind
+        if query.parent_id:
+            filter_["parent_id"] = query.parent_id
+        if query.labels:
+            filter_["labels"] = {"$all": _label_pairs(dict(query.labels))}
+        if after_id:
+            filter_["_id"] = {"$lt": after_id}
+        docs = await self._find_data("jobs", filter_, [("_id", -1)], limit + 1)
+        return JobPage(
+            [records.parse_job(doc["data"]) for doc in docs[:limit]], _next_token(records.JOBS_TOKEN, docs, limit)
+        )
+
+    async def update_job(self, job_id: str, change: JobChange) -> Updated:
+        async def read() -> tuple[int, bytes] | None:
+            return await self._read("jobs", job_id)
+
+        async def write(_: job_pb2.Job, after: job_pb2.Job, revision: int) -> bool:
+            return await self._write("jobs", job_id, revision, _job_fields(records.job_columns(after)))
+
+        job, applied = await records.conditional_update(
+            read, records.parse_job, change, records.check_job_identity, write
+        )
+        return Updated(job, applied)
+
+    # Courses.
+
+    async def insert_course(self, course: course_pb2.Course) -> None:
+        records.require_id(course.id, "course")
+        await self._insert_record("courses", course.id, course.tenant, records.serialize(course))
+
+    async def get_course(self, course_id: str) -> course_pb2.Course | None:
+        row = await self._read("courses", course_id)
+        return None if row is None else records.parse_course(row[1])
+
+    async def list_courses(self, tenant: str, page_size: int, page_token: str) -> CoursePage:
+        limit = records.page_limit(page_size)
+        after_id = records.decode_page_token(records.COURSES_TOKEN, page_token)
+        filter_: Document = {"tenant": tenant}
+        if after_id:
+            filter_["_id"] = {"$lt": after_id}
+        docs = await self._find_data("courses", filter_, [("_id", -1)], limit + 1)
+        return CoursePage(
+            [records.parse_course(doc["data"]) for doc in docs[:limit]], _next_token(records.COURSES_TOKEN, docs, limit)
+        )
+
+    async def update_course(self, course_id: str, change: CourseChange) -> course_pb2.Course | None:
+        async def read() -> tuple[int, bytes] | None:
+            return await self._read("courses", course_id)
+
+        async def write(_: course_pb2.Course, after: course_pb2.Course, revision: int) -> bool:
+            return await self._write("courses", course_id, revision, {"data": records.serialize(after)})
+
+        course, _ = await records.conditional_update(
+            read, records.parse_course, change, records.check_course_identity, write
+        )
+        return course
+
+    # Schedules.
+
+    async def insert_schedule(self, schedule: job_pb2.Schedule) -> None:
+        records.require_id(schedule.id, "schedule")
+        await self._insert_record("schedules", schedule.id, schedule.tenant, records.serialize(schedule))
+
+    async def get_schedule(self, schedule_id: str) -> job_pb2.Schedule | None:
+        row = await self._read("schedules", schedule_id)
+        return None if row is None else records.parse_schedule(row[1])
+
+    async def list_schedules(self, tenant: str) -> list[job_pb2.Schedule]:
+        # No limit: the scheduler loads every schedule of a tenant, and there are few.
+        cursor = self._collection("schedules").find({"tenant": tenant}, projection={"data": 1}, sort=[("_id", 1)])
+        return [records.parse_schedule(doc["data"]) async for doc in cursor]
+
+    async def update_schedule(self, schedule_id: str, change: ScheduleChange) -> job_pb2.Schedule | None:
+        async def read() -> tuple[int, bytes] | None:
+            return await self._read("schedules", schedule_id)
+
+        async def write(_: job_pb2.Schedule, after: job_pb2.Schedule, revision: int) -> bool:
+            return await self._write("schedules", schedule_id, revision, {"data": records.serialize(after)})
+
+        schedule, _ = await records.conditional_update(
+            read, records.parse_schedule, change, records.check_schedule_identity, write
+        )
+        return schedule
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        result = await self._collection("schedules").delete_one({"_id": schedule_id})
+        return result.deleted_count == 1
+
+    async def _insert_record(self, collection: str, record_id: str, tenant: str, data: bytes) -> None:
+        try:
+            await self._collection(collection).insert_one(
+                {"_id": record_id, "tenant": tenant, "revision": 1, "data": data}
+            )
+        except DuplicateKeyError:
+            raise records.DuplicateId(f"{collection} record {record_id} already exists") from None
+
+
+def _next_token(kind: str, docs: list[Document], limit: int) -> str:
+    # One document more than the page was read: it exists only if there is a next page.
+    return records.encode_page_token(kind, docs[limit - 1]["_id"]) if len(docs) > limit else ""

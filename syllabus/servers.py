@@ -9,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
-import ctypes.util
 import logging
+import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -34,29 +32,28 @@ class ServerError(RuntimeError):
     """A server binary is missing, exited before it was ready, or did not become ready in time."""
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A pre-exec hook asking Linux to SIGTERM the child when its parent dies, or None elsewhere.
+# Runs in the child before the real program: asks Linux to SIGTERM it when its parent dies, then execs the
+# program (the request survives exec). If the parent is already gone by then, there is nothing to run for.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def die_with_parent(argv: Sequence[str]) -> list[str]:
+    """`argv`, wrapped so that on Linux the process is SIGTERMed when this one dies, even by SIGKILL.
 
     Children run in their own session (so a terminal Ctrl-C reaches only the parent, which stops them in
-    order); without this, a parent killed with SIGKILL would leave them running, holding the data dirs.
+    order); without this, a parent killed outright would leave them running and holding the data dirs.
+    A small exec shim rather than preexec_fn: preexec_fn forces a full fork() in a process that runs gRPC
+    threads, while without it Python can vfork, which is both cheaper and safe.
     """
     if not sys.platform.startswith("linux"):
-        return None
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return None
-    # Resolved here, before fork: the hook runs between fork and exec and must do nothing but the syscall.
-    prctl = ctypes.CDLL(libc_name, use_errno=True).prctl
-    pr_set_pdeathsig = 1
-    term = int(signal.SIGTERM)
-
-    def hook() -> None:
-        prctl(pr_set_pdeathsig, term, 0, 0, 0)
-
-    return hook
-
-
-DIE_WITH_PARENT = _die_with_parent()
+        return list(argv)
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
 def nats_server_binary() -> Path:
@@ -195,13 +192,12 @@ class _ChildServer:
         command = self._command()
         self._log_line(f"--- syllabus: {' '.join(command)}")
         self._process = await asyncio.create_subprocess_exec(
-            *command,
+            *die_with_parent(command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=self.data_dir,
             start_new_session=True,
-            preexec_fn=DIE_WITH_PARENT,
         )
         assert self._process.stdout is not None
         self._drain = asyncio.create_task(self._drain_output(self._process.stdout), name=f"{self.name}-log")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nats
@@ -9,6 +13,9 @@ import pytest
 from redis.asyncio import Redis
 
 from syllabus.servers import NatsServer, ServerError, ValkeyServer
+
+# A bound on waits so a broken server fails the test instead of hanging it; never reached when things work.
+DEADLINE = 60.0
 
 
 def _alive(pid: int) -> bool:
@@ -122,3 +129,39 @@ async def test_session_servers_answer(nats_url: str, redis_url: str) -> None:
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+_PARENT = """
+import asyncio, sys
+from pathlib import Path
+from syllabus.servers import NatsServer
+
+async def main() -> None:
+    server = NatsServer(Path(sys.argv[1]))
+    await server.start()
+    print(server.pid, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfd to await a non-child's exit")
+async def test_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _PARENT, str(tmp_path / "nats"), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    assert parent.stdout is not None
+    pid = int(await asyncio.wait_for(parent.stdout.readline(), DEADLINE))
+    # The server is not our child, so its exit is awaited through a pidfd: readable once it has exited.
+    pidfd = os.pidfd_open(pid)
+    loop = asyncio.get_running_loop()
+    exited = asyncio.Event()
+    loop.add_reader(pidfd, exited.set)
+    try:
+        parent.kill()
+        await parent.wait()
+        await asyncio.wait_for(exited.wait(), DEADLINE)
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)

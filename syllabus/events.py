@@ -70,10 +70,12 @@ class EventPublisher:
 
 
 def event_msg_id(event: job_pb2.JobEvent) -> str:
-    """Stable for one transition: the same transition published twice is stored once."""
-    if event.type == job_pb2.JOB_EVENT_TYPE_PROGRESS:
-        return f"{event.job_id}:{event.attempt}:progress:{event.time.ToNanoseconds()}"
-    return f"{event.job_id}:{event.attempt}:{job_pb2.JobEventType.Name(event.type)}"
+    """Stable for one transition: its time is the record's update_time, which only that transition wrote.
+
+    So a finished job re-announcing its end (after a lost ack) is stored once, while the same kind of event
+    in a later run of the job (a retried dead letter, a requeue on shutdown) is a new message.
+    """
+    return f"{event.job_id}:{job_pb2.JobEventType.Name(event.type)}:{event.time.ToNanoseconds()}"
 
 
 def decode_event(msg: Msg) -> job_pb2.JobEvent:

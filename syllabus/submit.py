@@ -89,8 +89,7 @@ class Submitter:
     async def _publish(self, jobs: Sequence[tuple[job_pb2.Job, str]], timeout: float) -> None:
         try:
             async with asyncio.timeout(timeout):
-                acks = [await self._publish_async(job, msg_id) for job, msg_id in jobs]
-                await asyncio.gather(*acks)
+                await asyncio.gather(*(self._publish_one(job, msg_id) for job, msg_id in jobs))
         except BaseException as exc:
             raise _translate(exc) from exc
 
@@ -104,7 +103,9 @@ class Submitter:
         if failed:
             log.warning("%d of %d arrival events not published: %s", len(failed), len(events), failed[0])
 
-    async def _publish_async(self, job: job_pb2.Job, msg_id: str) -> asyncio.Future[PubAck]:
+    async def _publish_one(self, job: job_pb2.Job, msg_id: str) -> PubAck:
+        # Concurrent requests rather than publish_async: nats-py's async-publish reply handler raises a stream
+        # error (such as "maximum messages exceeded") inside its callback instead of failing the future.
         subject = self._topology.job_subject(job.kind, job.options.priority)
         payload = job.SerializeToString()
         headers = {"Nats-Msg-Id": msg_id}
@@ -116,7 +117,7 @@ class Submitter:
                 TARGET_HEADER: subject,
             }
             subject = self._topology.schedule_subject(job.id)
-        return await self._js.publish_async(subject, payload, headers=headers)
+        return await self._js.publish(subject, payload, headers=headers)
 
 
 def _arrival_event(job: job_pb2.Job) -> job_pb2.JobEventType:

@@ -283,8 +283,8 @@ class Worker:
             done, _ = await asyncio.wait({handler_task}, timeout=timeout)
             if not done:
                 running.stop("timeout")
-            with contextlib.suppress(asyncio.CancelledError):
-                await handler_task
+            # Waits for the (possibly cancelled) handler to end without raising its outcome here.
+            await asyncio.wait({handler_task})
         except BaseException:
             handler_task.cancel()
             raise

@@ -11,7 +11,7 @@ HANDLERS: dict[str, Handler] = {"summarize_text": summarize_text}
 
 
 async def serve(common: CommonConfig) -> None:
-    await serve_worker(common, "generator", HANDLERS)
+    await serve_worker(common, "generator", lambda nc, store: HANDLERS)
 
 
 def main() -> int:

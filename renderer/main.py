@@ -10,7 +10,7 @@ HANDLERS: dict[str, Handler] = {}
 
 
 async def serve(common: CommonConfig) -> None:
-    await serve_worker(common, "renderer", HANDLERS)
+    await serve_worker(common, "renderer", lambda nc, store: HANDLERS)
 
 
 def main() -> int:

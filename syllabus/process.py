@@ -55,13 +55,17 @@ def run_service(name: str, serve: Callable[[CommonConfig], Coroutine[Any, Any, N
     return 0
 
 
-async def serve_worker(common: CommonConfig, service: str, handlers: Mapping[str, Handler]) -> None:
+# Builds a service's handlers once its connections exist (handlers that fan out or store results need them).
+HandlerFactory = Callable[[Client, Store], Mapping[str, Handler]]
+
+
+async def serve_worker(common: CommonConfig, service: str, handlers: HandlerFactory) -> None:
     """Run a worker service until SIGTERM, then drain (see Worker.stop)."""
     stop = stop_signal()
     nc, store = await open_connections(common, f"syllabus-{service}")
     worker = Worker(
         service=service,
-        handlers=handlers,
+        handlers=handlers(nc, store),
         nc=nc,
         store=store,
         topology=Topology(common.namespace),

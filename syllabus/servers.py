@@ -34,12 +34,17 @@ class ServerError(RuntimeError):
 
 # Runs in the child before the real program: asks Linux to SIGTERM it when its parent dies, then execs the
 # program (the request survives exec). If the parent is already gone by then, there is nothing to run for.
+# A program that cannot be run exits 127, as in a shell.
 _DIE_WITH_PARENT = (
     "import ctypes, os, signal, sys\n"
     "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)\n"
     "if os.getppid() != int(sys.argv[1]):\n"
     "    sys.exit(1)\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
+    "try:\n"
+    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+    "except OSError as exc:\n"
+    "    sys.stderr.write(f'cannot run {sys.argv[2]}: {exc.strerror}\\n')\n"
+    "    sys.exit(127)\n"
 )
 
 

@@ -10,7 +10,7 @@ from tests.pipeline import handlers
 
 
 async def serve(common: CommonConfig) -> None:
-    await serve_worker(common, "generator", handlers.HANDLERS)
+    await serve_worker(common, "generator", lambda nc, store: handlers.HANDLERS)
 
 
 if __name__ == "__main__":

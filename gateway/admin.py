@@ -8,6 +8,8 @@ from gateway.status import Context, unary
 from syllabus import lifecycle
 from syllabus.deadletters import DeadLetters
 from syllabus.errors import Conflict, InvalidRequest, JobNotFound
+from syllabus.events import EventPublisher
+from syllabus.parents import Parents
 from syllabus.store.base import Store
 from syllabus.submit import Submitter
 from syllabus.topology import Topology
@@ -24,6 +26,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         self._default_max_attempts = default_max_attempts
         self._dead_letters = DeadLetters(nc, topology)
         self._submitter = Submitter(nc, store, topology, timeout)
+        self._parents = Parents(store, EventPublisher(nc, topology, timeout))
 
     async def _dead_letter(self, job_id: str) -> pb.DeadLetter:
         dead = await self._dead_letters.get(job_id)
@@ -67,6 +70,8 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             await self._store.update_job(job.id, lambda current: dead.job if current.state == job.state else None)
             raise
         await self._dead_letters.remove(job.id)
+        if job.parent_id:
+            await self._parents.child_retried(job)
         return pb.RetryDeadLetterResponse(job=job)
 
     @unary

@@ -199,3 +199,65 @@ def revive(spec: job_pb2.JobSpec | None, options: job_pb2.JobOptions | None, def
         return new
 
     return change
+
+
+def wait_for_children(attempt: int, message: str) -> JobChange:
+    """The attempt did its own part and fanned out children; the job now waits for them, off the queue."""
+
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if not _holds_lease(job, attempt):
+            return None
+        new = _copy(job)
+        new.state = S.JOB_STATE_WAITING
+        new.progress.message = message
+        return new
+
+    return change
+
+
+def finish_waiting(result: job_pb2.JobResult) -> JobChange:
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if job.state != S.JOB_STATE_WAITING:
+            return None
+        new = _copy(job)
+        new.state = S.JOB_STATE_SUCCEEDED
+        new.result.CopyFrom(result)
+        new.progress.percent = 100
+        new.end_time.CopyFrom(new.update_time)
+        return new
+
+    return change
+
+
+def fail_waiting(error: job_pb2.JobError) -> JobChange:
+    """A child failed for good, so its parent cannot finish: it fails too (and resumes if the child is retried)."""
+
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if job.state != S.JOB_STATE_WAITING:
+            return None
+        new = _copy(job)
+        new.state = S.JOB_STATE_FAILED
+        new.errors.append(error)
+        new.end_time.CopyFrom(new.update_time)
+        return new
+
+    return change
+
+
+def resume_waiting(child_id: str) -> JobChange:
+    """The failed child `child_id` was retried: its parent waits again, if that child is what failed it."""
+
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if job.state != S.JOB_STATE_FAILED or not job.errors or job.errors[-1].type != CHILD_FAILED:
+            return None
+        if child_id not in job.errors[-1].message:
+            return None
+        new = _copy(job)
+        new.state = S.JOB_STATE_WAITING
+        new.ClearField("end_time")
+        return new
+
+    return change
+
+
+CHILD_FAILED = "ChildFailed"

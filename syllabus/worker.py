@@ -25,6 +25,7 @@ from syllabus.config import RetryPolicy, WorkerConfig
 from syllabus.deadletters import DeadLetters
 from syllabus.events import EventPublisher, event_for, event_msg_id
 from syllabus.jetstream import ensure_consumers
+from syllabus.parents import Parents
 from syllabus.store.base import Store
 from syllabus.topology import PRIORITIES, Topology
 from syllabus.v1 import job_pb2
@@ -51,6 +52,13 @@ class RetryableError(JobError):
 
 class PermanentError(JobError):
     permanent = True
+
+
+class WaitForChildren(Exception):
+    """Raise from a handler that fanned out child jobs: the job waits for them (WAITING) off the queue.
+
+    A child's handler finishes the parent later (syllabus.parents.Parents.finish).
+    """
 
 
 @dataclass
@@ -120,6 +128,7 @@ class Worker:
         self._rand = rand
         self._events = EventPublisher(nc, topology)
         self._dead_letters = DeadLetters(nc, topology)
+        self._parents = Parents(store, self._events)
         self._running: dict[str, _Running] = {}
         self._slot_freed = asyncio.Event()
         self._interactive_drained = asyncio.Event()
@@ -298,7 +307,9 @@ class Worker:
             await self._failed(job, attempt, TimeoutError(), msg)
         elif handler_task.cancelled():
             await self._failed(job, attempt, RetryableError("the handler was cancelled", error_type="Cancelled"), msg)
-        elif (exc := handler_task.exception()) is not None:
+        elif isinstance(exc := handler_task.exception(), WaitForChildren):
+            await self._wait_for_children(job, attempt, str(exc), msg)
+        elif exc is not None:
             await self._failed(job, attempt, exc, msg)
         else:
             await self._succeeded(job, attempt, handler_task.result(), msg)
@@ -322,6 +333,14 @@ class Worker:
         updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result))
         if updated.applied and updated.job is not None:
             await self._emit(updated.job, E.JOB_EVENT_TYPE_SUCCEEDED)
+            await msg.ack()
+        else:
+            await self._lost_lease(updated.job, attempt, msg)
+
+    async def _wait_for_children(self, job: job_pb2.Job, attempt: int, message: str, msg: Msg) -> None:
+        updated = await self._store.update_job(job.id, lifecycle.wait_for_children(attempt, message))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_WAITING)
             await msg.ack()
         else:
             await self._lost_lease(updated.job, attempt, msg)
@@ -361,6 +380,8 @@ class Worker:
         if updated.applied and updated.job is not None:
             await self._emit(updated.job, E.JOB_EVENT_TYPE_DEAD_LETTERED, error=error)
             await self._emit(updated.job, E.JOB_EVENT_TYPE_FAILED, error=error)
+            if job.parent_id:
+                await self._parents.child_failed(updated.job, f"{reason} ({error.type}: {error.message})")
         await msg.term()
         log.warning("job %s dead-lettered: %s (%s: %s)", job.id, reason, error.type, error.message)
 

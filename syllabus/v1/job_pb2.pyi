@@ -30,6 +30,7 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_SUCCEEDED: _ClassVar[JobState]
     JOB_STATE_FAILED: _ClassVar[JobState]
     JOB_STATE_CANCELED: _ClassVar[JobState]
+    JOB_STATE_WAITING: _ClassVar[JobState]
 
 class JobEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -44,6 +45,8 @@ class JobEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_EVENT_TYPE_CANCELED: _ClassVar[JobEventType]
     JOB_EVENT_TYPE_DEAD_LETTERED: _ClassVar[JobEventType]
     JOB_EVENT_TYPE_CANCEL_REQUESTED: _ClassVar[JobEventType]
+    JOB_EVENT_TYPE_WAITING: _ClassVar[JobEventType]
+    JOB_EVENT_TYPE_RESUMED: _ClassVar[JobEventType]
 PRIORITY_UNSPECIFIED: Priority
 PRIORITY_INTERACTIVE: Priority
 PRIORITY_BATCH: Priority
@@ -55,6 +58,7 @@ JOB_STATE_RETRYING: JobState
 JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELED: JobState
+JOB_STATE_WAITING: JobState
 JOB_EVENT_TYPE_UNSPECIFIED: JobEventType
 JOB_EVENT_TYPE_SCHEDULED: JobEventType
 JOB_EVENT_TYPE_QUEUED: JobEventType
@@ -66,6 +70,8 @@ JOB_EVENT_TYPE_FAILED: JobEventType
 JOB_EVENT_TYPE_CANCELED: JobEventType
 JOB_EVENT_TYPE_DEAD_LETTERED: JobEventType
 JOB_EVENT_TYPE_CANCEL_REQUESTED: JobEventType
+JOB_EVENT_TYPE_WAITING: JobEventType
+JOB_EVENT_TYPE_RESUMED: JobEventType
 
 class JobSpec(_message.Message):
     __slots__ = ("generate_course", "generate_lesson", "generate_quiz", "summarize_text", "render_document")

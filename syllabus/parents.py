@@ -1,0 +1,50 @@
+"""Parent jobs that fan out children: waiting, finishing, failing with a child, resuming when it is retried.
+
+A parent's own attempt ends in WAITING (the handler raises WaitForChildren). What finishes it is a child's
+handler (e.g. the course's render job) calling `finish_parent`; a child dead-lettered for good fails it, and
+retrying that child's dead letter makes it wait again.
+"""
+
+from __future__ import annotations
+
+from syllabus import lifecycle
+from syllabus.events import EventPublisher, event_for, event_msg_id
+from syllabus.store.base import Store
+from syllabus.v1 import job_pb2
+
+
+class Parents:
+    def __init__(self, store: Store, events: EventPublisher) -> None:
+        self._store = store
+        self._events = events
+
+    async def finish(self, parent_id: str, result: job_pb2.JobResult) -> bool:
+        """Complete a waiting parent. False when it was not waiting (finished already, canceled, failed)."""
+        updated = await self._store.update_job(parent_id, lifecycle.finish_waiting(result))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, job_pb2.JOB_EVENT_TYPE_SUCCEEDED)
+        return updated.applied
+
+    async def child_failed(self, child: job_pb2.Job, reason: str) -> None:
+        error = job_pb2.JobError(
+            attempt=0,
+            type=lifecycle.CHILD_FAILED,
+            message=(
+                f"child job {child.id} ({child.kind}) failed: {reason}; "
+                f"retry its dead letter (syllabus deadletters retry {child.id}) to resume"
+            ),
+            permanent=False,
+        )
+        error.time.CopyFrom(lifecycle.now())
+        updated = await self._store.update_job(child.parent_id, lifecycle.fail_waiting(error))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, job_pb2.JOB_EVENT_TYPE_FAILED, error)
+
+    async def child_retried(self, child: job_pb2.Job) -> None:
+        updated = await self._store.update_job(child.parent_id, lifecycle.resume_waiting(child.id))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, job_pb2.JOB_EVENT_TYPE_RESUMED)
+
+    async def _emit(self, job: job_pb2.Job, type_: job_pb2.JobEventType, error: job_pb2.JobError | None = None) -> None:
+        event = event_for(job, type_, error=error)
+        await self._events.publish(event, event_msg_id(event))

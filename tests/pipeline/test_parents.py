@@ -1,0 +1,71 @@
+"""Parent jobs that fan out children: waiting, failing with a child, resuming when the child is retried."""
+
+from __future__ import annotations
+
+from syllabus.events import EventPublisher
+from syllabus.parents import Parents
+from syllabus.store.base import JobQuery
+from syllabus.submit import Submitter, build_job
+from syllabus.v1 import admin_service_pb2, job_pb2
+from syllabus.worker import Handler, JobContext, WaitForChildren
+from tests.pipeline.conftest import Pipeline, StartWorker
+from tests.pipeline.test_jobs import types
+
+E = job_pb2
+
+
+def parent_handlers(pipeline: Pipeline) -> dict[str, Handler]:
+    submitter = Submitter(pipeline.nc, pipeline.store, pipeline.topology)
+    parents = Parents(pipeline.store, EventPublisher(pipeline.nc, pipeline.topology))
+
+    async def handle(ctx: JobContext) -> job_pb2.JobResult:
+        command, _, arg = ctx.job.spec.summarize_text.text.partition(":")
+        if command == "fan-out":
+            child = build_job(
+                E.JobSpec(summarize_text=E.SummarizeText(text=arg)),
+                E.JobOptions(max_attempts=1),
+                tenant=ctx.job.tenant,
+                default_max_attempts=1,
+                parent_id=ctx.job.id,
+            )
+            await submitter.submit([child])
+            raise WaitForChildren("waiting for 1 child")
+        if command == "fail":
+            raise RuntimeError("child broke")
+        if command == "finish-parent":
+            await parents.finish(ctx.job.parent_id, E.JobResult(text=f"finished by {ctx.job.id}"))
+        return E.JobResult(text="child done")
+
+    return {"summarize_text": handle}
+
+
+async def test_parent_waits_for_its_child_and_the_child_finishes_it(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    await start_worker(handler_map=parent_handlers(pipeline))
+    parent = await pipeline.submit("fan-out:finish-parent")
+    events = await pipeline.events(parent.id)
+    assert types(events) == ["QUEUED", "STARTED", "WAITING", "SUCCEEDED"]
+    children = (await pipeline.store.list_jobs(JobQuery(tenant="default", parent_id=parent.id))).jobs
+    assert len(children) == 1 and children[0].state == E.JOB_STATE_SUCCEEDED
+    assert events[-1].result.text == f"finished by {children[0].id}"
+
+
+async def test_failed_child_fails_the_parent_and_its_retry_resumes_it(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    await start_worker(handler_map=parent_handlers(pipeline))
+    parent = await pipeline.submit("fan-out:fail")
+    first = await pipeline.events(parent.id)
+    assert types(first) == ["QUEUED", "STARTED", "WAITING", "FAILED"]
+    failure = first[-1].error
+    assert failure.type == "ChildFailed" and "RuntimeError: child broke" in failure.message
+    letters = (await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest())).dead_letters
+    [child] = [d.job for d in letters]
+    assert child.parent_id == parent.id and child.id in failure.message
+    fixed = E.JobSpec(summarize_text=E.SummarizeText(text="finish-parent"))
+    await pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=child.id, spec=fixed))
+    resumed = await pipeline.events(parent.id, after=first[-1].sequence)
+    assert types(resumed) == ["RESUMED", "SUCCEEDED"]
+    done = await pipeline.store.get_job(parent.id)
+    assert done is not None and done.state == E.JOB_STATE_SUCCEEDED

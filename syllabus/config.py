@@ -253,3 +253,96 @@ class SupervisorConfig:
             ),
             stop_timeout=_parse(env, "SYLLABUS_STOP_TIMEOUT", str(cls.stop_timeout), _positive_float, "seconds > 0"),
         )
+
+
+# --- Generator and renderer (issue 5: prompt to course) ---------------------------------------------------------
+
+LLM_PROVIDERS = ("offline", "gemini", "openai")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Which model writes courses and summaries, and how its calls are cached, timed out and circuit-broken."""
+
+    # "offline" (deterministic drafts, no network), "gemini" or "openai" (any OpenAI-compatible endpoint).
+    provider: str = "offline"
+    gemini_api_key: str = field(default="", repr=False)
+    gemini_model: str = "gemini-2.5-flash"
+    # Empty: Google's public endpoint. Tests point the real client at a local fake through this.
+    gemini_base_url: str = ""
+    # The server root (".../v1" is added unless the URL already ends with it), e.g. http://127.0.0.1:11434.
+    openai_base_url: str = ""
+    openai_api_key: str = field(default="", repr=False)
+    openai_model: str = ""
+    # Seconds one model call may take.
+    timeout: float = 120.0
+    # Seconds an identical request is answered from the Redis cache; 0 turns the cache off.
+    cache_ttl: float = 7 * 24 * 3600.0
+    # Consecutive failed calls after which a provider is left alone for breaker_cooldown seconds.
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GeneratorConfig:
+        env = os.environ if env is None else env
+        gemini_key = _get(env, "GEMINI_API_KEY", "") or _get(env, "SYLLABUS_GEMINI_API_KEY", "")
+        openai_url = _parse(env, "SYLLABUS_OPENAI_BASE_URL", "", _url("http", "https"), "http(s)://host:port[/v1]")
+        default_provider = "gemini" if gemini_key else "openai" if openai_url else "offline"
+        provider = _parse(
+            env, "SYLLABUS_LLM_PROVIDER", default_provider, _choice(*LLM_PROVIDERS), "offline, gemini or openai"
+        )
+        openai_model = _get(env, "SYLLABUS_OPENAI_MODEL", "")
+        if provider == "gemini" and not gemini_key:
+            raise ConfigError("SYLLABUS_LLM_PROVIDER=gemini needs GEMINI_API_KEY (or SYLLABUS_GEMINI_API_KEY)")
+        if provider == "openai" and not (openai_url and openai_model):
+            raise ConfigError(
+                "SYLLABUS_LLM_PROVIDER=openai needs SYLLABUS_OPENAI_BASE_URL and SYLLABUS_OPENAI_MODEL to be set"
+            )
+        return cls(
+            provider=provider,
+            gemini_api_key=gemini_key,
+            gemini_model=_get(env, "SYLLABUS_GEMINI_MODEL", cls.gemini_model),
+            gemini_base_url=_parse(env, "SYLLABUS_GEMINI_BASE_URL", "", _url("http", "https"), "http(s)://host:port"),
+            openai_base_url=openai_url,
+            openai_api_key=_get(env, "SYLLABUS_OPENAI_API_KEY", ""),
+            openai_model=openai_model,
+            timeout=_parse(env, "SYLLABUS_LLM_TIMEOUT", str(cls.timeout), _positive_float, "seconds > 0"),
+            cache_ttl=_parse(env, "SYLLABUS_LLM_CACHE_TTL", str(cls.cache_ttl), _non_negative_float, "seconds >= 0"),
+            breaker_threshold=_parse(
+                env, "SYLLABUS_LLM_BREAKER_THRESHOLD", str(cls.breaker_threshold), _positive_int, "an integer >= 1"
+            ),
+            breaker_cooldown=_parse(
+                env, "SYLLABUS_LLM_BREAKER_COOLDOWN", str(cls.breaker_cooldown), _positive_float, "seconds > 0"
+            ),
+        )
+
+
+# Where Debian's fonts-dejavu-core puts its fonts; used for non-Latin text when present.
+DEJAVU_FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/share/fonts/TTF")
+
+
+@dataclass(frozen=True)
+class RendererConfig:
+    """How courses become documents."""
+
+    # Directory holding DejaVuSans.ttf (+ -Bold, -Oblique, Mono) for PDFs in any script. Empty: look in the
+    # usual places; none found: the PDF's built-in fonts, which only carry Western European text.
+    font_dir: str = ""
+    # "A4" or "letter".
+    page_size: str = "A4"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RendererConfig:
+        env = os.environ if env is None else env
+
+        def font_dir(raw: str) -> str:
+            if raw and not (Path(raw) / "DejaVuSans.ttf").is_file():
+                raise ValueError(raw)
+            return raw
+
+        return cls(
+            font_dir=_parse(env, "SYLLABUS_RENDERER_FONT_DIR", "", font_dir, "a directory containing DejaVuSans.ttf"),
+            page_size={"a4": "A4", "letter": "letter"}[
+                _parse(env, "SYLLABUS_RENDERER_PAGE_SIZE", cls.page_size, _choice("a4", "letter"), "A4 or letter")
+            ],
+        )

@@ -261,3 +261,23 @@ def resume_waiting(child_id: str) -> JobChange:
 
 
 CHILD_FAILED = "ChildFailed"
+
+
+# --- Progress of a waiting parent (issue 5) -----------------------------------------------------------------------
+def waiting_progress(percent: float, message: str) -> JobChange:
+    """Progress a waiting parent's children report for it (no attempt holds its lease).
+
+    Children finish concurrently and their reports may land out of order, so one that would move the
+    progress backwards is refused: the bar only grows.
+    """
+
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        clamped = max(0.0, min(100.0, percent))
+        if job.state != S.JOB_STATE_WAITING or clamped <= job.progress.percent:
+            return None
+        new = _copy(job)
+        new.progress.percent = clamped
+        new.progress.message = message
+        return new
+
+    return change

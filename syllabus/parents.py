@@ -45,6 +45,14 @@ class Parents:
         if updated.applied and updated.job is not None:
             await self._emit(updated.job, job_pb2.JOB_EVENT_TYPE_RESUMED)
 
+    async def progress(self, parent_id: str, percent: float, message: str) -> bool:
+        """Report a waiting parent's progress (e.g. "lesson 3 of 6 written"). False when refused (not waiting,
+        or it would move the progress backwards)."""
+        updated = await self._store.update_job(parent_id, lifecycle.waiting_progress(percent, message))
+        if updated.applied and updated.job is not None:
+            await self._emit(updated.job, job_pb2.JOB_EVENT_TYPE_PROGRESS)
+        return updated.applied
+
     async def _emit(self, job: job_pb2.Job, type_: job_pb2.JobEventType, error: job_pb2.JobError | None = None) -> None:
         event = event_for(job, type_, error=error)
         await self._events.publish(event, event_msg_id(event))

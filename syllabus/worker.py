@@ -61,6 +61,24 @@ class WaitForChildren(Exception):
     """
 
 
+# --- Defer (issue 5): a job that cannot run yet for a reason outside it -------------------------------------------
+class Defer(Exception):
+    """Raise from a handler when something outside the job keeps it from running now (an open circuit breaker).
+
+    Not a failure: the attempt is handed back uncounted, like a drained one, and the message comes back after
+    `delay` seconds. Watchers see a QUEUED event whose error (type "Deferred") says why and whose retry_delay
+    says when.
+    """
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay = max(0.0, delay)
+        self.reason = reason
+
+
+# --- end Defer ----------------------------------------------------------------------------------------------------
+
+
 @dataclass
 class JobContext:
     """What a handler gets: the job, its attempt, and a way to report progress."""
@@ -309,6 +327,8 @@ class Worker:
             await self._failed(job, attempt, RetryableError("the handler was cancelled", error_type="Cancelled"), msg)
         elif isinstance(exc := handler_task.exception(), WaitForChildren):
             await self._wait_for_children(job, attempt, str(exc), msg)
+        elif isinstance(exc, Defer):
+            await self._defer(job, attempt, exc, msg)
         elif exc is not None:
             await self._failed(job, attempt, exc, msg)
         else:
@@ -396,6 +416,17 @@ class Worker:
         if updated.applied and updated.job is not None:
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
         await msg.nak()
+
+    async def _defer(self, job: job_pb2.Job, attempt: int, deferral: Defer, msg: Msg) -> None:
+        updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
+        if updated.applied and updated.job is not None:
+            error = job_pb2.JobError(attempt=attempt, type="Deferred", message=deferral.reason, permanent=False)
+            error.time.CopyFrom(lifecycle.now())
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED, error=error, retry_delay=deferral.delay)
+            await msg.nak(delay=deferral.delay)
+            log.info("job %s deferred for %.1fs: %s", job.id, deferral.delay, deferral.reason)
+        else:
+            await self._lost_lease(updated.job, attempt, msg)
 
     async def _lost_lease(self, current: job_pb2.Job | None, attempt: int, msg: Msg) -> None:
         if current is not None and current.state == E.JOB_STATE_CANCELED:

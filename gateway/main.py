@@ -10,6 +10,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.admin import AdminService
 from gateway.jobs import JobService
+from gateway.rest.server import RestGateway, loopback_target, services_named
 from syllabus.config import CommonConfig, GatewayConfig, WorkerConfig
 from syllabus.process import open_connections, run_service, stop_signal
 from syllabus.topology import Topology
@@ -54,15 +55,20 @@ async def serve(common: CommonConfig) -> None:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    if server.add_insecure_port(config.grpc_addr) == 0:
+    grpc_port = server.add_insecure_port(config.grpc_addr)
+    if grpc_port == 0:
         raise OSError(f"cannot listen on SYLLABUS_GRPC_ADDR={config.grpc_addr}")
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("gateway listening on %s (gRPC)", config.grpc_addr)
+    # The REST shim calls this server over loopback, so it starts after it and stops before it.
+    rest = RestGateway(services_named(SERVICE_NAMES), loopback_target(config.grpc_addr, grpc_port))
     try:
+        log.info("gateway listening on http://%s (REST; API page at /docs)", await rest.start(config.http_addr))
         await stop.wait()
     finally:
+        await rest.stop()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=5)
         await nc.drain()

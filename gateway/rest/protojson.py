@@ -1,0 +1,249 @@
+"""Protobuf JSON (protojson) in and out, as grpc-gateway's default marshaler does it.
+
+Out: lowerCamelCase names, fields without presence emitted even at their zero value. In: both name spellings,
+unknown fields ignored. Python's json_format is more lenient than Go's protojson (it takes `[]` for a message,
+a field named twice, ...), so a request body is first checked against the message descriptor; a mismatch
+becomes a FieldProblem naming the field as the proto spells it, e.g. `requests[1].spec.summarize_text.text`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, cast
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+
+_STRING_FORMS = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
+_WRAPPERS = {
+    f"google.protobuf.{name}Value" for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool")
+} | {"google.protobuf.StringValue", "google.protobuf.BytesValue"}
+_OBJECTS = {"google.protobuf.Struct", "google.protobuf.Any", "google.protobuf.Empty"}
+_INTEGERS = {
+    FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED32,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED32,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+_FLOATS = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+
+
+class MalformedJson(ValueError):
+    """The body is not JSON at all (or names a key twice in one object)."""
+
+
+class FieldProblem(ValueError):
+    def __init__(self, path: str, description: str) -> None:
+        super().__init__(f"{path or 'body'}: {description}")
+        self.path = path
+        self.description = description
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise MalformedJson(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def loads(data: bytes) -> Any:
+    try:
+        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError:
+        raise MalformedJson("the body is not UTF-8") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedJson(f"{name} is not JSON")
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    result: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return result
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def descriptor_of(message: Message) -> Descriptor:
+    # The stubs type DESCRIPTOR as the pure-Python or the upb class; both are the same API.
+    return cast(Descriptor, message.DESCRIPTOR)
+
+
+def message_class(descriptor: Descriptor) -> type[Message]:
+    cls: type[Message] = GetMessageClass(descriptor)
+    return cls
+
+
+def merge_json(value: Any, message: Message, path: str = "") -> None:
+    """Merge a decoded JSON value into message, or raise FieldProblem naming the offending field."""
+    if not isinstance(value, dict):
+        raise FieldProblem(path, f"expected a JSON object for {message.DESCRIPTOR.full_name}")
+    problem = next(_problems(value, descriptor_of(message), path, convert=False), None)
+    if problem is not None:
+        raise problem
+    parsed = type(message)()
+    try:
+        json_format.ParseDict(value, parsed, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        # Find the very value json_format refused, converting leaf by leaf.
+        problem = next(_problems(value, descriptor_of(message), path, convert=True), None)
+        raise problem or FieldProblem(path, str(exc)) from None
+    message.MergeFrom(parsed)
+
+
+def _field_for(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
+    field = descriptor.fields_by_name.get(key)
+    if field is None:
+        field = next((f for f in descriptor.fields if f.json_name == key), None)
+    return field
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _problems(value: dict[str, Any], descriptor: Descriptor, path: str, *, convert: bool) -> Iterator[FieldProblem]:
+    seen: dict[str, str] = {}
+    oneofs: dict[str, str] = {}
+    for key, item in value.items():
+        field = _field_for(descriptor, key)
+        if field is None:
+            continue
+        where = _join(path, field.name)
+        if field.name in seen:
+            yield FieldProblem(where, f"set twice (as {seen[field.name]!r} and {key!r})")
+            return
+        seen[field.name] = key
+        if item is None:
+            continue
+        oneof = field.containing_oneof
+        if oneof is not None:
+            if oneof.name in oneofs:
+                yield FieldProblem(where, f"only one of the {oneof.name} fields may be set (also {oneofs[oneof.name]})")
+                return
+            oneofs[oneof.name] = field.name
+        yield from _field_problems(key, item, field, descriptor, where, convert=convert)
+
+
+def _field_problems(
+    key: str, item: Any, field: FieldDescriptor, container: Descriptor, where: str, *, convert: bool
+) -> Iterator[FieldProblem]:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        if not isinstance(item, dict):
+            yield FieldProblem(where, "expected a JSON object (a map)")
+            return
+        value_field = field.message_type.fields_by_name["value"]
+        for map_key, map_value in item.items():
+            probe: dict[str, Any] | None = {key: {map_key: map_value}} if convert else None
+            yield from _value_problems(map_value, value_field, f'{where}["{map_key}"]', container, probe)
+        return
+    if field.is_repeated:
+        if not isinstance(item, list):
+            yield FieldProblem(where, "expected a JSON array")
+            return
+        for index, element in enumerate(item):
+            probe = {key: [element]} if convert else None
+            yield from _value_problems(element, field, f"{where}[{index}]", container, probe)
+        return
+    yield from _value_problems(item, field, where, container, {key: item} if convert else None)
+
+
+def _value_problems(
+    item: Any, field: FieldDescriptor, where: str, container: Descriptor, probe: dict[str, Any] | None
+) -> Iterator[FieldProblem]:
+    """Problems of one value of field. With a probe (convert mode), leaf values are converted too: the probe,
+    a JSON object holding just this value, is parsed into a fresh container message."""
+    if item is None:
+        yield FieldProblem(where, "null is not allowed here")
+        return
+    message = field.message_type
+    if message is not None and message.full_name not in _STRING_FORMS | _WRAPPERS:
+        if message.full_name == "google.protobuf.Value":
+            return
+        if message.full_name == "google.protobuf.ListValue":
+            if not isinstance(item, list):
+                yield FieldProblem(where, "expected a JSON array")
+                return
+        elif not isinstance(item, dict):
+            yield FieldProblem(where, f"expected a JSON object ({message.full_name})")
+            return
+        elif message.full_name not in _OBJECTS:
+            yield from _problems(item, message, where, convert=probe is not None)
+            return
+    elif not _type_ok(field, item):
+        yield FieldProblem(where, f"expected {_json_kind(field)}, got {_kind_of(item)}")
+        return
+    if probe is not None:
+        try:
+            json_format.ParseDict(probe, GetMessageClass(container)(), ignore_unknown_fields=True)
+        except json_format.ParseError as exc:
+            yield FieldProblem(where, _reason(str(exc)))
+
+
+def _scalar_field(field: FieldDescriptor) -> FieldDescriptor:
+    """The scalar a field holds: itself, or the `value` of a wrapper message."""
+    message = field.message_type
+    if message is not None and message.full_name in _WRAPPERS:
+        inner: FieldDescriptor = message.fields_by_name["value"]
+        return inner
+    return field
+
+
+def _type_ok(field: FieldDescriptor, item: Any) -> bool:
+    message = field.message_type
+    if message is not None and message.full_name in _STRING_FORMS:
+        return isinstance(item, str)
+    scalar = _scalar_field(field)
+    kind = scalar.type
+    if isinstance(item, bool):
+        return kind == FieldDescriptor.TYPE_BOOL
+    if kind == FieldDescriptor.TYPE_BOOL:
+        return False
+    if kind in _INTEGERS or kind in _FLOATS:
+        return isinstance(item, int | float | str)
+    if kind == FieldDescriptor.TYPE_ENUM:
+        return isinstance(item, int | str)
+    return isinstance(item, str)
+
+
+def _json_kind(field: FieldDescriptor) -> str:
+    message = field.message_type
+    if message is not None and message.full_name in _STRING_FORMS:
+        return f"a string ({message.name})"
+    kind = _scalar_field(field).type
+    if kind == FieldDescriptor.TYPE_BOOL:
+        return "true or false"
+    if kind in _INTEGERS:
+        return "an integer"
+    if kind in _FLOATS:
+        return "a number"
+    enum = _scalar_field(field).enum_type
+    if kind == FieldDescriptor.TYPE_ENUM and enum is not None:
+        return f"an enum name or number ({enum.full_name})"
+    return "a string"
+
+
+def _kind_of(item: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(item), "a number")
+
+
+def _reason(message: str) -> str:
+    """json_format's innermost explanation, without its "Failed to parse x field:" chain."""
+    reason = message.rsplit("field: ", 1)[-1].strip()
+    cut = reason.find(" at ")
+    return (reason[:cut] if cut > 0 else reason).rstrip(".") or message

@@ -1,0 +1,128 @@
+"""The REST shim in front of an in-process gateway: the pipeline fixture's services on a gRPC server of our own
+(with health and reflection, as gateway.main serves them), and the shim listening on a free port."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import pytest_asyncio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway.admin import AdminService
+from gateway.jobs import JobService
+from gateway.main import SERVICE_NAMES
+from gateway.rest.server import RestGateway, services_named
+from syllabus.config import GatewayConfig
+from syllabus.v1 import admin_service_pb2_grpc, job_service_pb2_grpc
+from tests.pipeline import conftest as pipeline_fixtures
+from tests.pipeline.conftest import TENANT, WORKER_CONFIG, Pipeline
+from tests.rest.shelf import add_shelf, shelf_service
+
+# The pipeline fixtures, made available to the tests in this folder.
+pipeline = pipeline_fixtures.pipeline
+start_worker = pipeline_fixtures.start_worker
+
+Metadata = tuple[tuple[str, str | bytes], ...]
+
+
+class MetadataRecorder(grpc.aio.ServerInterceptor):
+    """Keeps the metadata every call arrived with, so a test can see what the shim forwarded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Metadata]] = []
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
+        self.calls.append((handler_call_details.method, tuple(handler_call_details.invocation_metadata)))
+        return await continuation(handler_call_details)
+
+    def last(self, method: str) -> dict[str, str | bytes]:
+        return dict(next(md for name, md in reversed(self.calls) if name.endswith("/" + method)))
+
+
+@dataclasses.dataclass
+class Rest:
+    pipeline: Pipeline
+    # http://127.0.0.1:<port> of the shim, and host:port of the gRPC server behind it.
+    url: str
+    grpc_target: str
+    http: httpx.AsyncClient
+    gateway: RestGateway
+    metadata: MetadataRecorder
+
+
+@pytest_asyncio.fixture
+async def rest(pipeline: Pipeline) -> AsyncIterator[Rest]:
+    recorder = MetadataRecorder()
+    server = grpc.aio.server(interceptors=[recorder])
+    job_service_pb2_grpc.add_JobServiceServicer_to_server(
+        JobService(
+            nc=pipeline.nc,
+            store=pipeline.store,
+            topology=pipeline.topology,
+            config=GatewayConfig(publish_timeout=5.0),
+            tenant=TENANT,
+            default_max_attempts=WORKER_CONFIG.retry.max_attempts,
+        ),
+        server,
+    )
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminService(
+            nc=pipeline.nc,
+            store=pipeline.store,
+            topology=pipeline.topology,
+            tenant=TENANT,
+            default_max_attempts=WORKER_CONFIG.retry.max_attempts,
+            timeout=5.0,
+        ),
+        server,
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    target = f"127.0.0.1:{port}"
+    # The production route table: every service gateway.main registers, whether this server serves it or not.
+    gateway = RestGateway(services_named(SERVICE_NAMES), target)
+    address = await gateway.start("127.0.0.1:0")
+    url = f"http://{address}"
+    client = httpx.AsyncClient(base_url=url, timeout=30)
+    try:
+        yield Rest(pipeline, url, target, client, gateway, recorder)
+    finally:
+        await client.aclose()
+        await gateway.stop()
+        await server.stop(grace=None)
+
+
+@dataclasses.dataclass
+class ShelfRest:
+    url: str
+    http: httpx.AsyncClient
+    gateway: RestGateway
+
+
+@pytest_asyncio.fixture
+async def shelf(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ShelfRest]:
+    """The test-only Shelf service (tests/rest/protos/shelf.proto) behind a REST shim of its own."""
+    service = shelf_service(str(tmp_path_factory.getbasetemp()))
+    server = grpc.aio.server()
+    add_shelf(server, service)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    gateway = RestGateway([service], f"127.0.0.1:{port}")
+    url = "http://" + await gateway.start("127.0.0.1:0")
+    client = httpx.AsyncClient(base_url=url, timeout=30)
+    try:
+        yield ShelfRest(url, client, gateway)
+    finally:
+        await client.aclose()
+        await gateway.stop()
+        await server.stop(grace=None)

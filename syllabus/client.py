@@ -1,0 +1,335 @@
+"""An async Python client for the gateway's JobService and AdminService (grpc.aio).
+
+    async with SyllabusClient.connect("127.0.0.1:50051") as client:
+        job, created = await client.submit(JobSpec(summarize_text=SummarizeText(text="...")))
+        async for event in client.watch(job.id):
+            print(JobState.Name(event.state))
+
+Every failed call raises SyllabusError, built from the google.rpc.Status the gateway sends, so callers get
+the code, the message and the BadRequest field violations without touching gRPC types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Generic, NamedTuple, Self, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from syllabus.v1 import admin_service_pb2, admin_service_pb2_grpc, job_pb2, job_service_pb2, job_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Seconds a unary call may take unless the caller says otherwise.
+DEFAULT_TIMEOUT = 30.0
+# A dropped watch waits this long for the gateway to come back before giving up.
+DEFAULT_RECONNECT_TIMEOUT = 30.0
+# Drops in a row without a new event before a watch gives up: a gateway that keeps cutting the stream at once.
+MAX_RESUMES_WITHOUT_PROGRESS = 5
+# The channel redials a lost gateway quickly at first, and never waits more than a few seconds between tries,
+# so a watch resumes soon after the gateway restarts.
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
+class FieldViolation(NamedTuple):
+    """One rejected field of a request, e.g. ("spec.summarize_text.text", "value length must be at least 1")."""
+
+    field: str
+    description: str
+
+
+class SyllabusError(Exception):
+    """A call failed. `code` is the gRPC status code; `field_violations` lists bad input field by field."""
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        field_violations: Iterable[FieldViolation] = (),
+        retry_delay: float | None = None,
+    ) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.field_violations = tuple(field_violations)
+        # From google.rpc.RetryInfo, e.g. a full queue (RESOURCE_EXHAUSTED): when trying again makes sense.
+        self.retry_delay = retry_delay
+
+
+class GatewayUnreachable(SyllabusError):
+    """No gateway answered at `addr`: nothing listens there, or the connection broke before an answer."""
+
+    def __init__(self, addr: str, message: str) -> None:
+        super().__init__(grpc.StatusCode.UNAVAILABLE, message)
+        self.addr = addr
+
+
+def _is_transport_failure(exc: grpc.aio.AioRpcError) -> bool:
+    # The gateway answers every failure with a google.rpc.Status; UNAVAILABLE without one comes from the
+    # transport (connection refused or lost, server going away), not from the gateway's logic.
+    return bool(exc.code() == grpc.StatusCode.UNAVAILABLE and rpc_status.from_call(exc) is None)
+
+
+def error_from(exc: grpc.aio.AioRpcError, addr: str) -> SyllabusError:
+    """The SyllabusError for a failed call, with the details the gateway packed into its google.rpc.Status."""
+    if _is_transport_failure(exc):
+        return GatewayUnreachable(addr, exc.details() or "connection failed")
+    status = rpc_status.from_call(exc)
+    if status is None:
+        return SyllabusError(exc.code(), exc.details() or exc.code().name)
+    violations: list[FieldViolation] = []
+    retry_delay: float | None = None
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        retry_info = error_details_pb2.RetryInfo()
+        if detail.Unpack(bad_request):
+            violations += [FieldViolation(v.field, v.description) for v in bad_request.field_violations]
+        elif detail.Unpack(retry_info):
+            retry_delay = retry_info.retry_delay.ToNanoseconds() / 1e9
+    return SyllabusError(_CODES.get(status.code, exc.code()), status.message, violations, retry_delay)
+
+
+# google.rpc.Code numbers to grpc.StatusCode (whose values are (number, name) pairs).
+_CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class Page(NamedTuple, Generic[T]):
+    items: builtins.list[T]
+    # Empty on the last page; pass it back to get the next one.
+    next_page_token: str
+
+
+class SyllabusClient:
+    """One channel to a gateway. Create it inside a running event loop; close it (or use `async with`)."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        addr: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT,
+    ) -> None:
+        self.addr = addr
+        self.timeout = timeout
+        self.reconnect_timeout = reconnect_timeout
+        self._channel = channel
+        self._jobs = job_service_pb2_grpc.JobServiceStub(channel)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+
+    @classmethod
+    def connect(
+        cls,
+        addr: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT,
+    ) -> SyllabusClient:
+        """A client for the gateway at `addr` ("host:port"); the connection itself is made by the first call."""
+        channel = grpc.aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
+        return cls(channel, addr, timeout=timeout, reconnect_timeout=reconnect_timeout)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _unary(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from(exc, self.addr) from None
+
+    # -- JobService ---------------------------------------------------------------------------------------
+
+    async def submit(
+        self, spec: job_pb2.JobSpec, options: job_pb2.JobOptions | None = None
+    ) -> tuple[job_pb2.Job, bool]:
+        """Submit one job: the job, and False for created when its idempotency key matched an earlier job."""
+        request = job_service_pb2.SubmitJobRequest(spec=spec, options=options)
+        response: job_service_pb2.SubmitJobResponse = await self._unary(self._jobs.SubmitJob, request)
+        return response.job, response.created
+
+    async def submit_many(
+        self, jobs: Iterable[tuple[job_pb2.JobSpec, job_pb2.JobOptions | None]]
+    ) -> builtins.list[tuple[job_pb2.Job, bool]]:
+        """Submit jobs in one round trip, all or none; the results come in the order of `jobs`."""
+        request = job_service_pb2.SubmitJobsRequest(
+            requests=[job_service_pb2.SubmitJobRequest(spec=spec, options=options) for spec, options in jobs]
+        )
+        response: job_service_pb2.SubmitJobsResponse = await self._unary(self._jobs.SubmitJobs, request)
+        return [(result.job, result.created) for result in response.results]
+
+    async def get(self, job_id: str) -> job_pb2.Job:
+        response: job_service_pb2.GetJobResponse = await self._unary(
+            self._jobs.GetJob, job_service_pb2.GetJobRequest(job_id=job_id)
+        )
+        return response.job
+
+    async def list(
+        self,
+        *,
+        states: Iterable[job_pb2.JobState] = (),
+        kind: str = "",
+        labels: Mapping[str, str] | None = None,
+        parent_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Page[job_pb2.Job]:
+        """One page of jobs, newest first; `labels` must all match."""
+        request = job_service_pb2.ListJobsRequest(
+            states=states,
+            kind=kind,
+            labels=[f"{key}={value}" for key, value in (labels or {}).items()],
+            parent_id=parent_id,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response: job_service_pb2.ListJobsResponse = await self._unary(self._jobs.ListJobs, request)
+        return Page(builtins.list(response.jobs), response.next_page_token)
+
+    async def iter_jobs(
+        self,
+        *,
+        states: Iterable[job_pb2.JobState] = (),
+        kind: str = "",
+        labels: Mapping[str, str] | None = None,
+        parent_id: str = "",
+        page_size: int = 0,
+    ) -> AsyncGenerator[job_pb2.Job, None]:
+        """Every matching job, newest first, fetching pages as the caller gets to them."""
+        states = tuple(states)
+        token = ""
+        while True:
+            page = await self.list(
+                states=states, kind=kind, labels=labels, parent_id=parent_id, page_size=page_size, page_token=token
+            )
+            for job in page.items:
+                yield job
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def cancel(self, job_id: str, reason: str = "") -> job_pb2.Job:
+        """Cancel a job. A running job comes back with cancel_requested set while its attempt stops."""
+        response: job_service_pb2.CancelJobResponse = await self._unary(
+            self._jobs.CancelJob, job_service_pb2.CancelJobRequest(job_id=job_id, reason=reason)
+        )
+        return response.job
+
+    async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncGenerator[job_pb2.JobEvent, None]:
+        """The job's events after `after_sequence` (0: all of them), live, until its terminal event.
+
+        A stream that drops once events flowed (gateway restarted, connection lost) is resumed after the last
+        event seen, so the caller sees every event once. A gateway that cannot be reached at all, or stays
+        away longer than reconnect_timeout, raises GatewayUnreachable.
+        """
+        last = after_sequence
+        flowed = False
+        drops = 0
+        while True:
+            call = self._jobs.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=last))
+            try:
+                async for response in call:
+                    event: job_pb2.JobEvent = response.event
+                    # An event rebuilt from the job record (its stream aged out) has no sequence.
+                    last = event.sequence or last
+                    flowed = True
+                    drops = 0
+                    yield event
+                return
+            except grpc.aio.AioRpcError as exc:
+                if not (flowed and _is_transport_failure(exc)) or drops >= MAX_RESUMES_WITHOUT_PROGRESS:
+                    raise error_from(exc, self.addr) from None
+                drops += 1
+                log.info("watch of job %s dropped (%s); resuming after sequence %d", job_id, exc.details(), last)
+                await self._reconnected(exc)
+            finally:
+                call.cancel()
+
+    async def _reconnected(self, exc: grpc.aio.AioRpcError) -> None:
+        """Return once the channel is connected again; the dropped call's error after reconnect_timeout."""
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), self.reconnect_timeout)
+        except TimeoutError:
+            raise error_from(exc, self.addr) from None
+
+    async def watch_all(
+        self, kind: str = "", subscribed: asyncio.Event | None = None
+    ) -> AsyncGenerator[job_pb2.JobEvent, None]:
+        """Live events of every job (of `kind`, if given) from the moment the watch is subscribed; no replay.
+
+        `subscribed` is set once the gateway has subscribed: every event published from then on arrives.
+        """
+        call = self._jobs.WatchJobs(job_service_pb2.WatchJobsRequest(kind=kind))
+        try:
+            # The gateway sends its initial metadata right after subscribing.
+            await call.initial_metadata()
+            if subscribed is not None and not call.done():
+                subscribed.set()
+            async for response in call:
+                yield response.event
+        except grpc.aio.AioRpcError as exc:
+            raise error_from(exc, self.addr) from None
+        finally:
+            call.cancel()
+
+    # -- AdminService -------------------------------------------------------------------------------------
+
+    async def dead_letters(
+        self, kind: str = "", *, page_size: int = 0, page_token: str = ""
+    ) -> Page[admin_service_pb2.DeadLetter]:
+        """One page of dead letters, oldest first."""
+        request = admin_service_pb2.ListDeadLettersRequest(kind=kind, page_size=page_size, page_token=page_token)
+        response: admin_service_pb2.ListDeadLettersResponse = await self._unary(self._admin.ListDeadLetters, request)
+        return Page(builtins.list(response.dead_letters), response.next_page_token)
+
+    async def iter_dead_letters(
+        self, kind: str = "", *, page_size: int = 0
+    ) -> AsyncGenerator[admin_service_pb2.DeadLetter, None]:
+        token = ""
+        while True:
+            page = await self.dead_letters(kind, page_size=page_size, page_token=token)
+            for dead in page.items:
+                yield dead
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def dead_letter(self, job_id: str) -> admin_service_pb2.DeadLetter:
+        response: admin_service_pb2.GetDeadLetterResponse = await self._unary(
+            self._admin.GetDeadLetter, admin_service_pb2.GetDeadLetterRequest(job_id=job_id)
+        )
+        return response.dead_letter
+
+    async def retry_dead_letter(
+        self, job_id: str, spec: job_pb2.JobSpec | None = None, options: job_pb2.JobOptions | None = None
+    ) -> job_pb2.Job:
+        """Queue a dead job again with a fresh history; `spec` (same kind) or `options` replace the old ones."""
+        request = admin_service_pb2.RetryDeadLetterRequest(job_id=job_id, spec=spec, options=options)
+        response: admin_service_pb2.RetryDeadLetterResponse = await self._unary(self._admin.RetryDeadLetter, request)
+        return response.job
+
+    async def purge_dead_letters(self, kind: str = "") -> int:
+        """Remove dead letters (of `kind`, or all) for good; their jobs stay FAILED. Returns how many."""
+        response: admin_service_pb2.PurgeDeadLettersResponse = await self._unary(
+            self._admin.PurgeDeadLetters, admin_service_pb2.PurgeDeadLettersRequest(kind=kind)
+        )
+        return int(response.purged)

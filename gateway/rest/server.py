@@ -107,10 +107,12 @@ class RestGateway:
         self._closing = True
         for call in list(self._active):
             call.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._channel is not None:
-            await self._channel.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
 
     def _method_call(self, route: Route) -> Call:
         assert self._channel is not None

@@ -56,6 +56,10 @@ def _cls(descriptor: Any) -> type[Message]:
 
 
 async def _echo(request: Message, context: Any) -> Message:
+    # An "echo-me" metadata value comes back as "echoed" header metadata (for the outgoing header mapping).
+    echo = dict(context.invocation_metadata() or ()).get("echo-me")
+    if echo is not None:
+        await context.send_initial_metadata((("echoed", echo), ("echoed-bin", b"\x00\xff")))
     return request
 
 

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
-from generator.summarize import summarize_text
-from syllabus.config import CommonConfig
-from syllabus.process import run_service, serve_worker
-from syllabus.worker import Handler
+import logging
 
-HANDLERS: dict[str, Handler] = {"summarize_text": summarize_text}
+from redis.asyncio import Redis
+
+from generator.handlers import build_handlers, build_models
+from generator.providers.registry import Registry
+from syllabus.config import CommonConfig, GeneratorConfig, WorkerConfig
+from syllabus.process import run_service, serve_worker
+from syllabus.topology import Topology
+
+log = logging.getLogger(__name__)
 
 
 async def serve(common: CommonConfig) -> None:
-    await serve_worker(common, "generator", lambda nc, store: HANDLERS)
+    config = GeneratorConfig.from_env()
+    worker = WorkerConfig.from_env("generator")
+    redis = Redis.from_url(common.redis_url) if common.redis_url else None
+    if redis is None:
+        log.warning("SYLLABUS_REDIS_URL is not set: no LLM response cache, and circuit breakers are kept per process")
+    registry = Registry.from_config(config)
+    log.info(
+        "default model provider: %s%s", config.provider, " (offline drafts)" if config.provider == "offline" else ""
+    )
+    models = build_models(config, registry, redis, common.namespace)
+    topology = Topology(common.namespace)
+    try:
+        await serve_worker(
+            common,
+            "generator",
+            lambda nc, store: build_handlers(nc, store, topology, models, worker.retry.max_attempts),
+        )
+    finally:
+        await registry.aclose()
+        if redis is not None:
+            await redis.aclose()
 
 
 def main() -> int:

@@ -1,0 +1,20 @@
+"""What the generator's handlers share: the store, job submission, parents, and the models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from generator.models import Models
+from syllabus.parents import Parents
+from syllabus.store.base import Store
+from syllabus.submit import Submitter
+
+
+@dataclass(frozen=True)
+class Deps:
+    store: Store
+    submitter: Submitter
+    parents: Parents
+    models: Models
+    # Attempts of a child job whose parent set no max_attempts.
+    default_max_attempts: int

@@ -1,0 +1,61 @@
+"""The generator's handlers, built from the process's connections and configuration."""
+
+from __future__ import annotations
+
+from nats.aio.client import Client
+from redis.asyncio import Redis
+
+from generator.course import course_handler
+from generator.deps import Deps
+from generator.lesson import lesson_handler
+from generator.models import Models
+from generator.providers.breaker import Breaker, LocalBreaker, RedisBreaker
+from generator.providers.cache import ReplyCache
+from generator.providers.registry import Registry
+from generator.quiz import quiz_handler
+from generator.summarize import summarize_handler
+from syllabus.config import GeneratorConfig
+from syllabus.events import EventPublisher
+from syllabus.parents import Parents
+from syllabus.store.base import Store
+from syllabus.submit import Submitter
+from syllabus.topology import Topology
+from syllabus.worker import Handler
+
+
+def build_models(config: GeneratorConfig, registry: Registry, redis: Redis | None, namespace: str) -> Models:
+    """With Redis, the cache and the breakers are shared by every generator; without, there is no cache and
+    each process keeps its own breakers."""
+    # A probe holds the half-open breaker for at most one call.
+    probe_timeout = config.timeout + 5
+    breaker: Breaker
+    if redis is None:
+        breaker = LocalBreaker(config.breaker_threshold, config.breaker_cooldown, probe_timeout)
+    else:
+        breaker = RedisBreaker(
+            redis,
+            prefix=f"syllabus:{namespace or '-'}:breaker:",
+            threshold=config.breaker_threshold,
+            cooldown=config.breaker_cooldown,
+            probe_timeout=probe_timeout,
+        )
+    cache = ReplyCache(redis, config.cache_ttl) if redis is not None and config.cache_ttl > 0 else None
+    return Models(registry, cache=cache, breaker=breaker)
+
+
+def build_handlers(
+    nc: Client, store: Store, topology: Topology, models: Models, default_max_attempts: int
+) -> dict[str, Handler]:
+    deps = Deps(
+        store=store,
+        submitter=Submitter(nc, store, topology),
+        parents=Parents(store, EventPublisher(nc, topology)),
+        models=models,
+        default_max_attempts=default_max_attempts,
+    )
+    return {
+        "generate_course": course_handler(deps),
+        "generate_lesson": lesson_handler(deps),
+        "generate_quiz": quiz_handler(deps),
+        "summarize_text": summarize_handler(deps),
+    }

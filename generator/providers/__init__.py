@@ -1,0 +1,1 @@
+"""Model providers (Gemini, any OpenAI-compatible endpoint, offline drafts) and what guards their calls."""

@@ -84,9 +84,12 @@ class RestGateway:
         self._sequence = {r.grpc_path: streams.sequence_path(r.method.output_type) for r in self.routes}
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        return app
+        # Every request goes to _handle, before (and whatever) aiohttp's own router would say: routing is ours.
+        @web.middleware
+        async def everything(request: web.Request, handler: Any) -> web.StreamResponse:
+            return await self._handle(request)
+
+        return web.Application(client_max_size=MAX_BODY, middlewares=[everything])
 
     async def start(self, addr: str) -> str:
         """Listen on host:port (port 0 picks one); returns the address actually bound."""

@@ -9,17 +9,26 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.admin import AdminService
+from gateway.courses import CourseService
 from gateway.jobs import JobService
 from gateway.rest.server import RestGateway, loopback_target, services_named
 from syllabus.config import CommonConfig, GatewayConfig, WorkerConfig
 from syllabus.process import open_connections, run_service, stop_signal
 from syllabus.topology import Topology
-from syllabus.v1 import admin_service_pb2, admin_service_pb2_grpc, job_service_pb2, job_service_pb2_grpc
+from syllabus.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    course_service_pb2,
+    course_service_pb2_grpc,
+    job_service_pb2,
+    job_service_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    course_service_pb2.DESCRIPTOR.services_by_name["CourseService"].full_name,
 )
 
 
@@ -49,6 +58,17 @@ async def serve(common: CommonConfig) -> None:
             tenant=common.tenant,
             default_max_attempts=retry.max_attempts,
             timeout=config.publish_timeout,
+        ),
+        server,
+    )
+    course_service_pb2_grpc.add_CourseServiceServicer_to_server(
+        CourseService(
+            nc=nc,
+            store=store,
+            topology=topology,
+            config=config,
+            tenant=common.tenant,
+            default_max_attempts=retry.max_attempts,
         ),
         server,
     )

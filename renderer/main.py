@@ -1,16 +1,21 @@
-"""The renderer process: a worker for render_document (its handlers arrive with the course flow)."""
+"""The renderer process: a worker for render_document."""
 
 from __future__ import annotations
 
-from syllabus.config import CommonConfig
+from renderer.documents import DocumentRenderer
+from syllabus.config import CommonConfig, RendererConfig
 from syllabus.process import run_service, serve_worker
-from syllabus.worker import Handler
-
-HANDLERS: dict[str, Handler] = {}
+from syllabus.topology import Topology
 
 
 async def serve(common: CommonConfig) -> None:
-    await serve_worker(common, "renderer", lambda nc, store: HANDLERS)
+    config = RendererConfig.from_env()
+    topology = Topology(common.namespace)
+    await serve_worker(
+        common,
+        "renderer",
+        lambda nc, store: {"render_document": DocumentRenderer(nc, store, topology, config).render_document},
+    )
 
 
 def main() -> int:

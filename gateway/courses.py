@@ -1,0 +1,176 @@
+"""CourseService: start writing a course, read it, list courses, download its rendered documents.
+
+A course record is created before its course job, so the job always finds it. A course whose job was never
+queued (the publish failed, or an idempotency key returned an earlier job) is marked abandoned (no job id) and is
+invisible from then on: nothing dangles where callers can see it.
+
+Errors: an unknown course is NOT_FOUND; a course that exists but has no documents yet is FAILED_PRECONDITION
+(ask again when its job has succeeded); a rendered course without the asked-for format is NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from google.api import httpbody_pb2
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from nats.aio.client import Client
+from nats.js.errors import NotFoundError, ObjectNotFoundError
+
+from gateway.jobs import DEFAULT_PAGE, MAX_PAGE, call_timeout
+from gateway.status import Context, abort, unary
+from syllabus import lifecycle
+from syllabus.config import GatewayConfig
+from syllabus.ids import new_id
+from syllabus.store.base import Store
+from syllabus.submit import Submitter, build_job
+from syllabus.topology import Topology
+from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
+
+DEFAULT_MODULES = 6
+DEFAULT_LANGUAGE = "en"
+_COURSE_RESOURCE = "syllabus.v1.Course"
+
+
+def _status(code: int, message: str, *details: Message) -> status_pb2.Status:
+    packed = []
+    for detail in details:
+        wrapped = any_pb2.Any()
+        wrapped.Pack(detail)
+        packed.append(wrapped)
+    return status_pb2.Status(code=code, message=message, details=packed)
+
+
+async def _not_found(context: Context, what: str, name: str, message: str) -> NoReturn:
+    info = error_details_pb2.ResourceInfo(resource_type=what, resource_name=name)
+    await abort(context, _status(code_pb2.NOT_FOUND, message, info))
+
+
+def _abandon(course: course_pb2.Course) -> course_pb2.Course | None:
+    if not course.job_id:
+        return None
+    course.job_id = ""
+    course.update_time.CopyFrom(lifecycle.now())
+    return course
+
+
+class CourseService(course_service_pb2_grpc.CourseServiceServicer):
+    def __init__(
+        self,
+        *,
+        nc: Client,
+        store: Store,
+        topology: Topology,
+        config: GatewayConfig,
+        tenant: str,
+        default_max_attempts: int,
+    ) -> None:
+        self._js = nc.jetstream(timeout=config.publish_timeout)
+        self._store = store
+        self._topology = topology
+        self._config = config
+        self._tenant = tenant
+        self._default_max_attempts = default_max_attempts
+        self._submitter = Submitter(nc, store, topology, config.publish_timeout)
+
+    async def _course(self, course_id: str, context: Context) -> course_pb2.Course:
+        course = await self._store.get_course(course_id)
+        if course is None or course.tenant != self._tenant or not course.job_id:
+            await _not_found(context, _COURSE_RESOURCE, course_id, f"course {course_id!r} not found")
+        return course
+
+    @unary
+    async def CreateCourse(
+        self, request: course_service_pb2.CreateCourseRequest, context: Context
+    ) -> course_service_pb2.CreateCourseResponse:
+        spec = job_pb2.GenerateCourse()
+        spec.CopyFrom(request.course)
+        spec.course_id = new_id()
+        spec.modules = spec.modules or DEFAULT_MODULES
+        spec.language = spec.language or DEFAULT_LANGUAGE
+        job = build_job(
+            job_pb2.JobSpec(generate_course=spec),
+            request.options,
+            tenant=self._tenant,
+            default_max_attempts=self._default_max_attempts,
+        )
+        course = course_pb2.Course(
+            id=spec.course_id,
+            job_id=job.id,
+            tenant=self._tenant,
+            prompt=spec.prompt,
+            audience=spec.audience,
+            level=spec.level,
+            language=spec.language,
+        )
+        course.create_time.CopyFrom(job.create_time)
+        course.update_time.CopyFrom(job.create_time)
+        await self._store.insert_course(course)
+        try:
+            [inserted] = await self._submitter.submit([job], call_timeout(context, self._config.publish_timeout))
+        except BaseException:
+            await self._store.update_course(course.id, _abandon)
+            raise
+        if not inserted.created:
+            # The idempotency key named an earlier course job: that job's course is the answer.
+            await self._store.update_course(course.id, _abandon)
+            earlier = await self._store.get_course(inserted.job.spec.generate_course.course_id)
+            return course_service_pb2.CreateCourseResponse(course=earlier, job=inserted.job)
+        return course_service_pb2.CreateCourseResponse(course=course, job=inserted.job)
+
+    @unary
+    async def GetCourse(
+        self, request: course_service_pb2.GetCourseRequest, context: Context
+    ) -> course_service_pb2.GetCourseResponse:
+        return course_service_pb2.GetCourseResponse(course=await self._course(request.course_id, context))
+
+    @unary
+    async def ListCourses(
+        self, request: course_service_pb2.ListCoursesRequest, context: Context
+    ) -> course_service_pb2.ListCoursesResponse:
+        page = await self._store.list_courses(
+            self._tenant, min(request.page_size or DEFAULT_PAGE, MAX_PAGE), request.page_token
+        )
+        # Abandoned courses are left out, so a page may hold fewer courses than asked for (as AIP-158 allows).
+        courses = [course for course in page.courses if course.job_id]
+        return course_service_pb2.ListCoursesResponse(courses=courses, next_page_token=page.next_page_token)
+
+    @unary
+    async def GetCourseDocument(
+        self, request: course_service_pb2.GetCourseDocumentRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        course = await self._course(request.course_id, context)
+        wanted = request.format or course_pb2.DOCUMENT_FORMAT_PDF
+        name = course_pb2.DocumentFormat.Name(wanted).removeprefix("DOCUMENT_FORMAT_").lower()
+        if not course.documents:
+            violation = error_details_pb2.PreconditionFailure.Violation(
+                type="NOT_RENDERED",
+                subject=f"courses/{course.id}",
+                description=f"the course is still being written; its job {course.job_id} renders the documents",
+            )
+            await abort(
+                context,
+                _status(
+                    code_pb2.FAILED_PRECONDITION,
+                    f"course {course.id!r} has no documents yet (its job is {course.job_id})",
+                    error_details_pb2.PreconditionFailure(violations=[violation]),
+                ),
+            )
+        document = next((d for d in course.documents if d.format == wanted), None)
+        if document is None:
+            await _not_found(
+                context, "syllabus.v1.Document", f"courses/{course.id}/{name}", f"course {course.id!r} has no {name}"
+            )
+        try:
+            bucket = await self._js.object_store(self._topology.artifacts_bucket)
+            result = await bucket.get(document.object_name)
+        except (ObjectNotFoundError, NotFoundError):
+            await _not_found(
+                context,
+                "syllabus.v1.Document",
+                document.object_name,
+                f"the {name} of course {course.id!r} is no longer stored",
+            )
+        return httpbody_pb2.HttpBody(content_type=document.content_type, data=result.data or b"")

@@ -1,0 +1,170 @@
+"""render_document: a finished course becomes Markdown, HTML and PDF in the `artifacts` object store, recorded
+on the course; then the course job that waited for it is finished with the course's total usage.
+
+Rendering is deterministic (the PDF carries the course's creation time, not the clock), so a redelivered render
+job writes the same bytes and the same document records again: repeating it changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nats.aio.client import Client
+
+from renderer.html import render_html
+from renderer.markdown import render_markdown
+from renderer.pdf import find_font_dir, render_pdf
+from syllabus import lifecycle
+from syllabus.config import RendererConfig
+from syllabus.events import EventPublisher
+from syllabus.parents import Parents
+from syllabus.store.base import Store
+from syllabus.topology import Topology
+from syllabus.v1 import course_pb2, job_pb2
+from syllabus.worker import Defer, JobContext, PermanentError
+
+log = logging.getLogger(__name__)
+C = course_pb2
+# The course job's progress while its documents are rendered (its children took it to 90).
+RENDER_START = 90.0
+RENDER_END = 99.0
+# States of a course job that will (again) wait for its children: the render job waits for that to finish it.
+_NOT_YET_WAITING = frozenset(
+    {job_pb2.JOB_STATE_RUNNING, job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_RETRYING, job_pb2.JOB_STATE_SCHEDULED}
+)
+
+
+@dataclass(frozen=True)
+class Format:
+    extension: str
+    content_type: str
+    label: str
+
+
+FORMATS: dict[course_pb2.DocumentFormat, Format] = {
+    C.DOCUMENT_FORMAT_MARKDOWN: Format("md", "text/markdown; charset=utf-8", "Markdown"),
+    C.DOCUMENT_FORMAT_HTML: Format("html", "text/html; charset=utf-8", "HTML"),
+    C.DOCUMENT_FORMAT_PDF: Format("pdf", "application/pdf", "PDF"),
+}
+
+
+def object_name(course_id: str, document_format: course_pb2.DocumentFormat) -> str:
+    return f"courses/{course_id}/course.{FORMATS[document_format].extension}"
+
+
+def is_complete(course: course_pb2.Course) -> bool:
+    return bool(course.modules) and all(m.HasField("lesson") and m.HasField("quiz") for m in course.modules)
+
+
+class DocumentRenderer:
+    def __init__(self, nc: Client, store: Store, topology: Topology, config: RendererConfig) -> None:
+        self._js = nc.jetstream()
+        self._store = store
+        self._bucket = topology.artifacts_bucket
+        self._parents = Parents(store, EventPublisher(nc, topology))
+        self._font_dir: Path | None = find_font_dir(config.font_dir)
+        self._page_size = config.page_size
+        if self._font_dir is None:
+            log.warning("no DejaVu fonts found: PDFs use built-in fonts and approximate non-Western-European text")
+
+    async def render_document(self, ctx: JobContext) -> job_pb2.JobResult:
+        spec = ctx.job.spec.render_document
+        course = await self._store.get_course(spec.course_id)
+        if course is None:
+            raise PermanentError(f"course {spec.course_id} does not exist", error_type="NotFound")
+        if not is_complete(course):
+            missing = [m.index + 1 for m in course.modules if not (m.HasField("lesson") and m.HasField("quiz"))]
+            raise PermanentError(
+                f"course {course.id} is not written yet (modules without lesson or quiz: {missing or 'all'})",
+                error_type="InvalidJob",
+            )
+        formats = list(dict.fromkeys(spec.formats)) or list(FORMATS)
+        bucket = await self._js.object_store(self._bucket)
+        documents = []
+        for step, document_format in enumerate(formats):
+            shape = FORMATS[document_format]
+            percent = RENDER_START + (RENDER_END - RENDER_START) * step / len(formats)
+            await self._progress(ctx, percent, f"rendering {shape.label}")
+            data = await self._render(document_format, course)
+            name = object_name(course.id, document_format)
+            await bucket.put(name, data)
+            documents.append(
+                C.Document(
+                    format=document_format,
+                    object_name=name,
+                    content_type=shape.content_type,
+                    size_bytes=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                )
+            )
+        course = await self._record(course.id, documents)
+        reference = f"courses/{course.id}"
+        if ctx.job.parent_id:
+            await self._finish_parent(ctx.job.parent_id, job_pb2.JobResult(reference=reference, usage=_usage(course)))
+        return job_pb2.JobResult(reference=reference)
+
+    async def _render(self, document_format: course_pb2.DocumentFormat, course: course_pb2.Course) -> bytes:
+        render: Callable[[], bytes]
+        if document_format == C.DOCUMENT_FORMAT_PDF:
+            render = functools.partial(render_pdf, course, self._font_dir, self._page_size)
+        elif document_format == C.DOCUMENT_FORMAT_HTML:
+            render = functools.partial(render_html, course)
+        else:
+            render = functools.partial(render_markdown, course)
+        # Laying out a long course takes a while: it runs on a thread so the worker's event loop keeps serving
+        # heartbeats and other jobs.
+        return await asyncio.get_running_loop().run_in_executor(None, render)
+
+    async def _record(self, course_id: str, documents: list[course_pb2.Document]) -> course_pb2.Course:
+        rendered = {document.format for document in documents}
+
+        def record(current: course_pb2.Course) -> course_pb2.Course | None:
+            kept = [document for document in current.documents if document.format not in rendered]
+            if list(current.documents) == sorted([*kept, *documents], key=lambda d: d.format):
+                return None  # the same documents are recorded already (a repeated render)
+            del current.documents[:]
+            current.documents.extend(sorted([*kept, *documents], key=lambda d: d.format))
+            current.update_time.CopyFrom(lifecycle.now())
+            return current
+
+        course = await self._store.update_course(course_id, record)
+        if course is None:
+            raise PermanentError(f"course {course_id} does not exist", error_type="NotFound")
+        return course
+
+    async def _progress(self, ctx: JobContext, percent: float, message: str) -> None:
+        if ctx.job.parent_id:
+            await self._parents.progress(ctx.job.parent_id, percent, message)
+        await ctx.progress(percent, message)
+
+    async def _finish_parent(self, parent_id: str, result: job_pb2.JobResult) -> None:
+        if await self._parents.finish(parent_id, result):
+            return
+        parent = await self._store.get_job(parent_id)
+        if parent is None:
+            return
+        resuming = (
+            parent.state == job_pb2.JOB_STATE_FAILED
+            and bool(parent.errors)
+            and parent.errors[-1].type == lifecycle.CHILD_FAILED
+        )
+        if parent.state in _NOT_YET_WAITING or resuming:
+            # Its own attempt is still running (the children were quick), or a retried child is resuming it:
+            # either way it waits for its children again shortly, and only a waiting parent can be finished.
+            raise Defer(
+                1.0, f"course job {parent_id} is {job_pb2.JobState.Name(parent.state)}; finishing it once it waits"
+            )
+
+
+def _usage(course: course_pb2.Course) -> job_pb2.Usage:
+    return job_pb2.Usage(
+        input_tokens=course.input_tokens,
+        output_tokens=course.output_tokens,
+        estimated_cost_usd=course.estimated_cost_usd,
+    )

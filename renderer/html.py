@@ -1,0 +1,168 @@
+"""A course as one standalone HTML page: inline CSS, a table of contents, lessons, quizzes, an answer key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+
+from renderer.blocks import Block, Bullets, Code, Heading, Numbered, Paragraph, Quote, parse_blocks, parse_inline
+from renderer.course_text import (
+    OFFLINE_NOTICE,
+    anchor,
+    choice_label,
+    lesson_heading,
+    meta_line,
+    module_heading,
+    written_by,
+)
+from syllabus.v1 import course_pb2
+
+_CSS = """
+:root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --accent: #0b5cad; --soft: #f6f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--ink); background: #fff;
+  font: 17px/1.65 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif; }
+main { max-width: 46rem; margin: 0 auto; padding: 3rem 1.5rem 5rem; }
+h1 { font-size: 2.2rem; line-height: 1.2; margin: 0 0 .5rem; }
+h2 { font-size: 1.6rem; margin: 3.5rem 0 .75rem; padding-top: 1rem; border-top: 1px solid var(--line); }
+h3 { font-size: 1.25rem; margin: 2rem 0 .5rem; }
+h4, h5, h6 { font-size: 1.05rem; margin: 1.5rem 0 .25rem; }
+a { color: var(--accent); }
+.meta, .written-by { color: var(--muted); font-size: .95rem; }
+.notice { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: .75rem 1rem; }
+nav.toc { background: var(--soft); border: 1px solid var(--line); border-radius: 8px; padding: 1rem 1.5rem;
+  margin: 2rem 0; }
+nav.toc h2 { border: 0; margin: 0 0 .5rem; padding: 0; font-size: 1.1rem; }
+nav.toc ol { margin: 0; padding-left: 1.25rem; }
+nav.toc ol ol { list-style: none; padding-left: .75rem; font-size: .95rem; }
+.objectives, .key-points { background: var(--soft); border-left: 4px solid var(--accent); padding: .5rem 1rem; }
+.objectives h4, .key-points h4 { margin-top: .25rem; }
+pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem;
+  overflow-x: auto; font-size: .9rem; line-height: 1.45; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: .92em; }
+blockquote { margin: 1rem 0; padding: .25rem 1rem; border-left: 4px solid var(--line); color: var(--muted); }
+ol.quiz > li { margin-bottom: 1rem; }
+ol.choices { list-style: upper-alpha; margin: .25rem 0; }
+ol.answers > li { margin-bottom: .75rem; }
+.explanation { color: var(--muted); }
+@media print { h2 { break-before: page; border: 0; } nav.toc { break-after: page; } }
+"""
+
+
+def render_html(course: course_pb2.Course) -> bytes:
+    title = escape(course.title or course.prompt)
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="{escape(course.language or "en")}">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{title}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        "<main>",
+        f"<header><h1>{title}</h1>",
+        f'<p class="meta">{escape(meta_line(course))}</p>',
+    ]
+    if course.offline_draft:
+        parts.append(f'<p class="notice" role="note"><strong>{escape(OFFLINE_NOTICE)}</strong></p>')
+    parts += [f"<p>{_inline(course.description)}</p>", "</header>", _toc(course)]
+    parts += [_module(module) for module in course.modules]
+    parts += [_answer_key(course), f'<p class="written-by">{escape(written_by(course))}</p>']
+    parts += ["</main>", "</body>", "</html>", ""]
+    return "\n".join(parts).encode()
+
+
+def _toc(course: course_pb2.Course) -> str:
+    items = []
+    for module in course.modules:
+        items.append(
+            f'<li><a href="#{anchor("module", module)}">{escape(module_heading(module))}</a>'
+            f'<ol><li><a href="#{anchor("lesson", module)}">{escape(lesson_heading(module))}</a></li>'
+            f'<li><a href="#{anchor("quiz", module)}">Quiz</a></li></ol></li>'
+        )
+    items.append('<li><a href="#answer-key">Answer key</a></li>')
+    return f'<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>{"".join(items)}</ol></nav>'
+
+
+def _module(module: course_pb2.Module) -> str:
+    parts = [
+        f'<section id="{anchor("module", module)}">',
+        f"<h2>{escape(module_heading(module))}</h2>",
+        f"<p>{_inline(module.summary)}</p>",
+    ]
+    if module.objectives:
+        parts.append('<div class="objectives"><h4>Objectives</h4>' + _list("ul", module.objectives) + "</div>")
+    parts += [
+        f'<h3 id="{anchor("lesson", module)}">{escape(lesson_heading(module))}</h3>',
+        _blocks(parse_blocks(module.lesson.body_markdown), heading_offset=2),
+    ]
+    if module.lesson.key_points:
+        parts.append('<div class="key-points"><h4>Key points</h4>' + _list("ul", module.lesson.key_points) + "</div>")
+    parts.append(f'<h3 id="{anchor("quiz", module)}">Quiz</h3>')
+    questions = [
+        f"<li><p>{_inline(question.text)}</p>{_list('ol', question.choices, 'choices')}</li>"
+        for question in module.quiz.questions
+    ]
+    parts += [f'<ol class="quiz">{"".join(questions)}</ol>', "</section>"]
+    return "\n".join(parts)
+
+
+def _answer_key(course: course_pb2.Course) -> str:
+    parts = ['<section id="answer-key">', "<h2>Answer key</h2>"]
+    for module in course.modules:
+        parts.append(f"<h3>{escape(module_heading(module))}</h3>")
+        answers = []
+        for question in module.quiz.questions:
+            index = question.answer_index
+            choice = question.choices[index] if index < len(question.choices) else ""
+            answers.append(
+                f"<li><strong>{choice_label(index)}</strong> {_inline(choice)}"
+                f'<br><span class="explanation">{_inline(question.explanation)}</span></li>'
+            )
+        parts.append(f'<ol class="answers">{"".join(answers)}</ol>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _list(tag: str, items: Iterable[str], css_class: str = "") -> str:
+    attribute = f' class="{css_class}"' if css_class else ""
+    return f"<{tag}{attribute}>" + "".join(f"<li>{_inline(item)}</li>" for item in items) + f"</{tag}>"
+
+
+def _inline(text: str) -> str:
+    out = []
+    for run in parse_inline(text):
+        content = escape(run.text)
+        if run.url:
+            out.append(f'<a href="{escape(run.url)}">{content}</a>')
+        elif run.style == "B":
+            out.append(f"<strong>{content}</strong>")
+        elif run.style == "I":
+            out.append(f"<em>{content}</em>")
+        elif run.style == "code":
+            out.append(f"<code>{content}</code>")
+        else:
+            out.append(content)
+    return "".join(out)
+
+
+def _blocks(blocks: list[Block], heading_offset: int) -> str:
+    out = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            level = min(6, block.level + heading_offset)
+            out.append(f"<h{level}>{_inline(block.text)}</h{level}>")
+        elif isinstance(block, Paragraph):
+            out.append(f"<p>{_inline(block.text)}</p>")
+        elif isinstance(block, Bullets):
+            out.append(_list("ul", block.items))
+        elif isinstance(block, Numbered):
+            out.append(_list("ol", block.items))
+        elif isinstance(block, Code):
+            language = f' class="language-{escape(block.language)}"' if block.language else ""
+            out.append(f"<pre><code{language}>{escape(block.text)}</code></pre>")
+        elif isinstance(block, Quote):
+            out.append(f"<blockquote><p>{_inline(block.text)}</p></blockquote>")
+    return "\n".join(out)

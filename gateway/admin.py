@@ -63,15 +63,18 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
                 f"job {request.job_id} is {job_pb2.JobState.Name(revived.job.state)}, not FAILED: nothing to retry"
             )
         job = revived.job
+        if job.parent_id:
+            # Before the child can run: a child that finished first would find its parent still failed.
+            await self._parents.child_retried(job)
         try:
             await self._submitter.enqueue(job, f"{job.id}:retry:{job.update_time.ToNanoseconds()}")
         except BaseException:
             # Not queued: the job stays failed and its dead letter stays, so the retry can be asked again.
             await self._store.update_job(job.id, lambda current: dead.job if current.state == job.state else None)
+            if job.parent_id:
+                await self._parents.child_failed(dead.job, "its retry could not be queued")
             raise
         await self._dead_letters.remove(job.id)
-        if job.parent_id:
-            await self._parents.child_retried(job)
         return pb.RetryDeadLetterResponse(job=job)
 
     @unary

@@ -215,9 +215,14 @@ def wait_for_children(attempt: int, message: str) -> JobChange:
     return change
 
 
+# A parent may still be RUNNING when its last child ends: it submitted the children but has not yet recorded
+# WAITING. The children's outcome decides either way.
+_PARENT_STATES = frozenset({S.JOB_STATE_RUNNING, S.JOB_STATE_WAITING})
+
+
 def finish_waiting(result: job_pb2.JobResult) -> JobChange:
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
-        if job.state != S.JOB_STATE_WAITING:
+        if job.state not in _PARENT_STATES:
             return None
         new = _copy(job)
         new.state = S.JOB_STATE_SUCCEEDED
@@ -233,7 +238,7 @@ def fail_waiting(error: job_pb2.JobError) -> JobChange:
     """A child failed for good, so its parent cannot finish: it fails too (and resumes if the child is retried)."""
 
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
-        if job.state != S.JOB_STATE_WAITING:
+        if job.state not in _PARENT_STATES:
             return None
         new = _copy(job)
         new.state = S.JOB_STATE_FAILED

@@ -362,6 +362,9 @@ class Worker:
         if updated.applied and updated.job is not None:
             await self._emit(updated.job, E.JOB_EVENT_TYPE_WAITING)
             await msg.ack()
+        elif updated.job is not None and lifecycle.is_terminal(updated.job.state):
+            # The children finished (or one failed) before this attempt could record that it waits for them.
+            await msg.ack()
         else:
             await self._lost_lease(updated.job, attempt, msg)
 

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "syllabus.stack",  # up
     "syllabus.services",  # gateway, generator, renderer, scheduler
     "syllabus.commands",  # submit, get, jobs, watch, cancel, deadletters
+    "syllabus.course_command",  # course
 )
 
 

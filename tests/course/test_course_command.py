@@ -1,0 +1,79 @@
+"""`syllabus course`: submits, follows the course job's progress, writes the document; exit 1 with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+
+from generator.providers.registry import Registry
+from syllabus import cli
+from syllabus.course_command import Progress
+from syllabus.v1 import job_pb2
+from tests.course.conftest import CourseStack
+from tests.course.test_course_flow import BrokenLesson
+
+
+async def test_course_command_writes_the_document_and_shows_progress(
+    stack: CourseStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await stack.start_workers()
+    out = tmp_path / "rust.html"
+    argv = ["course", "Intro to Rust", "--modules", "3", "--level", "beginner", "--out", str(out), "--addr", stack.addr]
+    # The command runs its own event loop, as it does from a shell.
+    code = await asyncio.to_thread(cli.main, argv)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "Intro to Rust" in page
+    lines = err.splitlines()
+    assert lines[0].startswith("course ") and "Intro to Rust" in lines[0]
+    assert any(line.endswith("outline ready: 3 modules") for line in lines)
+    assert any("lesson 3 of 3 written" in line or "quiz 3 of 3 written" in line for line in lines)
+    assert any("rendering HTML" in line for line in lines)
+    assert "100%  done" in err and f"wrote {out}" in err and "offline draft" in err
+    # Plain lines, no terminal control codes, when the output is not a terminal.
+    assert "\r" not in err and "\x1b" not in err
+
+
+async def test_course_command_fails_with_the_reason(
+    stack: CourseStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    provider = BrokenLesson(module_index=0)
+    await stack.start_workers(stack.models(Registry("offline", {"offline": lambda model: provider})))
+    out = tmp_path / "course.pdf"
+    code = await asyncio.to_thread(
+        cli.main, ["course", "Intro to Rust", "--modules", "1", "--out", str(out), "--addr", stack.addr]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the course failed: ChildFailed" in err and "the model refused this lesson" in err
+    assert not out.exists()
+
+
+def test_course_command_rejects_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["course", "Intro to Rust", "--modules", "0", "--addr", "127.0.0.1:1"]) == 2
+    assert "--modules" in capsys.readouterr().err
+
+
+async def test_course_command_without_a_gateway(capsys: pytest.CaptureFixture[str]) -> None:
+    code = await asyncio.to_thread(cli.main, ["course", "Intro to Rust", "--addr", "127.0.0.1:1"])
+    assert code == 1 and "cannot reach the gateway" in capsys.readouterr().err
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    screen = Terminal()
+    progress = Progress(screen)
+    event = job_pb2.JobEvent(type=job_pb2.JOB_EVENT_TYPE_PROGRESS)
+    event.progress.percent = 50
+    event.progress.message = "lesson 3 of 6 written"
+    progress.show(event)
+    progress.close()
+    assert screen.getvalue() == f"\r\x1b[2K[{'#' * 14}{'-' * 14}]  50%  lesson 3 of 6 written\n"

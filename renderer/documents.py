@@ -89,7 +89,8 @@ class DocumentRenderer:
         documents = []
         for step, document_format in enumerate(formats):
             shape = FORMATS[document_format]
-            percent = RENDER_START + (RENDER_END - RENDER_START) * step / len(formats)
+            # Strictly above the children's 90: a waiting parent's progress only moves forward.
+            percent = RENDER_START + (RENDER_END - RENDER_START) * (step + 1) / (len(formats) + 1)
             await self._progress(ctx, percent, f"rendering {shape.label}")
             data = await self._render(document_format, course)
             name = object_name(course.id, document_format)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from syllabus.publisher import AckedPublisher
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
 
@@ -53,20 +56,34 @@ def _now() -> Timestamp:
 
 
 class EventPublisher:
-    """Publishes job events. Each event has a Nats-Msg-Id so a re-publish after a crash is de-duplicated."""
+    """Publishes job events to the EVENTS stream.
+
+    `publish` waits for the stream's ack and de-duplicates on a message id: for events that must be stored
+    before the caller goes on (a terminal event before its job is acked). `send` does not wait: for the
+    events in between (started, progress), where one lost with a broker outage costs a watcher a step of
+    detail but never the end; it keeps its order with later events of the same connection and stream.
+    """
 
     def __init__(self, nc: Client, topology: Topology, timeout: float = 5.0) -> None:
-        self._js = nc.jetstream(timeout=timeout)
+        self._nc = nc
+        self._acked = AckedPublisher(nc)
         self._topology = topology
+        self._timeout = timeout
+
+    def _subject(self, event: job_pb2.JobEvent) -> str:
+        return self._topology.event_subject(event.tenant, event.job_id)
 
     async def publish(self, event: job_pb2.JobEvent, msg_id: str) -> int:
         """Publish and wait for the stream's ack; returns the event's sequence."""
-        ack = await self._js.publish(
-            self._topology.event_subject(event.tenant, event.job_id),
-            event.SerializeToString(),
-            headers={"Nats-Msg-Id": msg_id},
-        )
-        return int(ack.seq)
+        async with asyncio.timeout(self._timeout):
+            return await (await self.publish_async(event, msg_id))
+
+    async def publish_async(self, event: job_pb2.JobEvent, msg_id: str) -> asyncio.Future[int]:
+        """Publish now; the future resolves with the sequence once stored (await many at once)."""
+        return await self._acked.publish(self._subject(event), event.SerializeToString(), {"Nats-Msg-Id": msg_id})
+
+    async def send(self, event: job_pb2.JobEvent) -> None:
+        await self._nc.publish(self._subject(event), event.SerializeToString())
 
 
 def event_msg_id(event: job_pb2.JobEvent) -> str:

@@ -8,25 +8,22 @@ a publish that fails removes the records again and raises, so the caller may saf
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from datetime import UTC
 
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError
 
 from syllabus import lifecycle
 from syllabus.errors import BrokerUnavailable, QueueFull
 from syllabus.events import EventPublisher, event_for, event_msg_id
 from syllabus.ids import new_id
+from syllabus.publisher import AckedPublisher, NoStreamError
 from syllabus.store.base import Inserted, Store
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
-
-log = logging.getLogger(__name__)
 
 # JetStream error codes that mean "the stream is at its limits".
 _STREAM_FULL_CODES = frozenset({10077, 10047, 10027, 10028})
@@ -61,8 +58,7 @@ def build_job(
 
 class Submitter:
     def __init__(self, nc: Client, store: Store, topology: Topology, timeout: float = 5.0) -> None:
-        self._nc = nc
-        self._js = nc.jetstream(timeout=timeout)
+        self._jobs = AckedPublisher(nc)
         self._store = store
         self._topology = topology
         self._events = EventPublisher(nc, topology, timeout)
@@ -78,34 +74,25 @@ class Submitter:
             except BaseException:
                 await self._store.delete_jobs([job.id for job in new])
                 raise
-            await self._announce(new)
         return inserted
 
     async def enqueue(self, job: job_pb2.Job, msg_id: str) -> None:
         """Put an already stored job on its queue again (dead-letter retry, scheduler relay)."""
         await self._publish([(job, msg_id)], self._timeout)
-        await self._announce([job])
 
     async def _publish(self, jobs: Sequence[tuple[job_pb2.Job, str]], timeout: float) -> None:
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.gather(*(self._publish_one(job, msg_id) for job, msg_id in jobs))
+                # The arrival events are stored first, so no worker's STARTED can come before a job's QUEUED.
+                events = [event_for(job, _arrival_event(job)) for job, _ in jobs]
+                stored = [await self._events.publish_async(event, event_msg_id(event)) for event in events]
+                await asyncio.gather(*stored)
+                acks = [await self._publish_job(job, msg_id) for job, msg_id in jobs]
+                await asyncio.gather(*acks)
         except BaseException as exc:
             raise _translate(exc) from exc
 
-    async def _announce(self, jobs: Sequence[job_pb2.Job]) -> None:
-        # The jobs are durable already; a lost QUEUED event must not undo that, so failures are only logged.
-        events = [event_for(job, _arrival_event(job)) for job in jobs]
-        results = await asyncio.gather(
-            *[self._events.publish(event, event_msg_id(event)) for event in events], return_exceptions=True
-        )
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            log.warning("%d of %d arrival events not published: %s", len(failed), len(events), failed[0])
-
-    async def _publish_one(self, job: job_pb2.Job, msg_id: str) -> PubAck:
-        # Concurrent requests rather than publish_async: nats-py's async-publish reply handler raises a stream
-        # error (such as "maximum messages exceeded") inside its callback instead of failing the future.
+    async def _publish_job(self, job: job_pb2.Job, msg_id: str) -> asyncio.Future[int]:
         subject = self._topology.job_subject(job.kind, job.options.priority)
         payload = job.SerializeToString()
         headers = {"Nats-Msg-Id": msg_id}
@@ -117,7 +104,7 @@ class Submitter:
                 TARGET_HEADER: subject,
             }
             subject = self._topology.schedule_subject(job.id)
-        return await self._js.publish(subject, payload, headers=headers)
+        return await self._jobs.publish(subject, payload, headers)
 
 
 def _arrival_event(job: job_pb2.Job) -> job_pb2.JobEventType:
@@ -129,7 +116,7 @@ def _arrival_event(job: job_pb2.Job) -> job_pb2.JobEventType:
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, APIError) and exc.err_code in _STREAM_FULL_CODES:
         return QueueFull()
-    if isinstance(exc, asyncio.TimeoutError | NatsTimeout | NoRespondersError | NoStreamResponseError):
+    if isinstance(exc, TimeoutError | NatsTimeout | NoRespondersError | NoStreamResponseError | NoStreamError):
         return BrokerUnavailable("the message broker did not acknowledge the job in time")
     if isinstance(exc, APIError):
         return BrokerUnavailable(f"the message broker refused the job: {exc.description}")

@@ -8,7 +8,6 @@ redelivered cannot complete it a second time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -173,6 +172,7 @@ class Worker:
             asyncio.create_task(self._fetch_loop(subs["interactive"], gate=None)),
             asyncio.create_task(self._fetch_loop(subs["batch"], gate=self._interactive_drained)),
         ]
+        heartbeat = asyncio.create_task(self._heartbeat())
         log.info(
             "%s worker running %s (concurrency %d)",
             self.service,
@@ -186,6 +186,7 @@ class Worker:
                 loop.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
+            heartbeat.cancel()
             await cancels.unsubscribe()
             for sub in subs.values():
                 await sub.unsubscribe()
@@ -283,7 +284,7 @@ class Worker:
             await self._dead_letter(job, None, error, msg, "max attempts exhausted (last attempt lost)")
             return
         attempt = job.attempt
-        await self._emit(job, E.JOB_EVENT_TYPE_STARTED)
+        await self._send(job, E.JOB_EVENT_TYPE_STARTED)
         handler = self._handlers.get(job.kind)
         if handler is None:
             error = job_pb2.JobError(
@@ -304,7 +305,6 @@ class Worker:
         running.handler_task = handler_task
         if running.stop_reason:
             handler_task.cancel()
-        heartbeat = asyncio.create_task(self._heartbeat(running))
         timeout = job.options.timeout.ToNanoseconds() / 1e9 or self._config.default_timeout
         try:
             done, _ = await asyncio.wait({handler_task}, timeout=timeout)
@@ -315,8 +315,6 @@ class Worker:
         except BaseException:
             handler_task.cancel()
             raise
-        finally:
-            heartbeat.cancel()
         if running.stop_reason == "cancel":
             await self._finish_canceled(job, attempt, msg)
         elif running.stop_reason == "drain":
@@ -334,20 +332,27 @@ class Worker:
         else:
             await self._succeeded(job, attempt, handler_task.result(), msg)
 
-    async def _heartbeat(self, running: _Running) -> None:
-        """Keeps the lease alive at JetStream, and notices a CancelJob whose NATS notice was missed."""
+    async def _heartbeat(self) -> None:
+        """One loop for every running job: keeps each lease alive at JetStream, and notices a CancelJob whose
+        NATS notice was missed (the flag in the store)."""
         while True:
             await asyncio.sleep(self._config.heartbeat)  # a periodic duty, not synchronisation
-            with contextlib.suppress(Exception):
-                await running.msg.in_progress()
-                current = await self._store.get_job(running.job_id)
+            for running in list(self._running.values()):
+                if running.handler_task is None or running.handler_task.done():
+                    continue
+                try:
+                    await running.msg.in_progress()
+                    current = await self._store.get_job(running.job_id)
+                except Exception as exc:
+                    log.warning("heartbeat of job %s failed: %s", running.job_id, exc)
+                    continue
                 if current is not None and current.cancel_requested:
                     running.stop("cancel")
 
     async def _progress(self, job_id: str, attempt: int, percent: float, message: str) -> None:
         updated = await self._store.update_job(job_id, lifecycle.progress(attempt, percent, message))
         if updated.applied and updated.job is not None:
-            await self._emit(updated.job, E.JOB_EVENT_TYPE_PROGRESS)
+            await self._send(updated.job, E.JOB_EVENT_TYPE_PROGRESS)
 
     async def _succeeded(self, job: job_pb2.Job, attempt: int, result: job_pb2.JobResult, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result))
@@ -451,6 +456,10 @@ class Worker:
             E.JOB_STATE_CANCELED: E.JOB_EVENT_TYPE_CANCELED,
         }[job.state]
         await self._emit(job, end, error=job.errors[-1] if job.errors and end == E.JOB_EVENT_TYPE_FAILED else None)
+
+    async def _send(self, job: job_pb2.Job, type_: job_pb2.JobEventType) -> None:
+        """A step in between: published without waiting for the stream (see EventPublisher.send)."""
+        await self._events.send(event_for(job, type_))
 
     async def _emit(
         self,

@@ -1,21 +1,25 @@
 """The single-machine store: one SQLite file shared by every local process (gateway, generator, renderer).
 
 SQLite calls block, so each store runs all of them on one dedicated thread that owns the connection; the
-event loop only awaits. A transaction always begins and ends inside one call on that thread, so a cancelled
-coroutine can never leave a transaction (or its write lock) open. Conditional updates read, call `change` on
-the event loop with no lock held, then write only if the revision is still the one they read.
+event loop only awaits. Writes are group-committed: whatever writes are waiting when the thread comes round
+run in one IMMEDIATE transaction (each in its own savepoint, so one failing write does not undo the others)
+and share one commit. A transaction begins and ends inside one turn of that thread, so a cancelled coroutine
+can never leave it (or its write lock) open. Conditional updates read, call `change` and write inside that
+transaction, holding the database's write lock, so no other process can write in between.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import queue
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from syllabus.store import records
 from syllabus.store.base import (
@@ -77,43 +81,91 @@ CREATE INDEX IF NOT EXISTS schedules_tenant_id ON schedules (tenant, id);
 """
 
 
+Settled = list[tuple["asyncio.Future[Any]", Any, BaseException | None]]
+
+
+@dataclass
+class _Call:
+    fn: Callable[[sqlite3.Connection], Any]
+    write: bool
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
 class EmbeddedStore:
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._executor: ThreadPoolExecutor | None = None
-        # Created, used and closed on the executor's thread only.
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # Created, used and closed on the store's thread only.
         self._conn: sqlite3.Connection | None = None
 
     # Lifecycle.
 
     async def open(self) -> None:
-        if self._executor is not None:
+        if self._thread is not None:
             return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syllabus-store")
+        opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._serve, args=(loop, opened), name="syllabus-store", daemon=True)
+        self._thread.start()
         try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._connect)
+            await opened
         except BaseException:
-            executor.shutdown(wait=False)
+            self._thread.join()
+            self._thread = None
             raise
-        self._executor = executor
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
+        thread, self._thread = self._thread, None
+        if thread is None:
             return
         # Queued behind every call already submitted, so those finish first.
-        await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
-        executor.shutdown(wait=False)
+        self._calls.put(None)
+        await asyncio.to_thread(thread.join)
+
+    def _serve(self, loop: asyncio.AbstractEventLoop, opened: asyncio.Future[None]) -> None:
+        failure: BaseException | None = None
+        try:
+            self._connect()
+        except BaseException as exc:
+            failure = exc
+        started: Settled = [(opened, None, failure)]
+        loop.call_soon_threadsafe(_settle, started)
+        if failure is not None:
+            return
+        assert self._conn is not None
+        conn = self._conn
+        stopping = False
+        while not stopping:
+            batch = [self._calls.get()]
+            while True:
+                try:
+                    batch.append(self._calls.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = None in batch
+            calls = [call for call in batch if call is not None]
+            outcomes = _run_batch(conn, calls)
+            by_loop: dict[asyncio.AbstractEventLoop, Settled] = {}
+            for call, (result, error) in zip(calls, outcomes, strict=True):
+                by_loop.setdefault(call.loop, []).append((call.future, result, error))
+            for target, settled in by_loop.items():
+                # One wake-up of the event loop per batch, not one per call.
+                target.call_soon_threadsafe(_settle, settled)
+        self._disconnect()
 
     def _connect(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; every write transaction is an explicit BEGIN IMMEDIATE.
-        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
         try:
             # WAL lets readers in other processes go on while one process writes.
             conn.execute("PRAGMA journal_mode = WAL")
-            # This is the system of record: a committed job must survive a power cut, not only a crash.
-            conn.execute("PRAGMA synchronous = FULL")
+            # NORMAL in WAL mode: a commit survives any process crash (kill -9 included); only a power cut may
+            # lose the last commits, the same promise JetStream's own default (periodic fsync) makes for the
+            # queue this store sits beside. FULL would fsync every group commit for no stronger end-to-end guarantee.
+            conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             _create_schema(conn, self._path)
         except BaseException:
@@ -126,27 +178,19 @@ class EmbeddedStore:
         if conn is not None:
             conn.close()
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._executor is None:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        if self._thread is None:
             raise RuntimeError("the store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._calls.put(_Call(fn, write, future, loop))
+        return await future
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._conn is None:
-            raise RuntimeError("the store is closed")
-        return fn(self._conn)
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(fn, write=False)
 
-    def _reader(self, table: str, record_id: str) -> Callable[[], Awaitable[tuple[int, bytes] | None]]:
-        return functools.partial(self._run, functools.partial(_read, table=table, record_id=record_id))
-
-    def _record_writer(self, table: str, record_id: str) -> Callable[[M, M, int], Awaitable[bool]]:
-        async def write(_: M, after: M, revision: int) -> bool:
-            data = records.serialize(after)
-            return await self._run(
-                functools.partial(_write_record, table=table, record_id=record_id, data=data, revision=revision)
-            )
-
-        return write
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(fn, write=True)
 
     # Jobs.
 
@@ -154,49 +198,37 @@ class EmbeddedStore:
         for job in jobs:
             records.require_id(job.id, "job")
         rows = [records.job_columns(job) for job in jobs]
-        outcome = await self._run(functools.partial(_insert_jobs, rows=rows))
+        outcome = await self._write(functools.partial(_insert_jobs, rows=rows))
         return [
-            Inserted(records.parse_job(row.data), True)
-            if existing is None
-            else Inserted(records.parse_job(existing), False)
-            for row, existing in zip(rows, outcome, strict=True)
+            Inserted(job, True) if existing is None else Inserted(records.parse_job(existing), False)
+            for job, existing in zip(jobs, outcome, strict=True)
         ]
 
     async def get_job(self, job_id: str) -> job_pb2.Job | None:
-        row = await self._run(functools.partial(_read, table="jobs", record_id=job_id))
-        return None if row is None else records.parse_job(row[1])
+        row = await self._read(functools.partial(_select, table="jobs", record_id=job_id))
+        return None if row is None else records.parse_job(row)
 
     async def delete_jobs(self, job_ids: Sequence[str]) -> None:
         if job_ids:
-            await self._run(functools.partial(_delete_jobs, job_ids=list(job_ids)))
+            await self._write(functools.partial(_delete_jobs, job_ids=list(job_ids)))
 
     async def list_jobs(self, query: JobQuery) -> JobPage:
         limit = records.page_limit(query.page_size)
         after_id = records.decode_page_token(records.JOBS_TOKEN, query.page_token)
-        rows = await self._run(functools.partial(_list_jobs, query=query, after_id=after_id, limit=limit + 1))
+        rows = await self._read(functools.partial(_list_jobs, query=query, after_id=after_id, limit=limit + 1))
         return JobPage(
             [records.parse_job(data) for _, data in rows[:limit]], _next_token(records.JOBS_TOKEN, rows, limit)
         )
 
     async def update_job(self, job_id: str, change: JobChange) -> Updated:
-        async def write(before: job_pb2.Job, after: job_pb2.Job, revision: int) -> bool:
-            labels_changed = before.options.labels != after.options.labels
-            return await self._run(
-                functools.partial(
-                    _write_job, row=records.job_columns(after), revision=revision, labels_changed=labels_changed
-                )
-            )
-
-        job, applied = await records.conditional_update(
-            self._reader("jobs", job_id), records.parse_job, change, records.check_job_identity, write
-        )
+        job, applied = await self._write(functools.partial(_update_job, job_id=job_id, change=change))
         return Updated(job, applied)
 
     # Courses.
 
     async def insert_course(self, course: course_pb2.Course) -> None:
         records.require_id(course.id, "course")
-        await self._run(
+        await self._write(
             functools.partial(
                 _insert_record,
                 table="courses",
@@ -207,32 +239,34 @@ class EmbeddedStore:
         )
 
     async def get_course(self, course_id: str) -> course_pb2.Course | None:
-        row = await self._run(functools.partial(_read, table="courses", record_id=course_id))
-        return None if row is None else records.parse_course(row[1])
+        row = await self._read(functools.partial(_select, table="courses", record_id=course_id))
+        return None if row is None else records.parse_course(row)
 
     async def list_courses(self, tenant: str, page_size: int, page_token: str) -> CoursePage:
         limit = records.page_limit(page_size)
         after_id = records.decode_page_token(records.COURSES_TOKEN, page_token)
-        rows = await self._run(functools.partial(_list_courses, tenant=tenant, after_id=after_id, limit=limit + 1))
+        rows = await self._read(functools.partial(_list_courses, tenant=tenant, after_id=after_id, limit=limit + 1))
         return CoursePage(
             [records.parse_course(data) for _, data in rows[:limit]], _next_token(records.COURSES_TOKEN, rows, limit)
         )
 
     async def update_course(self, course_id: str, change: CourseChange) -> course_pb2.Course | None:
-        course, _ = await records.conditional_update(
-            self._reader("courses", course_id),
-            records.parse_course,
-            change,
-            records.check_course_identity,
-            self._record_writer("courses", course_id),
+        update = functools.partial(
+            _update_record,
+            table="courses",
+            record_id=course_id,
+            parse=records.parse_course,
+            change=change,
+            check=records.check_course_identity,
         )
+        course, _ = await self._write(update)
         return course
 
     # Schedules.
 
     async def insert_schedule(self, schedule: job_pb2.Schedule) -> None:
         records.require_id(schedule.id, "schedule")
-        await self._run(
+        await self._write(
             functools.partial(
                 _insert_record,
                 table="schedules",
@@ -243,25 +277,67 @@ class EmbeddedStore:
         )
 
     async def get_schedule(self, schedule_id: str) -> job_pb2.Schedule | None:
-        row = await self._run(functools.partial(_read, table="schedules", record_id=schedule_id))
-        return None if row is None else records.parse_schedule(row[1])
+        row = await self._read(functools.partial(_select, table="schedules", record_id=schedule_id))
+        return None if row is None else records.parse_schedule(row)
 
     async def list_schedules(self, tenant: str) -> list[job_pb2.Schedule]:
-        rows = await self._run(functools.partial(_list_schedules, tenant=tenant))
+        rows = await self._read(functools.partial(_list_schedules, tenant=tenant))
         return [records.parse_schedule(data) for data in rows]
 
     async def update_schedule(self, schedule_id: str, change: ScheduleChange) -> job_pb2.Schedule | None:
-        schedule, _ = await records.conditional_update(
-            self._reader("schedules", schedule_id),
-            records.parse_schedule,
-            change,
-            records.check_schedule_identity,
-            self._record_writer("schedules", schedule_id),
+        update = functools.partial(
+            _update_record,
+            table="schedules",
+            record_id=schedule_id,
+            parse=records.parse_schedule,
+            change=change,
+            check=records.check_schedule_identity,
         )
+        schedule, _ = await self._write(update)
         return schedule
 
     async def delete_schedule(self, schedule_id: str) -> bool:
-        return await self._run(functools.partial(_delete_schedule, schedule_id=schedule_id))
+        deleted: bool = await self._write(functools.partial(_delete_schedule, schedule_id=schedule_id))
+        return deleted
+
+
+def _settle(settled: Settled) -> None:
+    for future, result, error in settled:
+        if future.done():  # the caller was cancelled meanwhile
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+def _run_batch(conn: sqlite3.Connection, calls: list[_Call]) -> list[tuple[Any, BaseException | None]]:
+    """Writes in one transaction (a savepoint each), then reads. Calls in one batch were concurrent, so
+    any order among them is one the callers could have seen."""
+    outcomes: dict[int, tuple[Any, BaseException | None]] = {}
+    writes = [(i, call) for i, call in enumerate(calls) if call.write]
+    if writes:
+        try:
+            with _transaction(conn):
+                for i, call in writes:
+                    conn.execute("SAVEPOINT call")
+                    try:
+                        outcomes[i] = (call.fn(conn), None)
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO call")
+                        outcomes[i] = (None, exc)
+                    conn.execute("RELEASE call")
+        except Exception as exc:
+            # BEGIN or COMMIT itself failed (e.g. the database stayed locked): none of the writes happened.
+            for i, _ in writes:
+                outcomes[i] = (None, exc)
+    for i, call in enumerate(calls):
+        if not call.write:
+            try:
+                outcomes[i] = (call.fn(conn), None)
+            except Exception as exc:
+                outcomes[i] = (None, exc)
+    return [outcomes[i] for i in range(len(calls))]
 
 
 def _next_token(kind: str, rows: list[tuple[str, bytes]], limit: int) -> str:
@@ -297,35 +373,34 @@ def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def _read(conn: sqlite3.Connection, table: str, record_id: str) -> tuple[int, bytes] | None:
-    row = conn.execute(f"SELECT revision, data FROM {table} WHERE id = ?", (record_id,)).fetchone()
-    return None if row is None else (row[0], row[1])
+def _select(conn: sqlite3.Connection, table: str, record_id: str) -> bytes | None:
+    row = conn.execute(f"SELECT data FROM {table} WHERE id = ?", (record_id,)).fetchone()
+    return None if row is None else bytes(row[0])
 
 
 def _insert_jobs(conn: sqlite3.Connection, rows: list[records.JobColumns]) -> list[bytes | None]:
     """For each row, None when inserted, else the data of the job that holds its idempotency key."""
     outcome: list[bytes | None] = []
-    with _transaction(conn):
-        for row in rows:
-            if row.idempotency_key:
-                # The redundant `!= ''` lets SQLite prove the partial unique index applies and use it.
-                existing = conn.execute(
-                    "SELECT data FROM jobs WHERE tenant = ? AND idempotency_key = ? AND idempotency_key != ''",
-                    (row.tenant, row.idempotency_key),
-                ).fetchone()
-                if existing is not None:
-                    outcome.append(existing[0])
-                    continue
-            try:
-                conn.execute(
-                    "INSERT INTO jobs (id, tenant, state, kind, parent_id, idempotency_key, revision, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-                    (row.id, row.tenant, row.state, row.kind, row.parent_id, row.idempotency_key, row.data),
-                )
-            except sqlite3.IntegrityError:
-                raise records.DuplicateId(f"job {row.id} already exists") from None
-            _insert_labels(conn, row)
-            outcome.append(None)
+    for row in rows:
+        if row.idempotency_key:
+            # The redundant `!= ''` lets SQLite prove the partial unique index applies and use it.
+            existing = conn.execute(
+                "SELECT data FROM jobs WHERE tenant = ? AND idempotency_key = ? AND idempotency_key != ''",
+                (row.tenant, row.idempotency_key),
+            ).fetchone()
+            if existing is not None:
+                outcome.append(existing[0])
+                continue
+        try:
+            conn.execute(
+                "INSERT INTO jobs (id, tenant, state, kind, parent_id, idempotency_key, revision, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+                (row.id, row.tenant, row.state, row.kind, row.parent_id, row.idempotency_key, row.data),
+            )
+        except sqlite3.IntegrityError:
+            raise records.DuplicateId(f"job {row.id} already exists") from None
+        _insert_labels(conn, row)
+        outcome.append(None)
     return outcome
 
 
@@ -338,23 +413,53 @@ def _insert_labels(conn: sqlite3.Connection, row: records.JobColumns) -> None:
 
 def _delete_jobs(conn: sqlite3.Connection, job_ids: list[str]) -> None:
     # Their labels go with them (ON DELETE CASCADE).
-    with _transaction(conn):
-        conn.executemany("DELETE FROM jobs WHERE id = ?", [(job_id,) for job_id in job_ids])
+    conn.executemany("DELETE FROM jobs WHERE id = ?", [(job_id,) for job_id in job_ids])
 
 
-def _write_job(conn: sqlite3.Connection, row: records.JobColumns, revision: int, labels_changed: bool) -> bool:
-    with _transaction(conn):
-        cursor = conn.execute(
-            "UPDATE jobs SET state = ?, kind = ?, parent_id = ?, data = ?, revision = revision + 1"
-            " WHERE id = ? AND revision = ?",
-            (row.state, row.kind, row.parent_id, row.data, row.id, revision),
-        )
-        if cursor.rowcount != 1:
-            return False
-        if labels_changed:
-            conn.execute("DELETE FROM job_labels WHERE job_id = ?", (row.id,))
-            _insert_labels(conn, row)
-    return True
+def _update_job(conn: sqlite3.Connection, job_id: str, change: JobChange) -> tuple[job_pb2.Job | None, bool]:
+    data = _select(conn, "jobs", job_id)
+    if data is None:
+        return None, False
+    before = records.parse_job(data)
+    after = change(records.parse_job(data))
+    if after is None:
+        return before, False
+    if after == before:
+        return before, True
+    records.check_job_identity(before, after)
+    row = records.job_columns(after)
+    conn.execute(
+        "UPDATE jobs SET state = ?, kind = ?, parent_id = ?, data = ?, revision = revision + 1 WHERE id = ?",
+        (row.state, row.kind, row.parent_id, row.data, row.id),
+    )
+    if before.options.labels != after.options.labels:
+        conn.execute("DELETE FROM job_labels WHERE job_id = ?", (row.id,))
+        _insert_labels(conn, row)
+    return after, True
+
+
+def _update_record(
+    conn: sqlite3.Connection,
+    table: str,
+    record_id: str,
+    parse: Callable[[bytes], M],
+    change: Callable[[M], M | None],
+    check: Callable[[M, M], None],
+) -> tuple[M | None, bool]:
+    data = _select(conn, table, record_id)
+    if data is None:
+        return None, False
+    before = parse(data)
+    after = change(parse(data))
+    if after is None:
+        return before, False
+    if after == before:
+        return before, True
+    check(before, after)
+    conn.execute(
+        f"UPDATE {table} SET data = ?, revision = revision + 1 WHERE id = ?", (records.serialize(after), record_id)
+    )
+    return after, True
 
 
 def _list_jobs(conn: sqlite3.Connection, query: JobQuery, after_id: str, limit: int) -> list[tuple[str, bytes]]:
@@ -385,14 +490,6 @@ def _insert_record(conn: sqlite3.Connection, table: str, record_id: str, tenant:
         conn.execute(f"INSERT INTO {table} (id, tenant, revision, data) VALUES (?, ?, 1, ?)", (record_id, tenant, data))
     except sqlite3.IntegrityError:
         raise records.DuplicateId(f"{table} record {record_id} already exists") from None
-
-
-def _write_record(conn: sqlite3.Connection, table: str, record_id: str, data: bytes, revision: int) -> bool:
-    cursor = conn.execute(
-        f"UPDATE {table} SET data = ?, revision = revision + 1 WHERE id = ? AND revision = ?",
-        (data, record_id, revision),
-    )
-    return cursor.rowcount == 1
 
 
 def _list_courses(conn: sqlite3.Connection, tenant: str, after_id: str, limit: int) -> list[tuple[str, bytes]]:

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hashlib
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -34,6 +38,8 @@ except ImportError:  # not written yet: its REST routes then answer 501, as UNIM
     CourseService = None  # type: ignore[assignment,misc]
 
 Metadata = tuple[tuple[str, str | bytes], ...]
+ROOT = Path(__file__).resolve().parents[2]
+NODE_CLIENT = ROOT / "clients" / "node"
 
 
 class MetadataRecorder(grpc.aio.ServerInterceptor):
@@ -143,3 +149,36 @@ async def shelf(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shelf
         await client.aclose()
         await gateway.stop()
         await server.stop(grace=None)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def node_client() -> Path:
+    """clients/node with its dependencies installed by `npm ci` (once, and again only when the lock changes)."""
+    for tool in ("node", "npm"):
+        assert shutil.which(tool), f"{tool} is not on PATH: the Node.js client tests need Node.js 18+ and npm"
+    modules = NODE_CLIENT / "node_modules"
+    stamp = modules / ".syllabus-lock-sha256"
+    want = hashlib.sha256((NODE_CLIENT / "package-lock.json").read_bytes()).hexdigest()
+    if not stamp.is_file() or stamp.read_text() != want:
+        process = await asyncio.create_subprocess_exec(
+            "npm",
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            cwd=NODE_CLIENT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        assert process.returncode == 0, f"npm ci failed:\n{output.decode(errors='replace')}"
+        stamp.write_text(want)
+    return NODE_CLIENT
+
+
+async def run_node(directory: Path, *argv: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        "node", *argv, cwd=directory, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

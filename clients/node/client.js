@@ -1,0 +1,142 @@
+// A small Node.js client for the Syllabus gRPC API.
+//
+// The service definitions are read at run time from the repository's own proto/ and third_party/proto/
+// folders, so this client can never drift from the contracts: there is no copy and no generated code.
+'use strict';
+
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const INCLUDE_DIRS = [path.join(ROOT, 'proto'), path.join(ROOT, 'third_party', 'proto')];
+const FILES = [
+  'syllabus/v1/job_service.proto',
+  'syllabus/v1/admin_service.proto',
+  'syllabus/v1/course_service.proto',
+];
+// Transient failures a watch resumes after, from the last event it saw.
+const RESUMABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.INTERNAL]);
+
+let loaded;
+
+/** The syllabus.v1 package: service constructors and message types, loaded once. */
+function syllabusV1() {
+  if (!loaded) {
+    const definition = protoLoader.loadSync(FILES, {
+      includeDirs: INCLUDE_DIRS,
+      // JSON-like objects as protojson spells them: lowerCamelCase fields, enum names, 64-bit ints as strings.
+      keepCase: false,
+      enums: String,
+      longs: String,
+      defaults: true,
+      oneofs: true,
+    });
+    loaded = grpc.loadPackageDefinition(definition).syllabus.v1;
+  }
+  return loaded;
+}
+
+function deadline(seconds) {
+  return new Date(Date.now() + seconds * 1000);
+}
+
+class SyllabusClient {
+  /**
+   * @param {string} address host:port of the gateway's gRPC server, e.g. "127.0.0.1:50051"
+   * @param {{credentials?: grpc.ChannelCredentials, timeoutSeconds?: number}} [options]
+   */
+  constructor(address, options = {}) {
+    const v1 = syllabusV1();
+    const credentials = options.credentials || grpc.credentials.createInsecure();
+    this.address = address;
+    this.timeoutSeconds = options.timeoutSeconds || 30;
+    this.jobs = new v1.JobService(address, credentials);
+    // The three stubs share one channel.
+    const shared = { channelOverride: this.jobs.getChannel() };
+    this.admin = new v1.AdminService(address, credentials, shared);
+    this.courses = new v1.CourseService(address, credentials, shared);
+  }
+
+  unary(stub, method, request) {
+    return new Promise((resolve, reject) => {
+      stub[method](request, { deadline: deadline(this.timeoutSeconds) }, (error, response) =>
+        error ? reject(error) : resolve(response),
+      );
+    });
+  }
+
+  /** Submit a job: `{spec: {summarizeText: {text}}, options: {...}}`; resolves with {job, created}. */
+  submitJob(request) {
+    return this.unary(this.jobs, 'SubmitJob', request);
+  }
+
+  async getJob(jobId) {
+    return (await this.unary(this.jobs, 'GetJob', { jobId })).job;
+  }
+
+  async cancelJob(jobId, reason = '') {
+    return (await this.unary(this.jobs, 'CancelJob', { jobId, reason })).job;
+  }
+
+  /**
+   * Every event of a job until its terminal one, calling onEvent for each as it arrives. A dropped stream is
+   * resumed after the last event seen (the server replays from there), so no event is lost or repeated.
+   * Resolves with the events.
+   */
+  async watchJob(jobId, { onEvent = () => {}, afterSequence = '0', attempts = 5 } = {}) {
+    const events = [];
+    let after = afterSequence;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await new Promise((resolve, reject) => {
+          const call = this.jobs.WatchJob({ jobId, afterSequence: after });
+          call.on('data', (response) => {
+            events.push(response.event);
+            after = response.event.sequence;
+            onEvent(response.event);
+          });
+          call.on('error', reject);
+          call.on('end', resolve);
+        });
+        return events;
+      } catch (error) {
+        if (!RESUMABLE.has(error.code) || attempt >= attempts) {
+          throw error;
+        }
+      }
+    }
+  }
+
+  createCourse(request) {
+    return this.unary(this.courses, 'CreateCourse', request);
+  }
+
+  async getCourse(courseId) {
+    return (await this.unary(this.courses, 'GetCourse', { courseId })).course;
+  }
+
+  /** The rendered document: {contentType, data (a Buffer)}; format e.g. 'DOCUMENT_FORMAT_PDF'. */
+  getCourseDocument(courseId, format = 'DOCUMENT_FORMAT_PDF') {
+    return this.unary(this.courses, 'GetCourseDocument', { courseId, format });
+  }
+
+  /** True when the gateway serves CourseService (a gateway older than it answers UNIMPLEMENTED). */
+  async servesCourses() {
+    try {
+      await this.unary(this.courses, 'ListCourses', { pageSize: 1 });
+      return true;
+    } catch (error) {
+      if (error.code === grpc.status.UNIMPLEMENTED) {
+        return false;
+      }
+      throw error;
+    }
+  }
+
+  close() {
+    this.jobs.close();
+  }
+}
+
+module.exports = { SyllabusClient, syllabusV1, grpc };

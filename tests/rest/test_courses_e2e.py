@@ -1,0 +1,83 @@
+"""A course from prompt to PDF through REST and through the Node.js client, against `syllabus up` as a user runs it
+(the generator, with the offline provider, and the renderer do the work)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e import conftest as e2e_fixtures
+from tests.e2e.conftest import Stack
+from tests.rest.conftest import run_node
+from tests.rest.test_readme import course_examples, run_examples
+
+pytestmark = pytest.mark.e2e
+# `syllabus up` on free ports in a temp home, once for this module.
+stack = e2e_fixtures.stack
+
+
+def saved_pdf(directory: Path) -> bytes:
+    [pdf] = directory.glob("course-*.pdf")
+    return pdf.read_bytes()
+
+
+def http_addr(stack: Stack) -> str:
+    return stack.env["SYLLABUS_HTTP_ADDR"]
+
+
+async def skip_unless_courses_are_served(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{http_addr(stack)}", timeout=30) as http:
+        probe = await http.get("/v1/courses", params={"pageSize": 1})
+    if probe.status_code == 501:
+        pytest.skip("CourseService is not served by the gateway yet")
+    assert probe.status_code == 200, probe.text
+
+
+async def test_readme_course_examples(stack: Stack, tmp_path: Path) -> None:
+    await skip_unless_courses_are_served(stack)
+    code, out, err = await run_examples(course_examples(), http_addr(stack), tmp_path)
+    assert code == 0, f"stdout:\n{out}\nstderr:\n{err}\n{stack.log_tail()}"
+    assert '"type":"JOB_EVENT_TYPE_WAITING"' in out and '"type":"JOB_EVENT_TYPE_SUCCEEDED"' in out
+    assert '"title":"An introduction to message queues"' in out
+    assert saved_pdf(tmp_path).startswith(b"%PDF")
+
+
+async def test_course_documents_download_with_their_type_and_name(stack: Stack) -> None:
+    await skip_unless_courses_are_served(stack)
+    async with httpx.AsyncClient(base_url=f"http://{http_addr(stack)}", timeout=60) as http:
+        created = await http.post("/v1/courses", json={"course": {"prompt": "Rust ownership", "modules": 1}})
+        assert created.status_code == 200, created.text
+        course_id, job_id = created.json()["course"]["id"], created.json()["job"]["id"]
+        async with http.stream("GET", f"/v1/jobs/{job_id}:watch") as watch:
+            events = [json.loads(line)["result"]["event"] async for line in watch.aiter_lines() if line]
+        assert events[-1]["type"] == "JOB_EVENT_TYPE_SUCCEEDED", events[-1]
+        expected = {
+            "DOCUMENT_FORMAT_PDF": ("application/pdf", ".pdf", b"%PDF"),
+            "DOCUMENT_FORMAT_HTML": ("text/html", ".html", b"<!doctype html"),
+            "DOCUMENT_FORMAT_MARKDOWN": ("text/markdown", ".md", b"# Rust ownership"),
+        }
+        for format_name, (media, extension, start) in expected.items():
+            got = await http.get(f"/v1/courses/{course_id}/document", params={"format": format_name})
+            assert got.status_code == 200, got.text
+            assert got.headers["content-type"].split(";")[0] == media
+            assert got.headers["content-disposition"] == f'attachment; filename="course-{course_id}{extension}"'
+            assert got.content[:40].lower().startswith(start.lower()), got.content[:40]
+        missing = await http.get("/v1/courses/no-such-course/document")
+        assert missing.status_code == 404 and missing.json()["code"] == 5
+
+
+async def test_node_client_writes_a_course(stack: Stack, node_client: Path, tmp_path: Path) -> None:
+    code, out, err = await run_node(node_client, "example.js", stack.grpc_addr, "--out", str(tmp_path))
+    assert code == 0, f"stdout:\n{out}\nstderr:\n{err}\n{stack.log_tail()}"
+    if "CourseService is not served" in out:
+        pytest.skip(out.splitlines()[-1])
+    lines = out.splitlines()
+    assert any(line.startswith("created course ") for line in lines), out
+    assert any("JOB_EVENT_TYPE_WAITING" in line for line in lines), out
+    course_line = next(line for line in lines if line.startswith("course "))
+    assert course_line.endswith('"An introduction to message queues", 2 modules'), course_line
+    assert lines[-1].startswith("document application/pdf, "), lines[-1]
+    assert saved_pdf(tmp_path).startswith(b"%PDF")

@@ -1,15 +1,24 @@
-"""Event streams for WatchJob and WatchJobs, read from the EVENTS stream with ordered consumers.
+"""Event streams for WatchJob and WatchJobs.
 
-A watch replays the job's stored events and then follows live ones through the same consumer, so nothing is
-lost between "read the history" and "subscribe".
+One ordered consumer per gateway follows every new event of the namespace and hands each to the watches
+that want it, so a thousand watchers cost the server one consumer, not a thousand. A watch first registers
+for live events, then reads the job's stored history (direct gets), then continues with the live ones it has
+not already sent: an event is either in the history read or arrives live after registering, so nothing falls
+between "read the history" and "follow".
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from nats.aio.client import Client
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from syllabus import lifecycle
 from syllabus.events import decode_event, event_for
@@ -21,61 +30,120 @@ _END_EVENT = {
     job_pb2.JOB_STATE_FAILED: job_pb2.JOB_EVENT_TYPE_FAILED,
     job_pb2.JOB_STATE_CANCELED: job_pb2.JOB_EVENT_TYPE_CANCELED,
 }
+Listener = asyncio.Queue[job_pb2.JobEvent]
+# How long the shared consumer outlives its last watcher: watches often come one after another.
+IDLE_LINGER = 30.0
 
 
 class EventStreams:
     def __init__(self, nc: Client, topology: Topology) -> None:
         self._js = nc.jetstream()
         self._topology = topology
+        self._by_job: defaultdict[str, set[Listener]] = defaultdict(set)
+        self._by_tenant: defaultdict[str, set[Listener]] = defaultdict(set)
+        self._following: asyncio.Task[JetStreamContext.PushSubscription] | None = None
+        self._idle: asyncio.TimerHandle | None = None
+
+    async def _ensure_following(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if self._following is None:
+            self._following = asyncio.create_task(self._follow())
+        await asyncio.shield(self._following)
+
+    def _maybe_idle(self) -> None:
+        if not self._by_job and not self._by_tenant and self._idle is None:
+            self._idle = asyncio.get_running_loop().call_later(IDLE_LINGER, self._stop_following)
+
+    def _stop_following(self) -> None:
+        self._idle = None
+        following, self._following = self._following, None
+        if following is not None and following.done() and following.exception() is None:
+            asyncio.create_task(following.result().unsubscribe())  # noqa: RUF006 - nothing waits on it
+
+    async def _follow(self) -> JetStreamContext.PushSubscription:
+        return await self._js.subscribe(
+            self._topology.events_subjects,
+            stream=self._topology.events_stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            cb=self._on_event,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
+
+    async def _on_event(self, msg: Msg) -> None:
+        # The subject (…events.<tenant>.<job_id>) says who wants it before anything is decoded.
+        *_, tenant, job_id = msg.subject.rsplit(".", 2)
+        listeners = [*self._by_job.get(job_id, ()), *self._by_tenant.get(tenant, ())]
+        if listeners:
+            event = decode_event(msg)
+            for listener in listeners:
+                listener.put_nowait(event)
+
+    @contextlib.contextmanager
+    def _listening(self, registry: defaultdict[str, set[Listener]], key: str) -> Iterator[Listener]:
+        listener: Listener = asyncio.Queue()
+        registry[key].add(listener)
+        try:
+            yield listener
+        finally:
+            registry[key].discard(listener)
+            if not registry[key]:
+                del registry[key]
+            self._maybe_idle()
 
     async def job_events(self, job: job_pb2.Job, after_sequence: int) -> AsyncIterator[job_pb2.JobEvent]:
         """The job's events after `after_sequence`, ending with the terminal event that nothing follows."""
-        subject = self._topology.job_events_filter(job.id)
-        if lifecycle.is_terminal(job.state) and not await self._has_events(subject):
-            # The events aged out of the stream; the record still says how it ended.
-            yield event_for(job, _END_EVENT[job.state])
-            return
-        if after_sequence:
-            policy, config = DeliverPolicy.BY_START_SEQUENCE, ConsumerConfig(opt_start_seq=after_sequence + 1)
-        else:
-            policy, config = DeliverPolicy.ALL, None
-        sub = await self._js.subscribe(
-            subject,
-            stream=self._topology.events_stream,
-            ordered_consumer=True,
-            deliver_policy=policy,
-            config=config,
-        )
-        try:
-            while True:
-                msg = await sub.next_msg(timeout=None)
-                event = decode_event(msg)
+        await self._ensure_following()
+        with self._listening(self._by_job, job.id) as live:
+            history = await self._history(job.id, after_sequence)
+            if not history and lifecycle.is_terminal(job.state) and after_sequence == 0:
+                # The events aged out of the stream; the record still says how it ended.
+                yield event_for(job, _END_EVENT[job.state])
+                return
+            last = after_sequence
+            for i, event in enumerate(history):
                 yield event
+                last = event.sequence
                 # A terminal event ends the watch unless later events follow (a retried dead letter).
-                if event.terminal and msg.metadata.num_pending == 0:
+                if event.terminal and i == len(history) - 1:
                     return
-        finally:
-            await sub.unsubscribe()
+            while True:
+                event = await live.get()
+                if event.sequence <= last:
+                    continue
+                yield event
+                last = event.sequence
+                if event.terminal:
+                    return
 
-    async def _has_events(self, subject: str) -> bool:
-        info = await self._js.stream_info(self._topology.events_stream, subjects_filter=subject)
-        return bool(info.state.subjects)
+    async def _history(self, job_id: str, after_sequence: int) -> list[job_pb2.JobEvent]:
+        subject = self._topology.job_events_filter(job_id)
+        events: list[job_pb2.JobEvent] = []
+        seq = after_sequence + 1
+        while True:
+            try:
+                raw = await self._js.get_msg(
+                    self._topology.events_stream, seq=seq, subject=subject, next=True, direct=True
+                )
+            except NotFoundError:
+                return events
+            event = job_pb2.JobEvent()
+            event.ParseFromString(raw.data or b"")
+            event.sequence = raw.seq or 0
+            events.append(event)
+            seq = event.sequence + 1
 
     async def tenant_events(
         self, tenant: str, kind: str, subscribed: Callable[[], Awaitable[None]]
     ) -> AsyncIterator[job_pb2.JobEvent]:
         """Live events of every job of the tenant, from the moment `subscribed` is called on."""
-        sub = await self._js.subscribe(
-            self._topology.tenant_events_filter(tenant),
-            stream=self._topology.events_stream,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.NEW,
-        )
-        try:
+        await self._ensure_following()
+        with self._listening(self._by_tenant, tenant) as live:
             await subscribed()
             while True:
-                event = decode_event(await sub.next_msg(timeout=None))
+                event = await live.get()
                 if not kind or event.kind == kind:
                     yield event
-        finally:
-            await sub.unsubscribe()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from tests.e2e import conftest as e2e_fixtures
 from tests.e2e.conftest import Stack
 from tests.rest.conftest import run_node
+from tests.rest.test_buf_curl import BUF
 from tests.rest.test_readme import course_examples, run_examples
 
 pytestmark = pytest.mark.e2e
@@ -67,6 +70,24 @@ async def test_course_documents_download_with_their_type_and_name(stack: Stack) 
             assert got.content[:40].lower().startswith(start.lower()), got.content[:40]
         missing = await http.get("/v1/courses/no-such-course/document")
         assert missing.status_code == 404 and missing.json()["code"] == 5
+        pdf = await http.get(f"/v1/courses/{course_id}/document")
+    # The same document through gRPC, with buf curl and server reflection: the same bytes.
+    process = await asyncio.create_subprocess_exec(
+        str(BUF),
+        "curl",
+        "--protocol",
+        "grpc",
+        "--http2-prior-knowledge",
+        "-d",
+        json.dumps({"course_id": course_id}),
+        f"http://{stack.grpc_addr}/syllabus.v1.CourseService/GetCourseDocument",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    body = json.loads(out)
+    assert body["contentType"] == "application/pdf"
+    assert base64.b64decode(body["data"]) == pdf.content
 
 
 async def test_node_client_writes_a_course(stack: Stack, node_client: Path, tmp_path: Path) -> None:

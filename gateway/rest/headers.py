@@ -109,16 +109,19 @@ def incoming_metadata(request: web.Request) -> Metadata:
     return tuple(pairs)
 
 
-def timeout_of(request: web.Request) -> float | None:
-    """The Grpc-Timeout header in seconds, None without one; BadHeader if it is not `<digits><unit>`."""
-    raw = request.headers.get("Grpc-Timeout")
-    if raw is None:
-        return None
+def parse_timeout(raw: str) -> float:
+    """Seconds from a Grpc-Timeout value (`<digits><unit>`); BadHeader if it is not one. 0 or less: a deadline
+    already past (the shim answers DEADLINE_EXCEEDED at once)."""
     unit = _TIMEOUT_UNITS.get(raw[-1:])
     if len(raw) < 2 or unit is None or not re.fullmatch(r"[+-]?[0-9]+", raw[:-1]):
         raise BadHeader(errors.bad_request(f"invalid grpc-timeout: {raw}"))
-    # A deadline already past fails the call at once with DEADLINE_EXCEEDED, as a negative one does in Go.
     return max(int(raw[:-1]) * unit, 0.0)
+
+
+def timeout_of(request: web.Request) -> float | None:
+    """The call's deadline in seconds from the Grpc-Timeout header, None without one."""
+    raw = request.headers.get("Grpc-Timeout")
+    return None if raw is None else parse_timeout(raw)
 
 
 def outgoing(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:

@@ -133,6 +133,8 @@ class RestGateway:
             return web.Response(body=self._spec_body, content_type="application/json")
         if request.method == "GET" and path in ("/docs", "/docs/"):
             return web.Response(body=self._docs_body, content_type="text/html", charset="utf-8")
+        if self._closing:
+            return errors.response(errors.status(code_pb2.UNAVAILABLE, "the gateway is shutting down"))
         resolved = self.router.resolve(request.method, path)
         if isinstance(resolved, RoutingError):
             return errors.response(errors.routing_status(resolved.http_status))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -18,7 +19,6 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from syllabus import lifecycle
 from syllabus.events import decode_event, event_for
@@ -33,11 +33,16 @@ _END_EVENT = {
 Listener = asyncio.Queue[job_pb2.JobEvent]
 # How long the shared consumer outlives its last watcher: watches often come one after another.
 IDLE_LINGER = 30.0
+# Stored events read per round trip when a watch replays a job's history.
+HISTORY_BATCH = 256
 
 
 class EventStreams:
-    def __init__(self, nc: Client, topology: Topology) -> None:
+    def __init__(self, nc: Client, topology: Topology, timeout: float = 5.0) -> None:
+        self._nc = nc
         self._js = nc.jetstream()
+        self._timeout = timeout
+        self._direct_get = f"$JS.API.DIRECT.GET.{topology.events_stream}"
         self._topology = topology
         self._by_job: defaultdict[str, set[Listener]] = defaultdict(set)
         self._by_tenant: defaultdict[str, set[Listener]] = defaultdict(set)
@@ -60,7 +65,7 @@ class EventStreams:
         self._idle = None
         following, self._following = self._following, None
         if following is not None and following.done() and following.exception() is None:
-            asyncio.create_task(following.result().unsubscribe())  # noqa: RUF006 - nothing waits on it
+            asyncio.create_task(_quietly_unsubscribe(following.result()))  # noqa: RUF006 - nothing waits on it
 
     async def _follow(self) -> JetStreamContext.PushSubscription:
         return await self._js.subscribe(
@@ -120,21 +125,39 @@ class EventStreams:
                     return
 
     async def _history(self, job_id: str, after_sequence: int) -> list[job_pb2.JobEvent]:
-        subject = self._topology.job_events_filter(job_id)
+        """The job's stored events after `after_sequence`, read in one round trip per HISTORY_BATCH events
+        (a batched direct get: the messages, then an end-of-batch status)."""
         events: list[job_pb2.JobEvent] = []
-        seq = after_sequence + 1
-        while True:
-            try:
-                raw = await self._js.get_msg(
-                    self._topology.events_stream, seq=seq, subject=subject, next=True, direct=True
-                )
-            except NotFoundError:
-                return events
-            event = job_pb2.JobEvent()
-            event.ParseFromString(raw.data or b"")
-            event.sequence = raw.seq or 0
-            events.append(event)
-            seq = event.sequence + 1
+        inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(inbox)
+        try:
+            while True:
+                request = {
+                    "seq": (events[-1].sequence if events else after_sequence) + 1,
+                    "next_by_subj": self._topology.job_events_filter(job_id),
+                    "batch": HISTORY_BATCH,
+                }
+                await self._nc.publish(self._direct_get, json.dumps(request).encode(), reply=inbox)
+                while True:
+                    msg = await sub.next_msg(timeout=self._timeout)
+                    headers = msg.headers or {}
+                    status = headers.get("Status")
+                    if status is None:
+                        event = job_pb2.JobEvent()
+                        event.ParseFromString(msg.data)
+                        event.sequence = int(headers["Nats-Sequence"])
+                        events.append(event)
+                        continue
+                    if status == "404":  # nothing (more) stored for the job
+                        return events
+                    if status != "204":
+                        raise RuntimeError(f"reading the events of job {job_id} failed: {status} {msg.data!r}")
+                    # End of batch: another round only if the server says more are pending.
+                    if headers.get("Nats-Num-Pending", "0") == "0":
+                        return events
+                    break
+        finally:
+            await sub.unsubscribe()
 
     async def tenant_events(
         self, tenant: str, kind: str, subscribed: Callable[[], Awaitable[None]]
@@ -147,3 +170,9 @@ class EventStreams:
                 event = await live.get()
                 if not kind or event.kind == kind:
                     yield event
+
+
+async def _quietly_unsubscribe(sub: JetStreamContext.PushSubscription) -> None:
+    # The connection may be closing (the gateway stopping): then the consumer goes with it anyway.
+    with contextlib.suppress(Exception):
+        await sub.unsubscribe()

@@ -60,7 +60,6 @@ class WaitForChildren(Exception):
     """
 
 
-# --- Defer (issue 5): a job that cannot run yet for a reason outside it -------------------------------------------
 class Defer(Exception):
     """Raise from a handler when something outside the job keeps it from running now (an open circuit breaker).
 
@@ -73,9 +72,6 @@ class Defer(Exception):
         super().__init__(reason)
         self.delay = max(0.0, delay)
         self.reason = reason
-
-
-# --- end Defer ----------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -192,8 +188,12 @@ class Worker:
                 await sub.unsubscribe()
 
     async def _fetch_loop(self, sub: JetStreamContext.PullSubscription, gate: asyncio.Event | None) -> None:
-        """Long-polls one priority's consumer. The batch loop (gated) fetches only while no interactive job waits."""
-        while True:
+        """Long-polls one priority's consumer. The batch loop (gated) fetches only while no interactive job waits.
+
+        Stopping cancels the loop, and the loop also checks the flag: on Python 3.11 a cancellation that lands
+        just as nats-py's fetch (asyncio.wait_for inside) completes can be swallowed.
+        """
+        while not self._stopping.is_set():
             if gate is not None:
                 await gate.wait()
             free = self._config.concurrency - len(self._running)

@@ -13,9 +13,7 @@ import grpc
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 
-from gateway.admin import AdminService
-from gateway.courses import CourseService
-from gateway.jobs import JobService
+from gateway.services import add_services
 from generator.handlers import build_handlers
 from generator.models import Models
 from generator.providers.breaker import Breaker, LocalBreaker
@@ -23,7 +21,7 @@ from generator.providers.cache import ReplyCache
 from generator.providers.offline import OfflineProvider
 from generator.providers.registry import Registry
 from renderer.documents import DocumentRenderer
-from syllabus.config import GatewayConfig, RendererConfig, RetryPolicy, WorkerConfig
+from syllabus.config import RendererConfig, RetryPolicy, WorkerConfig
 from syllabus.jetstream import ensure_topology
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology
@@ -37,6 +35,7 @@ from syllabus.v1 import (
 )
 from syllabus.worker import Worker
 from tests.course.fake_http import FakeHTTP, Reply, Request
+from tests.pipeline.conftest import wiring
 
 TENANT = "default"
 WORKER_CONFIG = WorkerConfig(
@@ -128,21 +127,7 @@ async def stack(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncIter
     store = EmbeddedStore(tmp_path / "store.db")
     await store.open()
     server = grpc.aio.server()
-    common = {"nc": nc, "store": store, "topology": topology, "tenant": TENANT}
-    attempts = WORKER_CONFIG.retry.max_attempts
-    config = GatewayConfig(publish_timeout=5.0)
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobService(**common, config=config, default_max_attempts=attempts),  # type: ignore[arg-type]
-        server,
-    )
-    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(**common, default_max_attempts=attempts, timeout=5.0),  # type: ignore[arg-type]
-        server,
-    )
-    course_service_pb2_grpc.add_CourseServiceServicer_to_server(
-        CourseService(**common, config=config, default_max_attempts=attempts),  # type: ignore[arg-type]
-        server,
-    )
+    add_services(server, wiring(nc, store, topology))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     addr = f"127.0.0.1:{port}"

@@ -11,8 +11,7 @@ import grpc
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 
-from gateway.admin import AdminService
-from gateway.jobs import JobService
+from gateway.services import Wiring, add_services
 from syllabus.config import GatewayConfig, RetryPolicy, WorkerConfig
 from syllabus.jetstream import ensure_topology
 from syllabus.store.embedded import EmbeddedStore
@@ -30,6 +29,10 @@ WORKER_CONFIG = WorkerConfig(
     drain_grace=5.0,
     retry=RetryPolicy(max_attempts=3, backoff=(0.05,), jitter=0.0),
 )
+
+
+def wiring(nc: NatsClient, store: EmbeddedStore, topology: Topology) -> Wiring:
+    return Wiring(nc, store, topology, GatewayConfig(publish_timeout=5.0), TENANT, WORKER_CONFIG.retry.max_attempts)
 
 
 @dataclasses.dataclass
@@ -67,28 +70,7 @@ async def pipeline(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncI
     store = EmbeddedStore(tmp_path / "store.db")
     await store.open()
     server = grpc.aio.server()
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobService(
-            nc=nc,
-            store=store,
-            topology=topology,
-            config=GatewayConfig(publish_timeout=5.0),
-            tenant=TENANT,
-            default_max_attempts=WORKER_CONFIG.retry.max_attempts,
-        ),
-        server,
-    )
-    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(
-            nc=nc,
-            store=store,
-            topology=topology,
-            tenant=TENANT,
-            default_max_attempts=WORKER_CONFIG.retry.max_attempts,
-            timeout=5.0,
-        ),
-        server,
-    )
+    add_services(server, wiring(nc, store, topology))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

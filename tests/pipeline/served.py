@@ -6,17 +6,17 @@ on a port we know, and can be stopped and started again on that port to drop a c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
 
-from gateway.admin import AdminService
 from gateway.jobs import JobService
-from syllabus.config import GatewayConfig
-from syllabus.v1 import admin_service_pb2_grpc, job_service_pb2, job_service_pb2_grpc
-from tests.pipeline.conftest import TENANT, WORKER_CONFIG, Pipeline
+from gateway.services import add_services
+from syllabus.v1 import job_service_pb2
+from tests.pipeline.conftest import Pipeline, wiring
 
 WatchRequests = list[job_service_pb2.WatchJobRequest]
 
@@ -42,28 +42,11 @@ async def serve(
 ) -> AsyncIterator[tuple[grpc.aio.Server, str]]:
     """A started server for the pipeline's services, and its "127.0.0.1:port"; stopped at the end."""
     server = grpc.aio.server()
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        RecordingJobService(
-            [] if watch_requests is None else watch_requests,
-            nc=pipeline.nc,
-            store=pipeline.store,
-            topology=pipeline.topology,
-            config=GatewayConfig(publish_timeout=5.0),
-            tenant=TENANT,
-            default_max_attempts=WORKER_CONFIG.retry.max_attempts,
-        ),
+    recorded = [] if watch_requests is None else watch_requests
+    add_services(
         server,
-    )
-    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(
-            nc=pipeline.nc,
-            store=pipeline.store,
-            topology=pipeline.topology,
-            tenant=TENANT,
-            default_max_attempts=WORKER_CONFIG.retry.max_attempts,
-            timeout=5.0,
-        ),
-        server,
+        wiring(pipeline.nc, pipeline.store, pipeline.topology),
+        functools.partial(RecordingJobService, recorded),  # type: ignore[arg-type]
     )
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     assert bound, f"cannot listen on 127.0.0.1:{port}"

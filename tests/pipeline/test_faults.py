@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.jobs import JobService
+from gateway.services import Wiring, add_services
 from scheduler.relay import DueRelay
 from syllabus.config import GatewayConfig
 from syllabus.jetstream import connect, ensure_topology
@@ -148,17 +148,7 @@ async def test_nats_unreachable_is_unavailable_within_the_deadline(tmp_path: Pat
     store = EmbeddedStore(tmp_path / "store.db")
     await store.open()
     grpc_server = grpc.aio.server()
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobService(
-            nc=nc,
-            store=store,
-            topology=topology,
-            config=GatewayConfig(publish_timeout=30.0),
-            tenant="default",
-            default_max_attempts=3,
-        ),
-        grpc_server,
-    )
+    add_services(grpc_server, Wiring(nc, store, topology, GatewayConfig(publish_timeout=30.0), "default", 3))
     port = grpc_server.add_insecure_port("127.0.0.1:0")
     await grpc_server.start()
     try:

@@ -15,27 +15,16 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from gateway.admin import AdminService
-from gateway.jobs import JobService
-from gateway.main import SERVICE_NAMES
 from gateway.rest.server import RestGateway, services_named
-from syllabus.config import GatewayConfig
-from syllabus.v1 import admin_service_pb2_grpc, course_service_pb2_grpc, job_service_pb2_grpc
+from gateway.services import SERVICE_NAMES, add_health_and_reflection, add_services, serving
 from tests.pipeline import conftest as pipeline_fixtures
-from tests.pipeline.conftest import TENANT, WORKER_CONFIG, Pipeline
+from tests.pipeline.conftest import Pipeline, wiring
 from tests.rest.shelf import add_shelf, shelf_service
 
 # The pipeline fixtures, made available to the tests in this folder.
 pipeline = pipeline_fixtures.pipeline
 start_worker = pipeline_fixtures.start_worker
-
-try:
-    from gateway.courses import CourseService
-except ImportError:  # not written yet: its REST routes then answer 501, as UNIMPLEMENTED maps
-    CourseService = None  # type: ignore[assignment,misc]
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,46 +60,11 @@ class Rest:
 async def rest(pipeline: Pipeline) -> AsyncIterator[Rest]:
     recorder = MetadataRecorder()
     server = grpc.aio.server(interceptors=[recorder])
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobService(
-            nc=pipeline.nc,
-            store=pipeline.store,
-            topology=pipeline.topology,
-            config=GatewayConfig(publish_timeout=5.0),
-            tenant=TENANT,
-            default_max_attempts=WORKER_CONFIG.retry.max_attempts,
-        ),
-        server,
-    )
-    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(
-            nc=pipeline.nc,
-            store=pipeline.store,
-            topology=pipeline.topology,
-            tenant=TENANT,
-            default_max_attempts=WORKER_CONFIG.retry.max_attempts,
-            timeout=5.0,
-        ),
-        server,
-    )
-    if CourseService is not None:
-        course_service_pb2_grpc.add_CourseServiceServicer_to_server(
-            CourseService(
-                nc=pipeline.nc,
-                store=pipeline.store,
-                topology=pipeline.topology,
-                config=GatewayConfig(publish_timeout=5.0),
-                tenant=TENANT,
-                default_max_attempts=WORKER_CONFIG.retry.max_attempts,
-            ),
-            server,
-        )
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
+    health_servicer = add_health_and_reflection(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await serving(health_servicer)
     target = f"127.0.0.1:{port}"
     # The production route table: every service gateway.main registers, whether this server serves it or not.
     gateway = RestGateway(services_named(SERVICE_NAMES), target)

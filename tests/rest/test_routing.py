@@ -8,9 +8,9 @@ import pytest
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 
-from gateway.main import SERVICE_NAMES
 from gateway.rest.routes import Resolved, RouteError, Router, RoutingError, routes_of
 from gateway.rest.server import services_named
+from gateway.services import SERVICE_NAMES
 
 _names = itertools.count()
 

@@ -428,10 +428,16 @@ def _update_job(conn: sqlite3.Connection, job_id: str, change: JobChange) -> tup
         return before, True
     records.check_job_identity(before, after)
     row = records.job_columns(after)
-    conn.execute(
-        "UPDATE jobs SET state = ?, kind = ?, parent_id = ?, data = ?, revision = revision + 1 WHERE id = ?",
-        (row.state, row.kind, row.parent_id, row.data, row.id),
-    )
+    # Only the columns that can change are set: SQLite rewrites every index on a column named in SET.
+    if (row.kind, row.parent_id) == (before.kind, before.parent_id):
+        conn.execute(
+            "UPDATE jobs SET state = ?, data = ?, revision = revision + 1 WHERE id = ?", (row.state, row.data, row.id)
+        )
+    else:
+        conn.execute(
+            "UPDATE jobs SET state = ?, kind = ?, parent_id = ?, data = ?, revision = revision + 1 WHERE id = ?",
+            (row.state, row.kind, row.parent_id, row.data, row.id),
+        )
     if before.options.labels != after.options.labels:
         conn.execute("DELETE FROM job_labels WHERE job_id = ?", (row.id,))
         _insert_labels(conn, row)

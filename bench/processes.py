@@ -61,6 +61,7 @@ class Stack:
     valkey: ValkeyServer | None = None
     children: dict[str, Child] = field(default_factory=dict)
     grpc_addr: str = ""
+    mongo_url: str = ""
 
     @property
     def topology(self) -> Topology:
@@ -72,7 +73,9 @@ class Stack:
         await self.nats.start()
         await self.valkey.start()
         self.grpc_addr = f"127.0.0.1:{free_port()}"
-        self.env = os.environ | {
+        # Every service starts on the embedded store; the MongoDB runs add the URL back (see Bench.scale_on_mongo).
+        self.mongo_url = os.environ.get("SYLLABUS_MONGO_URL", "")
+        self.env = {k: v for k, v in os.environ.items() if k != "SYLLABUS_MONGO_URL"} | {
             "SYLLABUS_HOME": str(self.home),
             "SYLLABUS_NATS_URL": self.nats.url,
             "SYLLABUS_REDIS_URL": self.valkey.url,

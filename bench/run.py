@@ -86,6 +86,8 @@ class Bench:
         self.sizes = sizes
         self.figures: dict[str, Any] = {}
         self.finished = Finished()
+        # Empty: the embedded store; set for the MongoDB scaling runs.
+        self.store_env: dict[str, str] = {}
 
     def per_job_us(self, meter: CpuMeter, jobs: int, only: tuple[str, ...] = ()) -> float:
         spent = {k: v for k, v in meter.spent.items() if not only or k in only}
@@ -119,16 +121,28 @@ class Bench:
         for workers in (1, 2, 4):
             await self.start_workers(workers, stub)
             await self.drain(stub, f"scale_{workers}w", self.sizes.scale)
+        if self.stack.mongo_url:
+            await self.scale_on_mongo(stub)
         await channel.close()
         await nc.close()
         return self.figures
+
+    async def scale_on_mongo(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
+        """The same scaling drain with the gateway and workers on MongoDB (SYLLABUS_MONGO_URL was set)."""
+        self.store_env = {"SYLLABUS_MONGO_URL": self.stack.mongo_url, "SYLLABUS_MONGO_DATABASE": "syllabus_bench"}
+        await self.stack.stop("gateway")
+        await self.stack.start("gateway", "gateway", self.store_env)
+        for workers in (1, 2, 4):
+            await self.start_workers(workers, stub)
+            await self.drain(stub, f"mongo_{workers}w", self.sizes.scale)
 
     async def start_workers(self, count: int, stub: job_service_pb2_grpc.JobServiceStub | None = None) -> None:
         """(Re)start `count` workers; with a stub, also warm them up so no start-up CPU lands in a figure."""
         for name in [n for n in self.stack.children if n.startswith("generator")]:
             await self.stack.stop(name)
         for i in range(count):
-            await self.stack.start(f"generator{i}", "generator", {"SYLLABUS_GENERATOR_CONCURRENCY": "64"})
+            env = {"SYLLABUS_GENERATOR_CONCURRENCY": "64", **self.store_env}
+            await self.stack.start(f"generator{i}", "generator", env)
         if stub is not None:
             target = self.finished.count + 50 * count
             await self.bulk(stub, 50 * count)

@@ -31,8 +31,9 @@ _END_EVENT = {
     job_pb2.JOB_STATE_CANCELED: job_pb2.JOB_EVENT_TYPE_CANCELED,
 }
 Listener = asyncio.Queue[job_pb2.JobEvent]
-# How long the shared consumer outlives its last watcher: watches often come one after another.
-IDLE_LINGER = 30.0
+# How long the shared consumer outlives its last watcher: watches often come one after another, but while it
+# lives the gateway receives every event of the namespace.
+IDLE_LINGER = 5.0
 # Stored events read per round trip when a watch replays a job's history.
 HISTORY_BATCH = 256
 

@@ -24,6 +24,10 @@ from syllabus.topology import PRIORITIES, Topology
 log = logging.getLogger(__name__)
 
 
+# Seconds within which JetStream drops a message whose Nats-Msg-Id it has already stored.
+DUPLICATE_WINDOW = 120.0
+
+
 @dataclass(frozen=True)
 class StreamLimits:
     """How much the JOBS queue holds before it refuses work (discard new: the caller sees RESOURCE_EXHAUSTED)."""
@@ -31,7 +35,7 @@ class StreamLimits:
     max_jobs: int = 1_000_000
     max_job_bytes: int = 1 << 30
     # Nats-Msg-Id (the job id) de-duplication window of JOBS, seconds.
-    duplicate_window: float = 120.0
+    duplicate_window: float = DUPLICATE_WINDOW
     # How long job events stay replayable, seconds.
     events_max_age: float = 7 * 24 * 3600.0
 

@@ -20,6 +20,7 @@ from syllabus import lifecycle
 from syllabus.errors import BrokerUnavailable, QueueFull
 from syllabus.events import EventPublisher, event_for, event_msg_id
 from syllabus.ids import new_id
+from syllabus.jetstream import DUPLICATE_WINDOW
 from syllabus.publisher import AckedPublisher, NoStreamError
 from syllabus.store.base import Inserted, Store
 from syllabus.topology import Topology
@@ -74,6 +75,11 @@ class Submitter:
             except BaseException:
                 await self._store.delete_jobs([job.id for job in new])
                 raise
+        # A caller retrying after a gateway died between storing and publishing gets its job back: publish it
+        # again under the same message ids, which JetStream drops if the first publish did land.
+        unsure = [item.job for item in inserted if not item.created and _maybe_unpublished(item.job)]
+        if unsure:
+            await self._publish([(job, job.id) for job in unsure], timeout or self._timeout)
         return inserted
 
     async def enqueue(self, job: job_pb2.Job, msg_id: str) -> None:
@@ -105,6 +111,13 @@ class Submitter:
             }
             subject = self._topology.schedule_subject(job.id)
         return await self._jobs.publish(subject, payload, headers)
+
+
+def _maybe_unpublished(job: job_pb2.Job) -> bool:
+    """Not started yet and young enough that JetStream's duplicate window still covers its first publish."""
+    waiting = job.state in (job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_SCHEDULED) and job.attempt == 0
+    age = lifecycle.now().ToNanoseconds() - job.create_time.ToNanoseconds()
+    return waiting and age < DUPLICATE_WINDOW * 1e9 * 0.9
 
 
 def _arrival_event(job: job_pb2.Job) -> job_pb2.JobEventType:

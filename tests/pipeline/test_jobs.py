@@ -12,6 +12,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from syllabus.jetstream import StreamLimits, ensure_topology
+from syllabus.submit import build_job
 from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2
 from syllabus.worker import JobContext
 from tests.pipeline import handlers
@@ -379,3 +380,25 @@ def field_violations(err: grpc.aio.AioRpcError) -> list[str]:
     request = error_details_pb2.BadRequest()
     assert status.details[0].Unpack(request)
     return [v.field for v in request.field_violations]
+
+
+async def test_a_job_stored_but_never_published_runs_when_its_key_is_submitted_again(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    # As if the gateway died between storing the job and publishing it: the caller got no answer and retries.
+    spec = E.JobSpec(summarize_text=E.SummarizeText(text="ok:after crash"))
+    orphan = build_job(spec, E.JobOptions(idempotency_key="k-crash"), tenant="default", default_max_attempts=3)
+    await pipeline.store.insert_jobs([orphan])
+    await start_worker()
+    again = await pipeline.jobs.SubmitJob(
+        job_service_pb2.SubmitJobRequest(spec=spec, options=E.JobOptions(idempotency_key="k-crash"))
+    )
+    assert again.job.id == orphan.id and not again.created
+    events = await pipeline.events(orphan.id)
+    assert types(events) == ["QUEUED", "STARTED", "SUCCEEDED"]
+    # Asked once more while it already ran: nothing is published again, it does not run twice.
+    third = await pipeline.jobs.SubmitJob(
+        job_service_pb2.SubmitJobRequest(spec=spec, options=E.JobOptions(idempotency_key="k-crash"))
+    )
+    assert third.job.state == E.JOB_STATE_SUCCEEDED
+    assert types(await pipeline.events(orphan.id)) == ["QUEUED", "STARTED", "SUCCEEDED"]

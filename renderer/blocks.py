@@ -149,11 +149,6 @@ def parse_inline(text: str) -> list[Run]:
     return runs
 
 
-def plain(text: str) -> str:
-    """The text without its inline markup."""
-    return "".join(run.text for run in parse_inline(text))
-
-
 def shift_headings(markdown: str, by: int) -> str:
     """Move every heading `by` levels down (at most to level 6), leaving code blocks alone."""
     out = []

@@ -16,7 +16,6 @@ from syllabus.v1 import job_pb2
 
 S = job_pb2
 TERMINAL_STATES = frozenset({S.JOB_STATE_SUCCEEDED, S.JOB_STATE_FAILED, S.JOB_STATE_CANCELED})
-WAITING_STATES = frozenset({S.JOB_STATE_SCHEDULED, S.JOB_STATE_QUEUED, S.JOB_STATE_RETRYING})
 
 
 def is_terminal(state: int) -> bool:

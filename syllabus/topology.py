@@ -92,9 +92,6 @@ class Topology:
     def job_events_filter(self, job_id: str) -> str:
         return self._subject(f"events.*.{job_id}")
 
-    def tenant_events_filter(self, tenant: str) -> str:
-        return self._subject(f"events.{tenant}.*")
-
     @property
     def events_subjects(self) -> str:
         return self._subject("events.>")

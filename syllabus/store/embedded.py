@@ -301,6 +301,43 @@ class EmbeddedStore:
         return deleted
 
 
+class _CallFailed(Exception):
+    """A write of a batch raised: the whole transaction was rolled back."""
+
+
+def _write_all(conn: sqlite3.Connection, writes: list[tuple[int, _Call]]) -> dict[int, tuple[Any, None]]:
+    """The fast path: every write in one transaction, no savepoints (they cost as much as the writes)."""
+    done: dict[int, tuple[Any, None]] = {}
+    with _transaction(conn):
+        for i, call in writes:
+            try:
+                done[i] = (call.fn(conn), None)
+            except Exception as exc:
+                raise _CallFailed from exc
+    return done
+
+
+def _write_each(
+    conn: sqlite3.Connection, writes: list[tuple[int, _Call]]
+) -> dict[int, tuple[Any, BaseException | None]]:
+    """Writes in one transaction, each in a savepoint: a failing one is undone alone and reports its error.
+    Changes are functions of the record they are given, so running them again here is safe."""
+    done: dict[int, tuple[Any, BaseException | None]] = {}
+    try:
+        with _transaction(conn):
+            for i, call in writes:
+                conn.execute("SAVEPOINT call")
+                try:
+                    done[i] = (call.fn(conn), None)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO call")
+                    done[i] = (None, exc)
+                conn.execute("RELEASE call")
+    except Exception as exc:
+        done = {i: (None, exc) for i, _ in writes}
+    return done
+
+
 def _settle(settled: Settled) -> None:
     for future, result, error in settled:
         if future.done():  # the caller was cancelled meanwhile
@@ -312,25 +349,19 @@ def _settle(settled: Settled) -> None:
 
 
 def _run_batch(conn: sqlite3.Connection, calls: list[_Call]) -> list[tuple[Any, BaseException | None]]:
-    """Writes in one transaction (a savepoint each), then reads. Calls in one batch were concurrent, so
-    any order among them is one the callers could have seen."""
+    """Writes in one transaction, then reads. Calls in one batch were concurrent, so any order among them is
+    one the callers could have seen."""
     outcomes: dict[int, tuple[Any, BaseException | None]] = {}
     writes = [(i, call) for i, call in enumerate(calls) if call.write]
     if writes:
         try:
-            with _transaction(conn):
-                for i, call in writes:
-                    conn.execute("SAVEPOINT call")
-                    try:
-                        outcomes[i] = (call.fn(conn), None)
-                    except Exception as exc:
-                        conn.execute("ROLLBACK TO call")
-                        outcomes[i] = (None, exc)
-                    conn.execute("RELEASE call")
+            outcomes.update(_write_all(conn, writes))
+        except _CallFailed:
+            # Rare: some write raised. Do the batch again with a savepoint each, so only that one is undone.
+            outcomes.update(_write_each(conn, writes))
         except Exception as exc:
             # BEGIN or COMMIT itself failed (e.g. the database stayed locked): none of the writes happened.
-            for i, _ in writes:
-                outcomes[i] = (None, exc)
+            outcomes.update((i, (None, exc)) for i, _ in writes)
     for i, call in enumerate(calls):
         if not call.write:
             try:

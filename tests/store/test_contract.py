@@ -452,6 +452,30 @@ async def test_concurrent_updates_of_one_job_all_land(store: Store) -> None:
     assert sorted(error.attempt for error in stored.errors) == list(range(count))
 
 
+async def test_a_failing_update_leaves_concurrent_ones_applied(store: Store) -> None:
+    jobs = [make_job() for _ in range(6)]
+    await store.insert_jobs(jobs)
+
+    def broken(current: job_pb2.Job) -> job_pb2.Job:
+        raise RuntimeError("this change is broken")
+
+    def running(current: job_pb2.Job) -> job_pb2.Job:
+        current.state = RUNNING
+        return current
+
+    # Issued together, so a store that groups writes puts them in one transaction.
+    results = await asyncio.gather(
+        *(store.update_job(job.id, broken if i == 2 else running) for i, job in enumerate(jobs)),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[2], RuntimeError)
+    for i, job in enumerate(jobs):
+        stored = await store.get_job(job.id)
+        assert stored is not None
+        assert stored.state == (QUEUED if i == 2 else RUNNING)
+
+
 # Courses.
 
 

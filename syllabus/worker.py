@@ -228,10 +228,12 @@ class Worker:
         running = _Running(msg=msg, job_id=job.id)
         self._running[job.id] = running
         running.task = asyncio.create_task(self._handle(running, job))
-        running.task.add_done_callback(lambda _: self._finished(job.id))
+        running.task.add_done_callback(lambda _: self._finished(running))
 
-    def _finished(self, job_id: str) -> None:
-        self._running.pop(job_id, None)
+    def _finished(self, running: _Running) -> None:
+        # A redelivery of the same job may have replaced this entry meanwhile; that one is still running.
+        if self._running.get(running.job_id) is running:
+            del self._running[running.job_id]
         self._slot_freed.set()
 
     async def _on_cancel(self, msg: Msg) -> None:
@@ -244,7 +246,7 @@ class Worker:
         if not tasks:
             return
         log.info("draining: waiting up to %.0fs for %d running jobs", self._config.drain_grace, len(tasks))
-        _, pending = await asyncio.wait(tasks, timeout=self._config.drain_grace or None)
+        _, pending = await asyncio.wait(tasks, timeout=self._config.drain_grace)
         if pending:
             log.info("handing %d unfinished jobs back to the queue", len(pending))
             for running in list(self._running.values()):
@@ -299,7 +301,6 @@ class Worker:
         await self._run_handler(running, job, attempt, handler)
 
     async def _run_handler(self, running: _Running, job: job_pb2.Job, attempt: int, handler: Handler) -> None:
-        msg = running.msg
         ctx = JobContext(job=job, attempt=attempt, _report=lambda pct, text: self._progress(job.id, attempt, pct, text))
         handler_task = asyncio.create_task(handler(ctx))
         running.handler_task = handler_task
@@ -315,22 +316,29 @@ class Worker:
         except BaseException:
             handler_task.cancel()
             raise
-        if running.stop_reason == "cancel":
+        await self._settle(running, job, attempt, handler_task)
+
+    async def _settle(
+        self, running: _Running, job: job_pb2.Job, attempt: int, handler_task: asyncio.Task[job_pb2.JobResult]
+    ) -> None:
+        """Record how the attempt ended. A handler that finished before a stop could reach it keeps its outcome."""
+        msg = running.msg
+        exc = None if handler_task.cancelled() else handler_task.exception()
+        if not handler_task.cancelled() and exc is None:
+            await self._succeeded(job, attempt, handler_task.result(), msg)
+        elif isinstance(exc, WaitForChildren):
+            await self._wait_for_children(job, attempt, str(exc), msg)
+        elif isinstance(exc, Defer):
+            await self._defer(job, attempt, exc, msg)
+        elif running.stop_reason == "cancel":
             await self._finish_canceled(job, attempt, msg)
         elif running.stop_reason == "drain":
             await self._requeue(job, attempt, msg)
         elif running.stop_reason == "timeout":
             await self._failed(job, attempt, TimeoutError(), msg)
-        elif handler_task.cancelled():
-            await self._failed(job, attempt, RetryableError("the handler was cancelled", error_type="Cancelled"), msg)
-        elif isinstance(exc := handler_task.exception(), WaitForChildren):
-            await self._wait_for_children(job, attempt, str(exc), msg)
-        elif isinstance(exc, Defer):
-            await self._defer(job, attempt, exc, msg)
-        elif exc is not None:
-            await self._failed(job, attempt, exc, msg)
         else:
-            await self._succeeded(job, attempt, handler_task.result(), msg)
+            error = exc or RetryableError("the handler was cancelled", error_type="Cancelled")
+            await self._failed(job, attempt, error, msg)
 
     async def _heartbeat(self) -> None:
         """One loop for every running job: keeps each lease alive at JetStream, and notices a CancelJob whose

@@ -17,14 +17,15 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from syllabus import lifecycle
 from syllabus.errors import BrokerUnavailable, QueueFull
-from syllabus.events import EventPublisher, event_for, event_msg_id
 from syllabus.store.base import Store
-from syllabus.submit import TARGET_HEADER
+from syllabus.submit import Submitter
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
 
 log = logging.getLogger(__name__)
 CONSUMER = "scheduler-relay"
+# Seconds before a relay that JetStream refused (queue full, broker away) is tried again.
+RELAY_RETRY = 5.0
 
 
 def _queued(job: job_pb2.Job) -> job_pb2.Job | None:
@@ -42,7 +43,7 @@ class DueRelay:
         self._js = nc.jetstream()
         self._store = store
         self._topology = topology
-        self._events = EventPublisher(nc, topology)
+        self._submitter = Submitter(nc, store, topology)
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = await self._js.pull_subscribe(
@@ -65,20 +66,27 @@ class DueRelay:
     async def _relay(self, msg: Msg) -> None:
         job = job_pb2.Job.FromString(msg.data)
         current = await self._store.get_job(job.id)
-        if current is None or current.state != job_pb2.JOB_STATE_SCHEDULED:
+        due = current is not None and (
+            current.state == job_pb2.JOB_STATE_SCHEDULED
+            # Queued by an earlier delivery of this message that died before publishing or acking it.
+            or (current.state == job_pb2.JOB_STATE_QUEUED and current.attempt == 0)
+        )
+        if current is None or not due:
             # Canceled while it waited, or relayed already: the schedule has nothing left to do.
             await msg.ack()
             return
-        target = (msg.headers or {}).get(TARGET_HEADER, "")
+        if current.state == job_pb2.JOB_STATE_SCHEDULED:
+            updated = await self._store.update_job(job.id, _queued)
+            if not updated.applied or updated.job is None:
+                await msg.ack()  # canceled (or started) meanwhile
+                return
+            current = updated.job
         try:
-            await self._js.publish(target, msg.data, headers={"Nats-Msg-Id": job.id})
-        except Exception as exc:
-            error = QueueFull() if "maximum" in str(exc) else BrokerUnavailable(str(exc))
-            log.warning("delayed job %s not relayed yet: %s", job.id, error)
-            await msg.nak(delay=5)
+            # The id follows the record's last change: a dying relay's publish is dropped as a duplicate, while a
+            # retried dead letter, scheduled again, gets a new one.
+            await self._submitter.enqueue(current, f"{job.id}:{current.update_time.ToNanoseconds()}")
+        except (QueueFull, BrokerUnavailable) as exc:
+            log.warning("delayed job %s not relayed yet: %s", job.id, exc)
+            await msg.nak(delay=RELAY_RETRY)
             return
-        updated = await self._store.update_job(job.id, _queued)
-        if updated.applied and updated.job is not None:
-            event = event_for(updated.job, job_pb2.JOB_EVENT_TYPE_QUEUED)
-            await self._events.publish(event, event_msg_id(event))
         await msg.ack()

@@ -28,8 +28,6 @@ from syllabus.v1 import job_pb2
 
 # JetStream error codes that mean "the stream is at its limits".
 _STREAM_FULL_CODES = frozenset({10077, 10047, 10027, 10028})
-# Header carrying a delayed job's JOBS subject through its schedule, so the relay knows where it goes.
-TARGET_HEADER = "Syllabus-Target"
 
 
 def build_job(
@@ -107,7 +105,6 @@ class Submitter:
             headers |= {
                 "Nats-Schedule": f"@at {run_at}",
                 "Nats-Schedule-Target": self._topology.due_subject(job.id),
-                TARGET_HEADER: subject,
             }
             subject = self._topology.schedule_subject(job.id)
         return await self._jobs.publish(subject, payload, headers)

@@ -34,6 +34,8 @@ Listener = asyncio.Queue[job_pb2.JobEvent]
 # How long the shared consumer outlives its last watcher: watches often come one after another, but while it
 # lives the gateway receives every event of the namespace.
 IDLE_LINGER = 5.0
+# Seconds between the server's heartbeats on the shared consumer while no event flows.
+HEARTBEAT = 1.0
 # Stored events read per round trip when a watch replays a job's history.
 HISTORY_BATCH = 256
 
@@ -74,6 +76,9 @@ class EventStreams:
             stream=self._topology.events_stream,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.NEW,
+            # nats-py recreates an ordered consumer after two silent heartbeat intervals; a short interval
+            # brings the watches back within seconds of a NATS restart (the ephemeral consumer died with it).
+            idle_heartbeat=HEARTBEAT,
             cb=self._on_event,
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,

@@ -8,6 +8,7 @@ redelivered cannot complete it a second time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -26,7 +27,7 @@ from syllabus.events import EventPublisher, event_for, event_msg_id
 from syllabus.jetstream import ensure_consumers
 from syllabus.parents import Parents
 from syllabus.store.base import Store
-from syllabus.topology import PRIORITIES, Topology
+from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
 
 log = logging.getLogger(__name__)
@@ -157,16 +158,10 @@ class Worker:
 
     async def run(self) -> None:
         await ensure_consumers(self._nc, self._topology, self.service, self._config)
-        subs = {
-            priority: await self._js.pull_subscribe_bind(
-                durable=self._topology.consumer(self.service, priority), stream=self._topology.jobs_stream
-            )
-            for priority in PRIORITIES
-        }
         cancels = await self._nc.subscribe(self._topology.cancel_subjects, cb=self._on_cancel)
         loops = [
-            asyncio.create_task(self._fetch_loop(subs["interactive"], gate=None)),
-            asyncio.create_task(self._fetch_loop(subs["batch"], gate=self._interactive_drained)),
+            asyncio.create_task(self._fetch_loop("interactive", gate=None)),
+            asyncio.create_task(self._fetch_loop("batch", gate=self._interactive_drained)),
         ]
         heartbeat = asyncio.create_task(self._heartbeat())
         log.info(
@@ -184,39 +179,44 @@ class Worker:
             await self._drain()
             heartbeat.cancel()
             await cancels.unsubscribe()
-            for sub in subs.values():
-                await sub.unsubscribe()
 
-    async def _fetch_loop(self, sub: JetStreamContext.PullSubscription, gate: asyncio.Event | None) -> None:
+    async def _fetch_loop(self, priority: str, gate: asyncio.Event | None) -> None:
         """Long-polls one priority's consumer. The batch loop (gated) fetches only while no interactive job waits.
 
         Stopping cancels the loop, and the loop also checks the flag: on Python 3.11 a cancellation that lands
         just as nats-py's fetch (asyncio.wait_for inside) completes can be swallowed.
         """
-        while not self._stopping.is_set():
-            if gate is not None:
-                await gate.wait()
-            free = self._config.concurrency - len(self._running)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
-            try:
-                msgs = await sub.fetch(free, timeout=1.0)
-            except (TimeoutError, NatsTimeout):
-                msgs = []
-            except Exception as exc:
-                # Reconnecting or the server restarting: keep polling, the consumer is durable.
-                log.warning("fetch failed: %s", exc)
-                await asyncio.sleep(0.5)  # back off a failing broker instead of spinning; not synchronisation
-                continue
-            if gate is None:
-                if len(msgs) < free:
-                    self._interactive_drained.set()
-                else:
-                    self._interactive_drained.clear()
-            for msg in msgs:
-                self._start(msg)
+        sub = await self._js.pull_subscribe_bind(
+            durable=self._topology.consumer(self.service, priority), stream=self._topology.jobs_stream
+        )
+        try:
+            while not self._stopping.is_set():
+                if gate is not None:
+                    await gate.wait()
+                free = self._config.concurrency - len(self._running)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                try:
+                    msgs = await sub.fetch(free, timeout=1.0)
+                except (TimeoutError, NatsTimeout):
+                    msgs = []
+                except Exception as exc:
+                    # Reconnecting or the server restarting: keep polling, the consumer is durable.
+                    log.warning("fetch failed: %s", exc)
+                    await asyncio.sleep(0.5)  # back off a failing broker instead of spinning; not synchronisation
+                    continue
+                if gate is None:
+                    if len(msgs) < free:
+                        self._interactive_drained.set()
+                    else:
+                        self._interactive_drained.clear()
+                for msg in msgs:
+                    self._start(msg)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     def _start(self, msg: Msg) -> None:
         try:

@@ -1,0 +1,104 @@
+"""NATS restarted under a running pipeline: nothing accepted is lost, and the pipeline carries on by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest_asyncio
+
+from gateway.services import add_services
+from syllabus.jetstream import connect, ensure_topology
+from syllabus.servers import NatsServer
+from syllabus.store.embedded import EmbeddedStore
+from syllabus.topology import Topology
+from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from syllabus.worker import Worker
+from tests.pipeline import handlers
+from tests.pipeline.conftest import WORKER_CONFIG, wiring
+from tests.pipeline.test_jobs import first_event, types
+
+E = job_pb2
+
+
+class Restartable:
+    """A pipeline on a NATS server of its own, which the test can restart on the same port and data."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.server = NatsServer(home / "nats")
+        self.topology = Topology("restart")
+
+    async def restart_nats(self) -> None:
+        port = int(self.server.url.rsplit(":", 1)[1])
+        await self.server.stop()
+        self.server = NatsServer(self.home / "nats", port=port)
+        await self.server.start()
+
+
+@pytest_asyncio.fixture
+async def restartable(tmp_path: Path) -> AsyncIterator[tuple[Restartable, job_service_pb2_grpc.JobServiceStub]]:
+    env = Restartable(tmp_path)
+    await env.server.start()
+    nc = await connect(env.server.url, "pytest-restart")
+    await ensure_topology(nc, env.topology)
+    store = EmbeddedStore(tmp_path / "store.db")
+    await store.open()
+    server = grpc.aio.server()
+    add_services(server, wiring(nc, store, env.topology))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    worker = Worker(
+        service="generator", handlers=handlers.HANDLERS, nc=nc, store=store, topology=env.topology, config=WORKER_CONFIG
+    )
+    running = asyncio.create_task(worker.run())
+    handlers.release.clear()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield env, job_service_pb2_grpc.JobServiceStub(channel)
+    finally:
+        handlers.release.set()
+        worker.stop()
+        await running
+        await channel.close()
+        await server.stop(grace=None)
+        with contextlib.suppress(Exception):
+            await nc.close()
+        await store.close()
+        await env.server.stop()
+
+
+def summarize(text: str) -> job_service_pb2.SubmitJobRequest:
+    return job_service_pb2.SubmitJobRequest(spec=E.JobSpec(summarize_text=E.SummarizeText(text=text)))
+
+
+async def events(stub: job_service_pb2_grpc.JobServiceStub, job_id: str) -> list[job_pb2.JobEvent]:
+    call = stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=60)
+    return [response.event async for response in call]
+
+
+async def test_jobs_survive_a_nats_restart_mid_job(
+    restartable: tuple[Restartable, job_service_pb2_grpc.JobServiceStub],
+) -> None:
+    env, stub = restartable
+    before = (await stub.SubmitJob(summarize("ok:before"), timeout=30)).job
+    assert types(await events(stub, before.id)) == ["QUEUED", "STARTED", "SUCCEEDED"]
+    blocked = (await stub.SubmitJob(summarize("block"), timeout=30)).job
+    queued = (await stub.SubmitJob(summarize("ok:queued behind"), timeout=30)).job
+    watch = stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=blocked.id), timeout=60)
+    await first_event(watch, E.JOB_EVENT_TYPE_STARTED)
+    watch.cancel()
+
+    await env.restart_nats()
+    handlers.release.set()  # the running job finishes while the clients reconnect
+
+    after = (await stub.SubmitJob(summarize("ok:after"), timeout=30)).job
+    for job in (blocked, queued, after):
+        history = await events(stub, job.id)
+        assert history[-1].type == E.JOB_EVENT_TYPE_SUCCEEDED, (job.spec.summarize_text.text, types(history))
+        assert types(history).count("SUCCEEDED") == 1
+    got = await stub.GetJob(job_service_pb2.GetJobRequest(job_id=before.id), timeout=30)
+    assert got.job.state == E.JOB_STATE_SUCCEEDED

@@ -13,14 +13,12 @@ from __future__ import annotations
 from typing import NoReturn
 
 from google.api import httpbody_pb2
-from google.protobuf import any_pb2
-from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from gateway.jobs import DEFAULT_PAGE, MAX_PAGE, call_timeout
-from gateway.status import Context, abort, unary
+from gateway.status import Context, abort, build_status, unary
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
 from syllabus.ids import new_id
@@ -34,18 +32,9 @@ DEFAULT_LANGUAGE = "en"
 _COURSE_RESOURCE = "syllabus.v1.Course"
 
 
-def _status(code: int, message: str, *details: Message) -> status_pb2.Status:
-    packed = []
-    for detail in details:
-        wrapped = any_pb2.Any()
-        wrapped.Pack(detail)
-        packed.append(wrapped)
-    return status_pb2.Status(code=code, message=message, details=packed)
-
-
 async def _not_found(context: Context, what: str, name: str, message: str) -> NoReturn:
     info = error_details_pb2.ResourceInfo(resource_type=what, resource_name=name)
-    await abort(context, _status(code_pb2.NOT_FOUND, message, info))
+    await abort(context, build_status(code_pb2.NOT_FOUND, message, info))
 
 
 def _abandon(course: course_pb2.Course) -> course_pb2.Course | None:
@@ -152,7 +141,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             )
             await abort(
                 context,
-                _status(
+                build_status(
                     code_pb2.FAILED_PRECONDITION,
                     f"course {course.id!r} has no documents yet (its job is {course.job_id})",
                     error_details_pb2.PreconditionFailure(violations=[violation]),

@@ -53,10 +53,11 @@ def bad_request(violations: list[tuple[str, str]]) -> status_pb2.Status:
         ]
     )
     summary = "; ".join(f"{path}: {text}" for path, text in violations[:5])
-    return _status(code_pb2.INVALID_ARGUMENT, f"invalid request: {summary}", details)
+    return build_status(code_pb2.INVALID_ARGUMENT, f"invalid request: {summary}", details)
 
 
-def _status(code: int, message: str, *details: Message) -> status_pb2.Status:
+def build_status(code: int, message: str, *details: Message) -> status_pb2.Status:
+    """A google.rpc.Status with its typed details packed."""
     packed = []
     for detail in details:
         wrapped = any_pb2.Any()
@@ -69,18 +70,18 @@ def status_for(exc: Exception) -> status_pb2.Status | None:
     """The Status a known failure maps to; None for bugs (reported as INTERNAL without details)."""
     if isinstance(exc, QueueFull):
         delay = duration_pb2.Duration(seconds=int(exc.retry_after))
-        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.RetryInfo(retry_delay=delay))
+        return build_status(code_pb2.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.RetryInfo(retry_delay=delay))
     if isinstance(exc, BrokerUnavailable):
-        return _status(code_pb2.UNAVAILABLE, str(exc))
+        return build_status(code_pb2.UNAVAILABLE, str(exc))
     if isinstance(exc, JobNotFound):
         info = error_details_pb2.ResourceInfo(resource_type="syllabus.v1.Job", resource_name=exc.job_id)
-        return _status(code_pb2.NOT_FOUND, str(exc), info)
+        return build_status(code_pb2.NOT_FOUND, str(exc), info)
     if isinstance(exc, InvalidRequest):
         return bad_request([(exc.field, exc.description)])
     if isinstance(exc, InvalidPageToken):
         return bad_request([("page_token", "not a token this server issued")])
     if isinstance(exc, Conflict):
-        return _status(code_pb2.FAILED_PRECONDITION, str(exc))
+        return build_status(code_pb2.FAILED_PRECONDITION, str(exc))
     return None
 
 
@@ -93,7 +94,7 @@ async def _fail(context: Context, exc: Exception, method: str) -> NoReturn:
     status = status_for(exc)
     if status is None:
         log.exception("%s failed", method)
-        status = _status(code_pb2.INTERNAL, "internal error; the gateway log has the details")
+        status = build_status(code_pb2.INTERNAL, "internal error; the gateway log has the details")
     await abort(context, status)
 
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import grpc
 from aiohttp import web
-from google.protobuf import any_pb2
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from gateway.rest import protojson
+from gateway.status import build_status
 
 log = logging.getLogger(__name__)
 
@@ -52,32 +52,23 @@ def http_status(code: int) -> int:
     return HTTP_STATUS.get(code, 500)
 
 
-def status(code: int, message: str, *details: Message) -> status_pb2.Status:
-    packed = []
-    for detail in details:
-        wrapped = any_pb2.Any()
-        wrapped.Pack(detail)
-        packed.append(wrapped)
-    return status_pb2.Status(code=code, message=message, details=packed)
-
-
 def bad_request(message: str, violations: Sequence[tuple[str, str]] = ()) -> status_pb2.Status:
     if not violations:
-        return status(code_pb2.INVALID_ARGUMENT, message)
+        return build_status(code_pb2.INVALID_ARGUMENT, message)
     details = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=path, description=text) for path, text in violations
         ]
     )
-    return status(code_pb2.INVALID_ARGUMENT, message, details)
+    return build_status(code_pb2.INVALID_ARGUMENT, message, details)
 
 
 def routing_status(http: int) -> status_pb2.Status:
     """DefaultRoutingErrorHandler: the HTTP status's reason phrase as the message."""
     code = {400: code_pb2.INVALID_ARGUMENT, 404: code_pb2.NOT_FOUND, 405: code_pb2.UNIMPLEMENTED}.get(http)
     if code is None:
-        return status(code_pb2.INTERNAL, "Unexpected routing error")
-    return status(code, HTTPStatus(http).phrase)
+        return build_status(code_pb2.INTERNAL, "Unexpected routing error")
+    return build_status(code, HTTPStatus(http).phrase)
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> status_pb2.Status:

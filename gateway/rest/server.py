@@ -23,6 +23,7 @@ from google.rpc import code_pb2
 
 from gateway.rest import docs, errors, headers, openapi, protojson, streams, transcode
 from gateway.rest.routes import Resolved, Route, Router, RoutingError, routes_of
+from gateway.status import build_status
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class RestGateway:
         if request.method == "GET" and path in ("/docs", "/docs/"):
             return web.Response(body=self._docs_body, content_type="text/html", charset="utf-8")
         if self._closing:
-            return errors.response(errors.status(code_pb2.UNAVAILABLE, "the gateway is shutting down"))
+            return errors.response(build_status(code_pb2.UNAVAILABLE, "the gateway is shutting down"))
         resolved = self.router.resolve(request.method, path)
         if isinstance(resolved, RoutingError):
             return errors.response(errors.routing_status(resolved.http_status))
@@ -148,7 +149,7 @@ class RestGateway:
             return errors.response(errors.bad_request(f"the request body is larger than {MAX_BODY} bytes"))
         if timeout is not None and timeout <= 0:
             # A deadline already past: Go's gRPC fails such a call before sending it, and so does the shim.
-            return errors.response(errors.status(code_pb2.DEADLINE_EXCEEDED, "context deadline exceeded"))
+            return errors.response(build_status(code_pb2.DEADLINE_EXCEEDED, "context deadline exceeded"))
         call = self._calls[resolved.route.grpc_path](message, metadata=metadata, timeout=timeout)
         self._active.add(call)
         try:
@@ -214,7 +215,7 @@ class RestGateway:
             return errors.response(errors.from_rpc_error(exc), headers.outgoing(exc.initial_metadata()))
         except asyncio.CancelledError:
             if self._shutting_down():
-                return errors.response(errors.status(code_pb2.UNAVAILABLE, "the gateway is shutting down"))
+                return errors.response(build_status(code_pb2.UNAVAILABLE, "the gateway is shutting down"))
             raise
         out = headers.outgoing(await call.initial_metadata())
         out |= {"Content-Type": self._stream_type(sse), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -234,7 +235,7 @@ class RestGateway:
         except asyncio.CancelledError:
             if not self._shutting_down():
                 raise
-            failure = errors.status(code_pb2.UNAVAILABLE, "the gateway is shutting down")
+            failure = build_status(code_pb2.UNAVAILABLE, "the gateway is shutting down")
             await response.write(streams.sse_error(failure) if sse else streams.ndjson_error(failure))
         await response.write_eof()
         return response

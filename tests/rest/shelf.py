@@ -18,7 +18,7 @@ from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 from grpc_tools import protoc
 
-from gateway.rest import errors
+from gateway.status import build_status
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -72,7 +72,7 @@ async def _fail(request: Any, context: Any) -> Message:
     detail = error_details_pb2.BadRequest(
         field_violations=[error_details_pb2.BadRequest.FieldViolation(field=request.id, description="no good")]
     )
-    await context.abort_with_status(rpc_status.to_status(errors.status(request.i32, f"failed: {request.id}", detail)))
+    await context.abort_with_status(rpc_status.to_status(build_status(request.i32, f"failed: {request.id}", detail)))
     raise AssertionError("abort_with_status returned")
 
 
@@ -84,7 +84,7 @@ async def _count(request: Any, context: Any) -> AsyncIterator[Message]:
         yield response(tick={"sequence": sequence, "id": request.id})
     if request.flag:
         await context.abort_with_status(
-            rpc_status.to_status(errors.status(code_pb2.DATA_LOSS, f"lost after {first + request.i32 - 1}"))
+            rpc_status.to_status(build_status(code_pb2.DATA_LOSS, f"lost after {first + request.i32 - 1}"))
         )
 
 

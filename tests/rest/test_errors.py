@@ -9,6 +9,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 
 from gateway.rest import errors, headers
+from gateway.status import build_status
 
 
 def test_every_code_has_grpc_gateways_http_status() -> None:
@@ -35,7 +36,7 @@ def test_every_code_has_grpc_gateways_http_status() -> None:
 
 
 def test_unauthenticated_carries_www_authenticate() -> None:
-    response = errors.response(errors.status(code_pb2.UNAUTHENTICATED, 'Bearer realm="syllabus"'))
+    response = errors.response(build_status(code_pb2.UNAUTHENTICATED, 'Bearer realm="syllabus"'))
     assert response.status == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="syllabus"'
     assert isinstance(response.body, bytes)

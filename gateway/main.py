@@ -8,8 +8,8 @@ import grpc
 
 from gateway.rest.server import RestGateway, loopback_target, services_named
 from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services, serving
-from syllabus.config import CommonConfig, GatewayConfig, WorkerConfig
-from syllabus.process import open_connections, run_service, stop_signal
+from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
+from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
 from syllabus.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -19,21 +19,29 @@ async def serve(common: CommonConfig) -> None:
     config = GatewayConfig.from_env()
     retry = WorkerConfig.from_env("generator").retry
     stop = stop_signal()
-    nc, store = await open_connections(common, "syllabus-gateway")
+    nc, store = await unless_stopped(open_connections(common, "syllabus-gateway"), stop)
     topology = Topology(common.namespace)
     server = grpc.aio.server()
     add_services(server, Wiring(nc, store, topology, config, common.tenant, retry.max_attempts))
     health_servicer = add_health_and_reflection(server)
-    grpc_port = server.add_insecure_port(config.grpc_addr)
+    try:
+        grpc_port = server.add_insecure_port(config.grpc_addr)
+    except RuntimeError:
+        grpc_port = 0
     if grpc_port == 0:
-        raise OSError(f"cannot listen on SYLLABUS_GRPC_ADDR={config.grpc_addr}")
+        # Restarting cannot help: a configuration error (exit 2), which `syllabus up` does not retry.
+        raise ConfigError(f"SYLLABUS_GRPC_ADDR={config.grpc_addr}: cannot listen there (address in use?)")
     await server.start()
     await serving(health_servicer)
     log.info("gateway listening on %s (gRPC)", config.grpc_addr)
     # The REST shim calls this server over loopback, so it starts after it and stops before it.
     rest = RestGateway(services_named(SERVICE_NAMES), loopback_target(config.grpc_addr, grpc_port))
     try:
-        log.info("gateway listening on http://%s (REST; API page at /docs)", await rest.start(config.http_addr))
+        try:
+            http_addr = await rest.start(config.http_addr)
+        except OSError as exc:
+            raise ConfigError(f"SYLLABUS_HTTP_ADDR={config.http_addr}: cannot listen there ({exc.strerror})") from exc
+        log.info("gateway listening on http://%s (REST; API page at /docs)", http_addr)
         await stop.wait()
     finally:
         await rest.stop()

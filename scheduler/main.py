@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from scheduler.relay import DueRelay
 from syllabus.config import CommonConfig
-from syllabus.process import open_connections, run_service, stop_signal
+from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
 from syllabus.topology import Topology
 
 
 async def serve(common: CommonConfig) -> None:
     stop = stop_signal()
-    nc, store = await open_connections(common, "syllabus-scheduler")
+    nc, store = await unless_stopped(open_connections(common, "syllabus-scheduler"), stop)
     try:
         await DueRelay(nc, store, Topology(common.namespace)).run(stop)
     finally:

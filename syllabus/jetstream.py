@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import nats
@@ -24,6 +25,8 @@ from syllabus.topology import PRIORITIES, Topology
 log = logging.getLogger(__name__)
 
 
+# Seconds between two warnings that NATS cannot be reached.
+REPEAT_CONNECT_ERROR = 10.0
 # Seconds within which JetStream drops a message whose Nats-Msg-Id it has already stored.
 DUPLICATE_WINDOW = 120.0
 
@@ -41,13 +44,24 @@ class StreamLimits:
 
 
 async def connect(url: str, name: str) -> Client:
-    """A connection that keeps reconnecting forever; callers bound their own waits with timeouts."""
+    """A connection that keeps (re)connecting forever; callers bound their own waits with timeouts."""
+    last_said = -REPEAT_CONNECT_ERROR
+
+    async def on_error(exc: Exception) -> None:
+        # nats-py reports every failed attempt (two a second while NATS is away): say it now and then.
+        nonlocal last_said
+        now = time.monotonic()
+        if now - last_said >= REPEAT_CONNECT_ERROR:
+            last_said = now
+            log.warning("NATS at %s: %s; retrying", url, exc or type(exc).__name__)
+
     return await nats.connect(
         servers=[part.strip() for part in url.split(",")],
         name=name,
         connect_timeout=2,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
+        error_cb=on_error,
     )
 
 

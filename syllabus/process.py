@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 import uvloop
 from nats.aio.client import Client
@@ -19,6 +20,8 @@ from syllabus.store.factory import open_store
 from syllabus.topology import Topology
 from syllabus.worker import Handler, Worker
 
+T = TypeVar("T")
+
 
 def require_nats(common: CommonConfig) -> str:
     if not common.nats_url:
@@ -26,6 +29,24 @@ def require_nats(common: CommonConfig) -> str:
             "SYLLABUS_NATS_URL is not set: a service started on its own needs a NATS server (or use `syllabus up`)"
         )
     return common.nats_url
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived before the service was up: it exits without having started."""
+
+
+async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
+    """`work`'s result, or Stopped if the stop signal comes first (e.g. while NATS is still unreachable)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    raise Stopped
 
 
 async def open_connections(common: CommonConfig, name: str) -> tuple[Client, Store]:
@@ -51,6 +72,8 @@ def run_service(name: str, serve: Callable[[CommonConfig], Coroutine[Any, Any, N
     try:
         # uvloop's event loop costs a fraction of asyncio's per callback; every service is callback-bound.
         uvloop.run(serve(common))
+    except Stopped:
+        return 0
     except OSError as exc:
         print(f"syllabus {name}: {exc}", file=sys.stderr)
         return 1
@@ -64,7 +87,7 @@ HandlerFactory = Callable[[Client, Store], Mapping[str, Handler]]
 async def serve_worker(common: CommonConfig, service: str, handlers: HandlerFactory) -> None:
     """Run a worker service until SIGTERM, then drain (see Worker.stop)."""
     stop = stop_signal()
-    nc, store = await open_connections(common, f"syllabus-{service}")
+    nc, store = await unless_stopped(open_connections(common, f"syllabus-{service}"), stop)
     worker = Worker(
         service=service,
         handlers=handlers(nc, store),

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import signal
@@ -32,6 +33,8 @@ log = logging.getLogger("syllabus.up")
 
 # Stopped in this order, each group at once: nothing new comes in, then running work drains, then the rest.
 STOP_ORDER: tuple[tuple[str, ...], ...] = (("gateway",), ("generator", "renderer"), ("scheduler",))
+# The exit code of a command stopped by a configuration error (syllabus/cli.py).
+CONFIG_ERROR_EXIT = 2
 # First restart delay; it doubles with each crash in a row, up to SupervisorConfig.restart_backoff_max.
 FIRST_RESTART_DELAY = 0.5
 # A child that ran at least this long before dying is treated as having recovered: its back-off starts over.
@@ -130,8 +133,11 @@ class Supervised:
         policy: RestartPolicy,
         stop_timeout: float,
         on_exit: Callable[[int | None], None] | None = None,
+        on_give_up: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        # Told when the child exits with a configuration error, which restarting would only repeat.
+        self.on_give_up = on_give_up
         # Told each unexpected exit (the code, None if the child could not even start), before the back-off.
         self.on_exit = on_exit
         self.argv = list(argv)
@@ -182,6 +188,12 @@ class Supervised:
                 log.info("%s started (pid %s)", self.name, self.process.pid)
                 code = await self._wait_or_stop(self.process)
                 if code is None:
+                    return
+                if code == CONFIG_ERROR_EXIT:
+                    # Its configuration is wrong (it said why above): starting it again cannot help.
+                    log.error("%s cannot run with this configuration; not restarting it", self.name)
+                    if self.on_give_up is not None:
+                        self.on_give_up()
                     return
             if self.on_exit is not None:
                 self.on_exit(code)
@@ -238,6 +250,8 @@ class Stack:
         self.redis_url = common.redis_url
         self.services: dict[str, Supervised] = {}
         self._stop = asyncio.Event()
+        # The service that could not run with its configuration, which ends `up` with a failure.
+        self._gave_up = ""
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -271,7 +285,13 @@ class Stack:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
         _say("stopped")
-        return 0 if failure is None else 1
+        if self._gave_up:
+            _say(f"syllabus: {self._gave_up} could not start with this configuration (its message is above)")
+        return 0 if failure is None and not self._gave_up else 1
+
+    def _give_up(self, name: str) -> None:
+        self._gave_up = name
+        self._stop.set()
 
     def _request_stop(self, signum: int) -> None:
         if not self._stop.is_set():
@@ -326,7 +346,12 @@ class Stack:
         _say(f"starting {', '.join(ordered)}…")
         for name in ordered:
             service = Supervised(
-                name, [sys.executable, "-m", "syllabus", name], env, policy, self.supervisor.stop_timeout
+                name,
+                [sys.executable, "-m", "syllabus", name],
+                env,
+                policy,
+                self.supervisor.stop_timeout,
+                on_give_up=functools.partial(self._give_up, name),
             )
             self.services[name] = service
             service.start()

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -386,3 +387,50 @@ async def test_bad_configuration_is_one_line_naming_the_variable(tmp_path: Path,
     assert stdout == b""
     # Nothing was started, not even the lock taken.
     assert not (tmp_path / "home").exists()
+
+
+async def test_child_with_a_configuration_error_is_not_restarted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="syllabus.up")
+    gave_up = asyncio.Event()
+    child = Supervised(
+        "misconfigured",
+        _python("raise SystemExit(2)"),
+        os.environ,
+        RestartPolicy(first_delay=0.01, max_delay=0.05),
+        stop_timeout=10,
+        on_give_up=gave_up.set,
+    )
+    child.start()
+    try:
+        await asyncio.wait_for(gave_up.wait(), STEP_DEADLINE)
+    finally:
+        await asyncio.wait_for(child.stop(), STEP_DEADLINE)
+    assert child.restarts == 0
+    assert any("not restarting" in r.getMessage() for r in caplog.records)
+
+
+async def test_up_fails_clearly_when_the_grpc_address_is_taken(tmp_path: Path) -> None:
+    env = up_env(tmp_path / "home")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    env["SYLLABUS_GRPC_ADDR"] = f"127.0.0.1:{taken.getsockname()[1]}"
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "syllabus",
+            "up",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
+    finally:
+        taken.close()
+    text = output.decode()
+    assert process.returncode == 1, text
+    assert "SYLLABUS_GRPC_ADDR" in text and "cannot listen there" in text
+    assert "gateway could not start with this configuration" in text
+    assert "Traceback" not in text

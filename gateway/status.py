@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from syllabus.errors import BrokerUnavailable, Conflict, InvalidRequest, JobNotFound, QueueFull
+from syllabus.errors import BrokerUnavailable, Conflict, InvalidRequest, JobNotFound, QueueFull, WatchFellBehind
 from syllabus.store.base import InvalidPageToken
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ def status_for(exc: Exception) -> status_pb2.Status | None:
     if isinstance(exc, QueueFull):
         delay = duration_pb2.Duration(seconds=int(exc.retry_after))
         return build_status(code_pb2.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.RetryInfo(retry_delay=delay))
+    if isinstance(exc, WatchFellBehind):
+        return build_status(code_pb2.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, BrokerUnavailable):
         return build_status(code_pb2.UNAVAILABLE, str(exc))
     if isinstance(exc, JobNotFound):

@@ -21,6 +21,7 @@ from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 
 from syllabus import lifecycle
+from syllabus.errors import WatchFellBehind
 from syllabus.events import decode_event, event_for
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
@@ -30,7 +31,32 @@ _END_EVENT = {
     job_pb2.JOB_STATE_FAILED: job_pb2.JOB_EVENT_TYPE_FAILED,
     job_pb2.JOB_STATE_CANCELED: job_pb2.JOB_EVENT_TYPE_CANCELED,
 }
-Listener = asyncio.Queue[job_pb2.JobEvent]
+# Events a watch may fall behind by before it is cut off (its client reads slower than the jobs move).
+LISTENER_LIMIT = 10_000
+
+
+class Listener:
+    """One watch's queue of live events. One that overflows is cut off rather than grow without bound, as NATS
+    does with slow consumers; its client resumes after the last sequence it got."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[job_pb2.JobEvent] = asyncio.Queue(maxsize=LISTENER_LIMIT)
+        self.overflowed = False
+
+    def put(self, event: job_pb2.JobEvent) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def get(self) -> job_pb2.JobEvent:
+        if self.overflowed and self.queue.empty():
+            raise WatchFellBehind(LISTENER_LIMIT)
+        return await self.queue.get()
+
+
 # How long the shared consumer outlives its last watcher: watches often come one after another, but while it
 # lives the gateway receives every event of the namespace.
 IDLE_LINGER = 5.0
@@ -91,11 +117,11 @@ class EventStreams:
         if listeners:
             event = decode_event(msg)
             for listener in listeners:
-                listener.put_nowait(event)
+                listener.put(event)
 
     @contextlib.contextmanager
     def _listening(self, registry: defaultdict[str, set[Listener]], key: str) -> Iterator[Listener]:
-        listener: Listener = asyncio.Queue()
+        listener = Listener()
         registry[key].add(listener)
         try:
             yield listener

@@ -32,3 +32,13 @@ class InvalidRequest(Exception):
 
 class Conflict(Exception):
     """The request does not fit the job's current state (FAILED_PRECONDITION)."""
+
+
+class WatchFellBehind(Exception):
+    """A watch's client read so much slower than events came that the gateway stopped buffering for it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the watch fell more than {limit} events behind and was ended; watch again after the last "
+            "sequence received (after_sequence, or Last-Event-ID)"
+        )

@@ -39,6 +39,16 @@ def _holds_lease(job: job_pb2.Job, attempt: int) -> bool:
     return job.state == S.JOB_STATE_RUNNING and job.attempt == attempt
 
 
+def _ended(job: job_pb2.Job, state: job_pb2.JobState, error: job_pb2.JobError | None = None) -> job_pb2.Job:
+    """A copy of `job` in a final state, stamped with its end time (and the error that ended it)."""
+    new = _copy(job)
+    new.state = state
+    if error is not None:
+        new.errors.append(error)
+    new.end_time.CopyFrom(new.update_time)
+    return new
+
+
 @dataclass
 class Claim:
     """What a claim found. The worker reads it after update_job to decide what to do with the message."""
@@ -71,11 +81,9 @@ def succeed(attempt: int, result: job_pb2.JobResult) -> JobChange:
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
         if not _holds_lease(job, attempt):
             return None
-        new = _copy(job)
-        new.state = S.JOB_STATE_SUCCEEDED
+        new = _ended(job, S.JOB_STATE_SUCCEEDED)
         new.result.CopyFrom(result)
         new.progress.percent = 100
-        new.end_time.CopyFrom(new.update_time)
         return new
 
     return change
@@ -99,11 +107,7 @@ def fail(attempt: int | None, error: job_pb2.JobError) -> JobChange:
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
         if is_terminal(job.state) or (attempt is not None and not _holds_lease(job, attempt)):
             return None
-        new = _copy(job)
-        new.state = S.JOB_STATE_FAILED
-        new.errors.append(error)
-        new.end_time.CopyFrom(new.update_time)
-        return new
+        return _ended(job, S.JOB_STATE_FAILED, error)
 
     return change
 
@@ -114,10 +118,7 @@ def canceled_by_worker(attempt: int) -> JobChange:
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
         if not _holds_lease(job, attempt):
             return None
-        new = _copy(job)
-        new.state = S.JOB_STATE_CANCELED
-        new.end_time.CopyFrom(new.update_time)
-        return new
+        return _ended(job, S.JOB_STATE_CANCELED)
 
     return change
 
@@ -160,14 +161,12 @@ class Cancel:
             if is_terminal(job.state):
                 self.outcome = "finished"
                 return None
-            new = _copy(job)
-            if job.state == S.JOB_STATE_RUNNING:
-                self.outcome = "requested"
-                new.cancel_requested = True
-            else:
+            if job.state != S.JOB_STATE_RUNNING:
                 self.outcome = "canceled"
-                new.state = S.JOB_STATE_CANCELED
-                new.end_time.CopyFrom(new.update_time)
+                return _ended(job, S.JOB_STATE_CANCELED)
+            self.outcome = "requested"
+            new = _copy(job)
+            new.cancel_requested = True
             return new
 
         return cancel
@@ -223,11 +222,9 @@ def finish_waiting(result: job_pb2.JobResult) -> JobChange:
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
         if job.state not in _PARENT_STATES:
             return None
-        new = _copy(job)
-        new.state = S.JOB_STATE_SUCCEEDED
+        new = _ended(job, S.JOB_STATE_SUCCEEDED)
         new.result.CopyFrom(result)
         new.progress.percent = 100
-        new.end_time.CopyFrom(new.update_time)
         return new
 
     return change
@@ -239,11 +236,7 @@ def fail_waiting(error: job_pb2.JobError) -> JobChange:
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
         if job.state not in _PARENT_STATES:
             return None
-        new = _copy(job)
-        new.state = S.JOB_STATE_FAILED
-        new.errors.append(error)
-        new.end_time.CopyFrom(new.update_time)
-        return new
+        return _ended(job, S.JOB_STATE_FAILED, error)
 
     return change
 

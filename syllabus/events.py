@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from syllabus.errors import BrokerUnavailable
 from syllabus.publisher import AckedPublisher
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
@@ -74,9 +75,15 @@ class EventPublisher:
         return self._topology.event_subject(event.tenant, event.job_id)
 
     async def publish(self, event: job_pb2.JobEvent, msg_id: str) -> int:
-        """Publish and wait for the stream's ack; returns the event's sequence."""
-        async with asyncio.timeout(self._timeout):
-            return await (await self.publish_async(event, msg_id))
+        """Publish and wait for the stream's ack; returns the event's sequence.
+
+        Raises BrokerUnavailable when the ack does not come within the timeout (NATS away or reconnecting).
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await (await self.publish_async(event, msg_id))
+        except TimeoutError:
+            raise BrokerUnavailable(f"the message broker did not store the event within {self._timeout:g}s") from None
 
     async def publish_async(self, event: job_pb2.JobEvent, msg_id: str) -> asyncio.Future[int]:
         """Publish now; the future resolves with the sequence once stored (await many at once)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import nats
@@ -43,26 +44,51 @@ class StreamLimits:
     events_max_age: float = 7 * 24 * 3600.0
 
 
-async def connect(url: str, name: str) -> Client:
-    """A connection that keeps (re)connecting forever; callers bound their own waits with timeouts."""
+async def connect(url: str, name: str, on_change: Callable[[bool], Awaitable[None]] | None = None) -> Client:
+    """A connection that keeps (re)connecting forever; callers bound their own waits with timeouts.
+
+    A lost connection is one warning and its return one line; `on_change` hears each (False: lost, True: back).
+    """
     last_said = -REPEAT_CONNECT_ERROR
+    established = lost = False
 
     async def on_error(exc: Exception) -> None:
-        # nats-py reports every failed attempt (two a second while NATS is away): say it now and then.
+        # nats-py reports every failed attempt (two a second while NATS is away): say it now and then. Once the
+        # connection was up, losing it is the one warning (on_disconnected); the attempts after it are detail.
         nonlocal last_said
         now = time.monotonic()
         if now - last_said >= REPEAT_CONNECT_ERROR:
             last_said = now
-            log.warning("NATS at %s: %s; retrying", url, exc or type(exc).__name__)
+            level = logging.INFO if established else logging.WARNING
+            log.log(level, "NATS at %s: %s; retrying", url, exc or type(exc).__name__)
 
-    return await nats.connect(
+    async def on_disconnected() -> None:
+        nonlocal lost
+        if not lost:
+            lost = True
+            log.warning("lost the connection to NATS at %s; reconnecting", url)
+            if on_change is not None:
+                await on_change(False)
+
+    async def on_reconnected() -> None:
+        nonlocal lost
+        lost = False
+        log.info("reconnected to NATS at %s", url)
+        if on_change is not None:
+            await on_change(True)
+
+    nc = await nats.connect(
         servers=[part.strip() for part in url.split(",")],
         name=name,
         connect_timeout=2,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
     )
+    established = True
+    return nc
 
 
 def _stream_configs(topology: Topology, limits: StreamLimits) -> list[StreamConfig]:

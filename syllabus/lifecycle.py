@@ -39,6 +39,18 @@ def _holds_lease(job: job_pb2.Job, attempt: int) -> bool:
     return job.state == S.JOB_STATE_RUNNING and job.attempt == attempt
 
 
+def recorded(job: job_pb2.Job | None, attempt: int, state: job_pb2.JobState) -> bool:
+    """Whether `job` shows that attempt `attempt` already moved it to `state`.
+
+    A write retried after an outage may find its first try landed (the answer was lost, not the write); only
+    that attempt can have made this record, because claims only ever raise the attempt number. A hand-back
+    (QUEUED) gives the attempt back, so it shows as the attempt before.
+    """
+    if job is None or job.state != state:
+        return False
+    return job.attempt == (attempt - 1 if state == S.JOB_STATE_QUEUED else attempt)
+
+
 def _ended(job: job_pb2.Job, state: job_pb2.JobState, error: job_pb2.JobError | None = None) -> job_pb2.Job:
     """A copy of `job` in a final state, stamped with its end time (and the error that ended it)."""
     new = _copy(job)
@@ -260,7 +272,7 @@ def resume_waiting(child_id: str) -> JobChange:
 CHILD_FAILED = "ChildFailed"
 
 
-# --- Progress of a waiting parent (issue 5) -----------------------------------------------------------------------
+# --- Progress of a waiting parent ----------------------------------------------------------------------------------
 def waiting_progress(percent: float, message: str) -> JobChange:
     """Progress a waiting parent's children report for it (no attempt holds its lease).
 

@@ -49,8 +49,11 @@ async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
     raise Stopped
 
 
-async def open_connections(common: CommonConfig, name: str) -> tuple[Client, Store]:
-    nc = await connect(require_nats(common), name)
+async def open_connections(
+    common: CommonConfig, name: str, on_nats: Callable[[bool], Awaitable[None]] | None = None
+) -> tuple[Client, Store]:
+    """NATS (with the topology declared) and the store. `on_nats` hears the connection being lost and back."""
+    nc = await connect(require_nats(common), name, on_nats)
     await ensure_topology(nc, Topology(common.namespace))
     store = open_store(common)
     await store.open()

@@ -16,6 +16,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import APIError
 
+from syllabus.errors import BrokerUnavailable
+
 
 class NoStreamError(APIError):
     """No stream listens on the subject (the server answered 503 "no responders")."""
@@ -39,7 +41,12 @@ class AckedPublisher:
                     )
 
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> asyncio.Future[int]:
-        """Send now; the returned future gives the stream sequence once stored, or the stream's error."""
+        """Send now; the returned future gives the stream sequence once stored, or the stream's error.
+
+        Raises BrokerUnavailable at once while the connection is down: the ack could not come before it is back.
+        """
+        if not self._nc.is_connected:
+            raise BrokerUnavailable("the message broker is unreachable (reconnecting)")
         await self._ensure_started()
         token = str(next(self._tokens))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()

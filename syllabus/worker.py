@@ -20,18 +20,23 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.client import JetStreamContext
 
-from syllabus import lifecycle
+from syllabus import lifecycle, outages
 from syllabus.config import RetryPolicy, WorkerConfig
 from syllabus.deadletters import DeadLetters
 from syllabus.events import EventPublisher, event_for, event_msg_id
 from syllabus.jetstream import ensure_consumers
 from syllabus.parents import Parents
-from syllabus.store.base import Store
+from syllabus.store.base import Store, Updated
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
 
 log = logging.getLogger(__name__)
 E = job_pb2
+# Seconds before a job handed back because of an outage is offered again.
+OUTAGE_DEFER = 2.0
+# Seconds between tries of a bookkeeping step while NATS or the store is unreachable: doubling up to the max.
+OUTAGE_RETRY_FIRST = 0.25
+OUTAGE_RETRY_MAX = 5.0
 
 
 class JobError(Exception):
@@ -147,6 +152,10 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._interactive_drained = asyncio.Event()
         self._stopping = asyncio.Event()
+        # Set when a draining worker stops waiting for outages to end.
+        self._abandon = asyncio.Event()
+        # The NATS connection announces its own losses (syllabus.jetstream.connect).
+        self._outages = outages.OutageLog(log, announced_elsewhere={outages.NATS})
 
     @property
     def running(self) -> int:
@@ -204,9 +213,14 @@ class Worker:
                     msgs = []
                 except Exception as exc:
                     # Reconnecting or the server restarting: keep polling, the consumer is durable.
-                    log.warning("fetch failed: %s", exc)
+                    if outages.unreachable(exc) is None:
+                        log.warning("fetch failed: %s", exc)
+                    else:
+                        self._outages.down(outages.NATS, exc, "no jobs are fetched until it answers")
                     await asyncio.sleep(0.5)  # back off a failing broker instead of spinning; not synchronisation
                     continue
+                if self._nc.is_connected:
+                    self._outages.up(outages.NATS)
                 if gate is None:
                     if len(msgs) < free:
                         self._interactive_drained.set()
@@ -249,6 +263,8 @@ class Worker:
         _, pending = await asyncio.wait(tasks, timeout=self._config.drain_grace)
         if pending:
             log.info("handing %d unfinished jobs back to the queue", len(pending))
+            # Outcomes still waiting for an unreachable NATS or store are given up: their messages come back.
+            self._abandon.set()
             for running in list(self._running.values()):
                 running.stop("drain")
             await asyncio.wait(pending)
@@ -256,15 +272,23 @@ class Worker:
     async def _handle(self, running: _Running, payload: job_pb2.Job) -> None:
         try:
             await self._attempt(running, payload)
-        except Exception:
-            # The store or NATS failed mid-bookkeeping. Leave the message unacked: it is redelivered after
-            # AckWait and the claim sorts out what was already recorded.
-            log.exception("job %s: bookkeeping failed; it will be redelivered", payload.id)
+        except Exception as exc:
+            dependency = outages.unreachable(exc)
+            if dependency is None:
+                # A bug, not an outage: leave the message unacked; it is redelivered after AckWait and the claim
+                # sorts out what was already recorded.
+                log.exception("job %s: bookkeeping failed; it will be redelivered", payload.id)
+            else:
+                self._outages.down(dependency, exc, "jobs fetched meanwhile are offered again once it answers")
+                with contextlib.suppress(Exception):
+                    await running.msg.nak(delay=OUTAGE_DEFER)
 
     async def _attempt(self, running: _Running, payload: job_pb2.Job) -> None:
         msg = running.msg
         claim = lifecycle.Claim()
+        # Until the claim is stored nothing is ours: an outage here leaves the message to be redelivered.
         claimed = await self._store.update_job(payload.id, claim.change())
+        self._outages.up(outages.STORE)
         job = claimed.job
         if job is None:
             log.error("job %s has no record; dropping its message", payload.id)
@@ -272,8 +296,7 @@ class Worker:
             return
         if claim.outcome == "finished":
             # Redelivered after its result was stored (the ack was lost): make sure the end was announced.
-            await self._announce_end(job)
-            await msg.ack()
+            await self._until_recorded(job.id, lambda: self._announce_end(job, msg))
             return
         if claim.outcome == "exhausted":
             error = job_pb2.JobError(
@@ -283,7 +306,8 @@ class Worker:
                 permanent=True,
             )
             error.time.CopyFrom(lifecycle.now())
-            await self._dead_letter(job, None, error, msg, "max attempts exhausted (last attempt lost)")
+            reason = "max attempts exhausted (last attempt lost)"
+            await self._until_recorded(job.id, lambda: self._dead_letter(job, None, error, msg, reason))
             return
         attempt = job.attempt
         await self._send(job, E.JOB_EVENT_TYPE_STARTED)
@@ -296,7 +320,7 @@ class Worker:
                 permanent=True,
             )
             error.time.CopyFrom(lifecycle.now())
-            await self._dead_letter(job, attempt, error, msg, "permanent error")
+            await self._until_recorded(job.id, lambda: self._dead_letter(job, attempt, error, msg, "permanent error"))
             return
         await self._run_handler(running, job, attempt, handler)
 
@@ -316,43 +340,87 @@ class Worker:
         except BaseException:
             handler_task.cancel()
             raise
-        await self._settle(running, job, attempt, handler_task)
+        settle = self._settlement(running, job, attempt, handler_task)
+        await self._until_recorded(job.id, settle)
 
-    async def _settle(
+    def _settlement(
         self, running: _Running, job: job_pb2.Job, attempt: int, handler_task: asyncio.Task[job_pb2.JobResult]
-    ) -> None:
-        """Record how the attempt ended. A handler that finished before a stop could reach it keeps its outcome."""
+    ) -> Callable[[], Awaitable[None]]:
+        """How the attempt ended, as the step that records it. A handler that finished before a stop could reach it
+        keeps its outcome."""
         msg = running.msg
         exc = None if handler_task.cancelled() else handler_task.exception()
         if not handler_task.cancelled() and exc is None:
-            await self._succeeded(job, attempt, handler_task.result(), msg)
-        elif isinstance(exc, WaitForChildren):
-            await self._wait_for_children(job, attempt, str(exc), msg)
-        elif isinstance(exc, Defer):
-            await self._defer(job, attempt, exc, msg)
-        elif running.stop_reason == "cancel":
-            await self._finish_canceled(job, attempt, msg)
-        elif running.stop_reason == "drain":
-            await self._requeue(job, attempt, msg)
-        elif running.stop_reason == "timeout":
-            await self._failed(job, attempt, TimeoutError(), msg)
-        else:
-            error = exc or RetryableError("the handler was cancelled", error_type="Cancelled")
-            await self._failed(job, attempt, error, msg)
+            result = handler_task.result()
+            return lambda: self._succeeded(job, attempt, result, msg)
+        if isinstance(exc, WaitForChildren):
+            message = str(exc)
+            return lambda: self._wait_for_children(job, attempt, message, msg)
+        if isinstance(exc, Defer):
+            deferral = exc
+            return lambda: self._defer(job, attempt, deferral, msg)
+        if running.stop_reason == "cancel":
+            return lambda: self._finish_canceled(job, attempt, msg)
+        if running.stop_reason == "drain":
+            return lambda: self._requeue(job, attempt, msg)
+        if running.stop_reason == "timeout":
+            return lambda: self._failed(job, attempt, TimeoutError(), msg)
+        dependency = None if exc is None or isinstance(exc, JobError) else outages.unreachable(exc)
+        if exc is not None and dependency is not None:
+            # The job met an outage, it did not fail: it goes back without spending the attempt. (A JobError is
+            # the handler's own verdict and stands.)
+            self._outages.down(dependency, exc, "jobs that need it are handed back without spending an attempt")
+            outage = Defer(OUTAGE_DEFER, f"{dependency} is unreachable ({outages.describe(exc)})")
+            return lambda: self._defer(job, attempt, outage, msg)
+        error = exc or RetryableError("the handler was cancelled", error_type="Cancelled")
+        return lambda: self._failed(job, attempt, error, msg)
+
+    async def _until_recorded(self, job_id: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run a bookkeeping step, again and again while NATS or the store is unreachable.
+
+        The job stays in hand meanwhile (the heartbeat keeps its message), so an outcome reached before an
+        outage is recorded once the outage ends, instead of being lost and costing the job another attempt.
+        Every step tolerates finding its own earlier try recorded. A draining worker gives up after its grace:
+        the message is then redelivered.
+        """
+        delay = OUTAGE_RETRY_FIRST
+        while True:
+            try:
+                await step()
+            except Exception as exc:
+                dependency = outages.unreachable(exc)
+                if dependency is None:
+                    raise
+                self._outages.down(dependency, exc, "finished jobs keep their outcome until it answers")
+                if self._abandon.is_set():
+                    log.warning("job %s: stopping with its outcome unrecorded; it will be redelivered", job_id)
+                    return
+                with contextlib.suppress(TimeoutError):
+                    # The retry back-off, cut short by a draining worker giving up.
+                    await asyncio.wait_for(self._abandon.wait(), delay)
+                delay = min(delay * 2, OUTAGE_RETRY_MAX)
+            else:
+                if delay > OUTAGE_RETRY_FIRST:
+                    self._outages.all_up()
+                return
 
     async def _heartbeat(self) -> None:
-        """One loop for every running job: keeps each lease alive at JetStream, and notices a CancelJob whose
-        NATS notice was missed (the flag in the store)."""
+        """One loop for every job in hand: keeps each lease alive at JetStream (also while its outcome waits for
+        an outage to end), and notices a CancelJob whose NATS notice was missed (the flag in the store)."""
         while True:
             await asyncio.sleep(self._config.heartbeat)  # a periodic duty, not synchronisation
             for running in list(self._running.values()):
-                if running.handler_task is None or running.handler_task.done():
+                if running.task is None or running.task.done():
                     continue
                 try:
                     await running.msg.in_progress()
                     current = await self._store.get_job(running.job_id)
                 except Exception as exc:
-                    log.warning("heartbeat of job %s failed: %s", running.job_id, exc)
+                    dependency = outages.unreachable(exc)
+                    if dependency is None:
+                        log.warning("heartbeat of job %s failed: %s", running.job_id, exc)
+                    else:
+                        self._outages.down(dependency, exc, "running jobs go on; their outcome waits for it")
                     continue
                 if current is not None and current.cancel_requested:
                     running.stop("cancel")
@@ -364,7 +432,8 @@ class Worker:
 
     async def _succeeded(self, job: job_pb2.Job, attempt: int, result: job_pb2.JobResult, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result))
-        if updated.applied and updated.job is not None:
+        if _landed(updated, attempt, E.JOB_STATE_SUCCEEDED):
+            assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_SUCCEEDED)
             await msg.ack()
         else:
@@ -372,7 +441,8 @@ class Worker:
 
     async def _wait_for_children(self, job: job_pb2.Job, attempt: int, message: str, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.wait_for_children(attempt, message))
-        if updated.applied and updated.job is not None:
+        if _landed(updated, attempt, E.JOB_STATE_WAITING):
+            assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_WAITING)
             await msg.ack()
         elif updated.job is not None and lifecycle.is_terminal(updated.job.state):
@@ -394,8 +464,9 @@ class Worker:
         if isinstance(exc, JobError) and exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
         updated = await self._store.update_job(job.id, lifecycle.retry(attempt, error))
-        if updated.applied and updated.job is not None:
-            await self._emit(updated.job, E.JOB_EVENT_TYPE_RETRYING, error=error, retry_delay=delay)
+        if _landed(updated, attempt, E.JOB_STATE_RETRYING):
+            assert updated.job is not None
+            await self._emit(updated.job, E.JOB_EVENT_TYPE_RETRYING, error=updated.job.errors[-1], retry_delay=delay)
             await msg.nak(delay=delay)
             log.info("job %s attempt %d failed (%s); retrying in %.1fs", job.id, attempt, error.type, delay)
         else:
@@ -405,39 +476,51 @@ class Worker:
         self, job: job_pb2.Job, attempt: int | None, error: job_pb2.JobError, msg: Msg, reason: str
     ) -> None:
         current = await self._store.get_job(job.id)
-        change = lifecycle.fail(attempt, error)
-        failed = change(current) if current is not None else None
-        if failed is None:
-            await self._lost_lease(current, attempt or 0, msg)
-            return
-        # The copy comes first: term() deletes the payload from the work queue.
-        await self._dead_letters.put(failed, msg.subject, reason)
-        updated = await self._store.update_job(job.id, change)
-        if updated.applied and updated.job is not None:
-            await self._emit(updated.job, E.JOB_EVENT_TYPE_DEAD_LETTERED, error=error)
-            await self._emit(updated.job, E.JOB_EVENT_TYPE_FAILED, error=error)
-            if job.parent_id:
-                await self._parents.child_failed(updated.job, f"{reason} ({error.type}: {error.message})")
+        if _failed_by(current, attempt or job.attempt, error):
+            assert current is not None
+            # An earlier try stored the letter and the failure; what may be missing is announcing it.
+            failed = current
+        else:
+            change = lifecycle.fail(attempt, error)
+            new = change(current) if current is not None else None
+            if new is None:
+                await self._lost_lease(current, attempt or 0, msg)
+                return
+            # The copy comes first: term() deletes the payload from the work queue.
+            await self._dead_letters.put(new, msg.subject, reason)
+            updated = await self._store.update_job(job.id, change)
+            if not (updated.applied and updated.job is not None):
+                await msg.term()
+                return
+            failed = updated.job
+        stored_error = failed.errors[-1] if failed.errors else error
+        await self._emit(failed, E.JOB_EVENT_TYPE_DEAD_LETTERED, error=stored_error)
+        await self._emit(failed, E.JOB_EVENT_TYPE_FAILED, error=stored_error)
+        if job.parent_id:
+            await self._parents.child_failed(failed, f"{reason} ({stored_error.type}: {stored_error.message})")
         await msg.term()
-        log.warning("job %s dead-lettered: %s (%s: %s)", job.id, reason, error.type, error.message)
+        log.warning("job %s dead-lettered: %s (%s: %s)", job.id, reason, stored_error.type, stored_error.message)
 
     async def _finish_canceled(self, job: job_pb2.Job, attempt: int, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.canceled_by_worker(attempt))
-        if updated.applied and updated.job is not None:
+        if _landed(updated, attempt, E.JOB_STATE_CANCELED):
+            assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
         await msg.term()
 
     async def _requeue(self, job: job_pb2.Job, attempt: int, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
-        if updated.applied and updated.job is not None:
+        if _landed(updated, attempt, E.JOB_STATE_QUEUED):
+            assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
         await msg.nak()
 
     async def _defer(self, job: job_pb2.Job, attempt: int, deferral: Defer, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
-        if updated.applied and updated.job is not None:
+        if _landed(updated, attempt, E.JOB_STATE_QUEUED):
+            assert updated.job is not None
             error = job_pb2.JobError(attempt=attempt, type="Deferred", message=deferral.reason, permanent=False)
-            error.time.CopyFrom(lifecycle.now())
+            error.time.CopyFrom(updated.job.update_time)
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED, error=error, retry_delay=deferral.delay)
             await msg.nak(delay=deferral.delay)
             log.info("job %s deferred for %.1fs: %s", job.id, deferral.delay, deferral.reason)
@@ -457,17 +540,25 @@ class Worker:
             E.JobState.Name(current.state) if current else "missing",
         )
 
-    async def _announce_end(self, job: job_pb2.Job) -> None:
+    async def _announce_end(self, job: job_pb2.Job, msg: Msg) -> None:
         end = {
             E.JOB_STATE_SUCCEEDED: E.JOB_EVENT_TYPE_SUCCEEDED,
             E.JOB_STATE_FAILED: E.JOB_EVENT_TYPE_FAILED,
             E.JOB_STATE_CANCELED: E.JOB_EVENT_TYPE_CANCELED,
         }[job.state]
         await self._emit(job, end, error=job.errors[-1] if job.errors and end == E.JOB_EVENT_TYPE_FAILED else None)
+        await msg.ack()
 
     async def _send(self, job: job_pb2.Job, type_: job_pb2.JobEventType) -> None:
-        """A step in between: published without waiting for the stream (see EventPublisher.send)."""
-        await self._events.send(event_for(job, type_))
+        """A step in between: published without waiting for the stream (see EventPublisher.send); one lost to an
+        outage costs watchers a step of detail, never the end."""
+        try:
+            await self._events.send(event_for(job, type_))
+        except Exception as exc:
+            dependency = outages.unreachable(exc)
+            if dependency is None:
+                raise
+            self._outages.down(dependency, exc, "running jobs go on; their outcome waits for it")
 
     async def _emit(
         self,
@@ -479,3 +570,17 @@ class Worker:
     ) -> None:
         event = event_for(job, type_, error=error, retry_delay=retry_delay)
         await self._events.publish(event, event_msg_id(event))
+
+
+def _landed(updated: Updated, attempt: int, state: job_pb2.JobState) -> bool:
+    """The transition to `state` is stored: by this write, or by an earlier try of it whose answer was lost."""
+    return updated.job is not None and (updated.applied or lifecycle.recorded(updated.job, attempt, state))
+
+
+def _failed_by(job: job_pb2.Job | None, attempt: int, error: job_pb2.JobError) -> bool:
+    """An earlier try of this dead-lettering stored the failure (and, before it, the dead letter)."""
+    if not lifecycle.recorded(job, attempt, E.JOB_STATE_FAILED):
+        return False
+    assert job is not None
+    last = job.errors[-1] if job.errors else None
+    return last is not None and last.attempt == error.attempt and last.type == error.type

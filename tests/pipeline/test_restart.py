@@ -31,10 +31,22 @@ class Restartable:
         self.home = home
         self.server = NatsServer(home / "nats")
         self.topology = Topology("restart")
+        # Whether the pipeline's NATS connection is up: submissions are refused (UNAVAILABLE) while it is not.
+        self.connected = asyncio.Event()
+        self.lost = asyncio.Event()
+
+    async def on_nats(self, connected: bool) -> None:
+        if connected:
+            self.lost.clear()
+            self.connected.set()
+        else:
+            self.connected.clear()
+            self.lost.set()
 
     async def restart_nats(self) -> None:
         port = int(self.server.url.rsplit(":", 1)[1])
         await self.server.stop()
+        await self.lost.wait()
         self.server = NatsServer(self.home / "nats", port=port)
         await self.server.start()
 
@@ -43,7 +55,8 @@ class Restartable:
 async def restartable(tmp_path: Path) -> AsyncIterator[tuple[Restartable, job_service_pb2_grpc.JobServiceStub]]:
     env = Restartable(tmp_path)
     await env.server.start()
-    nc = await connect(env.server.url, "pytest-restart")
+    nc = await connect(env.server.url, "pytest-restart", env.on_nats)
+    env.connected.set()
     await ensure_topology(nc, env.topology)
     store = EmbeddedStore(tmp_path / "store.db")
     await store.open()
@@ -95,6 +108,7 @@ async def test_jobs_survive_a_nats_restart_mid_job(
     await env.restart_nats()
     handlers.release.set()  # the running job finishes while the clients reconnect
 
+    await env.connected.wait()
     after = (await stub.SubmitJob(summarize("ok:after"), timeout=30)).job
     for job in (blocked, queued, after):
         history = await events(stub, job.id)

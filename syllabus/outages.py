@@ -1,0 +1,89 @@
+"""Telling an outage from a failure: which exceptions mean that NATS, the store or Redis cannot be reached.
+
+A job whose attempt meets an outage did nothing wrong, so the worker hands it back or holds its outcome until
+the dependency answers, without spending an attempt. Anything else is the job's (or the code's) own failure.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import nats.errors
+import nats.js.errors
+import pymongo.errors
+import redis.exceptions
+
+from syllabus.errors import BrokerUnavailable
+from syllabus.publisher import NoStreamError
+
+NATS = "NATS"
+STORE = "the store"
+REDIS = "Redis"
+
+_NATS_ERRORS: tuple[type[BaseException], ...] = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.FlushTimeoutError,
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+    NoStreamError,
+    BrokerUnavailable,
+)
+_STORE_ERRORS: tuple[type[BaseException], ...] = (pymongo.errors.ConnectionFailure,)
+_REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """The dependency `exc` says is out of reach (NATS, STORE or REDIS), or None when it is no outage.
+
+    Looks through the exception's causes too: a library often wraps the connection error it met.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _NATS_ERRORS):
+            return NATS
+        if isinstance(current, _STORE_ERRORS):
+            return STORE
+        if isinstance(current, _REDIS_ERRORS):
+            return REDIS
+        # Only explicit causes (raise ... from): an error merely raised while handling another is its own.
+        current = current.__cause__
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class OutageLog:
+    """One warning when a dependency stops answering and one line when it is back, however many jobs meet it."""
+
+    def __init__(self, logger: logging.Logger, announced_elsewhere: frozenset[str] | set[str] = frozenset()) -> None:
+        self._log = logger
+        # Dependencies whose loss another part warns about already (a NATS connection logs its own): said at INFO.
+        self._quiet = frozenset(announced_elsewhere)
+        self._down: set[str] = set()
+
+    def down(self, dependency: str, exc: BaseException, consequence: str) -> None:
+        if dependency in self._down:
+            return
+        self._down.add(dependency)
+        level = logging.INFO if dependency in self._quiet else logging.WARNING
+        self._log.log(level, "%s is unreachable (%s): %s", dependency, describe(exc), consequence)
+
+    def up(self, dependency: str) -> None:
+        if dependency in self._down:
+            self._down.discard(dependency)
+            self._log.info("%s answers again", dependency)
+
+    def all_up(self) -> None:
+        for dependency in sorted(self._down):
+            self.up(dependency)

@@ -1,0 +1,369 @@
+"""Outages do not spend attempts: NATS stopped for real, and the store cut off, while jobs run and finish.
+
+The store outage is injected around the real embedded store (no MongoDB server can run here): while it is
+"down", every call raises pymongo's AutoReconnect, the error the MongoDB store raises when its server is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pymongo.errors
+import pytest
+import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.readiness import Readiness
+from gateway.services import add_health_and_reflection, add_services
+from syllabus import outages
+from syllabus.errors import BrokerUnavailable
+from syllabus.jetstream import connect, ensure_topology
+from syllabus.servers import NatsServer
+from syllabus.store.base import JobChange, Updated
+from syllabus.store.embedded import EmbeddedStore
+from syllabus.topology import Topology
+from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+from syllabus.worker import JobContext, PermanentError, Worker
+from tests.pipeline.conftest import WORKER_CONFIG, wiring
+from tests.pipeline.test_jobs import types
+
+E = job_pb2
+
+
+class FlakyStore(EmbeddedStore):
+    """The real embedded store, cut off on demand as a MongoDB store is when its server goes away."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise pymongo.errors.AutoReconnect("connection refused (injected)")
+
+    async def get_job(self, job_id: str) -> job_pb2.Job | None:
+        self._check()
+        return await super().get_job(job_id)
+
+    async def update_job(self, job_id: str, change: JobChange) -> Updated:
+        self._check()
+        return await super().update_job(job_id, change)
+
+
+class LogWatch(logging.Handler):
+    """Keeps every record; a test can wait for one that matches (logged on the test's own event loop)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._waiters: list[tuple[Callable[[logging.LogRecord], bool], asyncio.Future[None]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        for matches, future in self._waiters:
+            if not future.done() and matches(record):
+                future.set_result(None)
+
+    async def wait_for(self, text: str) -> None:
+        def matches(record: logging.LogRecord) -> bool:
+            return text in record.getMessage()
+
+        if any(matches(record) for record in self.records):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((matches, future))
+        await future
+
+    def at_least(self, level: int) -> list[str]:
+        return [f"{r.levelname} {r.name}: {r.getMessage()}" for r in self.records if r.levelno >= level or r.exc_info]
+
+
+@dataclass
+class Rig:
+    """A pipeline on a NATS server of its own (stopped and started by the test) and a store it can cut off."""
+
+    home: Path
+    server: NatsServer
+    store: FlakyStore
+    jobs: job_service_pb2_grpc.JobServiceStub
+    health: health_pb2_grpc.HealthStub
+    logs: LogWatch
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    nats_lost: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def stop_nats(self) -> None:
+        await self.server.stop()
+        await self.nats_lost.wait()
+
+    async def start_nats(self) -> None:
+        port = int(self.server.url.rsplit(":", 1)[1])
+        self.server = NatsServer(self.home / "nats", port=port)
+        await self.server.start()
+
+    async def submit(self, text: str, **options: Any) -> job_pb2.Job:
+        request = job_service_pb2.SubmitJobRequest(
+            spec=E.JobSpec(summarize_text=E.SummarizeText(text=text)), options=E.JobOptions(**options)
+        )
+        response: job_service_pb2.SubmitJobResponse = await self.jobs.SubmitJob(request, timeout=30)
+        return response.job
+
+    async def history(self, job_id: str) -> list[job_pb2.JobEvent]:
+        call = self.jobs.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=90)
+        return [response.event async for response in call]
+
+    async def until_started(self, job_id: str) -> None:
+        call = self.jobs.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=30)
+        async for response in call:
+            if response.event.type == E.JOB_EVENT_TYPE_STARTED:
+                call.cancel()
+                return
+
+
+@pytest_asyncio.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    watch = LogWatch()
+    root = logging.getLogger()
+    root.addHandler(watch)
+    previous_level = root.level
+    root.setLevel(logging.INFO)
+    server = NatsServer(tmp_path / "nats")
+    await server.start()
+    topology = Topology("outages")
+    store = FlakyStore(tmp_path / "store.db")
+    await store.open()
+    rig_holder: list[Rig] = []
+    readiness = Readiness()
+
+    async def on_change(connected: bool) -> None:
+        await readiness.on_nats(connected)
+        if not connected:
+            rig_holder[0].nats_lost.set()
+
+    nc = await connect(server.url, "pytest-outages", on_change=on_change)
+    await ensure_topology(nc, topology)
+    grpc_server = grpc.aio.server()
+    add_services(grpc_server, wiring(nc, store, topology))
+    await readiness.attach(add_health_and_reflection(grpc_server))
+    port = grpc_server.add_insecure_port("127.0.0.1:0")
+    await grpc_server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    rig = Rig(
+        tmp_path,
+        server,
+        store,
+        job_service_pb2_grpc.JobServiceStub(channel),
+        health_pb2_grpc.HealthStub(channel),
+        watch,
+    )
+    rig_holder.append(rig)
+
+    async def scripted(ctx: JobContext) -> job_pb2.JobResult:
+        command = ctx.job.spec.summarize_text.text
+        if command == "wait":
+            await rig.go.wait()
+        elif command == "publish":
+            # Needs NATS while it runs: during an outage this fails as any handler's broker call would.
+            await rig.go.wait()
+            await nc.jetstream(timeout=2).publish(topology.dead_letter_subject("probe"), b"")
+        elif command == "read-store":
+            await rig.go.wait()
+            await store.get_job(ctx.job.id)
+        elif command == "own-verdict":
+            raise PermanentError("the handler gives up on its own") from pymongo.errors.AutoReconnect("gone")
+        rig.finished.set()
+        return E.JobResult(text=f"done by attempt {ctx.attempt}")
+
+    worker = Worker(
+        service="generator",
+        handlers={"summarize_text": scripted},
+        nc=nc,
+        store=store,
+        topology=topology,
+        config=WORKER_CONFIG,
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        yield rig
+    finally:
+        rig.go.set()
+        store.down = False
+        if not rig.server.running:
+            await rig.start_nats()
+        worker.stop()
+        await running
+        await channel.close()
+        await grpc_server.stop(grace=None)
+        with contextlib.suppress(Exception):
+            await nc.close()
+        await store.close()
+        await rig.server.stop()
+        root.removeHandler(watch)
+        root.setLevel(previous_level)
+
+
+def warnings_of(logs: LogWatch) -> list[str]:
+    return logs.at_least(logging.WARNING)
+
+
+def no_errors(logs: LogWatch) -> list[str]:
+    return logs.at_least(logging.ERROR)
+
+
+async def test_a_job_finished_while_nats_is_down_succeeds_on_its_first_attempt(rig: Rig) -> None:
+    job = await rig.submit("wait", max_attempts=1)
+    await rig.until_started(job.id)
+    await rig.stop_nats()
+    rig.go.set()
+    await rig.finished.wait()
+    await rig.logs.wait_for("finished jobs keep their outcome until it answers")
+    await rig.start_nats()
+
+    history = await rig.history(job.id)
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None
+    assert (stored.state, stored.attempt, list(stored.errors)) == (E.JOB_STATE_SUCCEEDED, 1, [])
+    assert types(history).count("SUCCEEDED") == 1
+    assert "RETRYING" not in types(history)
+    assert no_errors(rig.logs) == []
+    # One line for the lost connection; the reconnect and the waiting outcome are said at INFO.
+    assert [line for line in warnings_of(rig.logs) if "syllabus" in line] == [
+        f"WARNING syllabus.jetstream: lost the connection to NATS at {rig.server.url}; reconnecting"
+    ]
+
+
+async def test_a_job_that_meets_a_nats_outage_is_handed_back_without_spending_its_attempt(rig: Rig) -> None:
+    job = await rig.submit("publish", max_attempts=1)
+    await rig.until_started(job.id)
+    await rig.stop_nats()
+    rig.go.set()
+    await rig.logs.wait_for("handed back without spending an attempt")
+    await rig.start_nats()
+
+    history = await rig.history(job.id)
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None
+    # With one attempt allowed, a counted attempt would have dead-lettered it.
+    assert (stored.state, stored.attempt) == (E.JOB_STATE_SUCCEEDED, 1)
+    assert types(history) == ["QUEUED", "STARTED", "QUEUED", "STARTED", "SUCCEEDED"]
+    handed_back = history[2]
+    assert handed_back.error.type == "Deferred"
+    assert "NATS is unreachable" in handed_back.error.message
+    assert no_errors(rig.logs) == []
+
+
+async def test_a_job_finished_while_the_store_is_down_succeeds_on_its_first_attempt(rig: Rig) -> None:
+    job = await rig.submit("wait", max_attempts=1)
+    await rig.until_started(job.id)
+    rig.store.down = True
+    rig.go.set()
+    await rig.logs.wait_for("the store is unreachable")
+    rig.store.down = False
+
+    history = await rig.history(job.id)
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None
+    assert (stored.state, stored.attempt, list(stored.errors)) == (E.JOB_STATE_SUCCEEDED, 1, [])
+    assert types(history) == ["QUEUED", "STARTED", "SUCCEEDED"]
+    assert no_errors(rig.logs) == []
+    assert [line for line in warnings_of(rig.logs) if "syllabus" in line] == [
+        "WARNING syllabus.worker: the store is unreachable (connection refused (injected)): "
+        "finished jobs keep their outcome until it answers"
+    ]
+
+
+async def test_a_job_that_meets_a_store_outage_is_handed_back_and_runs_again(rig: Rig) -> None:
+    job = await rig.submit("read-store", max_attempts=1)
+    await rig.until_started(job.id)
+    rig.store.down = True
+    rig.go.set()
+    await rig.logs.wait_for("handed back without spending an attempt")
+    rig.store.down = False
+
+    history = await rig.history(job.id)
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None
+    assert (stored.state, stored.attempt) == (E.JOB_STATE_SUCCEEDED, 1)
+    assert types(history) == ["QUEUED", "STARTED", "QUEUED", "STARTED", "SUCCEEDED"]
+    assert no_errors(rig.logs) == []
+
+
+async def test_a_handlers_own_verdict_on_an_outage_stands(rig: Rig) -> None:
+    """A JobError is the handler deciding, even when an outage caused it: here it gives up for good."""
+    job = await rig.submit("own-verdict")
+    history = await rig.history(job.id)
+    assert types(history) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    assert history[-1].error.message == "the handler gives up on its own"
+
+
+async def test_while_nats_is_down_health_is_not_serving_and_submissions_fail_fast(rig: Rig) -> None:
+    Status = health_pb2.HealthCheckResponse
+    watch = rig.health.Watch(health_pb2.HealthCheckRequest(service="syllabus.v1.JobService"), timeout=60)
+    statuses = watch.__aiter__()
+    assert (await anext(statuses)).status == Status.SERVING
+    await rig.stop_nats()
+    assert (await anext(statuses)).status == Status.NOT_SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await rig.submit("wait")
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    # Refused for the lost connection, not after waiting out the publish timeout for an ack.
+    assert "unreachable" in (refused.value.details() or "")
+    await rig.start_nats()
+    assert (await anext(statuses)).status == Status.SERVING
+    watch.cancel()
+    job = await rig.submit("ok")
+    assert types(await rig.history(job.id))[-1] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (BrokerUnavailable("x"), outages.NATS),
+        (pymongo.errors.ServerSelectionTimeoutError("x"), outages.STORE),
+        (RuntimeError("wrapped"), None),
+        (TimeoutError(), None),
+        (ValueError("bad input"), None),
+    ],
+)
+def test_what_counts_as_an_outage(exc: BaseException, expected: str | None) -> None:
+    assert outages.unreachable(exc) == expected
+
+
+def test_an_outage_is_found_through_explicit_causes_only() -> None:
+    def raised(exc: BaseException, cause: BaseException | None, context: BaseException | None) -> BaseException:
+        exc.__cause__ = cause
+        exc.__context__ = context
+        return exc
+
+    assert outages.unreachable(raised(RuntimeError(), pymongo.errors.AutoReconnect("x"), None)) == outages.STORE
+    assert outages.unreachable(raised(RuntimeError(), None, pymongo.errors.AutoReconnect("x"))) is None
+
+
+def _lines(records: Sequence[logging.LogRecord]) -> list[str]:
+    return [record.getMessage() for record in records]
+
+
+def test_an_outage_is_logged_once_until_it_ends() -> None:
+    logger = logging.getLogger("tests.outages")
+    watch = LogWatch()
+    logger.addHandler(watch)
+    logger.setLevel(logging.INFO)
+    try:
+        log = outages.OutageLog(logger)
+        for _ in range(3):
+            log.down(outages.STORE, RuntimeError("gone"), "waiting")
+        log.up(outages.STORE)
+        log.up(outages.STORE)
+        log.down(outages.STORE, RuntimeError("gone again"), "waiting")
+    finally:
+        logger.removeHandler(watch)
+    assert _lines(watch.records) == [
+        "the store is unreachable (gone): waiting",
+        "the store answers again",
+        "the store is unreachable (gone again): waiting",
+    ]

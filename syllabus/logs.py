@@ -7,6 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from syllabus import redaction
 from syllabus.config import CommonConfig
 
 
@@ -23,14 +24,23 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+# Libraries that narrate their routine work at INFO (fontTools: a hundred lines per PDF's font subset; httpx:
+# every model request): at the default level only their warnings are worth a person's attention.
+CHATTY_LIBRARIES = ("fontTools", "fpdf", "httpx", "httpcore", "google_genai", "markdown_it", "urllib3")
+
+
 def setup_logging(config: CommonConfig, process: str) -> None:
+    redaction.install(config.secrets)
     handler = logging.StreamHandler(sys.stderr)
     if config.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
+        formatter: logging.Formatter = _JsonFormatter()
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {process:<9} %(levelname)-7s %(name)s: %(message)s"))
+        formatter = logging.Formatter(f"%(asctime)s {process:<9} %(levelname)-7s %(name)s: %(message)s")
+    handler.setFormatter(redaction.RedactingFormatter(formatter))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.log_level.upper())
     # nats-py logs every reconnect attempt at error level; ours say what matters.
     logging.getLogger("nats").setLevel(logging.CRITICAL)
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.NOTSET if config.log_level == "debug" else logging.WARNING)

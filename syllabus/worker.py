@@ -26,6 +26,7 @@ from syllabus.deadletters import DeadLetters
 from syllabus.events import EventPublisher, event_for, event_msg_id
 from syllabus.jetstream import ensure_consumers
 from syllabus.parents import Parents
+from syllabus.redaction import redact
 from syllabus.store.base import Store, Updated
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
@@ -102,7 +103,8 @@ def classify(exc: BaseException, policy: RetryPolicy, attempt: int) -> job_pb2.J
         error_type = exc.error_type if isinstance(exc, JobError) else type(exc).__name__
         message = str(exc) or error_type
     permanent = (isinstance(exc, JobError) and exc.permanent) or error_type in policy.permanent_errors
-    error = job_pb2.JobError(attempt=attempt, type=error_type, message=message[:2000], permanent=permanent)
+    # The message is stored, streamed and dead-lettered: no secret a provider quoted back may be in it.
+    error = job_pb2.JobError(attempt=attempt, type=error_type, message=redact(message)[:2000], permanent=permanent)
     error.time.CopyFrom(lifecycle.now())
     return error
 
@@ -519,7 +521,8 @@ class Worker:
         updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
         if _landed(updated, attempt, E.JOB_STATE_QUEUED):
             assert updated.job is not None
-            error = job_pb2.JobError(attempt=attempt, type="Deferred", message=deferral.reason, permanent=False)
+            reason = redact(deferral.reason)
+            error = job_pb2.JobError(attempt=attempt, type="Deferred", message=reason, permanent=False)
             error.time.CopyFrom(updated.job.update_time)
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED, error=error, retry_delay=deferral.delay)
             await msg.nak(delay=deferral.delay)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,10 +92,11 @@ async def _healthy_or_dead(process: asyncio.subprocess.Process, addr: str) -> st
         exited.cancel()
 
 
-@pytest_asyncio.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    base = tmp_path_factory.mktemp("e2e")
-    env = stack_env(base / "home")
+@contextlib.asynccontextmanager
+async def running_stack(base: Path, extra_env: Mapping[str, str] | None = None) -> AsyncIterator[Stack]:
+    """`syllabus up` in `base/home`, its output in `base/up.log`, with `extra_env` on top of the clean environment;
+    stopped with SIGTERM afterwards (and required to exit 0)."""
+    env = stack_env(base / "home") | dict(extra_env or {})
     log = base / "up.log"
     # Output to a file, not a pipe: nobody reads it while tests run, and a full pipe would stall `up`.
     with log.open("wb") as sink:
@@ -117,6 +119,12 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         yield stack
     finally:
         await _stop(process, stack)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path_factory.mktemp("e2e")) as running:
+        yield running
 
 
 async def _stop(process: asyncio.subprocess.Process, stack: Stack) -> None:

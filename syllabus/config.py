@@ -100,26 +100,58 @@ def _backoff(raw: str) -> tuple[float, ...]:
     return steps
 
 
+# Variables whose whole value is a secret, besides every SYLLABUS_* name ending in one of SECRET_SUFFIXES.
+SECRET_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY")
+SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+# Variables holding URLs whose user-info may carry a password (or, for NATS, a token).
+URL_VARIABLES = ("SYLLABUS_NATS_URL", "SYLLABUS_REDIS_URL", "SYLLABUS_MONGO_URL", "SYLLABUS_OPENAI_BASE_URL")
+
+
+def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Every configured secret: API keys, tokens and passwords, and the credentials inside server URLs."""
+    found = {
+        value.strip()
+        for name, value in env.items()
+        if name in SECRET_VARIABLES or (name.startswith("SYLLABUS_") and name.endswith(SECRET_SUFFIXES))
+    }
+    for name in URL_VARIABLES:
+        for url in env.get(name, "").split(","):
+            try:
+                parsed = urlparse(url.strip())
+            except ValueError:
+                continue
+            if parsed.password:
+                found.add(parsed.password)
+            elif parsed.username and parsed.scheme in ("nats", "tls", "ws", "wss"):
+                # nats://TOKEN@host: a user name alone is the server's auth token.
+                found.add(parsed.username)
+    return tuple(sorted(value for value in found if value))
+
+
 @dataclass(frozen=True)
 class CommonConfig:
     """What every process needs: where state lives and how to reach the servers."""
 
     home: Path = Path(".syllabus")
     # Empty URLs mean "the single-machine default": `syllabus up` starts the server itself.
-    nats_url: str = ""
-    redis_url: str = ""
-    mongo_url: str = ""
+    # Not in repr: a URL may carry a password.
+    nats_url: str = field(default="", repr=False)
+    redis_url: str = field(default="", repr=False)
+    mongo_url: str = field(default="", repr=False)
     mongo_database: str = "syllabus"
     # Prefix of every stream, subject, consumer and bucket name; lets several deployments share one NATS.
     namespace: str = ""
     tenant: str = "default"
     log_format: str = "text"
     log_level: str = "info"
+    # Values that must never leave the process (keys, tokens, passwords): see secret_values.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CommonConfig:
         env = os.environ if env is None else env
         return cls(
+            secrets=secret_values(env),
             home=Path(_get(env, "SYLLABUS_HOME", ".syllabus")).expanduser().resolve(),
             nats_url=_parse(env, "SYLLABUS_NATS_URL", "", _url("nats", "tls", "ws", "wss"), "nats://host:port"),
             redis_url=_parse(env, "SYLLABUS_REDIS_URL", "", _url("redis", "rediss", "unix"), "redis://host:port[/db]"),

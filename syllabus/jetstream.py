@@ -51,6 +51,7 @@ async def connect(url: str, name: str, on_change: Callable[[bool], Awaitable[Non
     """
     last_said = -REPEAT_CONNECT_ERROR
     established = lost = False
+    connection: list[Client] = []
 
     async def on_error(exc: Exception) -> None:
         # nats-py reports every failed attempt (two a second while NATS is away): say it now and then. Once the
@@ -64,6 +65,8 @@ async def connect(url: str, name: str, on_change: Callable[[bool], Awaitable[Non
 
     async def on_disconnected() -> None:
         nonlocal lost
+        if connection and (connection[0].is_closed or connection[0].is_draining):
+            return  # closed on purpose (nats-py tells that as a disconnect too)
         if not lost:
             lost = True
             log.warning("lost the connection to NATS at %s; reconnecting", url)
@@ -88,6 +91,7 @@ async def connect(url: str, name: str, on_change: Callable[[bool], Awaitable[Non
         reconnected_cb=on_reconnected,
     )
     established = True
+    connection.append(nc)
     return nc
 
 

@@ -367,3 +367,22 @@ def test_an_outage_is_logged_once_until_it_ends() -> None:
         "the store answers again",
         "the store is unreachable (gone again): waiting",
     ]
+
+
+async def test_closing_a_connection_on_purpose_is_no_lost_connection(nats_url: str) -> None:
+    watch = LogWatch()
+    logger = logging.getLogger("syllabus.jetstream")
+    logger.addHandler(watch)
+    heard: list[bool] = []
+
+    async def on_change(connected: bool) -> None:
+        heard.append(connected)
+
+    try:
+        nc = await connect(nats_url, "pytest-close", on_change=on_change)
+        await nc.close()
+        drained = await connect(nats_url, "pytest-drain", on_change=on_change)
+        await drained.drain()
+    finally:
+        logger.removeHandler(watch)
+    assert (heard, warnings_of(watch)) == ([], [])

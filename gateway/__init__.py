@@ -1,1 +1,1 @@
-"""The gateway service: gRPC API (and later the REST shim and dashboard)."""
+"""The gateway service: the gRPC API, and the REST shim in front of it."""

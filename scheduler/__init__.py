@@ -1,1 +1,1 @@
-"""The scheduler service: delayed and recurring jobs, sweeps; one leader at a time."""
+"""The scheduler service: delayed jobs, queued when they fall due."""

@@ -1,7 +1,4 @@
-"""The scheduler process: relays delayed jobs when they fall due.
-
-Recurring (cron) jobs, stalled-job sweeps and retention come later and will run on the elected leader only.
-"""
+"""The scheduler process: relays delayed jobs when they fall due."""
 
 from __future__ import annotations
 

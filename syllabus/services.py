@@ -7,10 +7,10 @@ import importlib
 from typing import Any
 
 SERVICES = {
-    "gateway": "the gRPC API (and health, reflection)",
+    "gateway": "the gRPC API with health and reflection, and its REST/JSON shim with /docs",
     "generator": "the worker that writes outlines, lessons, quizzes and summaries",
     "renderer": "the worker that renders courses into documents",
-    "scheduler": "delayed jobs (and, later, recurring ones and sweeps)",
+    "scheduler": "the scheduler, which queues delayed jobs when they fall due",
 }
 
 

@@ -46,7 +46,7 @@ class AckedPublisher:
         Raises BrokerUnavailable at once while the connection is down: the ack could not come before it is back.
         """
         if not self._nc.is_connected:
-            raise BrokerUnavailable("the message broker is unreachable (reconnecting)")
+            raise BrokerUnavailable("no connection to NATS (reconnecting)")
         await self._ensure_started()
         token = str(next(self._tokens))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()

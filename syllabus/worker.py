@@ -372,7 +372,7 @@ class Worker:
             # The job met an outage, it did not fail: it goes back without spending the attempt. (A JobError is
             # the handler's own verdict and stands.)
             self._outages.down(dependency, exc, "jobs that need it are handed back without spending an attempt")
-            outage = Defer(OUTAGE_DEFER, f"{dependency} is unreachable ({outages.describe(exc)})")
+            outage = Defer(OUTAGE_DEFER, f"{dependency} is unreachable: {outages.describe(exc)}")
             return lambda: self._defer(job, attempt, outage, msg)
         error = exc or RetryableError("the handler was cancelled", error_type="Cancelled")
         return lambda: self._failed(job, attempt, error, msg)

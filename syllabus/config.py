@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from syllabus.topology import WORKER_SERVICES
+
 T = TypeVar("T")
 
 
@@ -259,12 +261,16 @@ class WorkerConfig:
 
 @dataclass(frozen=True)
 class SupervisorConfig:
-    """`syllabus up`: which services to run and how to restart them."""
+    """`syllabus up`: which services to run, how many processes of each worker service, how to restart them."""
 
     services: tuple[str, ...] = ("gateway", "generator", "renderer", "scheduler")
+    # Processes per worker service, e.g. {"generator": 3}; a service not named here runs one.
+    workers: Mapping[str, int] = field(default_factory=dict)
     restart_backoff_max: float = 30.0
     # SIGTERM to a child, then this long before SIGKILL.
     stop_timeout: float = 25.0
+    # A bound on one service's processes, so a typo (generator=300) does not fork hundreds of them.
+    MAX_WORKERS = 64
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SupervisorConfig:
@@ -278,13 +284,44 @@ class SupervisorConfig:
                 raise ValueError(raw)
             return names
 
+        raw_workers = _get(env, "SYLLABUS_WORKERS", "")
+        try:
+            workers = cls.parse_workers(raw_workers)
+        except ValueError as exc:
+            raise ConfigError(f"SYLLABUS_WORKERS={raw_workers!r} is not valid: {exc}") from None
         return cls(
             services=_parse(env, "SYLLABUS_SERVICES", ",".join(known), services, "a comma list of " + ",".join(known)),
+            workers=workers,
             restart_backoff_max=_parse(
                 env, "SYLLABUS_RESTART_BACKOFF_MAX", str(cls.restart_backoff_max), _positive_float, "seconds > 0"
             ),
             stop_timeout=_parse(env, "SYLLABUS_STOP_TIMEOUT", str(cls.stop_timeout), _positive_float, "seconds > 0"),
         )
+
+    @classmethod
+    def parse_workers(cls, raw: str) -> dict[str, int]:
+        """`generator=3,renderer=2` as {"generator": 3, "renderer": 2}; ValueError says what is wrong."""
+        several = f"only {' and '.join(WORKER_SERVICES)} run as several"
+        workers: dict[str, int] = {}
+        for part in filter(None, (part.strip() for part in raw.split(","))):
+            name, sep, count = (piece.strip() for piece in part.partition("="))
+            if not sep or not name:
+                raise ValueError(f"expected service=count, e.g. generator=3,renderer=2 (not {part!r})")
+            if name == "gateway":
+                raise ValueError(f"the gateway runs as one process (it listens on SYLLABUS_GRPC_ADDR); {several}")
+            if name == "scheduler":
+                raise ValueError(
+                    f"the scheduler runs as one process (two would need leader election, which it does not have); "
+                    f"{several}"
+                )
+            if name not in WORKER_SERVICES:
+                raise ValueError(f"{name!r} is not a worker service: expected one of {', '.join(WORKER_SERVICES)}")
+            if name in workers:
+                raise ValueError(f"{name} is named twice")
+            if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= cls.MAX_WORKERS:
+                raise ValueError(f"{name}={count}: expected a number of processes from 1 to {cls.MAX_WORKERS}")
+            workers[name] = int(count)
+        return workers
 
 
 # --- Generator and renderer (issue 5: prompt to course) ---------------------------------------------------------

@@ -29,7 +29,17 @@ _TAIL_LINES = 30
 
 
 class ServerError(RuntimeError):
-    """A server binary is missing, exited before it was ready, or did not become ready in time."""
+    """A server binary is missing, exited before it was ready, or did not become ready in time.
+
+    The message is followed by the server's last output lines; `summary` is what happened with only the
+    last of them, for a log line that is repeated at every retry.
+    """
+
+    def __init__(self, message: str, tail: Sequence[str] = (), what: str = "") -> None:
+        super().__init__(message + (":\n" + "\n".join(tail) if tail else ""))
+        last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+        what = what or message
+        self.summary = f'{what}: "{last}"' if last else what
 
 
 # Runs in the child before the real program: asks Linux to SIGTERM it when its parent dies, then execs the
@@ -92,7 +102,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-class _ChildServer:
+class ChildServer:
     """A server process whose readiness shows in its log. Subclasses give the command and read the lines."""
 
     name = "server"
@@ -130,6 +140,11 @@ class _ChildServer:
         return self._process.pid if self._process is not None else None
 
     @property
+    def process(self) -> asyncio.subprocess.Process | None:
+        """The server process of the latest start, running or not."""
+        return self._process
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
@@ -138,10 +153,22 @@ class _ChildServer:
         raise NotImplementedError
 
     async def start(self) -> None:
+        """Start the server and return once it accepts clients. The log of an earlier start becomes `.log.1`."""
         if self.running:
             raise ServerError(f"{self.name} is already running (pid {self.pid})")
+        await self._start(continue_log=False)
+
+    async def restart(self) -> None:
+        """Stop the server if it runs, then start it again on the port and data of the last start.
+
+        The log goes on in the same file, so it keeps what the server said before it ended.
+        """
+        await self.stop()
+        await self._start(continue_log=True)
+
+    async def _start(self, *, continue_log: bool) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._open_log()
+        self._open_log(continue_log)
         try:
             await self._spawn_and_wait()
         except BaseException:
@@ -184,11 +211,11 @@ class _ChildServer:
 
     # -- internals -----------------------------------------------------------------------------------------
 
-    def _open_log(self) -> None:
-        # One previous log is kept, so a restart does not lose the reason the last run ended.
-        if self.log_path.exists():
+    def _open_log(self, continue_log: bool) -> None:
+        # One previous log is kept, so a new start does not lose the reason the last run ended.
+        if not continue_log and self.log_path.exists():
             self.log_path.replace(self.log_path.with_suffix(".log.1"))
-        self._log_file = self.log_path.open("w", encoding="utf-8")
+        self._log_file = self.log_path.open("a" if continue_log else "w", encoding="utf-8")
 
     async def _spawn_and_wait(self) -> None:
         self._reset()
@@ -220,14 +247,10 @@ class _ChildServer:
             # Let the drain read the last words before quoting them.
             await self._drain
             self._drain = None
-            raise ServerError(
-                f"{self.name} exited with code {self._process.returncode} before it was ready "
-                f"(log: {self.log_path}):\n" + "\n".join(self._tail)
-            )
-        raise ServerError(
-            f"{self.name} was not ready after {self.ready_timeout:.0f}s (log: {self.log_path}):\n"
-            + "\n".join(self._tail)
-        )
+            what = f"exited with code {self._process.returncode} before it was ready"
+        else:
+            what = f"was not ready after {self.ready_timeout:.0f}s"
+        raise ServerError(f"{self.name} {what} (log: {self.log_path})", self._tail, what)
 
     async def _drain_output(self, stream: asyncio.StreamReader) -> None:
         while True:
@@ -252,11 +275,11 @@ class _ChildServer:
 _NATS_LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")
 
 
-class NatsServer(_ChildServer):
+class NatsServer(ChildServer):
     """`nats-server -js` with its JetStream store under data_dir/jetstream.
 
     With the default port -1 the server picks a free port itself and we read it from its log: no race
-    between choosing a port and binding it.
+    between choosing a port and binding it. Once it has started, it keeps that port for later starts.
     """
 
     name = "nats-server"
@@ -294,6 +317,8 @@ class NatsServer(_ChildServer):
         if self._listening is None and (match := _NATS_LISTENING.search(line)):
             self._listening = (match.group(1), int(match.group(2)))
         elif self._listening is not None and "Server is ready" in line:
+            # Started again, it takes the same port: its clients hold this URL.
+            self.port = self._listening[1]
             self._ready.set()
 
     @property
@@ -304,11 +329,11 @@ class NatsServer(_ChildServer):
         return f"nats://{host}:{port}"
 
 
-class ValkeyServer(_ChildServer):
+class ValkeyServer(ChildServer):
     """valkey-server with an append-only file under data_dir: what was written survives a restart.
 
     Valkey cannot choose its own port (port 0 means "no TCP"), so we pick a free one and, in the rare case
-    another process takes it first, start again on a fresh one.
+    another process takes it first, start again on a fresh one. Once it has started, it keeps that port.
     """
 
     name = "valkey-server"
@@ -325,7 +350,7 @@ class ValkeyServer(_ChildServer):
     ) -> None:
         super().__init__(data_dir, ready_timeout=ready_timeout, stop_timeout=stop_timeout)
         self.host = host
-        self._requested_port = port
+        self._fixed_port = port
         self.port: int | None = None
 
     def _command(self) -> list[str]:
@@ -358,15 +383,17 @@ class ValkeyServer(_ChildServer):
 
     async def _spawn_and_wait(self) -> None:
         for attempt in range(1, self._BIND_ATTEMPTS + 1):
-            self.port = self._requested_port or free_port(self.host)
+            self.port = self._fixed_port or free_port(self.host)
             try:
                 await super()._spawn_and_wait()
             except ServerError:
                 lost_race = any("Address already in use" in line for line in self._tail)
-                if not lost_race or self._requested_port is not None or attempt == self._BIND_ATTEMPTS:
+                if not lost_race or self._fixed_port is not None or attempt == self._BIND_ATTEMPTS:
                     raise
                 log.info("valkey-server port %s was taken meanwhile; trying another", self.port)
             else:
+                # Started again, it takes the same port: its clients hold this URL.
+                self._fixed_port = self.port
                 return
 
     @property

@@ -1,8 +1,9 @@
 """`syllabus up`: the whole system on one machine, with the servers it needs, supervised until Ctrl-C.
 
 Starts NATS and Valkey (unless URLs point elsewhere), declares the JetStream topology, runs every service
-as a child process restarted with back-off when it dies, and stops everything in dependency order:
-the gateway first (no new work), then the workers (they drain), the scheduler, Valkey, NATS.
+(and as many processes of each worker service as asked) as child processes, restarts any of them, the
+servers included, with back-off when it dies, and stops everything in dependency order: the gateway first
+(no new work), then the workers (they drain), the scheduler, Valkey, NATS.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import logging
 import os
+import re
 import signal
-import subprocess
 import sys
+import textwrap
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +28,20 @@ from syllabus import jetstream
 from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig, WorkerConfig
 from syllabus.health import wait_healthy
 from syllabus.logs import setup_logging
-from syllabus.servers import NatsServer, ValkeyServer, die_with_parent
+from syllabus.servers import ChildServer, NatsServer, ValkeyServer
+from syllabus.supervisor import RestartPolicy, Supervised, SupervisedServer, SupervisedService
 from syllabus.topology import WORKER_SERVICES, Topology
 
 log = logging.getLogger("syllabus.up")
 
 # Stopped in this order, each group at once: nothing new comes in, then running work drains, then the rest.
 STOP_ORDER: tuple[tuple[str, ...], ...] = (("gateway",), ("generator", "renderer"), ("scheduler",))
-# The exit code of a command stopped by a configuration error (syllabus/cli.py).
-CONFIG_ERROR_EXIT = 2
-# First restart delay; it doubles with each crash in a row, up to SupervisorConfig.restart_backoff_max.
-FIRST_RESTART_DELAY = 0.5
-# A child that ran at least this long before dying is treated as having recovered: its back-off starts over.
-STABLE_AFTER = 30.0
 # How long to wait for the gateway's health check before saying so (waiting then goes on).
 GATEWAY_HEALTH_TIMEOUT = 60.0
+# The exit code of invalid input (syllabus/cli.py).
+USAGE_EXIT = 2
+# Where the banner's notes wrap.
+BANNER_WIDTH = 110
 _EXAMPLE_TEXT = "NATS JetStream keeps messages until every consumer has acknowledged them."
 
 
@@ -49,7 +50,14 @@ def register(subparsers: Any) -> None:
         "up",
         help="run everything on this machine (NATS, Valkey and every service) until Ctrl-C",
         description="Start NATS and Valkey unless SYLLABUS_NATS_URL / SYLLABUS_REDIS_URL are set, create the "
-        "JetStream topology, then run and supervise the services named in SYLLABUS_SERVICES.",
+        "JetStream topology, then run the services named in SYLLABUS_SERVICES. Any of them that dies, and any "
+        "server started here, is restarted with back-off.",
+    )
+    parser.add_argument(
+        "--workers",
+        metavar="SERVICE=N,...",
+        help="processes per worker service, e.g. generator=3,renderer=2 (instead of SYLLABUS_WORKERS; "
+        "one each by default)",
     )
     parser.set_defaults(func=run_up)
 
@@ -57,7 +65,25 @@ def register(subparsers: Any) -> None:
 def run_up(args: argparse.Namespace) -> int:
     common = CommonConfig.from_env()
     gateway = GatewayConfig.from_env()
-    supervisor = SupervisorConfig.from_env()
+    env: Mapping[str, str] = os.environ
+    if args.workers is not None:
+        # The flag replaces the variable, even one that would not parse.
+        env = {key: value for key, value in os.environ.items() if key != "SYLLABUS_WORKERS"}
+    supervisor = SupervisorConfig.from_env(env)
+    if args.workers is not None:
+        try:
+            supervisor = dataclasses.replace(supervisor, workers=SupervisorConfig.parse_workers(args.workers))
+        except ValueError as exc:
+            print(f"syllabus: --workers {args.workers!r} is not valid: {exc}", file=sys.stderr)
+            return USAGE_EXIT
+    source = "--workers" if args.workers is not None else "SYLLABUS_WORKERS"
+    for service in supervisor.workers:
+        if service not in supervisor.services:
+            print(
+                f"syllabus: {source} asks for {service} processes, but SYLLABUS_SERVICES does not run {service}",
+                file=sys.stderr,
+            )
+            return USAGE_EXIT
     # The workers read these themselves, but a mistake found here is one line, not a crash-looping child.
     for service in WORKER_SERVICES:
         if service in supervisor.services:
@@ -101,142 +127,14 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
-    return f"code {code}"
+def process_names(service: str, count: int) -> list[str]:
+    """`generator` for one process, `generator-1` ... `generator-N` for several."""
+    return [service] if count == 1 else [f"{service}-{n}" for n in range(1, count + 1)]
 
 
-@dataclass
-class RestartPolicy:
-    first_delay: float = FIRST_RESTART_DELAY
-    max_delay: float = 30.0
-    stable_after: float = STABLE_AFTER
-
-    def next_delay(self, previous: float, uptime: float) -> float:
-        if uptime >= self.stable_after or previous <= 0:
-            return min(self.first_delay, self.max_delay)
-        return min(previous * 2, self.max_delay)
-
-
-class Supervised:
-    """One service as a child process, restarted with exponential back-off whenever it exits on its own."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[str],
-        env: Mapping[str, str],
-        policy: RestartPolicy,
-        stop_timeout: float,
-        on_exit: Callable[[int | None], None] | None = None,
-        on_give_up: Callable[[], None] | None = None,
-    ) -> None:
-        self.name = name
-        # Told when the child exits with a configuration error, which restarting would only repeat.
-        self.on_give_up = on_give_up
-        # Told each unexpected exit (the code, None if the child could not even start), before the back-off.
-        self.on_exit = on_exit
-        self.argv = list(argv)
-        self.env = dict(env)
-        self.policy = policy
-        self.stop_timeout = stop_timeout
-        self.restarts = 0
-        self.process: asyncio.subprocess.Process | None = None
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None and self.process.returncode is None else None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"supervise-{self.name}")
-
-    async def stop(self) -> None:
-        """SIGTERM the child, SIGKILL it after stop_timeout, and stop restarting it."""
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        delay = 0.0
-        while not self._stopping.is_set():
-            started = loop.time()
-            try:
-                self.process = await asyncio.create_subprocess_exec(
-                    *die_with_parent(self.argv),
-                    env=self.env,
-                    stdin=subprocess.DEVNULL,
-                    # Own session: a terminal Ctrl-C reaches only `up`, which then stops children in order.
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                spawn_error: OSError | None = exc
-            else:
-                spawn_error = None
-            code: int | None = None
-            if spawn_error is not None:
-                # Not a traceback: the message (e.g. "No such file or directory") says it all.
-                log.error("%s could not start: %s", self.name, spawn_error)
-            else:
-                assert self.process is not None
-                log.info("%s started (pid %s)", self.name, self.process.pid)
-                code = await self._wait_or_stop(self.process)
-                if code is None:
-                    return
-                if code == CONFIG_ERROR_EXIT:
-                    # Its configuration is wrong (it said why above): starting it again cannot help.
-                    log.error("%s cannot run with this configuration; not restarting it", self.name)
-                    if self.on_give_up is not None:
-                        self.on_give_up()
-                    return
-            if self.on_exit is not None:
-                self.on_exit(code)
-            uptime = loop.time() - started
-            delay = self.policy.next_delay(delay, uptime)
-            self.restarts += 1
-            log.warning(
-                "%s exited with %s after %.1fs; restarting in %.1fs (restart %d)",
-                self.name,
-                "an error" if code is None else describe_exit(code),
-                uptime,
-                delay,
-                self.restarts,
-            )
-            # The back-off itself, cut short by a stop request.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-
-    async def _wait_or_stop(self, process: asyncio.subprocess.Process) -> int | None:
-        """The exit code if the child ended by itself, or None once a stop request has ended it."""
-        exited = asyncio.create_task(process.wait())
-        stopping = asyncio.create_task(self._stopping.wait())
-        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if exited.done() and not self._stopping.is_set():
-            return exited.result()
-        await terminate(process, self.name, self.stop_timeout)
-        return None
-
-
-async def terminate(process: asyncio.subprocess.Process, name: str, grace: float) -> None:
-    """SIGTERM, then SIGKILL if it is still running after `grace` seconds."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), grace)
-        except TimeoutError:
-            log.warning("%s (pid %s) still running %.0fs after SIGTERM; killing it", name, process.pid, grace)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-    log.info("%s stopped (%s)", name, describe_exit(process.returncode or 0))
+def without_password(url: str) -> str:
+    """The URL with any password in it replaced, for printing."""
+    return re.sub(r"(//[^/@:,]*:)[^/@]*@", r"\1****@", url)
 
 
 class Stack:
@@ -244,11 +142,13 @@ class Stack:
         self.common = common
         self.gateway = gateway
         self.supervisor = supervisor
-        self.nats: NatsServer | None = None
-        self.valkey: ValkeyServer | None = None
+        self.policy = RestartPolicy(max_delay=supervisor.restart_backoff_max)
+        self.nats: SupervisedServer | None = None
+        self.valkey: SupervisedServer | None = None
         self.nats_url = common.nats_url
         self.redis_url = common.redis_url
-        self.services: dict[str, Supervised] = {}
+        # Each service's processes, by service name.
+        self.services: dict[str, list[Supervised]] = {}
         self._stop = asyncio.Event()
         # The service that could not run with its configuration, which ends `up` with a failure.
         self._gave_up = ""
@@ -301,24 +201,28 @@ class Stack:
     async def _start(self) -> None:
         home = self.common.home
         _say(f"syllabus: state in {home}")
-        stop_timeout = self.supervisor.stop_timeout
         if not self.nats_url:
             _say("starting NATS…")
-            self.nats = NatsServer(home / "nats", stop_timeout=stop_timeout)
-            await self.nats.start()
-            self.nats_url = self.nats.url
-            _say(f"NATS ready at {self.nats_url} (data in {self.nats.data_dir})")
+            self.nats = await self._start_server(NatsServer(home / "nats", stop_timeout=self.supervisor.stop_timeout))
+            self.nats_url = self.nats.server.url
         if not self.redis_url:
             _say("starting Valkey…")
-            self.valkey = ValkeyServer(home / "valkey", stop_timeout=stop_timeout)
-            await self.valkey.start()
-            self.redis_url = self.valkey.url
-            _say(f"Valkey ready at {self.redis_url} (data in {self.valkey.data_dir})")
+            self.valkey = await self._start_server(
+                ValkeyServer(home / "valkey", stop_timeout=self.supervisor.stop_timeout)
+            )
+            self.redis_url = self.valkey.server.url
         await self._ensure_topology()
         self._start_services()
         if "gateway" in self.services:
             await self._wait_for_gateway()
         self._print_banner()
+
+    async def _start_server(self, server: ChildServer) -> SupervisedServer:
+        """The first start is awaited here, so a server that cannot run at all stops `up` with its reason."""
+        await server.start()
+        supervised = SupervisedServer(server, self.policy)
+        supervised.start()
+        return supervised
 
     async def _ensure_topology(self) -> None:
         topology = Topology(namespace=self.common.namespace)
@@ -340,21 +244,22 @@ class Stack:
 
     def _start_services(self) -> None:
         env = self.child_env()
-        policy = RestartPolicy(max_delay=self.supervisor.restart_backoff_max)
         # Started in reverse stop order, so the gateway takes work once the workers are on their way.
         ordered = [name for group in reversed(STOP_ORDER) for name in group if name in self.supervisor.services]
-        _say(f"starting {', '.join(ordered)}…")
-        for name in ordered:
-            service = Supervised(
-                name,
-                [sys.executable, "-m", "syllabus", name],
-                env,
-                policy,
-                self.supervisor.stop_timeout,
-                on_give_up=functools.partial(self._give_up, name),
-            )
-            self.services[name] = service
-            service.start()
+        names = {service: process_names(service, self.supervisor.workers.get(service, 1)) for service in ordered}
+        _say(f"starting {', '.join(name for service in ordered for name in names[service])}…")
+        for service in ordered:
+            for name in names[service]:
+                child = SupervisedService(
+                    name,
+                    [sys.executable, "-m", "syllabus", service],
+                    env,
+                    self.policy,
+                    self.supervisor.stop_timeout,
+                    on_give_up=functools.partial(self._give_up, name),
+                )
+                self.services.setdefault(service, []).append(child)
+                child.start()
 
     async def _wait_for_gateway(self) -> None:
         addr = self.gateway.grpc_addr
@@ -375,11 +280,12 @@ class Stack:
                 f"  gRPC   {addr}  (server reflection on)",
                 f"  HTTP   http://{self.gateway.http_addr}",
             ]
+        running = [child.name for group in STOP_ORDER for name in group for child in self.services.get(name, [])]
         lines += [
-            f"  NATS   {self.nats_url}",
-            f"  Redis  {self.redis_url}",
+            f"  NATS   {without_password(self.nats_url)}",
+            f"  Redis  {without_password(self.redis_url)}",
             f"  state  {self.common.home}",
-            f"  running: {', '.join(self.services) or 'no services'}",
+            f"  running: {', '.join(running) or 'no services'}",
         ]
         if "gateway" in self.services:
             lines += [
@@ -389,13 +295,53 @@ class Stack:
                 f"""-d '{{"spec": {{"summarize_text": {{"text": "{_EXAMPLE_TEXT}"}}}}}}' """
                 f"http://{self.gateway.grpc_addr}/syllabus.v1.JobService/SubmitJob",
             ]
-        lines += ["", "Ctrl-C stops everything."]
+        lines += ["", *self.more_workers(), "", "Ctrl-C stops everything."]
         _say("\n".join(lines))
+
+    def more_workers(self) -> list[str]:
+        """How to add workers: here with --workers, or as `syllabus generator` started with these variables."""
+        common = self.common
+        variables = [
+            f"SYLLABUS_NATS_URL={without_password(self.nats_url)}",
+            f"SYLLABUS_REDIS_URL={without_password(self.redis_url)}",
+        ]
+        if common.mongo_url:
+            variables.append(f"SYLLABUS_MONGO_URL={without_password(common.mongo_url)}")
+            if common.mongo_database != CommonConfig.mongo_database:
+                variables.append(f"SYLLABUS_MONGO_DATABASE={common.mongo_database}")
+        else:
+            variables.append(f"SYLLABUS_HOME={common.home}")
+        if common.namespace:
+            variables.append(f"SYLLABUS_NAMESPACE={common.namespace}")
+        lines = [
+            "More workers: `syllabus up --workers generator=3,renderer=2`, or start `syllabus generator` (or",
+            "renderer) with the same model settings and:",
+            *(f"  {variable}" for variable in variables),
+        ]
+        local = [name for name, server in (("NATS", self.nats), ("Valkey", self.valkey)) if server is not None]
+        reasons = []
+        if local:
+            verb = "listen" if len(local) > 1 else "listens"
+            reasons.append(f"{' and '.join(local)} started by `up` {verb} on 127.0.0.1")
+        if not common.mongo_url:
+            reasons.append("the job store is a file in SYLLABUS_HOME")
+        if reasons:
+            needed = [
+                *(["SYLLABUS_NATS_URL"] if self.nats is not None else []),
+                *(["SYLLABUS_REDIS_URL"] if self.valkey is not None else []),
+                *(["SYLLABUS_MONGO_URL"] if not common.mongo_url else []),
+            ]
+            note = (
+                f"These reach this machine only: {', and '.join(reasons)}. For workers on other machines, set "
+                f"{_and(needed)} for `up` and the workers alike, to servers every machine reaches."
+            )
+            lines += textwrap.wrap(note, width=BANNER_WIDTH)
+        return lines
 
     async def _shutdown(self) -> None:
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         for group in STOP_ORDER:
-            members = [self.services[name] for name in group if name in self.services]
+            members = [process for name in group for process in self.services.get(name, [])]
             if members:
                 steps.append((", ".join(m.name for m in members), _stop_all(members)))
         if self.valkey is not None:
@@ -409,6 +355,10 @@ class Stack:
             except Exception:
                 # Keep going: whatever comes after must still be stopped.
                 log.exception("stopping %s failed", label)
+
+
+def _and(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _stop_all(members: Sequence[Supervised]) -> Callable[[], Awaitable[None]]:

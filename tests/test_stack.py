@@ -1,10 +1,9 @@
-"""`syllabus up`: the supervisor on its own with trivial children, then the whole stack as a real process."""
+"""`syllabus up`: its settings, then the whole stack as a real process: servers, services and workers restarted."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import re
 import signal
@@ -19,27 +18,19 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from syllabus.client import SyllabusClient, SyllabusError
+from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig
 from syllabus.health import wait_healthy
 from syllabus.servers import free_port
-from syllabus.stack import RestartPolicy, Supervised, home_lock
+from syllabus.stack import Stack, home_lock, process_names, without_password
+from syllabus.v1 import course_service_pb2, course_service_pb2_grpc, job_pb2
 
 # Generous bounds so a slow machine never fails a test; a healthy run takes a fraction of them.
 UP_DEADLINE = 90.0
 STEP_DEADLINE = 60.0
 
 
-# -- the supervisor with trivial children -------------------------------------------------------------------
-
-
-def test_restart_delay_doubles_up_to_the_cap_and_starts_over_after_a_stable_run() -> None:
-    policy = RestartPolicy(first_delay=0.5, max_delay=3.0, stable_after=30.0)
-    delays = []
-    delay = 0.0
-    for _ in range(6):
-        delay = policy.next_delay(delay, uptime=1.0)
-        delays.append(delay)
-    assert delays == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
-    assert policy.next_delay(3.0, uptime=31.0) == 0.5
+# -- settings -------------------------------------------------------------------------------------------------
 
 
 def test_home_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:
@@ -52,100 +43,45 @@ def test_home_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:
         assert holder is None
 
 
-def _python(code: str) -> list[str]:
-    return [sys.executable, "-c", code]
+def test_workers_variable_and_process_names() -> None:
+    config = SupervisorConfig.from_env({"SYLLABUS_WORKERS": " generator=3, renderer=2 "})
+    assert config.workers == {"generator": 3, "renderer": 2}
+    assert SupervisorConfig.from_env({}).workers == {}
+    assert process_names("generator", 1) == ["generator"]
+    assert process_names("generator", 3) == ["generator-1", "generator-2", "generator-3"]
 
 
-async def test_crashing_child_is_restarted_and_each_restart_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="syllabus.up")
-    exits: asyncio.Queue[int | None] = asyncio.Queue()
-    child = Supervised(
-        "crasher",
-        _python("raise SystemExit(3)"),
-        os.environ,
-        RestartPolicy(first_delay=0.01, max_delay=0.05),
-        stop_timeout=10,
-        on_exit=exits.put_nowait,
+def test_banner_says_what_a_worker_started_elsewhere_needs(tmp_path: Path) -> None:
+    shared = CommonConfig(
+        home=tmp_path,
+        nats_url="nats://nats.internal:4222",
+        redis_url="redis://:pw@redis.internal:6379/0",
+        mongo_url="mongodb://app:pw@mongo.internal:27017",
+        mongo_database="courses",
+        namespace="blue",
     )
-    child.start()
-    try:
-        codes = [await asyncio.wait_for(exits.get(), STEP_DEADLINE) for _ in range(3)]
-    finally:
-        await asyncio.wait_for(child.stop(), STEP_DEADLINE)
-    assert codes == [3, 3, 3]
-    assert child.restarts >= 3
-    restarts = [r.getMessage() for r in caplog.records if "restarting" in r.getMessage()]
-    assert restarts[0].startswith("crasher exited with code 3")
-    assert "(restart 1)" in restarts[0] and "(restart 3)" in restarts[2]
+    lines = Stack(shared, GatewayConfig(), SupervisorConfig()).more_workers()
+    assert [line.strip() for line in lines if line.startswith("  ")] == [
+        "SYLLABUS_NATS_URL=nats://nats.internal:4222",
+        "SYLLABUS_REDIS_URL=redis://:****@redis.internal:6379/0",
+        "SYLLABUS_MONGO_URL=mongodb://app:****@mongo.internal:27017",
+        "SYLLABUS_MONGO_DATABASE=courses",
+        "SYLLABUS_NAMESPACE=blue",
+    ]
+    # Servers every machine can reach: nothing to warn about.
+    assert not any("this machine only" in line for line in lines)
+
+    embedded = CommonConfig(home=tmp_path, nats_url="nats://nats.internal:4222", redis_url="redis://redis.internal")
+    text = " ".join(Stack(embedded, GatewayConfig(), SupervisorConfig()).more_workers())
+    assert f"SYLLABUS_HOME={tmp_path}" in text
+    assert "These reach this machine only: the job store is a file in SYLLABUS_HOME." in text
+    assert "set SYLLABUS_MONGO_URL for `up` and the workers alike" in text
 
 
-async def test_stop_during_backoff_does_not_wait_for_it() -> None:
-    exits: asyncio.Queue[int | None] = asyncio.Queue()
-    child = Supervised(
-        "crasher",
-        _python("raise SystemExit(1)"),
-        os.environ,
-        RestartPolicy(first_delay=3600, max_delay=3600),
-        stop_timeout=10,
-        on_exit=exits.put_nowait,
-    )
-    child.start()
-    assert await asyncio.wait_for(exits.get(), STEP_DEADLINE) == 1
-    await asyncio.wait_for(child.stop(), STEP_DEADLINE)
-    assert child.restarts == 1
-
-
-async def test_unstartable_child_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
-    exits: asyncio.Queue[int | None] = asyncio.Queue()
-    child = Supervised(
-        "ghost",
-        ["/nonexistent/ghost-service"],
-        os.environ,
-        RestartPolicy(first_delay=0.01, max_delay=0.01),
-        stop_timeout=10,
-        on_exit=exits.put_nowait,
-    )
-    child.start()
-    try:
-        # 127, as a shell reports a command it cannot run.
-        assert await asyncio.wait_for(exits.get(), STEP_DEADLINE) == 127
-        assert await asyncio.wait_for(exits.get(), STEP_DEADLINE) == 127
-    finally:
-        await asyncio.wait_for(child.stop(), STEP_DEADLINE)
-    assert any(r.getMessage().startswith("ghost exited with code 127") for r in caplog.records)
-
-
-async def test_stop_sends_sigterm_then_sigkill_to_a_child_that_ignores_it() -> None:
-    loop = asyncio.get_running_loop()
-    ready = asyncio.Event()
-    # The child tells us (SIGUSR1) once it ignores SIGTERM, so the stop below really tests the escalation.
-    loop.add_signal_handler(signal.SIGUSR1, ready.set)
-    exits: asyncio.Queue[int | None] = asyncio.Queue()
-    child = Supervised(
-        "stubborn",
-        _python(
-            "import os, signal\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "os.kill(os.getppid(), signal.SIGUSR1)\n"
-            "while True: signal.pause()\n"
-        ),
-        os.environ,
-        RestartPolicy(),
-        stop_timeout=0.2,
-        on_exit=exits.put_nowait,
-    )
-    try:
-        child.start()
-        await asyncio.wait_for(ready.wait(), STEP_DEADLINE)
-        process = child.process
-        assert process is not None
-        await asyncio.wait_for(child.stop(), STEP_DEADLINE)
-    finally:
-        loop.remove_signal_handler(signal.SIGUSR1)
-    assert process.returncode == -signal.SIGKILL
-    # Stopping on request is not a crash: no restart, no exit report.
-    assert exits.empty()
-    assert child.restarts == 0
+def test_printed_urls_hide_passwords() -> None:
+    assert without_password("mongodb://app:s3cret@db1:27017,db2:27017/x") == "mongodb://app:****@db1:27017,db2:27017/x"
+    assert without_password("redis://:s3cret@cache:6379/0") == "redis://:****@cache:6379/0"
+    assert without_password("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
 
 
 # -- `syllabus up` as a real process ------------------------------------------------------------------------
@@ -207,12 +143,13 @@ class Up:
         self._reader = asyncio.create_task(self._read(process.stdout))
 
     @classmethod
-    async def start(cls, env: Mapping[str, str]) -> Up:
+    async def start(cls, env: Mapping[str, str], *args: str) -> Up:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "syllabus",
             "up",
+            *args,
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -255,6 +192,21 @@ class Up:
     def output(self) -> str:
         return "\n".join(self.lines[-80:])
 
+    def pid_of(self, name: str) -> int:
+        """The pid of the latest start of a supervised child, as `up` logged it."""
+        started = re.compile(rf"syllabus\.up: {re.escape(name)} started \(pid (\d+)\)")
+        for line in reversed(self.lines):
+            if match := started.search(line):
+                return int(match.group(1))
+        raise AssertionError(f"`syllabus up` never said {name} started:\n{self.output()}")
+
+    def banner_url(self, label: str) -> str:
+        """The URL the banner gives for NATS or Redis."""
+        for line in self.lines:
+            if match := re.fullmatch(rf"  {label} +(\S+)", line):
+                return match.group(1)
+        raise AssertionError(f"no {label} in the banner:\n{self.output()}")
+
     async def stop(self) -> int:
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
@@ -276,7 +228,10 @@ class Up:
 
 @pytest_asyncio.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Up]:
-    up = await Up.start(up_env(tmp_path_factory.mktemp("home")))
+    env = up_env(tmp_path_factory.mktemp("home"))
+    # The flag wins over the variable: two generators, one renderer.
+    env["SYLLABUS_WORKERS"] = "renderer=2"
+    up = await Up.start(env, "--workers", "generator=2")
     try:
         await up.wait_for(r"^Syllabus is up\.", deadline=UP_DEADLINE)
         yield up
@@ -298,7 +253,13 @@ async def test_up_serves_grpc_health_and_says_where_to_connect(stack: Up) -> Non
     assert re.search(r"NATS   nats://127\.0\.0\.1:\d+", banner)
     assert re.search(r"Redis  redis://127\.0\.0\.1:\d+", banner)
     assert f"state  {stack.home}" in banner
+    assert "running: gateway, generator-1, generator-2, renderer, scheduler" in banner
     assert "buf curl" in banner
+    # What a worker started by hand needs, and why that works on this machine only.
+    assert f"  SYLLABUS_NATS_URL={stack.banner_url('NATS')}" in stack.lines
+    assert f"  SYLLABUS_REDIS_URL={stack.banner_url('Redis')}" in stack.lines
+    assert f"  SYLLABUS_HOME={stack.home}" in stack.lines
+    assert "NATS and Valkey started by `up` listen on 127.0.0.1" in banner
     assert (stack.home / "nats" / "jetstream").is_dir()
     assert (stack.home / "valkey" / "appendonlydir").is_dir()
 
@@ -335,9 +296,99 @@ async def test_killed_service_is_restarted_and_the_restart_logged(stack: Up) -> 
     await wait_healthy(stack.grpc_addr, STEP_DEADLINE)
 
 
+def summarize(text: str) -> job_pb2.JobSpec:
+    return job_pb2.JobSpec(summarize_text=job_pb2.SummarizeText(text=text))
+
+
+async def submit_until_accepted(client: SyllabusClient, spec: job_pb2.JobSpec, key: str) -> job_pb2.Job:
+    """Submit, again while the gateway answers UNAVAILABLE (its NATS connection is coming back); with the
+    idempotency key a second try returns the first job rather than making another."""
+
+    async def submit() -> job_pb2.Job:
+        while True:
+            try:
+                job, _ = await client.submit(spec, job_pb2.JobOptions(idempotency_key=key))
+                return job
+            except SyllabusError as exc:
+                if exc.code != grpc.StatusCode.UNAVAILABLE:
+                    raise
+            # Waits (no polling) for the gateway to say it can take work again.
+            await wait_healthy(client.addr, STEP_DEADLINE)
+
+    return await asyncio.wait_for(submit(), STEP_DEADLINE)
+
+
+async def assert_succeeded_once(client: SyllabusClient, jobs: list[job_pb2.Job]) -> None:
+    for job in jobs:
+        events = [event async for event in client.watch(job.id)]
+        kinds = [job_pb2.JobEventType.Name(event.type) for event in events]
+        assert kinds[-1] == "JOB_EVENT_TYPE_SUCCEEDED", (job.kind, kinds)
+        assert kinds.count("JOB_EVENT_TYPE_SUCCEEDED") == 1, (job.kind, kinds)
+        assert (await client.get(job.id)).state == job_pb2.JOB_STATE_SUCCEEDED
+
+
+@pytest.mark.e2e
+async def test_killed_nats_server_is_restarted_on_its_port_and_jobs_before_and_after_complete(stack: Up) -> None:
+    url = stack.banner_url("NATS")
+    async with SyllabusClient.connect(stack.grpc_addr) as client:
+        async with grpc.aio.insecure_channel(stack.grpc_addr) as channel:
+            course = await course_service_pb2_grpc.CourseServiceStub(channel).CreateCourse(
+                course_service_pb2.CreateCourseRequest(
+                    course=job_pb2.GenerateCourse(prompt="Queues across a NATS restart", modules=2)
+                ),
+                timeout=STEP_DEADLINE,
+            )
+        before = [course.job]
+        before += [job for job, _ in await client.submit_many([(summarize(f"before {n}"), None) for n in range(10)])]
+        nats_pid = stack.pid_of("nats-server")
+        assert "nats-server" in _cmdline(nats_pid)
+        mark = len(stack.lines)
+        os.kill(nats_pid, signal.SIGKILL)
+        index, _ = await stack.wait_for(
+            r"nats-server exited with signal SIGKILL .*restarting in .*; its log: .*/nats/nats-server\.log$", after=mark
+        )
+        _, started = await stack.wait_for(r"nats-server started \(pid (\d+)\) at (\S+)$", after=index)
+        assert int(started.group(1)) != nats_pid
+        assert started.group(2) == url
+        after = [await submit_until_accepted(client, summarize(f"after {n}"), f"after-nats-{n}") for n in range(10)]
+        await assert_succeeded_once(client, before + after)
+    assert not any(re.search(r"(gateway|generator|renderer|scheduler)\S* exited", line) for line in stack.lines[mark:])
+
+
+@pytest.mark.e2e
+async def test_killed_valkey_server_is_restarted_on_its_port_and_jobs_go_on(stack: Up) -> None:
+    url = stack.banner_url("Redis")
+    valkey_pid = stack.pid_of("valkey-server")
+    assert "valkey-server" in _cmdline(valkey_pid)
+    mark = len(stack.lines)
+    os.kill(valkey_pid, signal.SIGKILL)
+    index, _ = await stack.wait_for(
+        r"valkey-server exited with signal SIGKILL .*; its log: .*/valkey/valkey-server\.log$", after=mark
+    )
+    _, started = await stack.wait_for(r"valkey-server started \(pid (\d+)\) at (\S+)$", after=index)
+    assert started.group(2) == url
+    async with SyllabusClient.connect(stack.grpc_addr) as client:
+        job, _ = await client.submit(summarize("after a Valkey restart"))
+        await assert_succeeded_once(client, [job])
+
+
+@pytest.mark.e2e
+async def test_one_of_two_generators_killed_is_restarted_and_the_other_keeps_running(stack: Up) -> None:
+    first, second = stack.pid_of("generator-1"), stack.pid_of("generator-2")
+    processes = {pid: _cmdline(pid) for pid in (first, second)}
+    assert all(cmd.endswith("-m syllabus generator") for cmd in processes.values()), processes
+    mark = len(stack.lines)
+    os.kill(first, signal.SIGKILL)
+    index, _ = await stack.wait_for(r"generator-1 exited with signal SIGKILL .*restarting in", after=mark)
+    await stack.wait_for(r"generator-1 started \(pid \d+\)", after=index)
+    assert stack.pid_of("generator-1") != first
+    assert _still_running(processes) == {second: processes[second]}
+    assert not any("generator-2 exited" in line for line in stack.lines[mark:])
+
+
 @pytest.mark.e2e
 async def test_sigterm_stops_everything_in_order_and_leaves_no_process(tmp_path: Path) -> None:
-    up = await Up.start(up_env(tmp_path / "home"))
+    up = await Up.start(up_env(tmp_path / "home"), "--workers", "renderer=2")
     try:
         await up.wait_for(r"^Syllabus is up\.", deadline=UP_DEADLINE)
         tree = descendants(up.process.pid)
@@ -350,12 +401,59 @@ async def test_sigterm_stops_everything_in_order_and_leaves_no_process(tmp_path:
         assert _still_running(tree) == {}
         order = [
             (await up.wait_for(rf"stopping {re.escape(step)}$", after=mark))[0]
-            for step in ("gateway", "generator, renderer", "scheduler", "Valkey", "NATS")
+            for step in ("gateway", "generator, renderer-1, renderer-2", "scheduler", "Valkey", "NATS")
         ]
         assert order == sorted(order)
         assert up.lines[-1] == "stopped"
     finally:
         await up.kill_everything()
+
+
+@pytest.mark.parametrize(
+    ("args", "variables", "named", "reason"),
+    [
+        pytest.param(["--workers", "generator=0"], {}, "--workers", "from 1 to", id="zero"),
+        pytest.param(["--workers", "generator=-1"], {}, "--workers", "from 1 to", id="negative"),
+        pytest.param(["--workers", "generator=lots"], {}, "--workers", "from 1 to", id="not-a-number"),
+        pytest.param(["--workers", "generator"], {}, "--workers", "expected service=count", id="garbage"),
+        pytest.param(["--workers", "mailer=2"], {}, "--workers", "not a worker service", id="unknown"),
+        pytest.param(["--workers", "scheduler=2"], {}, "--workers", "leader election", id="scheduler"),
+        pytest.param(["--workers", "gateway=2"], {}, "--workers", "gateway runs as one process", id="gateway"),
+        pytest.param([], {"SYLLABUS_WORKERS": "renderer=0"}, "SYLLABUS_WORKERS", "from 1 to", id="variable-zero"),
+        pytest.param(
+            [], {"SYLLABUS_WORKERS": "scheduler=2"}, "SYLLABUS_WORKERS", "leader election", id="variable-scheduler"
+        ),
+        pytest.param(
+            ["--workers", "generator=2"],
+            {"SYLLABUS_SERVICES": "gateway"},
+            "--workers",
+            "SYLLABUS_SERVICES",
+            id="service-not-run",
+        ),
+    ],
+)
+async def test_bad_workers_are_one_line_naming_the_flag_or_variable(
+    tmp_path: Path, args: list[str], variables: dict[str, str], named: str, reason: str
+) -> None:
+    env = up_env(tmp_path / "home") | variables
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "syllabus",
+        "up",
+        *args,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), STEP_DEADLINE)
+    assert process.returncode == 2
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert named in lines[0] and reason in lines[0], lines
+    assert stdout == b""
+    assert not (tmp_path / "home").exists()
 
 
 @pytest.mark.parametrize(
@@ -387,26 +485,6 @@ async def test_bad_configuration_is_one_line_naming_the_variable(tmp_path: Path,
     assert stdout == b""
     # Nothing was started, not even the lock taken.
     assert not (tmp_path / "home").exists()
-
-
-async def test_child_with_a_configuration_error_is_not_restarted(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="syllabus.up")
-    gave_up = asyncio.Event()
-    child = Supervised(
-        "misconfigured",
-        _python("raise SystemExit(2)"),
-        os.environ,
-        RestartPolicy(first_delay=0.01, max_delay=0.05),
-        stop_timeout=10,
-        on_give_up=gave_up.set,
-    )
-    child.start()
-    try:
-        await asyncio.wait_for(gave_up.wait(), STEP_DEADLINE)
-    finally:
-        await asyncio.wait_for(child.stop(), STEP_DEADLINE)
-    assert child.restarts == 0
-    assert any("not restarting" in r.getMessage() for r in caplog.records)
 
 
 async def test_up_fails_clearly_when_the_grpc_address_is_taken(tmp_path: Path) -> None:

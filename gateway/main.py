@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import grpc
-
 from gateway.rest.server import RestGateway, loopback_target, services_named
 from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services, serving
+from gateway.services import server as gateway_server
 from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
 from syllabus.topology import Topology
@@ -21,7 +20,7 @@ async def serve(common: CommonConfig) -> None:
     stop = stop_signal()
     nc, store = await unless_stopped(open_connections(common, "syllabus-gateway"), stop)
     topology = Topology(common.namespace)
-    server = grpc.aio.server()
+    server = gateway_server()
     add_services(server, Wiring(nc, store, topology, config, common.tenant, retry.max_attempts))
     health_servicer = add_health_and_reflection(server)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -11,6 +12,7 @@ from nats.aio.client import Client
 
 from gateway.admin import AdminService
 from gateway.courses import CourseService
+from gateway.decoding import RequestDecoding
 from gateway.jobs import JobService
 from syllabus.config import GatewayConfig
 from syllabus.store.base import Store
@@ -29,6 +31,24 @@ SERVICE_NAMES = (
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     course_service_pb2.DESCRIPTOR.services_by_name["CourseService"].full_name,
 )
+
+# grpc's own default, named so the REST shim can refuse a larger message before sending it.
+MAX_MESSAGE = 4 << 20
+# Metadata the server takes (grpc's defaults are 8 KiB, and between 8 and 16 KiB it refuses calls at random);
+# the REST shim forwards at most half of this from HTTP headers.
+MAX_METADATA = 64 << 10
+
+
+def server(*interceptors: grpc.aio.ServerInterceptor) -> grpc.aio.Server:
+    """The gateway's gRPC server: undecodable requests are INVALID_ARGUMENT, and the limits above are set."""
+    return grpc.aio.server(
+        interceptors=[RequestDecoding(), *interceptors],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_metadata_size", MAX_METADATA),
+            ("grpc.absolute_max_metadata_size", MAX_METADATA),
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -81,9 +101,18 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
     )
 
 
+class HealthServicer(health.aio.HealthServicer):
+    """grpcio-health-checking's asyncio servicer, with the List method it leaves out (its base class answers
+    UNKNOWN and logs a traceback for every call)."""
+
+    async def List(self, request: health_pb2.HealthListRequest, context: Any) -> health_pb2.HealthListResponse:
+        statuses = {name: health_pb2.HealthCheckResponse(status=status) for name, status in self._server_status.items()}
+        return health_pb2.HealthListResponse(statuses=statuses)
+
+
 def add_health_and_reflection(server: grpc.aio.Server) -> health.aio.HealthServicer:
     """Standard health (call `serving` once started) and server reflection, so grpcurl and buf curl need no protos."""
-    servicer = health.aio.HealthServicer()
+    servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     return servicer

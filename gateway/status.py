@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import grpc
@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from syllabus import outages
 from syllabus.errors import BrokerUnavailable, Conflict, InvalidRequest, JobNotFound, QueueFull, WatchFellBehind
 from syllabus.store.base import InvalidPageToken
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 _validator = protovalidate.Validator()
+_TIME_TYPES = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
 # grpc ships no type information; this names what the servicer methods receive.
 Context: TypeAlias = Any
 
@@ -42,14 +44,55 @@ def field_path(violation: protovalidate.Violation) -> str:
     return ".".join(parts)
 
 
+def _malformed_times(message: Message, path: str = "") -> Iterator[tuple[str, str]]:
+    """Timestamps and Durations outside what they can mean (nanos past a second, seconds past year 9999, mixed
+    signs): protovalidate has no rule for that, and protojson cannot write them, so a job holding one could never
+    be read over REST."""
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        where = f"{path}.{field.name}" if path else field.name
+        if field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].message_type is None:
+                continue
+            items: Iterable[tuple[str, Message]] = ((f'{where}["{key}"]', item) for key, item in value.items())
+        elif field.is_repeated:
+            items = ((f"{where}[{index}]", item) for index, item in enumerate(value))
+        else:
+            items = [(where, value)]
+        for item_path, item in items:
+            if item.DESCRIPTOR.full_name in _TIME_TYPES:
+                try:
+                    item.ToJsonString()  # type: ignore[attr-defined]
+                except ValueError as exc:
+                    yield item_path, str(exc)
+            else:
+                yield from _malformed_times(item, item_path)
+
+
 def violations_of(request: Message) -> list[tuple[str, str]]:
+    malformed = list(_malformed_times(request))
+    if malformed:
+        # Rules on a malformed value say nothing useful (or fail), so these come alone.
+        return malformed
     return [(field_path(v), v.proto.message) for v in _validator.collect_violations(request)]
+
+
+def safe_text(text: str) -> str:
+    """text, with what UTF-8 cannot hold (lone surrogates from JSON escapes or undecodable headers) written as
+    backslash escapes: a protobuf string refuses it, and client input ends up in error messages."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode(errors="backslashreplace").decode()
+    return text
 
 
 def bad_request(violations: list[tuple[str, str]]) -> status_pb2.Status:
     details = error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=path, description=text) for path, text in violations
+            error_details_pb2.BadRequest.FieldViolation(field=safe_text(path), description=safe_text(text))
+            for path, text in violations
         ]
     )
     summary = "; ".join(f"{path}: {text}" for path, text in violations[:5])
@@ -63,7 +106,7 @@ def build_status(code: int, message: str, *details: Message) -> status_pb2.Statu
         wrapped = any_pb2.Any()
         wrapped.Pack(detail)
         packed.append(wrapped)
-    return status_pb2.Status(code=code, message=message, details=packed)
+    return status_pb2.Status(code=code, message=safe_text(message), details=packed)
 
 
 def status_for(exc: Exception) -> status_pb2.Status | None:
@@ -84,6 +127,8 @@ def status_for(exc: Exception) -> status_pb2.Status | None:
         return bad_request([("page_token", "not a token this server issued")])
     if isinstance(exc, Conflict):
         return build_status(code_pb2.FAILED_PRECONDITION, str(exc))
+    if (dependency := outages.unreachable(exc)) is not None:
+        return build_status(code_pb2.UNAVAILABLE, f"{dependency} is unreachable; try again shortly")
     return None
 
 

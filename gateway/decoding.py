@@ -1,0 +1,130 @@
+"""A server interceptor that answers request bytes which do not decode as the method's message with INVALID_ARGUMENT.
+
+grpc runs a method's request deserializer before any interceptor or servicer code can catch what it raises, so a
+DecodeError there ends the call as UNKNOWN and logs a traceback for every such call. The interceptor swaps in a
+deserializer that turns undecodable bytes into a marker value, and a behavior that refuses the marker before the
+servicer sees it. grpc picks how to run a behavior from its kind (coroutine, async generator or plain function),
+so each wrapper keeps the kind of the behavior it wraps.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2
+
+from gateway.status import abort, build_status
+
+log = logging.getLogger(__name__)
+Behavior = Callable[..., Any]
+
+
+class Undecodable:
+    """What the wrapped deserializer returns for bytes that are not the method's message."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def message(self) -> str:
+        return f"cannot decode the request: {self.reason}"
+
+
+def _decoder(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as exc:
+            return Undecodable(str(exc))
+
+    return decode
+
+
+async def _refuse(request: Any, context: Any) -> None:
+    if isinstance(request, Undecodable):
+        log.debug("refused undecodable request: %s", request.reason)
+        await abort(context, build_status(code_pb2.INVALID_ARGUMENT, request.message()))
+
+
+def _refuse_sync(request: Any, context: Any) -> None:
+    if isinstance(request, Undecodable):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message())
+
+
+def _unary_request(behavior: Behavior) -> Behavior:
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            await _refuse(request, context)
+            async for item in behavior(request, context):
+                yield item
+
+        return stream
+    if inspect.iscoroutinefunction(behavior):
+
+        async def call(request: Any, context: Any) -> Any:
+            await _refuse(request, context)
+            return await behavior(request, context)
+
+        return call
+
+    def plain(request: Any, context: Any) -> Any:
+        _refuse_sync(request, context)
+        return behavior(request, context)
+
+    return plain
+
+
+async def _checked(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+    async for request in requests:
+        await _refuse(request, context)
+        yield request
+
+
+def _checked_sync(requests: Iterator[Any], context: Any) -> Iterator[Any]:
+    for request in requests:
+        _refuse_sync(request, context)
+        yield request
+
+
+def _streaming_request(behavior: Behavior) -> Behavior:
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+            async for item in behavior(_checked(requests, context), context):
+                yield item
+
+        return stream
+    if inspect.iscoroutinefunction(behavior):
+
+        async def call(requests: AsyncIterator[Any], context: Any) -> Any:
+            return await behavior(_checked(requests, context), context)
+
+        return call
+
+    def plain(requests: Iterator[Any], context: Any) -> Any:
+        return behavior(_checked_sync(requests, context), context)
+
+    return plain
+
+
+class RequestDecoding(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        decode = _decoder(handler.request_deserializer)
+        serialize = handler.response_serializer
+        if handler.request_streaming and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(_streaming_request(handler.stream_stream), decode, serialize)
+        if handler.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(_streaming_request(handler.stream_unary), decode, serialize)
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(_unary_request(handler.unary_stream), decode, serialize)
+        return grpc.unary_unary_rpc_method_handler(_unary_request(handler.unary_unary), decode, serialize)

@@ -34,7 +34,13 @@ async def serve(common: CommonConfig) -> None:
     await serving(health_servicer)
     log.info("gateway listening on %s (gRPC)", config.grpc_addr)
     # The REST shim calls this server over loopback, so it starts after it and stops before it.
-    rest = RestGateway(services_named(SERVICE_NAMES), loopback_target(config.grpc_addr, grpc_port))
+    rest = RestGateway(
+        services_named(SERVICE_NAMES),
+        loopback_target(config.grpc_addr, grpc_port),
+        header_timeout=config.http_header_timeout,
+        body_timeout=config.http_body_timeout,
+        max_connections=config.http_max_connections,
+    )
     try:
         try:
             http_addr = await rest.start(config.http_addr)

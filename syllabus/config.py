@@ -178,6 +178,11 @@ class GatewayConfig:
     http_addr: str = "127.0.0.1:8080"
     # How long SubmitJob waits for JetStream before answering UNAVAILABLE, when the caller set no deadline.
     publish_timeout: float = 5.0
+    # The REST shim's bounds on slow and idle clients: seconds to send a request's headers (from connecting, or
+    # from the previous answer), seconds of silence in the middle of a body, and open connections at once.
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    http_max_connections: int = 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -187,6 +192,15 @@ class GatewayConfig:
             http_addr=_parse(env, "SYLLABUS_HTTP_ADDR", cls.http_addr, _host_port, "host:port"),
             publish_timeout=_parse(
                 env, "SYLLABUS_PUBLISH_TIMEOUT", str(cls.publish_timeout), _positive_float, "seconds > 0"
+            ),
+            http_header_timeout=_parse(
+                env, "SYLLABUS_HTTP_HEADER_TIMEOUT", str(cls.http_header_timeout), _positive_float, "seconds > 0"
+            ),
+            http_body_timeout=_parse(
+                env, "SYLLABUS_HTTP_BODY_TIMEOUT", str(cls.http_body_timeout), _positive_float, "seconds > 0"
+            ),
+            http_max_connections=_parse(
+                env, "SYLLABUS_HTTP_MAX_CONNECTIONS", str(cls.http_max_connections), _positive_int, "an integer > 0"
             ),
         )
 

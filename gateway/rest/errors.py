@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from gateway.rest import protojson
-from gateway.status import build_status
+from gateway.status import build_status, safe_text
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,16 @@ FALLBACK_BODY = b'{"code": 13, "message": "failed to marshal error message"}'
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
+class ClientError(ValueError):
+    """The request cannot be answered as asked; `status` is what the client gets, `http` its HTTP status when
+    that is not the code's usual one (413 for a body too large, say)."""
+
+    def __init__(self, value: status_pb2.Status, http: int | None = None) -> None:
+        super().__init__(value.message)
+        self.status = value
+        self.http = http
+
+
 def http_status(code: int) -> int:
     return HTTP_STATUS.get(code, 500)
 
@@ -57,7 +67,8 @@ def bad_request(message: str, violations: Sequence[tuple[str, str]] = ()) -> sta
         return build_status(code_pb2.INVALID_ARGUMENT, message)
     details = error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=path, description=text) for path, text in violations
+            error_details_pb2.BadRequest.FieldViolation(field=safe_text(path), description=safe_text(text))
+            for path, text in violations
         ]
     )
     return build_status(code_pb2.INVALID_ARGUMENT, message, details)
@@ -106,7 +117,9 @@ def stream_chunk(value: status_pb2.Status) -> dict[str, Any]:
     return {"error": protojson.to_dict(value)}
 
 
-def response(value: status_pb2.Status, headers: dict[str, str] | None = None) -> web.Response:
+def response(
+    value: status_pb2.Status, headers: dict[str, str] | None = None, *, http: int | None = None
+) -> web.Response:
     body = body_of(value)
-    code = http_status(value.code) if body is not FALLBACK_BODY else 500
+    code = (http or http_status(value.code)) if body is not FALLBACK_BODY else 500
     return web.Response(status=code, body=body, headers={**(headers or {}), **headers_for(value)})

@@ -4,6 +4,10 @@ In: IANA permanent request headers travel as `grpcgateway-<name>`, `Grpc-Metadat
 `Authorization` also as plain `authorization`, plus `x-forwarded-host` and `x-forwarded-for`. `Grpc-Timeout`
 (`<n><unit>`, unit one of H M S m u n) becomes the call's deadline. Out: the server's header metadata as
 `Grpc-Metadata-<key>`.
+
+gRPC metadata values are printable ASCII; HTTP header values need not be. A `Grpc-Metadata-*` or `Authorization`
+value that cannot travel is INVALID_ARGUMENT naming the header (grpc-go would fail the call instead); the other
+headers are passed along only for information, so one that cannot travel is left out.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ import re
 from collections.abc import Iterable
 
 from aiohttp import web
-from google.rpc import status_pb2
 
 from gateway.rest import errors
+from gateway.services import MAX_METADATA
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 
@@ -51,15 +55,20 @@ PERMANENT_HEADERS = frozenset(
     }
 )
 _VALID_KEY = re.compile(r"[0-9A-Za-z._-]+")
+_VALID_VALUE = re.compile(r"[\x20-\x7e]*")
+# The gRPC spec's TimeoutValue: a positive integer of at most 8 digits, and its unit.
+_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
+# Half of what the gateway's server takes leaves room for what grpc adds itself (path, authority, user agent...).
+MAX_FORWARDED = MAX_METADATA // 2
+# How grpc counts an entry against its limit: key and value, and 32 bytes more (HPACK's overhead).
+_ENTRY_OVERHEAD = 32
 # Keys gRPC itself owns: grpc-python refuses to send them as call metadata.
 _RESERVED_KEYS = frozenset({"content-type", "te", "user-agent", "host", "connection", "authority"})
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
 
-class BadHeader(ValueError):
-    def __init__(self, value: status_pb2.Status) -> None:
-        super().__init__(value.message)
-        self.status = value
+class BadHeader(errors.ClientError):
+    """A header the call cannot be made with."""
 
 
 def canonical(key: str) -> str:
@@ -75,7 +84,16 @@ def _decode_binary(value: str) -> bytes:
         return base64.urlsafe_b64decode(padded)
 
 
-def incoming_metadata(request: web.Request) -> Metadata:
+def _text_value(key: str, value: str, *, required: bool) -> str | None:
+    """value if gRPC metadata can carry it; else BadHeader when the client meant it as metadata, None if not."""
+    if _VALID_VALUE.fullmatch(value):
+        return value
+    if required:
+        raise BadHeader(errors.bad_request(f"invalid header {key}: gRPC metadata takes printable ASCII only"))
+    return None
+
+
+def incoming_metadata(request: web.BaseRequest) -> Metadata:
     pairs: list[tuple[str, str | bytes]] = []
     for raw_key, value in request.headers.items():
         key = canonical(raw_key)
@@ -83,7 +101,7 @@ def incoming_metadata(request: web.Request) -> Metadata:
             continue
         if key == "Authorization":
             # grpc-gateway passes it on unprefixed too, for backwards compatibility.
-            pairs.append(("authorization", value))
+            pairs.append(("authorization", _text_value(key, value, required=True) or ""))
         if key in PERMANENT_HEADERS:
             name = PERMANENT_PREFIX + key
         elif key.startswith(METADATA_PREFIX) and len(key) > len(METADATA_PREFIX):
@@ -99,26 +117,41 @@ def incoming_metadata(request: web.Request) -> Metadata:
             except (binascii.Error, ValueError):
                 raise BadHeader(errors.bad_request(f"invalid binary header {key}: not base64")) from None
         else:
-            pairs.append((name, value))
-    pairs.append(("x-forwarded-host", request.headers.get("X-Forwarded-Host") or request.host))
+            text = _text_value(key, value, required=key not in PERMANENT_HEADERS or key == "Authorization")
+            if text is not None:
+                pairs.append((name, text))
+    host = _text_value("Host", request.headers.get("X-Forwarded-Host") or request.host, required=False)
+    if host is not None:
+        pairs.append(("x-forwarded-host", host))
     forwarded = request.headers.getall("X-Forwarded-For", [])
     if request.remote:
         forwarded = [*forwarded, request.remote]
-    if forwarded:
-        pairs.append(("x-forwarded-for", ", ".join(forwarded)))
+    chain = _text_value("X-Forwarded-For", ", ".join(forwarded), required=False) if forwarded else None
+    if chain is not None:
+        pairs.append(("x-forwarded-for", chain))
+    size = sum(len(key) + len(value) + _ENTRY_OVERHEAD for key, value in pairs)
+    if size > MAX_FORWARDED:
+        raise BadHeader(
+            errors.bad_request(f"the headers make {size} bytes of gRPC metadata; the gateway takes {MAX_FORWARDED}"),
+            http=431,
+        )
     return tuple(pairs)
 
 
 def parse_timeout(raw: str) -> float:
-    """Seconds from a Grpc-Timeout value (`<digits><unit>`); BadHeader if it is not one. 0 or less: a deadline
+    """Seconds from a Grpc-Timeout value (up to 8 digits and a unit); BadHeader if it is not one. 0: a deadline
     already past (the shim answers DEADLINE_EXCEEDED at once)."""
-    unit = _TIMEOUT_UNITS.get(raw[-1:])
-    if len(raw) < 2 or unit is None or not re.fullmatch(r"[+-]?[0-9]+", raw[:-1]):
-        raise BadHeader(errors.bad_request(f"invalid grpc-timeout: {raw}"))
-    return max(int(raw[:-1]) * unit, 0.0)
+    match = _TIMEOUT.fullmatch(raw)
+    if match is None:
+        raise BadHeader(
+            errors.bad_request(
+                f"invalid grpc-timeout: {raw} (expected up to 8 digits and a unit: H, M, S, m, u or n, as in 30S)"
+            )
+        )
+    return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
 
 
-def timeout_of(request: web.Request) -> float | None:
+def timeout_of(request: web.BaseRequest) -> float | None:
     """The call's deadline in seconds from the Grpc-Timeout header, None without one."""
     raw = request.headers.get("Grpc-Timeout")
     return None if raw is None else parse_timeout(raw)

@@ -1,13 +1,16 @@
 """Protobuf JSON (protojson) in and out, as grpc-gateway's default marshaler does it.
 
-Out: lowerCamelCase names, fields without presence emitted even at their zero value. In: both name spellings,
-unknown fields ignored. Python's json_format is more lenient than Go's protojson (it takes `[]` for a message,
-a field named twice, ...), so a request body is first checked against the message descriptor; a mismatch
-becomes a FieldProblem naming the field as the proto spells it, e.g. `requests[1].spec.summarize_text.text`.
+Out: lowerCamelCase names, fields without presence emitted even at their zero value. In: both name spellings.
+Unknown fields and enum values that name no value are refused, deliberately unlike grpc-gateway's default
+(which drops unknown fields): a misspelt option must not quietly submit a different job than the caller meant.
+Python's json_format is more lenient than Go's protojson (it takes `[]` for a message, a field named twice, ...),
+so a request body is first checked against the message descriptor; a mismatch becomes a FieldProblem naming the
+field as the proto spells it, e.g. `requests[1].spec.summarize_text.text`.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterator
 from typing import Any, cast
@@ -35,6 +38,8 @@ _INTEGERS = {
     FieldDescriptor.TYPE_SFIXED64,
 }
 _FLOATS = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+# As deep as protobuf itself parses messages (json_format's and upb's default recursion limit).
+MAX_DEPTH = 100
 
 
 class MalformedJson(ValueError):
@@ -64,6 +69,8 @@ def loads(data: bytes) -> Any:
         raise MalformedJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except UnicodeDecodeError:
         raise MalformedJson("the body is not UTF-8") from None
+    except RecursionError:
+        raise MalformedJson(f"nested too deeply (a request nests at most {MAX_DEPTH} levels)") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -98,7 +105,7 @@ def merge_json(value: Any, message: Message, path: str = "") -> None:
         raise problem
     parsed = type(message)()
     try:
-        json_format.ParseDict(value, parsed, ignore_unknown_fields=True)
+        json_format.ParseDict(value, parsed)
     except json_format.ParseError as exc:
         # Find the very value json_format refused, converting leaf by leaf.
         problem = next(_problems(value, descriptor_of(message), path, convert=True), None)
@@ -106,7 +113,11 @@ def merge_json(value: Any, message: Message, path: str = "") -> None:
     message.MergeFrom(parsed)
 
 
-def _field_for(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
+def field_named(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
+    """The field a key names, in proto or JSON spelling."""
+    if not key.isascii():
+        # Field names are ASCII, and upb's lookup fails on a string UTF-8 cannot hold.
+        return None
     field = descriptor.fields_by_name.get(key)
     if field is None:
         field = next((f for f in descriptor.fields if f.json_name == key), None)
@@ -117,13 +128,26 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _problems(value: dict[str, Any], descriptor: Descriptor, path: str, *, convert: bool) -> Iterator[FieldProblem]:
+def unknown_field(descriptor: Descriptor, key: str) -> str:
+    names = [f.json_name for f in descriptor.fields]
+    close = difflib.get_close_matches(key, [*names, *(f.name for f in descriptor.fields)], n=1)
+    hint = f"; did you mean {close[0]}?" if close else f"; it has {', '.join(names)}" if names else ""
+    return f"unknown field: {descriptor.full_name} has no field {key!r}{hint}"
+
+
+def _problems(
+    value: dict[str, Any], descriptor: Descriptor, path: str, *, convert: bool, depth: int = 0
+) -> Iterator[FieldProblem]:
+    if depth > MAX_DEPTH:
+        yield FieldProblem(path, f"nested too deeply (a request nests at most {MAX_DEPTH} levels)")
+        return
     seen: dict[str, str] = {}
     oneofs: dict[str, str] = {}
     for key, item in value.items():
-        field = _field_for(descriptor, key)
+        field = field_named(descriptor, key)
         if field is None:
-            continue
+            yield FieldProblem(_join(path, key), unknown_field(descriptor, key))
+            return
         where = _join(path, field.name)
         if field.name in seen:
             yield FieldProblem(where, f"set twice (as {seen[field.name]!r} and {key!r})")
@@ -137,11 +161,11 @@ def _problems(value: dict[str, Any], descriptor: Descriptor, path: str, *, conve
                 yield FieldProblem(where, f"only one of the {oneof.name} fields may be set (also {oneofs[oneof.name]})")
                 return
             oneofs[oneof.name] = field.name
-        yield from _field_problems(key, item, field, descriptor, where, convert=convert)
+        yield from _field_problems(key, item, field, descriptor, where, convert=convert, depth=depth)
 
 
 def _field_problems(
-    key: str, item: Any, field: FieldDescriptor, container: Descriptor, where: str, *, convert: bool
+    key: str, item: Any, field: FieldDescriptor, container: Descriptor, where: str, *, convert: bool, depth: int
 ) -> Iterator[FieldProblem]:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         if not isinstance(item, dict):
@@ -150,7 +174,7 @@ def _field_problems(
         value_field = field.message_type.fields_by_name["value"]
         for map_key, map_value in item.items():
             probe: dict[str, Any] | None = {key: {map_key: map_value}} if convert else None
-            yield from _value_problems(map_value, value_field, f'{where}["{map_key}"]', container, probe)
+            yield from _value_problems(map_value, value_field, f'{where}["{map_key}"]', container, probe, depth)
         return
     if field.is_repeated:
         if not isinstance(item, list):
@@ -158,13 +182,13 @@ def _field_problems(
             return
         for index, element in enumerate(item):
             probe = {key: [element]} if convert else None
-            yield from _value_problems(element, field, f"{where}[{index}]", container, probe)
+            yield from _value_problems(element, field, f"{where}[{index}]", container, probe, depth)
         return
-    yield from _value_problems(item, field, where, container, {key: item} if convert else None)
+    yield from _value_problems(item, field, where, container, {key: item} if convert else None, depth)
 
 
 def _value_problems(
-    item: Any, field: FieldDescriptor, where: str, container: Descriptor, probe: dict[str, Any] | None
+    item: Any, field: FieldDescriptor, where: str, container: Descriptor, probe: dict[str, Any] | None, depth: int
 ) -> Iterator[FieldProblem]:
     """Problems of one value of field. With a probe (convert mode), leaf values are converted too: the probe,
     a JSON object holding just this value, is parsed into a fresh container message."""
@@ -183,14 +207,17 @@ def _value_problems(
             yield FieldProblem(where, f"expected a JSON object ({message.full_name})")
             return
         elif message.full_name not in _OBJECTS:
-            yield from _problems(item, message, where, convert=probe is not None)
+            yield from _problems(item, message, where, convert=probe is not None, depth=depth + 1)
             return
     elif not _type_ok(field, item):
         yield FieldProblem(where, f"expected {_json_kind(field)}, got {_kind_of(item)}")
         return
+    elif field.enum_type is not None and not _enum_ok(field, item):
+        yield FieldProblem(where, _enum_problem(field, item))
+        return
     if probe is not None:
         try:
-            json_format.ParseDict(probe, GetMessageClass(container)(), ignore_unknown_fields=True)
+            json_format.ParseDict(probe, GetMessageClass(container)())
         except json_format.ParseError as exc:
             yield FieldProblem(where, _reason(str(exc)))
 
@@ -219,6 +246,21 @@ def _type_ok(field: FieldDescriptor, item: Any) -> bool:
     if kind == FieldDescriptor.TYPE_ENUM:
         return isinstance(item, int | str)
     return isinstance(item, str)
+
+
+def _enum_ok(field: FieldDescriptor, item: int | str) -> bool:
+    """A name of a value, or its number: protojson's two spellings. A number no value has is refused too,
+    as protovalidate's `defined_only` refuses it on gRPC."""
+    enum = field.enum_type
+    assert enum is not None
+    return item in enum.values_by_number if isinstance(item, int) else item in enum.values_by_name
+
+
+def _enum_problem(field: FieldDescriptor, item: int | str) -> str:
+    enum = field.enum_type
+    assert enum is not None
+    names = ", ".join(value.name for value in enum.values)
+    return f"{item!r} is not a value of {enum.full_name} (one of {names})"
 
 
 def _json_kind(field: FieldDescriptor) -> str:

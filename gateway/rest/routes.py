@@ -2,7 +2,7 @@
 
 Routing copies grpc-gateway's runtime.ServeMux: routes registered later are tried first (the generated code
 prepends each handler, in proto order); a verb is split off the last path component only for a route that has
-one; a path that some route of another HTTP method matches is 501 (Unimplemented), anything else 404.
+one; a path that some route of another HTTP method matches is 405 (Unimplemented), anything else 404.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Resolved:
 
 @dataclass(frozen=True)
 class RoutingError:
-    """What grpc-gateway's DefaultRoutingErrorHandler is called with: 400, 404 or 405 (sent as 501)."""
+    """What grpc-gateway's DefaultRoutingErrorHandler is called with: 400, 404 or 405."""
 
     http_status: int
 
@@ -160,3 +160,7 @@ class Router:
                 if split is not None and route.template.match(*split) is not None:
                     return RoutingError(405)
         return RoutingError(404)
+
+    def allowed_methods(self, raw_path: str) -> list[str]:
+        """The HTTP methods some route serves raw_path with (the Allow header of a 405)."""
+        return sorted(method for method in self._by_method if isinstance(self.resolve(method, raw_path), Resolved))

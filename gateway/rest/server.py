@@ -2,7 +2,9 @@
 
 Like grpc-gateway it is a reverse proxy over a loopback gRPC channel, so deadlines, metadata and statuses are
 exactly the gRPC ones, and every route comes from the services' google.api.http options: there is no code per
-RPC. It also serves /openapi.json and /docs, both generated from the same descriptors.
+RPC. It also serves /openapi.json and /docs, both generated from the same descriptors. Every answer that is not
+a success is a google.rpc.Status, including those to requests too large, too slow or not HTTP at all
+(gateway.rest.connections).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from google.protobuf.descriptor_pool import Default as default_pool
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 
-from gateway.rest import docs, errors, headers, openapi, protojson, streams, transcode
+from gateway.rest import connections, docs, errors, headers, openapi, protojson, streams, transcode
 from gateway.rest.routes import Resolved, Route, Router, RoutingError, routes_of
+from gateway.services import MAX_MESSAGE
 from gateway.status import build_status
 
 log = logging.getLogger(__name__)
 
-# JSON is bigger than the protobuf it becomes; the gRPC server refuses messages over 4 MiB anyway.
+# JSON is bigger than the protobuf it becomes, which must fit MAX_MESSAGE as well.
 MAX_BODY = 16 << 20
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {"application/pdf": ".pdf", "text/html": ".html", "text/markdown": ".md", "application/json": ".json"}
 
@@ -65,8 +69,23 @@ def _filename(route: Route, params: dict[str, str], content_type: str) -> str:
     return _SAFE_NAME.sub("_", stem).strip("_") + extension
 
 
+def _too_large(what: str, size: int, limit: int) -> errors.ClientError:
+    # Not RESOURCE_EXHAUSTED (429, "try later"): the same request never fits.
+    message = f"{what} is {size} bytes; the gateway takes at most {limit} ({limit >> 20} MiB)"
+    return errors.ClientError(errors.bad_request(message), http=413)
+
+
 class RestGateway:
-    def __init__(self, services: Sequence[ServiceDescriptor], target: str, *, title: str = "Syllabus API") -> None:
+    def __init__(
+        self,
+        services: Sequence[ServiceDescriptor],
+        target: str,
+        *,
+        title: str = "Syllabus API",
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        max_connections: int = 1024,
+    ) -> None:
         routes = routes_of(services)
         for route in routes:
             if route.method.client_streaming:
@@ -78,27 +97,31 @@ class RestGateway:
         self._calls: dict[str, Call] = {}
         self._active: set[Any] = set()
         self._closing = False
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
+        self._header_timeout = header_timeout
+        self._body_timeout = body_timeout
+        self._max_connections = max_connections
+        self.server: connections.Server | None = None
         self.spec = openapi.build(self.routes, title=title)
         self._spec_body = protojson.dumps(self.spec)
         self._docs_body = docs.render(self.spec).encode()
         self._sequence = {r.grpc_path: streams.sequence_path(r.method.output_type) for r in self.routes}
 
-    def app(self) -> web.Application:
-        # Every request goes to _handle, before (and whatever) aiohttp's own router would say: routing is ours.
-        @web.middleware
-        async def everything(request: web.Request, handler: Any) -> web.StreamResponse:
-            return await self._handle(request)
-
-        return web.Application(client_max_size=MAX_BODY, middlewares=[everything])
-
     async def start(self, addr: str) -> str:
         """Listen on host:port (port 0 picks one); returns the address actually bound."""
-        self._channel = grpc.aio.insecure_channel(self._target)
+        # Answers come from this process's own server: its limit on what it sends is the one that counts.
+        self._channel = grpc.aio.insecure_channel(self._target, options=[("grpc.max_receive_message_length", -1)])
         for route in self.routes:
             self._calls.setdefault(route.grpc_path, self._method_call(route))
-        # handler_cancellation: a client that goes away cancels its handler, and with it the gRPC call.
-        self._runner = web.AppRunner(self.app(), handler_cancellation=True, access_log=None, shutdown_timeout=5.0)
+        # Every request goes to _handle: routing is ours. A client that goes away cancels its handler, and with
+        # it the gRPC call.
+        self.server = connections.Server(
+            self._handle,
+            max_connections=self._max_connections,
+            header_timeout=self._header_timeout,
+            access_log=None,
+        )
+        self._runner = web.ServerRunner(self.server, shutdown_timeout=5.0)
         await self._runner.setup()
         host, _, port = addr.rpartition(":")
         site = web.TCPSite(self._runner, host.strip("[]"), int(port))
@@ -128,7 +151,7 @@ class RestGateway:
         )
         return call
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.rel_url.raw_path
         if request.method == "GET" and path == "/openapi.json":
             return web.Response(body=self._spec_body, content_type="application/json")
@@ -138,15 +161,23 @@ class RestGateway:
             return errors.response(build_status(code_pb2.UNAVAILABLE, "the gateway is shutting down"))
         resolved = self.router.resolve(request.method, path)
         if isinstance(resolved, RoutingError):
-            return errors.response(errors.routing_status(resolved.http_status))
+            status = errors.routing_status(resolved.http_status)
+            if resolved.http_status == 405:
+                # grpc-gateway sends Unimplemented's 501; but a method the route does not take is the client's
+                # mistake, so the HTTP status says so (the body keeps grpc-gateway's Status).
+                allow = {"Allow": ", ".join(self.router.allowed_methods(path))}
+                return errors.response(status, allow, http=405)
+            return errors.response(status)
         try:
             metadata = headers.incoming_metadata(request)
             timeout = headers.timeout_of(request)
-            message = await self._request_message(request, resolved)
-        except (transcode.BadInput, headers.BadHeader) as exc:
-            return errors.response(exc.status)
-        except web.HTTPRequestEntityTooLarge:
-            return errors.response(errors.bad_request(f"the request body is larger than {MAX_BODY} bytes"))
+            body = await self._body(request) if resolved.route.body else b""
+            message = self._request_message(request, resolved, body)
+            size = message.ByteSize()
+            if size > MAX_MESSAGE:
+                raise _too_large("the request as protobuf", size, MAX_MESSAGE)
+        except errors.ClientError as exc:
+            return await self._refuse(request, exc)
         if timeout is not None and timeout <= 0:
             # A deadline already past: Go's gRPC fails such a call before sending it, and so does the shim.
             return errors.response(build_status(code_pb2.DEADLINE_EXCEEDED, "context deadline exceeded"))
@@ -160,22 +191,68 @@ class RestGateway:
             self._active.discard(call)
             call.cancel()
 
-    async def _request_message(self, request: web.Request, resolved: Resolved) -> Message:
+    @staticmethod
+    async def _refuse(request: web.BaseRequest, refusal: errors.ClientError) -> web.StreamResponse:
+        response = errors.response(refusal.status, http=refusal.http)
+        if refusal.http == 413:
+            # The rest of the body is not wanted: aiohttp reads and drops what still comes for a while (closing on
+            # unread data would reset the connection, and the client might never see this answer), then closes.
+            response.force_close()
+        elif refusal.http == 408:
+            # The client stopped sending: waiting on for the rest of its body would only hold the connection.
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()
+        return response
+
+    async def _body(self, request: web.BaseRequest) -> bytes:
+        """The request body, read with a bound on its size and on the wait for each part of it."""
+        length = request.content_length
+        if length is not None and length > MAX_BODY:
+            raise _too_large("the request body", length, MAX_BODY)
+        expect = request.headers.get("Expect")
+        if expect is not None:
+            if expect.lower() != "100-continue":
+                raise errors.ClientError(errors.bad_request(f"unsupported expectation: Expect: {expect}"), http=417)
+            if request.version >= (1, 1):
+                # The request got this far (route, headers): the client may send its body.
+                await request.writer.write(_CONTINUE)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                async with asyncio.timeout(self._body_timeout):
+                    chunk = await request.content.readany()
+            except TimeoutError:
+                message = f"the request body stopped arriving: nothing came for {self._body_timeout:g} s"
+                raise errors.ClientError(build_status(code_pb2.DEADLINE_EXCEEDED, message), http=408) from None
+            except web.RequestPayloadError as exc:
+                raise errors.ClientError(errors.bad_request(f"malformed request body: {exc}")) from None
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise _too_large("the request body", size, MAX_BODY)
+            chunks.append(chunk)
+
+    def _request_message(self, request: web.BaseRequest, resolved: Resolved, body: bytes) -> Message:
         route = resolved.route
         message = protojson.message_class(route.method.input_type)()
-        body = await request.read() if route.body else b""
         transcode.build_request(route, message, resolved.params, request.rel_url.query.items(), body)
         last_event = request.headers.get("Last-Event-ID")
         resume = streams.resume_field(route.method.input_type) if route.server_streaming else None
         if last_event is not None and resume is not None:
-            if not last_event.strip().isdigit():
+            try:
+                sequence = streams.sequence_number(resume, last_event)
+            except ValueError as exc:
                 raise transcode.BadInput(
                     errors.bad_request(
                         "Last-Event-ID must be the id of an event of this stream",
-                        [(resume.name, f"Last-Event-ID {last_event!r} is not a sequence number")],
+                        [(resume.name, f"Last-Event-ID {last_event!r} {exc}")],
                     )
-                )
-            setattr(message, resume.name, int(last_event))
+                ) from None
+            setattr(message, resume.name, sequence)
         return message
 
     async def _unary(self, resolved: Resolved, call: Any) -> web.StreamResponse:
@@ -201,7 +278,7 @@ class RestGateway:
         out["Content-Type"] = "application/json"
         return web.Response(body=protojson.dumps(value), headers=out)
 
-    async def _stream(self, request: web.Request, resolved: Resolved, call: Any) -> web.StreamResponse:
+    async def _stream(self, request: web.BaseRequest, resolved: Resolved, call: Any) -> web.StreamResponse:
         sse = streams.wants_sse(request.headers.get("Accept", ""))
         sequence = self._sequence[resolved.route.grpc_path]
         messages = call.__aiter__()

@@ -9,6 +9,7 @@ can close instead of reconnecting. On reconnect, `Last-Event-ID` becomes the req
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,13 +23,15 @@ SSE_CONTENT_TYPE = "text/event-stream"
 NDJSON_CONTENT_TYPE = "application/json"
 SEQUENCE_FIELD = "sequence"
 RESUME_FIELD = "after_sequence"
+# The largest value of each integer type a sequence may have.
 _INTEGER_TYPES = {
-    FieldDescriptor.TYPE_UINT64,
-    FieldDescriptor.TYPE_INT64,
-    FieldDescriptor.TYPE_UINT32,
-    FieldDescriptor.TYPE_INT32,
-    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_UINT64: (1 << 64) - 1,
+    FieldDescriptor.TYPE_INT64: (1 << 63) - 1,
+    FieldDescriptor.TYPE_UINT32: (1 << 32) - 1,
+    FieldDescriptor.TYPE_INT32: (1 << 31) - 1,
+    FieldDescriptor.TYPE_FIXED64: (1 << 64) - 1,
 }
+_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 def wants_sse(accept: str) -> bool:
@@ -57,6 +60,16 @@ def resume_field(descriptor: Descriptor) -> FieldDescriptor | None:
     if field is None or field.type not in _INTEGER_TYPES or field.is_repeated:
         return None
     return field
+
+
+def sequence_number(field: FieldDescriptor, text: str) -> int:
+    """The sequence a Last-Event-ID names, for field (the request's resume field); ValueError saying why not."""
+    if not _DIGITS.fullmatch(text.strip()):
+        raise ValueError("is not a sequence number")
+    number = int(text)
+    if number > _INTEGER_TYPES[field.type]:
+        raise ValueError("is past the last sequence number there can be")
+    return number
 
 
 def value_at(message: Message, path: Sequence[str]) -> Any:

@@ -3,7 +3,9 @@
 The body fills the whole request (`body: "*"`) or one top-level field; path variables then set their fields
 (over what the body said); query parameters fill what neither bound (`body: "*"` takes none). A query key is a
 field path in proto or JSON spelling (`page_size`, `pageSize`, `options.priority`); repeated fields take the key
-several times; `labels[key]=value` sets a map entry; enums come by name or number. Unknown keys are ignored.
+several times; `labels[key]=value` sets a map entry; enums come by name or number. A key that names no field, or
+any key when the body takes the whole request, is INVALID_ARGUMENT (grpc-gateway ignores both): a misspelt filter
+must not quietly list something else.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
-from google.rpc import status_pb2
 
 from gateway.rest import errors, protojson
 from gateway.rest.routes import Route
@@ -27,12 +28,8 @@ _STRING_FORMS = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duratio
 _WRAPPER_SUFFIX = "Value"
 
 
-class BadInput(ValueError):
-    """The HTTP request cannot become the gRPC request; `status` is what the client gets (INVALID_ARGUMENT)."""
-
-    def __init__(self, value: status_pb2.Status) -> None:
-        super().__init__(value.message)
-        self.status = value
+class BadInput(errors.ClientError):
+    """The HTTP request cannot become the gRPC request (INVALID_ARGUMENT)."""
 
 
 def _invalid(path: str, description: str, summary: str = "") -> BadInput:
@@ -40,31 +37,25 @@ def _invalid(path: str, description: str, summary: str = "") -> BadInput:
     return BadInput(errors.bad_request(message, [(path, description)]))
 
 
-def _field_named(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
-    field: FieldDescriptor | None = descriptor.fields_by_name.get(name)
-    if field is None:
-        field = next((f for f in descriptor.fields if f.json_name == name), None)
-    return field
-
-
-def _lookup(message: Message, path: Sequence[str]) -> tuple[Message, FieldDescriptor, str] | None:
+def _lookup(message: Message, path: Sequence[str]) -> tuple[Message, FieldDescriptor, str]:
     """The message holding the last field of path (created along the way), that field, and its proto path.
 
-    Names may be proto or JSON spellings. None when a name is unknown (ignored, as grpc-gateway does).
+    Names may be proto or JSON spellings; BadInput names the first one that is no field.
     """
     holder = message
     proto_path: list[str] = []
     for depth, name in enumerate(path):
-        field = _field_named(protojson.descriptor_of(holder), name)
+        descriptor = protojson.descriptor_of(holder)
+        field = protojson.field_named(descriptor, name)
         if field is None:
-            return None
+            raise _invalid(".".join([*proto_path, name]), protojson.unknown_field(descriptor, name))
         proto_path.append(field.name)
         if depth == len(path) - 1:
             return holder, field, ".".join(proto_path)
         if field.message_type is None or field.is_repeated:
             raise _invalid(".".join(proto_path), f"{field.name} is not a message, so it has no field {path[depth + 1]}")
         holder = getattr(holder, field.name)
-    return None
+    raise _invalid("", "empty query parameter name")
 
 
 def _text_to_json(field: FieldDescriptor, text: str) -> Any:
@@ -104,10 +95,7 @@ def _text_to_json(field: FieldDescriptor, text: str) -> Any:
 
 
 def _set(message: Message, path: Sequence[str], values: Sequence[str], *, map_key: str | None = None) -> None:
-    found = _lookup(message, path)
-    if found is None:
-        return
-    holder, field, proto_path = found
+    holder, field, proto_path = _lookup(message, path)
     oneof = field.containing_oneof
     if oneof is not None:
         current = holder.WhichOneof(oneof.name)
@@ -149,7 +137,7 @@ def _normalized(message: Message, path: Sequence[str]) -> tuple[str, ...]:
     names: list[str] = []
     descriptor: Descriptor | None = protojson.descriptor_of(message)
     for name in path:
-        field = _field_named(descriptor, name) if descriptor is not None else None
+        field = protojson.field_named(descriptor, name) if descriptor is not None else None
         names.append(field.name if field is not None else name)
         descriptor = field.message_type if field is not None else None
     return tuple(names)
@@ -166,11 +154,14 @@ def build_request(
         _fill_body(route, message, body)
     for name, value in params.items():
         _set(message, name.split("."), [value])
-    if route.body == "*":
-        return message
     grouped: dict[str, list[str]] = {}
     for key, value in query:
         grouped.setdefault(key, []).append(value)
+    if route.body == "*":
+        if grouped:
+            name = next(iter(grouped))
+            raise _invalid(name, "this method takes no query parameters: its body is the whole request")
+        return message
     bound = _bound_by(route)
     for key, values in grouped.items():
         map_key = None

@@ -1,5 +1,5 @@
 """The REST shim in front of an in-process gateway: the pipeline fixture's services on a gRPC server of our own
-(with health and reflection, as gateway.main serves them), and the shim listening on a free port."""
+(built, and with health and reflection, as gateway.main serves them), and the shim listening on a free port."""
 
 from __future__ import annotations
 
@@ -18,13 +18,17 @@ import pytest_asyncio
 
 from gateway.rest.server import RestGateway, services_named
 from gateway.services import SERVICE_NAMES, add_health_and_reflection, add_services, serving
+from gateway.services import server as gateway_server
+from tests.gateway import conftest as gateway_fixtures
 from tests.pipeline import conftest as pipeline_fixtures
 from tests.pipeline.conftest import Pipeline, wiring
 from tests.rest.shelf import add_shelf, shelf_service
 
-# The pipeline fixtures, made available to the tests in this folder.
+# The pipeline fixtures, and the log check, made available to the tests in this folder.
 pipeline = pipeline_fixtures.pipeline
 start_worker = pipeline_fixtures.start_worker
+gateway_log = gateway_fixtures.gateway_log
+LogProblems = gateway_fixtures.LogProblems
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +63,7 @@ class Rest:
 @pytest_asyncio.fixture
 async def rest(pipeline: Pipeline) -> AsyncIterator[Rest]:
     recorder = MetadataRecorder()
-    server = grpc.aio.server(interceptors=[recorder])
+    server = gateway_server(recorder)
     add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
     health_servicer = add_health_and_reflection(server)
     port = server.add_insecure_port("127.0.0.1:0")

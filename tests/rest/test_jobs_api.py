@@ -237,10 +237,13 @@ async def test_unknown_job_is_404_with_resource_info(rest: Rest) -> None:
     }
 
 
-async def test_wrong_method_is_501_and_unknown_route_404(rest: Rest) -> None:
+async def test_wrong_method_is_405_and_unknown_route_404(rest: Rest) -> None:
     wrong = await rest.http.delete("/v1/jobs/abc")
-    assert wrong.status_code == 501
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
     assert wrong.json() == {"code": 12, "message": "Method Not Allowed", "details": []}
+    assert (await rest.http.get("/v1/jobs/abc:cancel")).status_code == 404
+    cancel = await rest.http.put("/v1/jobs/abc:cancel")
+    assert cancel.status_code == 405 and cancel.headers["allow"] == "GET, POST"
     unknown = await rest.http.get("/v2/jobs")
     assert unknown.status_code == 404
     assert unknown.json() == {"code": 5, "message": "Not Found", "details": []}
@@ -266,7 +269,14 @@ async def test_deadline_from_grpc_timeout_is_504(rest: Rest) -> None:
     expired = await rest.http.get("/v1/jobs/x", headers={"Grpc-Timeout": "0S"})
     assert expired.status_code == 504
     bad = await rest.http.get("/v1/jobs/x", headers={"Grpc-Timeout": "soon"})
-    assert bad.status_code == 400 and bad.json()["message"] == "invalid grpc-timeout: soon"
+    assert bad.status_code == 400
+    assert bad.json()["message"] == (
+        "invalid grpc-timeout: soon (expected up to 8 digits and a unit: H, M, S, m, u or n, as in 30S)"
+    )
+    # A negative timeout is a client mistake, not a deadline the server missed.
+    for raw in ("-5S", "+5S", "123456789S"):
+        negative = await rest.http.get("/v1/jobs/x", headers={"Grpc-Timeout": raw})
+        assert negative.status_code == 400 and negative.json()["message"].startswith(f"invalid grpc-timeout: {raw} ")
 
 
 async def test_gateway_down_is_503(rest: Rest) -> None:

@@ -1,0 +1,168 @@
+"""The REST shim's HTTP connections: aiohttp's low-level server, with what aiohttp does not do for us.
+
+- Requests aiohttp's own parser refuses (a bad request line, header or chunk, too many or too long headers)
+  aiohttp answers in plain text, logging each with a traceback. `RequestHandler.handle_error` is the one place
+  that answer is made, so a subclass overrides it: a google.rpc.Status, and a debug line instead of a traceback.
+  The same subclass keeps a body that turns out malformed only after the answer (aiohttp reads what is left of
+  it) from being logged as a failure of the server.
+- Open connections are bounded. Over the bound a new connection is answered `503` UNAVAILABLE at once and closed,
+  as nginx's `limit_conn` answers, instead of waiting unanswered in the listen backlog. What it sends is read
+  and dropped until it closes (or the header timeout ends), so closing cannot reset the connection under the
+  answer.
+- The header timeout is aiohttp's keep-alive timer: it starts when a connection opens (and again when an answer
+  ends) and closes the connection if no whole request has arrived by then, so a client that sends nothing, or
+  stops half-way through its headers, is closed. It does not run while a request is being answered: a long
+  stream is never cut by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web, web_protocol
+from aiohttp.http_exceptions import LineTooLong
+from google.rpc import code_pb2
+
+from gateway.rest import errors
+from gateway.status import build_status
+
+log = logging.getLogger(__name__)
+_TOO_MANY_HEADERS = "Too many headers"
+
+
+class _Connection(web_protocol.RequestHandler):
+    """One HTTP connection; tells its server when it ends, for the connection bound."""
+
+    def __init__(self, server: Server, **kwargs: Any) -> None:
+        super().__init__(server, **kwargs)
+        self._server = server
+        self._counted = True
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        if self._counted:
+            self._counted = False
+            self._server.connection_ended()
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        # After answering, aiohttp reads and drops what is left of a body the handler did not read; if that part
+        # is malformed (bad chunking, bad compression) the read raises, and aiohttp logs it as its own failure.
+        # It is the client's, and there is no one left to answer.
+        failure = kw.get("exc_info")
+        if isinstance(failure, web_protocol.RequestPayloadError):
+            log.debug("malformed request body, after the answer: %s", failure)
+            return
+        super().log_exception(*args, **kw)
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            # The shim's own failure (an exception out of its handler), not the client's: worth a traceback.
+            log.error("REST request %s %s failed", request.method, request.rel_url, exc_info=exc)
+            code = code_pb2.DEADLINE_EXCEEDED if status == 504 else code_pb2.INTERNAL
+            value = build_status(code, "internal error; the gateway log has the details")
+        else:
+            reason = message or HTTPStatus(status).phrase
+            log.debug("malformed HTTP request from %s: %s", request.remote, reason)
+            value = errors.bad_request(f"malformed HTTP request: {reason}")
+            if isinstance(exc, LineTooLong) or reason.startswith(_TOO_MANY_HEADERS):
+                status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+        if request.writer.output_size > 0:
+            # As aiohttp's own handler: part of an answer went out, so no other answer can follow.
+            raise ConnectionError("the answer has started; no error answer can follow it")
+        response = errors.response(value, http=status)
+        response.force_close()
+        return response
+
+
+class _Refusal(asyncio.Protocol):
+    """A connection over the bound: the 503 answer at once, then nothing but waiting for the client to close."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._close: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._server.refusals.add(transport)
+        transport.write(self._server.refusal)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._close = asyncio.get_running_loop().call_later(self._server.header_timeout, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._close is not None:
+            self._close.cancel()
+        if self._transport is not None:
+            self._server.refusals.discard(self._transport)
+
+
+class Server(web.Server):
+    """aiohttp's low-level server with the connection handler above and a bound on open connections."""
+
+    def __init__(self, handler: Any, *, max_connections: int, header_timeout: float, **handler_args: Any) -> None:
+        super().__init__(handler, handler_cancellation=True)
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.refusals: set[asyncio.Transport] = set()
+        self._handler_args = {"keepalive_timeout": header_timeout, **handler_args}
+        self._open = 0
+        self._refusing = False
+        body = errors.body_of(
+            build_status(
+                code_pb2.UNAVAILABLE,
+                f"the gateway has {max_connections} HTTP connections open, as many as it takes; retry shortly",
+            )
+        )
+        self.refusal = (
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    # The event loop is the only caller and takes any protocol, so this may return the refusal instead.
+    def __call__(self) -> asyncio.Protocol:  # type: ignore[override]
+        if self._open >= self.max_connections:
+            if not self._refusing:
+                self._refusing = True
+                log.warning(
+                    "%d HTTP connections are open, the most SYLLABUS_HTTP_MAX_CONNECTIONS allows: "
+                    "new ones are answered 503 until some close",
+                    self._open,
+                )
+            return _Refusal(self)
+        if self._refusing:
+            self._refusing = False
+            log.info("HTTP connections are below SYLLABUS_HTTP_MAX_CONNECTIONS again")
+        # Counted from here, not from connection_made: the loop accepts a burst of connections before any of
+        # them is made, and each must see the ones before it.
+        self._open += 1
+        return _Connection(self, loop=asyncio.get_running_loop(), **self._handler_args)
+
+    def connection_ended(self) -> None:
+        self._open -= 1
+
+    def pre_shutdown(self) -> None:
+        for transport in list(self.refusals):
+            transport.abort()
+        self.refusals.clear()
+        super().pre_shutdown()

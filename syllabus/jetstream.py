@@ -55,12 +55,13 @@ async def connect(url: str, name: str, on_change: Callable[[bool], Awaitable[Non
 
     async def on_error(exc: Exception) -> None:
         # nats-py reports every failed attempt (two a second while NATS is away): say it now and then. Once the
-        # connection was up, losing it is the one warning (on_disconnected); the attempts after it are detail.
+        # connection was up, losing it is the one warning (on_disconnected); the error that announces the loss
+        # (before it) is debug detail, and the failed attempts after it are said at INFO, now and then.
         nonlocal last_said
         now = time.monotonic()
         if now - last_said >= REPEAT_CONNECT_ERROR:
             last_said = now
-            level = logging.INFO if established else logging.WARNING
+            level = logging.WARNING if not established else logging.INFO if lost else logging.DEBUG
             log.log(level, "NATS at %s: %s; retrying", url, exc or type(exc).__name__)
 
     async def on_disconnected() -> None:

@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import sys
+import sysconfig
 import textwrap
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -291,7 +292,7 @@ class Stack:
             lines += [
                 "",
                 "Try:",
-                "  buf curl --protocol grpc --http2-prior-knowledge "
+                f"  {buf_command()} curl --protocol grpc --http2-prior-knowledge "
                 f"""-d '{{"spec": {{"summarize_text": {{"text": "{_EXAMPLE_TEXT}"}}}}}}' """
                 f"http://{self.gateway.grpc_addr}/syllabus.v1.JobService/SubmitJob",
             ]
@@ -366,3 +367,11 @@ def _stop_all(members: Sequence[Supervised]) -> Callable[[], Awaitable[None]]:
         await asyncio.gather(*(member.stop() for member in members))
 
     return stop
+
+
+def buf_command() -> str:
+    """buf as the user can run it: the one installed beside this Python (scripts/run installs it), else from PATH."""
+    beside = Path(sysconfig.get_path("scripts")) / "buf"
+    if beside.is_file():
+        return str(beside.relative_to(Path.cwd())) if beside.is_relative_to(Path.cwd()) else str(beside)
+    return "buf"

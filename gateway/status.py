@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any, NoReturn, TypeAlias, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, NamedTuple, NoReturn, TypeAlias, TypeVar, cast
 
 import grpc
 import protovalidate
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -27,6 +28,12 @@ Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 _validator = protovalidate.Validator()
 _TIME_TYPES = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+# 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z; about 10,000 years either way; nanos within a second.
+_TIMESTAMP_SECONDS = (-62135596800, 253402300799)
+_DURATION_SECONDS = 315576000000
+_NANOS = 1_000_000_000
+# Per message type: the fields that can hold a Timestamp or Duration, however deep.
+_TIMED_FIELDS: dict[str, tuple[_TimedField, ...]] = {}
 # grpc ships no type information; this names what the servicer methods receive.
 Context: TypeAlias = Any
 
@@ -44,34 +51,92 @@ def field_path(violation: protovalidate.Violation) -> str:
     return ".".join(parts)
 
 
-def _malformed_times(message: Message, path: str = "") -> Iterator[tuple[str, str]]:
+class _TimedField(NamedTuple):
+    """A field that can hold a Timestamp or Duration: its name, how it holds values, whether they are times."""
+
+    name: str
+    kind: str  # "one", "list" or "map"
+    times: bool
+
+
+def _timed_fields(descriptor: Descriptor, visiting: frozenset[str] = frozenset()) -> tuple[_TimedField, ...]:
+    name = descriptor.full_name
+    known = _TIMED_FIELDS.get(name)
+    if known is not None:
+        return known
+    inside = visiting | {name}
+    fields = []
+    for field in descriptor.fields:
+        held = field.message_type
+        if held is None:
+            continue
+        kind = "one"
+        if held.GetOptions().map_entry:
+            kind, held = "map", held.fields_by_name["value"].message_type
+            if held is None:
+                continue
+        elif field.is_repeated:
+            kind = "list"
+        times = held.full_name in _TIME_TYPES
+        # A message type that holds itself, however indirectly, is visited whether or not it holds a time.
+        if times or held.full_name in inside or _timed_fields(held, inside):
+            fields.append(_TimedField(field.name, kind, times))
+    _TIMED_FIELDS[name] = tuple(fields)
+    return _TIMED_FIELDS[name]
+
+
+# One step of a field path: the field's name, and the map key or list index within it (None for neither).
+Step: TypeAlias = tuple[str, str | int | None]
+
+
+def _spelled(path: Iterable[Step]) -> str:
+    parts = []
+    for name, at in path:
+        parts.append(name if at is None else f"{name}[{at}]" if isinstance(at, int) else f'{name}["{at}"]')
+    return ".".join(parts)
+
+
+def _malformed_times(
+    message: Message, path: tuple[Step, ...] = (), found: list[tuple[str, str]] | None = None
+) -> list[tuple[str, str]]:
     """Timestamps and Durations outside what they can mean (nanos past a second, seconds past year 9999, mixed
     signs): protovalidate has no rule for that, and protojson cannot write them, so a job holding one could never
-    be read over REST."""
-    for field, value in message.ListFields():
-        if field.message_type is None:
-            continue
-        where = f"{path}.{field.name}" if path else field.name
-        if field.message_type.GetOptions().map_entry:
-            if field.message_type.fields_by_name["value"].message_type is None:
-                continue
-            items: Iterable[tuple[str, Message]] = ((f'{where}["{key}"]', item) for key, item in value.items())
-        elif field.is_repeated:
-            items = ((f"{where}[{index}]", item) for index, item in enumerate(value))
+    be read over REST. Only fields that can hold one are visited, and a path is spelt only for a problem."""
+    found = [] if found is None else found
+    for field in _timed_fields(cast(Descriptor, message.DESCRIPTOR)):
+        value = getattr(message, field.name)
+        if field.kind == "map":
+            items: Iterable[tuple[str | int | None, Any]] = value.items()
+        elif field.kind == "list":
+            items = enumerate(value)
+        elif message.HasField(field.name):
+            items = ((None, value),)
         else:
-            items = [(where, value)]
-        for item_path, item in items:
-            if item.DESCRIPTOR.full_name in _TIME_TYPES:
+            continue
+        for at, item in items:
+            if not field.times:
+                _malformed_times(item, (*path, (field.name, at)), found)
+            elif not _in_range(item):
+                # protobuf has the last word, and says what is wrong: the check above only saves its formatting.
                 try:
-                    item.ToJsonString()  # type: ignore[attr-defined]
+                    item.ToJsonString()
                 except ValueError as exc:
-                    yield item_path, str(exc)
-            else:
-                yield from _malformed_times(item, item_path)
+                    found.append((_spelled((*path, (field.name, at))), str(exc)))
+    return found
+
+
+def _in_range(item: Any) -> bool:
+    """The ranges google/protobuf/timestamp.proto and duration.proto give."""
+    seconds: int = item.seconds
+    nanos: int = item.nanos
+    if item.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
+        return _TIMESTAMP_SECONDS[0] <= seconds <= _TIMESTAMP_SECONDS[1] and 0 <= nanos < _NANOS
+    same_sign = seconds == 0 or nanos == 0 or (seconds < 0) == (nanos < 0)
+    return -_DURATION_SECONDS <= seconds <= _DURATION_SECONDS and -_NANOS < nanos < _NANOS and same_sign
 
 
 def violations_of(request: Message) -> list[tuple[str, str]]:
-    malformed = list(_malformed_times(request))
+    malformed = _malformed_times(request)
     if malformed:
         # Rules on a malformed value say nothing useful (or fail), so these come alone.
         return malformed

@@ -160,7 +160,9 @@ def render(spec: dict[str, Any]) -> str:
 <p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI {escape(spec["openapi"])}).
 Streams answer newline-delimited JSON, or Server-Sent Events with <code>Accept: text/event-stream</code>.
 Headers <code>Authorization</code> and <code>Grpc-Metadata-*</code> become gRPC metadata;
-<code>Grpc-Timeout</code> (e.g. <code>30S</code>, <code>500m</code>) sets the deadline.</p>
+<code>Grpc-Timeout</code> (e.g. <code>30S</code>, <code>500m</code>) sets the deadline.
+Input is strict: a field, query parameter or enum value the API does not have is refused (400, naming it),
+never ignored. Every error is a <code>google.rpc.Status</code>.</p>
 <nav><ul>{nav}</ul></nav>
 {sections}
 <h2>Schemas</h2>

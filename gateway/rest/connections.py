@@ -9,6 +9,9 @@
   as nginx's `limit_conn` answers, instead of waiting unanswered in the listen backlog. What it sends is read
   and dropped until it closes (or the header timeout ends), so closing cannot reset the connection under the
   answer.
+- The bound must be reached before the process runs out of file descriptors (then accept() fails, and NATS,
+  gRPC and the store with it): the open-file limit is raised as far as allowed for it, as Go's runtime does at
+  start, and the bound lowered, with a warning, if that is not far enough.
 - The header timeout is aiohttp's keep-alive timer: it starts when a connection opens (and again when an answer
   ends) and closes the connection if no whole request has arrived by then, so a client that sends nothing, or
   stops half-way through its headers, is closed. It does not run while a request is being answered: a long
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from http import HTTPStatus
 from typing import Any
 
@@ -31,6 +35,32 @@ from gateway.status import build_status
 
 log = logging.getLogger(__name__)
 _TOO_MANY_HEADERS = "Too many headers"
+# File descriptors the rest of the gateway may need besides HTTP connections: gRPC, NATS, the store, logs.
+RESERVED_FILES = 128
+
+
+def connection_bound(wanted: int) -> int:
+    """How many HTTP connections the process can hold open: wanted, once the open-file limit allows it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + RESERVED_FILES
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return wanted
+    try:
+        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = raised
+    except (ValueError, OSError):
+        pass
+    if soft >= need:
+        return wanted
+    usable = max(1, soft - RESERVED_FILES)
+    log.warning(
+        "SYLLABUS_HTTP_MAX_CONNECTIONS=%d, but this process may open only %d files: at most %d HTTP connections",
+        wanted,
+        soft,
+        usable,
+    )
+    return usable
 
 
 class _Connection(web_protocol.RequestHandler):

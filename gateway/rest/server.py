@@ -117,7 +117,7 @@ class RestGateway:
         # it the gRPC call.
         self.server = connections.Server(
             self._handle,
-            max_connections=self._max_connections,
+            max_connections=connections.connection_bound(self._max_connections),
             header_timeout=self._header_timeout,
             access_log=None,
         )

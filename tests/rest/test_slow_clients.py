@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import resource
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import pytest_asyncio
 
+from gateway.rest.connections import RESERVED_FILES
 from gateway.rest.server import RestGateway, services_named
 from gateway.services import SERVICE_NAMES
 from syllabus.config import ConfigError, GatewayConfig
 from tests.pipeline import handlers
 from tests.pipeline.conftest import StartWorker
 from tests.rest import rawhttp
-from tests.rest.conftest import LogProblems, Rest
+from tests.rest.conftest import ROOT, LogProblems, Rest
 from tests.rest.test_jobs_api import submit
 
 QUICK = 0.5
@@ -171,6 +175,35 @@ async def test_silent_clients_cannot_hold_the_connections(shim: Shim, gateway_lo
     [answer], _ = await rawhttp.exchange(url, b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
     assert answer.status == 200
     assert gateway_log() == []
+
+
+def connection_bound_under(soft: int, hard: int, wanted: int) -> tuple[int, int, str]:
+    """connection_bound(wanted) in a process started with that open-file limit: the bound, the soft limit it
+    left, and what it logged."""
+    program = f"""
+import logging, resource, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))
+from gateway.rest.connections import connection_bound
+bound = connection_bound({wanted})
+print(bound, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=ROOT)
+    bound, left = done.stdout.split()
+    return int(bound), int(left), done.stderr
+
+
+def test_the_open_file_limit_is_raised_for_the_connection_bound() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 1024 + RESERVED_FILES:
+        pytest.skip(f"the hard open-file limit here ({hard}) is below what the test raises the soft one to")
+    assert connection_bound_under(300, hard, 1024) == (1024, 1024 + RESERVED_FILES, "")
+
+
+def test_the_connection_bound_is_lowered_to_what_the_open_file_limit_allows() -> None:
+    bound, left, logged = connection_bound_under(300, 300, 1024)
+    assert (bound, left) == (300 - RESERVED_FILES, 300)
+    assert "SYLLABUS_HTTP_MAX_CONNECTIONS=1024, but this process may open only 300 files" in logged
 
 
 def test_http_limits_come_from_the_environment() -> None:

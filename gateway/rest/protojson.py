@@ -253,7 +253,10 @@ def _enum_ok(field: FieldDescriptor, item: int | str) -> bool:
     as protovalidate's `defined_only` refuses it on gRPC."""
     enum = field.enum_type
     assert enum is not None
-    return item in enum.values_by_number if isinstance(item, int) else item in enum.values_by_name
+    if isinstance(item, int):
+        return item in enum.values_by_number
+    # Names are ASCII, and upb's lookup fails on a string UTF-8 cannot hold.
+    return item.isascii() and item in enum.values_by_name
 
 
 def _enum_problem(field: FieldDescriptor, item: int | str) -> str:

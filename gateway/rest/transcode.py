@@ -79,7 +79,7 @@ def _text_to_json(field: FieldDescriptor, text: str) -> Any:
         raise ValueError(f"{text!r} is not a boolean")
     enum = field.enum_type
     if enum is not None:
-        if text in enum.values_by_name:
+        if text.isascii() and text in enum.values_by_name:
             return text
         if _INTEGER.fullmatch(text) and int(text) in enum.values_by_number:
             return int(text)

@@ -35,6 +35,7 @@ async def test_json_nested_deeper_than_python_can_parse(rest: Rest, gateway_log:
         (b'{"spec": {"summarizeText": {"text": "\\ud800"}}}', "spec.summarize_text.text"),
         (b'{"spec": {"summarizeText": {"text": "x"}}, "options": {"labels": {"\\udfff": "x"}}}', "options.labels"),
         (b'{"spec": {"summarizeText": {"text": "x"}}, "\\ud83d": 1}', "\\ud83d"),
+        (b'{"spec": {"summarizeText": {"text": "x"}}, "options": {"priority": "\\udc80"}}', "options.priority"),
     ],
 )
 async def test_lone_surrogates_in_json(rest: Rest, gateway_log: LogProblems, body: bytes, field: str) -> None:

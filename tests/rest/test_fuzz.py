@@ -62,7 +62,7 @@ def value_strategy(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]
         return st.dictionaries(TEXT, value_strategy(message.fields_by_name["value"], depth), max_size=3)
     if field.enum_type is not None:
         names = [value.name for value in field.enum_type.values]
-        typed: st.SearchStrategy[Any] = st.one_of(st.sampled_from(names), st.integers(-2, 12), TEXT)
+        typed: st.SearchStrategy[Any] = st.one_of(st.sampled_from(names), st.integers(-2, 12), SURROGATES, TEXT)
     elif message is not None and message.full_name == "google.protobuf.Timestamp":
         typed = TIMES
     elif message is not None and message.full_name == "google.protobuf.Duration":
@@ -70,7 +70,7 @@ def value_strategy(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]
     elif message is not None:
         typed = message_strategy(message, depth + 1) if depth < 4 else st.just({})
     elif field.type == FieldDescriptor.TYPE_STRING:
-        typed = TEXT
+        typed = st.one_of(TEXT, SURROGATES)
     elif field.type == FieldDescriptor.TYPE_BOOL:
         typed = st.booleans()
     else:
@@ -144,6 +144,50 @@ async def test_bodies_shaped_like_the_request(
     value = body.draw(message_strategy(route.method.input_type))
     data = json.dumps(value).encode()
     check(await rest.http.request(route.http_method, path_for(route, "some-id"), content=data))
+    quiet(gateway_log, capfd)
+
+
+@cache
+def field_paths(descriptor: Descriptor, depth: int = 0) -> tuple[tuple[tuple[str, ...], FieldDescriptor], ...]:
+    """Every field a request body can reach (JSON names), a few messages deep."""
+    paths: list[tuple[tuple[str, ...], FieldDescriptor]] = []
+    for field in descriptor.fields:
+        paths.append(((field.json_name,), field))
+        message = field.message_type
+        if message is None or message.GetOptions().map_entry or message.full_name.startswith("google.protobuf."):
+            continue
+        if depth < 3:
+            paths += [((field.json_name, *below), leaf) for below, leaf in field_paths(message, depth + 1)]
+    return tuple(paths)
+
+
+HOSTILE = st.one_of(
+    SURROGATES,
+    NUMBERS,
+    st.none(),
+    st.booleans(),
+    TEXT,
+    st.sampled_from([[], {}, [None], {"\ud800": 1}, "NOPE", "x" * 5000, "1", "-1"]),
+    TIMES,
+    DURATIONS,
+)
+
+
+@given(route=st.sampled_from(BODY_ROUTES), data=st.data())
+@FUZZ
+async def test_a_hostile_value_at_any_field(
+    rest: Rest, gateway_log: LogProblems, capfd: pytest.CaptureFixture[str], route: Route, data: st.DataObject
+) -> None:
+    path, field = data.draw(st.sampled_from(field_paths(route.method.input_type)))
+    value = data.draw(st.one_of(HOSTILE, value_strategy(field, 0)))
+    if field.is_repeated and data.draw(st.booleans()):
+        value = [value]
+    body: Any = value
+    for name in reversed(path):
+        body = {name: body}
+    if route.body not in ("", "*"):
+        body = body.get(route.body, {})
+    check(await rest.http.request(route.http_method, path_for(route, "some-id"), content=json.dumps(body).encode()))
     quiet(gateway_log, capfd)
 
 

@@ -8,7 +8,7 @@
 - Open connections are bounded. Over the bound a new connection is answered `503` UNAVAILABLE at once and closed,
   as nginx's `limit_conn` answers, instead of waiting unanswered in the listen backlog. What it sends is read
   and dropped until it closes (or the header timeout ends), so closing cannot reset the connection under the
-  answer.
+  answer; while MAX_REFUSALS of those wait, further ones are closed at once, unanswered.
 - The bound must be reached before the process runs out of file descriptors (then accept() fails, and NATS,
   gRPC and the store with it): the open-file limit is raised as far as allowed for it, as Go's runtime does at
   start, and the bound lowered, with a warning, if that is not far enough.
@@ -35,8 +35,11 @@ from gateway.status import build_status
 
 log = logging.getLogger(__name__)
 _TOO_MANY_HEADERS = "Too many headers"
-# File descriptors the rest of the gateway may need besides HTTP connections: gRPC, NATS, the store, logs.
-RESERVED_FILES = 128
+# Connections over the bound that may wait at once for their client to close after the 503; past that, a new
+# one is closed without an answer, so a flood of them cannot use up file descriptors either.
+MAX_REFUSALS = 64
+# File descriptors the gateway may need besides HTTP connections: those refusals, gRPC, NATS, the store, logs.
+RESERVED_FILES = MAX_REFUSALS + 128
 
 
 def connection_bound(wanted: int) -> int:
@@ -123,6 +126,9 @@ class _Refusal(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        if len(self._server.refusals) >= MAX_REFUSALS:
+            transport.abort()
+            return
         self._transport = transport
         self._server.refusals.add(transport)
         transport.write(self._server.refusal)

@@ -7,6 +7,7 @@ quick, and the test's own timeout bounds it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import resource
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import pytest_asyncio
 
-from gateway.rest.connections import RESERVED_FILES
+from gateway.rest.connections import MAX_REFUSALS, RESERVED_FILES
 from gateway.rest.server import RestGateway, services_named
 from gateway.services import SERVICE_NAMES
 from syllabus.config import ConfigError, GatewayConfig
@@ -162,6 +163,32 @@ async def test_connections_over_the_limit_get_503_and_the_gateway_keeps_serving(
     assert answer.status == 200
     for _, writer in held:
         writer.close()
+    assert gateway_log() == []
+
+
+async def test_a_flood_over_the_limit_is_closed_unanswered(shim: Shim, gateway_log: LogProblems) -> None:
+    gateway = await shim(max_connections=1, header_timeout=60)
+    held = await rawhttp.connect(gateway.url)
+    # Refused clients that never close: each waits on the server for its client, up to MAX_REFUSALS of them ...
+    refused = [await rawhttp.connect(gateway.url) for _ in range(MAX_REFUSALS)]
+    for reader, _ in refused:
+        assert (await rawhttp.read_answer(reader)).status == 503
+    # ... and the next one is closed at once, without an answer.
+    reader, writer = await rawhttp.connect(gateway.url)
+    # (A reset, as the server aborts the connection, or an orderly end: either way no answer came.)
+    with contextlib.suppress(ConnectionResetError):
+        assert await reader.read() == b""
+    writer.close()
+    for _, refused_writer in refused:
+        refused_writer.close()
+    reader, writer = held
+    writer.write_eof()
+    await closed_without_answer(reader)
+    writer.close()
+    [answer], _ = await rawhttp.exchange(
+        gateway.url, b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.status == 200
     assert gateway_log() == []
 
 

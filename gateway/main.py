@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from gateway.readiness import Readiness
 from gateway.rest.server import RestGateway, loopback_target, services_named
-from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services, serving
+from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
 from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
@@ -18,7 +19,8 @@ async def serve(common: CommonConfig) -> None:
     config = GatewayConfig.from_env()
     retry = WorkerConfig.from_env("generator").retry
     stop = stop_signal()
-    nc, store = await unless_stopped(open_connections(common, "syllabus-gateway"), stop)
+    readiness = Readiness()
+    nc, store = await unless_stopped(open_connections(common, "syllabus-gateway", readiness.on_nats), stop)
     topology = Topology(common.namespace)
     server = gateway_server()
     add_services(server, Wiring(nc, store, topology, config, common.tenant, retry.max_attempts))
@@ -31,7 +33,7 @@ async def serve(common: CommonConfig) -> None:
         # Restarting cannot help: a configuration error (exit 2), which `syllabus up` does not retry.
         raise ConfigError(f"SYLLABUS_GRPC_ADDR={config.grpc_addr}: cannot listen there (address in use?)")
     await server.start()
-    await serving(health_servicer)
+    await readiness.attach(health_servicer)
     log.info("gateway listening on %s (gRPC)", config.grpc_addr)
     # The REST shim calls this server over loopback, so it starts after it and stops before it.
     rest = RestGateway(

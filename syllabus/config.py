@@ -338,7 +338,7 @@ class SupervisorConfig:
         return workers
 
 
-# --- Generator and renderer (issue 5: prompt to course) ---------------------------------------------------------
+# --- Generator and renderer ---------------------------------------------------------------------------------------
 
 LLM_PROVIDERS = ("offline", "gemini", "openai")
 

@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 
 from syllabus import outages
 from syllabus.errors import BrokerUnavailable, Conflict, InvalidRequest, JobNotFound, QueueFull, WatchFellBehind
+from syllabus.redaction import redact
 from syllabus.store.base import InvalidPageToken
 
 log = logging.getLogger(__name__)
@@ -165,13 +166,13 @@ def bad_request(violations: list[tuple[str, str]]) -> status_pb2.Status:
 
 
 def build_status(code: int, message: str, *details: Message) -> status_pb2.Status:
-    """A google.rpc.Status with its typed details packed."""
+    """A google.rpc.Status with its typed details packed; no configured secret in its message."""
     packed = []
     for detail in details:
         wrapped = any_pb2.Any()
         wrapped.Pack(detail)
         packed.append(wrapped)
-    return status_pb2.Status(code=code, message=safe_text(message), details=packed)
+    return status_pb2.Status(code=code, message=redact(safe_text(message)), details=packed)
 
 
 def status_for(exc: Exception) -> status_pb2.Status | None:

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
+from google.rpc import code_pb2
 
+from gateway.status import build_status
 from syllabus import redaction
 from syllabus.config import CommonConfig, secret_values
 from syllabus.logs import CHATTY_LIBRARIES, setup_logging
@@ -108,3 +110,12 @@ def test_routine_chatter_of_libraries_is_off_at_the_default_level(
     setup_logging(CommonConfig(log_level="debug"), "test")
     logging.getLogger("fontTools.subset").info("shown when debugging")
     assert "shown when debugging" in logged.getvalue()
+
+
+def test_an_answer_of_the_gateway_carries_no_secret() -> None:
+    redaction.install([KEY])
+    try:
+        status = build_status(code_pb2.UNAVAILABLE, f"cannot reach mongodb://app:{KEY}@db")
+    finally:
+        redaction.install(())
+    assert status.message == f"cannot reach mongodb://app:{PLACEHOLDER}@db"

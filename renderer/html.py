@@ -1,11 +1,19 @@
-"""A course as one standalone HTML page: inline CSS, a table of contents, lessons, quizzes, an answer key."""
+"""A course as one standalone HTML page: inline CSS, a table of contents, lessons, quizzes, an answer key.
+
+Lesson Markdown is rendered by markdown-it-py from the tokens of renderer.commonmark, so raw HTML in it shows as
+text and unsafe links stay text. The page loads nothing from elsewhere: an image in a lesson becomes a link to it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from html import escape
 
-from renderer.blocks import Block, Bullets, Code, Heading, Numbered, Paragraph, Quote, parse_blocks, parse_inline
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+
+from renderer.commonmark import PARSER, normalized, parse
 from renderer.course_text import (
     OFFLINE_NOTICE,
     anchor,
@@ -22,7 +30,7 @@ _CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--ink); background: #fff;
   font: 17px/1.65 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif; }
-main { max-width: 46rem; margin: 0 auto; padding: 3rem 1.5rem 5rem; }
+main { max-width: 46rem; margin: 0 auto; padding: 3rem 1.5rem 5rem; overflow-wrap: anywhere; }
 h1 { font-size: 2.2rem; line-height: 1.2; margin: 0 0 .5rem; }
 h2 { font-size: 1.6rem; margin: 3.5rem 0 .75rem; padding-top: 1rem; border-top: 1px solid var(--line); }
 h3 { font-size: 1.25rem; margin: 2rem 0 .5rem; }
@@ -39,6 +47,9 @@ nav.toc ol ol { list-style: none; padding-left: .75rem; font-size: .95rem; }
 .objectives h4, .key-points h4 { margin-top: .25rem; }
 pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem;
   overflow-x: auto; font-size: .9rem; line-height: 1.45; }
+table { display: block; overflow-x: auto; border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid var(--line); padding: .3rem .6rem; vertical-align: top; }
+th { background: var(--soft); }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: .92em; }
 blockquote { margin: 1rem 0; padding: .25rem 1rem; border-left: 4px solid var(--line); color: var(--muted); }
 ol.quiz > li { margin-bottom: 1rem; }
@@ -96,7 +107,7 @@ def _module(module: course_pb2.Module) -> str:
         parts.append('<div class="objectives"><h4>Objectives</h4>' + _list("ul", module.objectives) + "</div>")
     parts += [
         f'<h3 id="{anchor("lesson", module)}">{escape(lesson_heading(module))}</h3>',
-        _blocks(parse_blocks(module.lesson.body_markdown), heading_offset=2),
+        _lesson(module.lesson.body_markdown, heading_offset=2),
     ]
     if module.lesson.key_points:
         parts.append('<div class="key-points"><h4>Key points</h4>' + _list("ul", module.lesson.key_points) + "</div>")
@@ -131,38 +142,27 @@ def _list(tag: str, items: Iterable[str], css_class: str = "") -> str:
     return f"<{tag}{attribute}>" + "".join(f"<li>{_inline(item)}</li>" for item in items) + f"</{tag}>"
 
 
+class _LessonHTML(RendererHTML):
+    def image(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        token = tokens[idx]
+        alt = self.renderInlineAsText(token.children or [], options, env)
+        label = escape(f"[image: {alt}]" if alt else "[image]")
+        opened = sum(1 if t.type == "link_open" else -1 for t in tokens[:idx] if t.type in ("link_open", "link_close"))
+        if opened > 0:
+            return label  # already inside a link, and links do not nest
+        return f'<a class="image" href="{escape(str(token.attrGet("src") or ""))}">{label}</a>'
+
+
+_RENDERER = _LessonHTML()
+
+
 def _inline(text: str) -> str:
-    out = []
-    for run in parse_inline(text):
-        content = escape(run.text)
-        if run.url:
-            out.append(f'<a href="{escape(run.url)}">{content}</a>')
-        elif run.style == "B":
-            out.append(f"<strong>{content}</strong>")
-        elif run.style == "I":
-            out.append(f"<em>{content}</em>")
-        elif run.style == "code":
-            out.append(f"<code>{content}</code>")
-        else:
-            out.append(content)
-    return "".join(out)
+    return _RENDERER.render(PARSER.parseInline(normalized(text)), PARSER.options, {})
 
 
-def _blocks(blocks: list[Block], heading_offset: int) -> str:
-    out = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            level = min(6, block.level + heading_offset)
-            out.append(f"<h{level}>{_inline(block.text)}</h{level}>")
-        elif isinstance(block, Paragraph):
-            out.append(f"<p>{_inline(block.text)}</p>")
-        elif isinstance(block, Bullets):
-            out.append(_list("ul", block.items))
-        elif isinstance(block, Numbered):
-            out.append(_list("ol", block.items))
-        elif isinstance(block, Code):
-            language = f' class="language-{escape(block.language)}"' if block.language else ""
-            out.append(f"<pre><code{language}>{escape(block.text)}</code></pre>")
-        elif isinstance(block, Quote):
-            out.append(f"<blockquote><p>{_inline(block.text)}</p></blockquote>")
-    return "\n".join(out)
+def _lesson(markdown: str, heading_offset: int) -> str:
+    tokens = parse(markdown)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, int(token.tag[1:]) + heading_offset)}"
+    return _RENDERER.render(tokens, PARSER.options, {})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from renderer.blocks import shift_headings
+from renderer.commonmark import embed
 from renderer.course_text import (
     OFFLINE_NOTICE,
     anchor,
@@ -16,19 +16,19 @@ from syllabus.v1 import course_pb2
 
 
 def render_markdown(course: course_pb2.Course) -> bytes:
-    out: list[str] = [f"# {course.title or course.prompt}", ""]
+    out: list[str] = [f"# {_one_line(course.title or course.prompt)}", ""]
     if course.offline_draft:
         out += [f"> **{OFFLINE_NOTICE}**", ""]
     out += [course.description, "", f"*{meta_line(course)}*", ""]
     out += ["## Contents", ""]
     for module in course.modules:
-        out.append(f"{module.index + 1}. [{module_heading(module)}](#{anchor('module', module)})")
+        out.append(f"{module.index + 1}. [{_one_line(module_heading(module))}](#{anchor('module', module)})")
     out += [f"{len(course.modules) + 1}. [Answer key](#answer-key)", ""]
     for module in course.modules:
         out += _module(module)
     out += ['<a id="answer-key"></a>', "", "## Answer key", ""]
     for module in course.modules:
-        out += [f"### {module_heading(module)}", ""]
+        out += [f"### {_one_line(module_heading(module))}", ""]
         for number, question in enumerate(module.quiz.questions, 1):
             answer = question.choices[question.answer_index] if question.answer_index < len(question.choices) else ""
             out.append(f"{number}. **{choice_label(question.answer_index)}** {answer}. {question.explanation}")
@@ -38,10 +38,17 @@ def render_markdown(course: course_pb2.Course) -> bytes:
 
 
 def _module(module: course_pb2.Module) -> list[str]:
-    out = [f'<a id="{anchor("module", module)}"></a>', "", f"## {module_heading(module)}", "", module.summary, ""]
+    out = [
+        f'<a id="{anchor("module", module)}"></a>',
+        "",
+        f"## {_one_line(module_heading(module))}",
+        "",
+        module.summary,
+        "",
+    ]
     if module.objectives:
         out += ["**Objectives**", ""] + [f"- {objective}" for objective in module.objectives] + [""]
-    out += [f"### {lesson_heading(module)}", "", shift_headings(module.lesson.body_markdown.strip(), 2), ""]
+    out += [f"### {_one_line(lesson_heading(module))}", "", embed(module.lesson.body_markdown.strip(), 2), ""]
     if module.lesson.key_points:
         out += ["**Key points**", ""] + [f"- {point}" for point in module.lesson.key_points] + [""]
     out += ["### Quiz", ""]
@@ -50,3 +57,8 @@ def _module(module: course_pb2.Module) -> list[str]:
         out += [f"   - {choice_label(i)}) {choice}" for i, choice in enumerate(question.choices)]
         out.append("")
     return out
+
+
+def _one_line(text: str) -> str:
+    # A heading or a contents line ends at a line break: a title must not carry one into the document.
+    return " ".join(text.split())

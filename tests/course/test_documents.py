@@ -1,85 +1,60 @@
-"""The renderers on their own: Markdown blocks, HTML, PDF (with and without Unicode fonts), determinism; and the
-generator's and renderer's configuration."""
+"""The renderers on their own: lesson Markdown as CommonMark, HTML, Markdown, PDF (with and without Unicode fonts,
+contents of one page and of two), determinism; and the generator's and renderer's configuration."""
 
 from __future__ import annotations
 
-import asyncio
+import re
 import subprocess
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
-from generator.providers.base import ModelRequest
-from generator.providers.offline import OfflineProvider
-from generator.tasks import LessonTask, ModuleContext, OutlineTask, QuizTask, Task, parse_reply
-from renderer.blocks import Bullets, Code, Heading, Numbered, Paragraph, Quote, Run, parse_blocks, parse_inline
+from renderer.commonmark import parse_inline
 from renderer.html import render_html
 from renderer.markdown import render_markdown
-from renderer.pdf import find_font_dir, render_pdf, to_core_text
+from renderer.pdf import find_font_dir, render_pdf
+from renderer.pdf_fonts import to_core_text
+from renderer.pdf_text import Run, inline_runs
 from syllabus.config import ConfigError, GeneratorConfig, RendererConfig
-from syllabus.v1 import course_pb2
+from tests.course.offline_course import offline_course, pdf_text
 
-T = TypeVar("T")
-
-
-async def _write(task: Task[T]) -> T:
-    reply = await OfflineProvider().generate(
-        ModelRequest(task=task, system=task.system(), prompt=task.prompt(), schema=task.schema())
-    )
-    return parse_reply(task, reply.text)
+LESSON = (
+    "## Why\n\nFirst line\ncontinues **here**.\n\n- one\n- two\n  wrapped\n\n1. a\n2) b\n\n"
+    "```rust\nfn main() {}\n```\n\n> quoted\n> text\n"
+)
 
 
-def offline_course(prompt: str, modules: int = 2) -> course_pb2.Course:
-    async def build() -> course_pb2.Course:
-        course = course_pb2.Course(
-            id="c1", prompt=prompt, audience="everyone", level=course_pb2.COURSE_LEVEL_BEGINNER, language="en"
-        )
-        course.create_time.FromSeconds(1_700_000_000)
-        outline = await _write(OutlineTask(prompt, modules, "everyone", "beginner", "en"))
-        course.title, course.description = outline.title, outline.description
-        course.modules.extend(outline.modules)
-        course.offline_draft = True
-        for i in range(modules):
-            context = ModuleContext.of(course, i)
-            course.modules[i].lesson.CopyFrom(await _write(LessonTask(context)))
-            course.modules[i].quiz.CopyFrom(await _write(QuizTask(context, 3)))
-        return course
-
-    return asyncio.run(build())
+def test_lesson_markdown_is_commonmark() -> None:
+    course = offline_course("Bread baking", modules=1)
+    course.modules[0].lesson.body_markdown = LESSON
+    page = render_html(course).decode()
+    # Lesson headings sit two levels below the lesson's own (h3).
+    assert "<h4>Why</h4>" in page
+    assert "<p>First line\ncontinues <strong>here</strong>.</p>" in page
+    assert "<ul>\n<li>one</li>\n<li>two\nwrapped</li>\n</ul>" in page
+    # In CommonMark a list whose delimiter changes ("." to ")") is a new list, numbered on.
+    assert '<ol>\n<li>a</li>\n</ol>\n<ol start="2">\n<li>b</li>\n</ol>' in page
+    assert '<pre><code class="language-rust">fn main() {}\n</code></pre>' in page
+    assert "<blockquote>\n<p>quoted\ntext</p>\n</blockquote>" in page
 
 
-def pdf_text(data: bytes, tmp_path: Path) -> str:
-    path = tmp_path / "doc.pdf"
-    path.write_bytes(data)
-    return " ".join(
-        subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True, text=True).stdout.split()
-    )
-
-
-def test_markdown_blocks_and_inline_runs() -> None:
-    blocks = parse_blocks(
-        "## Why\n\nFirst line\ncontinues **here**.\n\n- one\n- two\n  wrapped\n\n1. a\n2) b\n\n"
-        "```rust\nfn main() {}\n```\n\n> quoted\n> text\n"
-    )
-    assert blocks == [
-        Heading(2, "Why"),
-        Paragraph("First line continues **here**."),
-        Bullets(("one", "two wrapped")),
-        Numbered(("a", "b")),
-        Code("fn main() {}", "rust"),
-        Quote("quoted text"),
-    ]
-    assert parse_inline("a **b** *c* `d` [e](http://x) snake_case_name") == [
+def test_inline_markdown_becomes_styled_runs_for_the_pdf() -> None:
+    assert inline_runs(parse_inline("a **b** *c* `d` [e](http://x) snake_case_name ~~f~~ ***g***")) == [
         Run("a "),
         Run("b", "B"),
         Run(" "),
         Run("c", "I"),
         Run(" "),
-        Run("d", "code"),
+        Run("d", code=True),
         Run(" "),
-        Run("e", "", "http://x"),
-        Run(" snake_case_name"),
+        Run("e", url="http://x"),
+        Run(" snake_case_name "),
+        Run("f", "S"),
+        Run(" "),
+        Run("g", "BI"),
+    ]
+    assert inline_runs(parse_inline("line  \nbreak ![a cat](http://x/cat.png) [bad](javascript:alert(1))")) == [
+        Run("line\nbreak [image: a cat] [bad](javascript:alert(1))")
     ]
 
 
@@ -114,6 +89,38 @@ def test_pdf_has_contents_page_numbers_and_every_lesson(tmp_path: Path) -> None:
 def test_pdf_rendering_is_deterministic() -> None:
     course = offline_course("Bread baking")
     assert render_pdf(course, None) == render_pdf(course, None)
+    if find_font_dir(""):
+        assert render_pdf(course, find_font_dir("")) == render_pdf(course, find_font_dir(""))
+
+
+def pdf_pages(data: bytes, tmp_path: Path) -> list[str]:
+    path = tmp_path / "pages.pdf"
+    path.write_bytes(data)
+    text = subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True, text=True).stdout
+    return [" ".join(page.split()) for page in text.split("\f")]
+
+
+# An A4 contents page holds 37 lines: 12 modules (3 lines each) and the answer key fill it exactly, 13 need two.
+@pytest.mark.parametrize(("modules", "contents_pages"), [(12, 1), (13, 2)])
+@pytest.mark.parametrize("fonts", ["dejavu", "core"])
+def test_the_contents_fill_exactly_the_pages_reserved(
+    modules: int, contents_pages: int, fonts: str, tmp_path: Path
+) -> None:
+    font_dir = find_font_dir("") if fonts == "dejavu" else None
+    if fonts == "dejavu" and font_dir is None:
+        pytest.skip("DejaVu fonts (fonts-dejavu-core) are not installed")
+    course = offline_course("Bread baking", modules)
+    pages = pdf_pages(render_pdf(course, font_dir), tmp_path)
+    first_chapter = 1 + contents_pages  # page indexes from 0: the title page, then the contents
+    assert all(page.startswith("Contents") for page in pages[1:2])
+    contents = " ".join(pages[1:first_chapter])
+    assert pages[first_chapter].startswith("Module 1: Getting started")
+    # Every entry, and nothing else, is on the contents pages, and each points at the page its chapter begins on.
+    entries = re.findall(r"((?:Module \d+: \w+[\w ()]*?)|Answer key) \.+ (\d+)", contents)
+    assert len(entries) == modules + 1
+    for title, number in entries:
+        assert pages[int(number) - 1].startswith(title), (title, number)
+    assert f"page {first_chapter + 1}" in pages[first_chapter]
 
 
 def test_pdf_without_unicode_fonts_approximates_other_scripts(tmp_path: Path) -> None:

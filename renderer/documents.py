@@ -2,7 +2,10 @@
 on the course; then the course job that waited for it is finished with the course's total usage.
 
 Rendering is deterministic (the PDF carries the course's creation time, not the clock), so a redelivered render
-job writes the same bytes and the same document records again: repeating it changes nothing.
+job writes the same bytes and the same document records again: repeating it changes nothing. For the same reason
+a render that fails, or a course record that does not decode, would fail the same way on every attempt: both are
+permanent errors, dead-lettered at once with their reason. Reading the store and writing the object store are
+I/O and stay retryable.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 
 from renderer.html import render_html
@@ -75,7 +79,15 @@ class DocumentRenderer:
 
     async def render_document(self, ctx: JobContext) -> job_pb2.JobResult:
         spec = ctx.job.spec.render_document
-        course = await self._store.get_course(spec.course_id)
+        unknown = [value for value in spec.formats if value not in FORMATS]
+        if unknown:
+            raise PermanentError(f"unknown document formats: {unknown}", error_type="InvalidJob")
+        try:
+            course = await self._store.get_course(spec.course_id)
+        except DecodeError as exc:
+            raise PermanentError(
+                f"course {spec.course_id}: the stored record does not decode ({exc})", error_type="InvalidStoredData"
+            ) from exc
         if course is None:
             raise PermanentError(f"course {spec.course_id} does not exist", error_type="NotFound")
         if not is_complete(course):
@@ -120,7 +132,8 @@ class DocumentRenderer:
             render = functools.partial(render_markdown, course)
         # Laying out a long course takes a while: it runs on a thread so the worker's event loop keeps serving
         # heartbeats and other jobs.
-        return await asyncio.get_running_loop().run_in_executor(None, render)
+        guarded = functools.partial(_rendered, render, f"the {FORMATS[document_format].label} document of {course.id}")
+        return await asyncio.get_running_loop().run_in_executor(None, guarded)
 
     async def _record(self, course_id: str, documents: list[course_pb2.Document]) -> course_pb2.Course:
         rendered = {document.format for document in documents}
@@ -161,6 +174,14 @@ class DocumentRenderer:
             raise Defer(
                 1.0, f"course job {parent_id} is {job_pb2.JobState.Name(parent.state)}; finishing it once it waits"
             )
+
+
+def _rendered(render: Callable[[], bytes], what: str) -> bytes:
+    # Only what the renderer itself raises is permanent: the executor failing to run it (shutting down) is not.
+    try:
+        return render()
+    except Exception as exc:
+        raise PermanentError(f"rendering {what} failed: {type(exc).__name__}: {exc}", error_type="RenderError") from exc
 
 
 def _usage(course: course_pb2.Course) -> job_pb2.Usage:

@@ -79,9 +79,6 @@ class DocumentRenderer:
 
     async def render_document(self, ctx: JobContext) -> job_pb2.JobResult:
         spec = ctx.job.spec.render_document
-        unknown = [value for value in spec.formats if value not in FORMATS]
-        if unknown:
-            raise PermanentError(f"unknown document formats: {unknown}", error_type="InvalidJob")
         try:
             course = await self._store.get_course(spec.course_id)
         except DecodeError as exc:

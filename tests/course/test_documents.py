@@ -13,7 +13,7 @@ from renderer.commonmark import parse_inline
 from renderer.html import render_html
 from renderer.markdown import render_markdown
 from renderer.pdf import find_font_dir, render_pdf
-from renderer.pdf_fonts import to_core_text
+from renderer.pdf_fonts import FALLBACK_FONTS, PLACEHOLDER, fallback_fonts, to_core_text
 from renderer.pdf_text import Run, inline_runs
 from syllabus.config import ConfigError, GeneratorConfig, RendererConfig
 from tests.course.offline_course import offline_course, pdf_text
@@ -87,7 +87,8 @@ def test_pdf_has_contents_page_numbers_and_every_lesson(tmp_path: Path) -> None:
 
 
 def test_pdf_rendering_is_deterministic() -> None:
-    course = offline_course("Bread baking")
+    # Other scripts too: fallback fonts are chosen and subset the same way every time.
+    course = offline_course("Bread baking: パン作り 🍞")
     assert render_pdf(course, None) == render_pdf(course, None)
     if find_font_dir(""):
         assert render_pdf(course, find_font_dir("")) == render_pdf(course, find_font_dir(""))
@@ -135,6 +136,32 @@ def test_pdf_with_dejavu_keeps_other_scripts(tmp_path: Path) -> None:
     course = offline_course("Введение в Rust — für Anfänger")
     text = pdf_text(render_pdf(course, find_font_dir("")), tmp_path)
     assert "Введение в Rust — für Anfänger" in text
+
+
+FALLBACKS = fallback_fonts(find_font_dir(""))
+
+
+@pytest.mark.skipif(
+    len(FALLBACKS) < len(FALLBACK_FONTS), reason="fallback fonts (fonts-droid-fallback, fonts-symbola) not installed"
+)
+def test_pdf_draws_what_dejavu_lacks_with_the_fallback_fonts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    course = offline_course("日本語で学ぶ Rust 🚀 🦀")
+    course.modules[0].lesson.body_markdown += "\n\n```\n中文代码 = 1  # 👍\n```\n\n**粗体** *斜体* 한국어"
+    text = pdf_text(render_pdf(course, find_font_dir("")), tmp_path)
+    assert "日本語で学ぶ Rust 🚀 🦀" in text and "中文代码 = 1 # 👍" in text and "粗体 斜体" in text
+    assert "missing" not in caplog.text
+
+
+@pytest.mark.skipif(find_font_dir("") is None, reason="DejaVu fonts (fonts-dejavu-core) are not installed")
+def test_pdf_marks_characters_no_font_draws(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Adlam is in none of the fonts; without fallbacks, neither is Japanese. Zero-width marks no font has go.
+    course = offline_course("Intro 𞤀𞤁 日本 e\u0591\U000e0001 ok")
+    with_fallbacks = pdf_text(render_pdf(course, find_font_dir("")), tmp_path)
+    without = pdf_text(render_pdf(course, find_font_dir(""), fallbacks=()), tmp_path)
+    assert f"Intro {PLACEHOLDER * 2} 日本 e ok" in with_fallbacks or not FALLBACKS
+    assert f"Intro {PLACEHOLDER * 2} {PLACEHOLDER * 2} e ok" in without
+    # fpdf2 had nothing to draw without a glyph: the marks stand in for what no font has.
+    assert "missing" not in caplog.text
 
 
 def test_generator_config_picks_the_provider_from_what_is_configured() -> None:

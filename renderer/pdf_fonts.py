@@ -1,7 +1,8 @@
 """The PDF's fonts and what they can draw.
 
-With DejaVu fonts the PDF carries any script DejaVu covers (Latin, Cyrillic, Greek, Arabic letters, many symbols);
-fonts that cover more (Droid Sans Fallback for Chinese, Japanese and Korean, Symbola for emoji) are loaded as
+With DejaVu fonts the PDF carries any script DejaVu covers (Latin, Cyrillic, Greek, Arabic letters, many symbols;
+Arabic is drawn unshaped, letter by letter from left to right, since fpdf2 shapes text only with uharfbuzz); fonts
+that cover more (Droid Sans Fallback for Chinese, Japanese and Korean, Symbola for emoji) are loaded as
 fallbacks when they are installed and the course needs them. A character no loaded font can draw becomes U+FFFD
 (a visible replacement mark) instead of an error or an invisible gap. Without DejaVu the PDF uses the built-in
 fonts, which only know Windows-1252 (Western European) text, so other characters are approximated.

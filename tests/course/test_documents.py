@@ -76,6 +76,10 @@ def test_markdown_document_has_every_part() -> None:
     assert text.index("## Answer key") > text.index("### Quiz")
     # The lessons' own headings sit below the module's.
     assert "#### What you will learn" in text
+    course = offline_course("Bread baking")
+    course.modules[0].title = "Two\nlines"
+    # A line break in a title would end the heading and leave the rest as a paragraph.
+    assert "## Module 1: Two lines\n" in render_markdown(course).decode()
 
 
 def test_pdf_has_contents_page_numbers_and_every_lesson(tmp_path: Path) -> None:

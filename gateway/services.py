@@ -7,12 +7,12 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from nats.aio.client import Client
 
 from gateway.admin import AdminService
 from gateway.courses import CourseService
-from gateway.decoding import RequestDecoding
+from gateway.decoding import Registrar
 from gateway.jobs import JobService
 from syllabus.config import GatewayConfig
 from syllabus.store.base import Store
@@ -40,9 +40,9 @@ MAX_METADATA = 64 << 10
 
 
 def server(*interceptors: grpc.aio.ServerInterceptor) -> grpc.aio.Server:
-    """The gateway's gRPC server: undecodable requests are INVALID_ARGUMENT, and the limits above are set."""
+    """The gateway's gRPC server, with the limits above."""
     return grpc.aio.server(
-        interceptors=[RequestDecoding(), *interceptors],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_metadata_size", MAX_METADATA),
@@ -64,8 +64,10 @@ class Wiring:
 
 
 def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobService] = JobService) -> None:
-    """Registers JobService, AdminService and CourseService (tests may pass a JobService subclass)."""
+    """Registers JobService, AdminService and CourseService (tests may pass a JobService subclass); request bytes
+    that do not decode are INVALID_ARGUMENT (gateway.decoding)."""
     w = wiring
+    registrar = Registrar(server)
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
         job_service(
             nc=w.nc,
@@ -75,7 +77,7 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
             tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
         ),
-        server,
+        registrar,
     )
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminService(
@@ -86,7 +88,7 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
             default_max_attempts=w.default_max_attempts,
             timeout=w.config.publish_timeout,
         ),
-        server,
+        registrar,
     )
     course_service_pb2_grpc.add_CourseServiceServicer_to_server(
         CourseService(
@@ -97,7 +99,7 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
             tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
         ),
-        server,
+        registrar,
     )
 
 
@@ -113,8 +115,12 @@ class HealthServicer(health.aio.HealthServicer):
 def add_health_and_reflection(server: grpc.aio.Server) -> health.aio.HealthServicer:
     """Standard health (call `serving` once started) and server reflection, so grpcurl and buf curl need no protos."""
     servicer = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    registrar = Registrar(server)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, registrar)
+    # The asyncio servicer named outright: enable_server_reflection picks it only for a grpc.aio.Server itself.
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)), registrar
+    )
     return servicer
 
 

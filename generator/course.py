@@ -40,7 +40,7 @@ def course_handler(deps: Deps) -> Handler:
                 [render_job(course.id, job.id, job.tenant, job.options, deps.default_max_attempts)]
             )
         count = len(course.modules)
-        raise WaitForChildren(f"writing {count} lessons and {count} quizzes")
+        raise WaitForChildren(f"writing {_count(count, 'lesson')} and {_count(count, 'quiz')}")
 
     return generate_course
 
@@ -49,7 +49,7 @@ async def _write_outline(
     ctx: JobContext, deps: Deps, course: course_pb2.Course, spec: job_pb2.GenerateCourse
 ) -> course_pb2.Course:
     modules = spec.modules or DEFAULT_MODULES
-    await ctx.progress(2, f"writing the outline ({modules} modules)")
+    await ctx.progress(2, f"writing the outline ({_count(modules, 'module')})")
     task = OutlineTask(
         prompt_text=course.prompt,
         modules=modules,
@@ -78,7 +78,7 @@ async def _write_outline(
     updated = await deps.store.update_course(course.id, fill)
     if updated is None:
         raise PermanentError(f"course {course.id} does not exist", error_type="NotFound")
-    await ctx.progress(OUTLINE_DONE, f"outline ready: {len(updated.modules)} modules")
+    await ctx.progress(OUTLINE_DONE, f"outline ready: {_count(len(updated.modules), 'module')}")
     return updated
 
 
@@ -100,3 +100,9 @@ def _child(
         default_max_attempts=deps.default_max_attempts,
         parent_id=parent.id,
     )
+
+
+def _count(number: int, noun: str) -> str:
+    """ "1 module", "6 modules", "2 quizzes"."""
+    plural = noun + ("zes" if noun.endswith("z") else "s")
+    return f"{number} {noun if number == 1 else plural}"

@@ -58,6 +58,8 @@ async def test_every_course_renders_through_the_job_path(
     }
     [render] = await children(stack, created.job.id, "render_document")
     assert render.attempt == 1 and not render.errors
+    steps = [event.progress.message for event in events if event.progress.message]
+    assert f"outline ready: {modules} module{'' if modules == 1 else 's'}" in steps
 
     text = pdf_text((await document(stack, course.id)).data, tmp_path).replace(" ", "")
     html = (await document(stack, course.id, course_pb2.DOCUMENT_FORMAT_HTML)).data.decode()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from syllabus.redaction import Redactor
 from syllabus.topology import WORKER_SERVICES
 
 T = TypeVar("T")
@@ -33,7 +34,9 @@ def _parse(env: Mapping[str, str], name: str, default: str, parse: Callable[[str
     try:
         return parse(raw)
     except (ValueError, TypeError):
-        raise ConfigError(f"{name}={raw!r} is not valid: expected {expected}") from None
+        # The message is printed: a password inside the value is not.
+        shown = Redactor(secret_values(env))(raw)
+        raise ConfigError(f"{name}={shown!r} is not valid: expected {expected}") from None
 
 
 def _positive_int(raw: str) -> int:
@@ -78,6 +81,17 @@ def _url(*schemes: str) -> Callable[[str], str]:
         return raw
 
     return parse
+
+
+def _mongo_url(raw: str) -> str:
+    """mongodb://[user:password@]host[:port][,host[:port]...][/database][?options], or mongodb+srv://host."""
+    if raw == "":
+        return raw
+    parsed = urlparse(raw)
+    hosts = parsed.netloc.rpartition("@")[2]
+    if parsed.scheme not in ("mongodb", "mongodb+srv") or not all(host.strip() for host in hosts.split(",")):
+        raise ValueError(raw)
+    return raw
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -157,7 +171,7 @@ class CommonConfig:
             home=Path(_get(env, "SYLLABUS_HOME", ".syllabus")).expanduser().resolve(),
             nats_url=_parse(env, "SYLLABUS_NATS_URL", "", _url("nats", "tls", "ws", "wss"), "nats://host:port"),
             redis_url=_parse(env, "SYLLABUS_REDIS_URL", "", _url("redis", "rediss", "unix"), "redis://host:port[/db]"),
-            mongo_url=_parse(env, "SYLLABUS_MONGO_URL", "", _url("mongodb", "mongodb+srv"), "mongodb://host:port"),
+            mongo_url=_parse(env, "SYLLABUS_MONGO_URL", "", _mongo_url, "mongodb://host:port[,host:port...]"),
             mongo_database=_parse(env, "SYLLABUS_MONGO_DATABASE", "syllabus", _name, "a database name"),
             namespace=_parse(env, "SYLLABUS_NAMESPACE", "", lambda r: r and _name(r), "letters, digits, _ or -"),
             tenant=_parse(env, "SYLLABUS_TENANT", "default", _name, "letters, digits, _ or -"),

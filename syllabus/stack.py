@@ -16,7 +16,6 @@ import fcntl
 import functools
 import logging
 import os
-import re
 import signal
 import sys
 import sysconfig
@@ -29,6 +28,7 @@ from syllabus import jetstream
 from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig, WorkerConfig
 from syllabus.health import wait_healthy
 from syllabus.logs import setup_logging
+from syllabus.redaction import redact
 from syllabus.servers import ChildServer, NatsServer, ValkeyServer
 from syllabus.supervisor import RestartPolicy, Supervised, SupervisedServer, SupervisedService
 from syllabus.topology import WORKER_SERVICES, Topology
@@ -124,18 +124,14 @@ def home_lock(home: Path) -> Iterator[str | None]:
         os.close(fd)
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
+def say(line: str) -> None:
+    # The banner shows server URLs, which may carry a password or a token.
+    print(redact(line), flush=True)
 
 
 def process_names(service: str, count: int) -> list[str]:
     """`generator` for one process, `generator-1` ... `generator-N` for several."""
     return [service] if count == 1 else [f"{service}-{n}" for n in range(1, count + 1)]
-
-
-def without_password(url: str) -> str:
-    """The URL with any password in it replaced, for printing."""
-    return re.sub(r"(//[^/@:,]*:)[^/@]*@", r"\1****@", url)
 
 
 class Stack:
@@ -181,13 +177,13 @@ class Stack:
             if failure is not None:
                 # The message carries the server's last log lines; a traceback would only bury them.
                 log.error("start-up failed: %s", failure)
-            _say(f"stopping (each part gets up to {self.supervisor.stop_timeout:.0f}s)…")
+            say(f"stopping (each part gets up to {self.supervisor.stop_timeout:.0f}s)…")
             await self._shutdown()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-        _say("stopped")
+        say("stopped")
         if self._gave_up:
-            _say(f"syllabus: {self._gave_up} could not start with this configuration (its message is above)")
+            say(f"syllabus: {self._gave_up} could not start with this configuration (its message is above)")
         return 0 if failure is None and not self._gave_up else 1
 
     def _give_up(self, name: str) -> None:
@@ -201,13 +197,13 @@ class Stack:
 
     async def _start(self) -> None:
         home = self.common.home
-        _say(f"syllabus: state in {home}")
+        say(f"syllabus: state in {home}")
         if not self.nats_url:
-            _say("starting NATS…")
+            say("starting NATS…")
             self.nats = await self._start_server(NatsServer(home / "nats", stop_timeout=self.supervisor.stop_timeout))
             self.nats_url = self.nats.server.url
         if not self.redis_url:
-            _say("starting Valkey…")
+            say("starting Valkey…")
             self.valkey = await self._start_server(
                 ValkeyServer(home / "valkey", stop_timeout=self.supervisor.stop_timeout)
             )
@@ -232,7 +228,7 @@ class Stack:
             await jetstream.ensure_topology(nc, topology)
         finally:
             await nc.close()
-        _say(f"JetStream streams and artifacts bucket ready ({topology.jobs_stream}, {topology.events_stream}, ...)")
+        say(f"JetStream streams and artifacts bucket ready ({topology.jobs_stream}, {topology.events_stream}, ...)")
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -248,7 +244,7 @@ class Stack:
         # Started in reverse stop order, so the gateway takes work once the workers are on their way.
         ordered = [name for group in reversed(STOP_ORDER) for name in group if name in self.supervisor.services]
         names = {service: process_names(service, self.supervisor.workers.get(service, 1)) for service in ordered}
-        _say(f"starting {', '.join(name for service in ordered for name in names[service])}…")
+        say(f"starting {', '.join(name for service in ordered for name in names[service])}…")
         for service in ordered:
             for name in names[service]:
                 child = SupervisedService(
@@ -264,7 +260,7 @@ class Stack:
 
     async def _wait_for_gateway(self) -> None:
         addr = self.gateway.grpc_addr
-        _say(f"waiting for the gateway to answer on {addr}…")
+        say(f"waiting for the gateway to answer on {addr}…")
         while True:
             try:
                 await wait_healthy(addr, GATEWAY_HEALTH_TIMEOUT)
@@ -283,8 +279,8 @@ class Stack:
             ]
         running = [child.name for group in STOP_ORDER for name in group for child in self.services.get(name, [])]
         lines += [
-            f"  NATS   {without_password(self.nats_url)}",
-            f"  Redis  {without_password(self.redis_url)}",
+            f"  NATS   {self.nats_url}",
+            f"  Redis  {self.redis_url}",
             f"  state  {self.common.home}",
             f"  running: {', '.join(running) or 'no services'}",
         ]
@@ -297,17 +293,17 @@ class Stack:
                 f"http://{self.gateway.grpc_addr}/syllabus.v1.JobService/SubmitJob",
             ]
         lines += ["", *self.more_workers(), "", "Ctrl-C stops everything."]
-        _say("\n".join(lines))
+        say("\n".join(lines))
 
     def more_workers(self) -> list[str]:
         """How to add workers: here with --workers, or as `syllabus generator` started with these variables."""
         common = self.common
         variables = [
-            f"SYLLABUS_NATS_URL={without_password(self.nats_url)}",
-            f"SYLLABUS_REDIS_URL={without_password(self.redis_url)}",
+            f"SYLLABUS_NATS_URL={self.nats_url}",
+            f"SYLLABUS_REDIS_URL={self.redis_url}",
         ]
         if common.mongo_url:
-            variables.append(f"SYLLABUS_MONGO_URL={without_password(common.mongo_url)}")
+            variables.append(f"SYLLABUS_MONGO_URL={common.mongo_url}")
             if common.mongo_database != CommonConfig.mongo_database:
                 variables.append(f"SYLLABUS_MONGO_DATABASE={common.mongo_database}")
         else:

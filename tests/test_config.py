@@ -157,6 +157,24 @@ def test_supervisor_values_are_read() -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "mongodb://127.0.0.1:27017",
+        "mongodb://app:pw@db1:27017,db2:27017,db3:27017/courses?replicaSet=rs0",
+        "mongodb+srv://cluster.example.com",
+    ],
+)
+def test_mongo_url_forms(url: str) -> None:
+    assert CommonConfig.from_env({"SYLLABUS_MONGO_URL": url}).mongo_url == url
+
+
+def test_an_invalid_url_is_named_without_its_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        CommonConfig.from_env({"SYLLABUS_MONGO_URL": "mongo://app:s3cret-pw@db1:27017"})
+    assert str(caught.value).startswith("SYLLABUS_MONGO_URL='mongo://app:[redacted]@db1:27017' is not valid")
+
+
+@pytest.mark.parametrize(
     ("loader", "variable", "value"),
     [
         ("common", "SYLLABUS_NATS_URL", "localhost:4222"),
@@ -165,6 +183,7 @@ def test_supervisor_values_are_read() -> None:
         ("common", "SYLLABUS_REDIS_URL", "localhost:6379"),
         ("common", "SYLLABUS_REDIS_URL", "unix://"),
         ("common", "SYLLABUS_MONGO_URL", "postgres://db"),
+        ("common", "SYLLABUS_MONGO_URL", "mongodb://a,,b"),
         ("common", "SYLLABUS_MONGO_DATABASE", "my.db"),
         ("common", "SYLLABUS_NAMESPACE", "a.b"),
         ("common", "SYLLABUS_NAMESPACE", "jobs>"),

@@ -18,11 +18,12 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from syllabus import redaction
 from syllabus.client import SyllabusClient, SyllabusError
 from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig
 from syllabus.health import wait_healthy
 from syllabus.servers import free_port
-from syllabus.stack import Stack, home_lock, process_names, without_password
+from syllabus.stack import Stack, home_lock, process_names, say
 from syllabus.v1 import course_service_pb2, course_service_pb2_grpc, job_pb2
 
 # Generous bounds so a slow machine never fails a test; a healthy run takes a fraction of them.
@@ -55,16 +56,16 @@ def test_banner_says_what_a_worker_started_elsewhere_needs(tmp_path: Path) -> No
     shared = CommonConfig(
         home=tmp_path,
         nats_url="nats://nats.internal:4222",
-        redis_url="redis://:pw@redis.internal:6379/0",
-        mongo_url="mongodb://app:pw@mongo.internal:27017",
+        redis_url="redis://redis.internal:6379/0",
+        mongo_url="mongodb://app@mongo.internal:27017",
         mongo_database="courses",
         namespace="blue",
     )
     lines = Stack(shared, GatewayConfig(), SupervisorConfig()).more_workers()
     assert [line.strip() for line in lines if line.startswith("  ")] == [
         "SYLLABUS_NATS_URL=nats://nats.internal:4222",
-        "SYLLABUS_REDIS_URL=redis://:****@redis.internal:6379/0",
-        "SYLLABUS_MONGO_URL=mongodb://app:****@mongo.internal:27017",
+        "SYLLABUS_REDIS_URL=redis://redis.internal:6379/0",
+        "SYLLABUS_MONGO_URL=mongodb://app@mongo.internal:27017",
         "SYLLABUS_MONGO_DATABASE=courses",
         "SYLLABUS_NAMESPACE=blue",
     ]
@@ -78,10 +79,23 @@ def test_banner_says_what_a_worker_started_elsewhere_needs(tmp_path: Path) -> No
     assert "set SYLLABUS_MONGO_URL for `up` and the workers alike" in text
 
 
-def test_printed_urls_hide_passwords() -> None:
-    assert without_password("mongodb://app:s3cret@db1:27017,db2:27017/x") == "mongodb://app:****@db1:27017,db2:27017/x"
-    assert without_password("redis://:s3cret@cache:6379/0") == "redis://:****@cache:6379/0"
-    assert without_password("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+def test_what_up_prints_hides_passwords_and_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = {
+        "SYLLABUS_HOME": str(tmp_path),
+        "SYLLABUS_NATS_URL": "nats://t0ken-abc123@nats.internal:4222",
+        "SYLLABUS_REDIS_URL": "redis://:s3cret-redis@cache:6379/0",
+        "SYLLABUS_MONGO_URL": "mongodb://app:s3cret-mongo@db1:27017,db2:27017/x",
+    }
+    common = CommonConfig.from_env(env)
+    redaction.install(common.secrets)
+    try:
+        say("\n".join(Stack(common, GatewayConfig(), SupervisorConfig()).more_workers()))
+    finally:
+        redaction.install(())
+    printed = capsys.readouterr().out
+    assert [secret for secret in ("t0ken-abc123", "s3cret-redis", "s3cret-mongo") if secret in printed] == []
+    assert "SYLLABUS_MONGO_URL=mongodb://app:[redacted]@db1:27017,db2:27017/x" in printed
+    assert "SYLLABUS_NATS_URL=nats://[redacted]@nats.internal:4222" in printed
 
 
 # -- `syllabus up` as a real process ------------------------------------------------------------------------

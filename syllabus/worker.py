@@ -366,7 +366,7 @@ class Worker:
         if running.stop_reason == "drain":
             return lambda: self._requeue(job, attempt, msg)
         if running.stop_reason == "timeout":
-            return lambda: self._failed(job, attempt, TimeoutError(), msg)
+            return self._failure(job, attempt, TimeoutError(), msg)
         dependency = None if exc is None or isinstance(exc, JobError) else outages.unreachable(exc)
         if exc is not None and dependency is not None:
             # The job met an outage, it did not fail: it goes back without spending the attempt. (A JobError is
@@ -374,8 +374,16 @@ class Worker:
             self._outages.down(dependency, exc, "jobs that need it are handed back without spending an attempt")
             outage = Defer(OUTAGE_DEFER, f"{dependency} is unreachable: {outages.describe(exc)}")
             return lambda: self._defer(job, attempt, outage, msg)
-        error = exc or RetryableError("the handler was cancelled", error_type="Cancelled")
-        return lambda: self._failed(job, attempt, error, msg)
+        return self._failure(
+            job, attempt, exc or RetryableError("the handler was cancelled", error_type="Cancelled"), msg
+        )
+
+    def _failure(self, job: job_pb2.Job, attempt: int, exc: BaseException, msg: Msg) -> Callable[[], Awaitable[None]]:
+        """The step recording a failed attempt. The error is made once, so every try of the step records the same
+        one (and a dead letter already stored for it is recognised)."""
+        error = classify(exc, self._config.retry, attempt)
+        retry_after = exc.retry_after if isinstance(exc, JobError) else None
+        return lambda: self._failed(job, attempt, error, retry_after, msg)
 
     async def _until_recorded(self, job_id: str, step: Callable[[], Awaitable[None]]) -> None:
         """Run a bookkeeping step, again and again while NATS or the store is unreachable.
@@ -453,9 +461,10 @@ class Worker:
         else:
             await self._lost_lease(updated.job, attempt, msg)
 
-    async def _failed(self, job: job_pb2.Job, attempt: int, exc: BaseException, msg: Msg) -> None:
+    async def _failed(
+        self, job: job_pb2.Job, attempt: int, error: job_pb2.JobError, retry_after: float | None, msg: Msg
+    ) -> None:
         policy = self._config.retry
-        error = classify(exc, policy, attempt)
         if error.permanent:
             await self._dead_letter(job, attempt, error, msg, "permanent error")
             return
@@ -463,8 +472,8 @@ class Worker:
             await self._dead_letter(job, attempt, error, msg, f"max attempts ({job.max_attempts}) exhausted")
             return
         delay = policy.delay(attempt, self._rand())
-        if isinstance(exc, JobError) and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
         updated = await self._store.update_job(job.id, lifecycle.retry(attempt, error))
         if _landed(updated, attempt, E.JOB_STATE_RETRYING):
             assert updated.job is not None

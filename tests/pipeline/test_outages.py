@@ -19,6 +19,7 @@ import pymongo.errors
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.aio.client import Client as NatsClient
 
 from gateway.readiness import Readiness
 from gateway.services import add_health_and_reflection, add_services
@@ -41,6 +42,8 @@ class FlakyStore(EmbeddedStore):
     """The real embedded store, cut off on demand as a MongoDB store is when its server goes away."""
 
     down = False
+    # Writes that would fail a job, refused this many times before the store answers again.
+    refuse_failing = 0
 
     def _check(self) -> None:
         if self.down:
@@ -52,6 +55,12 @@ class FlakyStore(EmbeddedStore):
 
     async def update_job(self, job_id: str, change: JobChange) -> Updated:
         self._check()
+        if self.refuse_failing:
+            current = await super().get_job(job_id)
+            after = change(current) if current is not None else None
+            if after is not None and after.state == E.JOB_STATE_FAILED:
+                self.refuse_failing -= 1
+                raise pymongo.errors.AutoReconnect("connection lost mid-write (injected)")
         return await super().update_job(job_id, change)
 
 
@@ -93,6 +102,8 @@ class Rig:
     jobs: job_service_pb2_grpc.JobServiceStub
     health: health_pb2_grpc.HealthStub
     logs: LogWatch
+    nc: NatsClient
+    topology: Topology
     go: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     nats_lost: asyncio.Event = field(default_factory=asyncio.Event)
@@ -160,6 +171,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         job_service_pb2_grpc.JobServiceStub(channel),
         health_pb2_grpc.HealthStub(channel),
         watch,
+        nc,
+        topology,
     )
     rig_holder.append(rig)
 
@@ -174,6 +187,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         elif command == "read-store":
             await rig.go.wait()
             await store.get_job(ctx.job.id)
+        elif command == "fail":
+            raise PermanentError("this job cannot work")
         elif command == "own-verdict":
             raise PermanentError("the handler gives up on its own") from pymongo.errors.AutoReconnect("gone")
         rig.finished.set()
@@ -318,6 +333,24 @@ async def test_while_nats_is_down_health_is_not_serving_and_submissions_fail_fas
     watch.cancel()
     job = await rig.submit("ok")
     assert types(await rig.history(job.id))[-1] == "SUCCEEDED"
+
+
+async def test_a_dead_letter_whose_failure_could_not_be_stored_is_kept_once(rig: Rig) -> None:
+    """The letter is stored, then the store loses the write that fails the job; the step is tried again, past
+    JetStream's duplicate window, and the job still has one letter (the DLQ keeps one per job)."""
+    js = rig.nc.jetstream()
+    dlq = (await js.stream_info(rig.topology.dlq_stream)).config
+    dlq.duplicate_window = 0.1  # the least JetStream allows, shorter than the first retry back-off
+    await js.update_stream(dlq)
+    rig.store.refuse_failing = 3
+    job = await rig.submit("fail")
+    history = await rig.history(job.id)
+    assert types(history) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    assert rig.store.refuse_failing == 0
+    subject = rig.topology.dead_letter_subject(job.id)
+    stored = await js.stream_info(rig.topology.dlq_stream, subjects_filter=subject)
+    assert stored.state.subjects == {subject: 1}
+    assert no_errors(rig.logs) == []
 
 
 @pytest.mark.parametrize(

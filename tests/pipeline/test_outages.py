@@ -124,6 +124,13 @@ class Rig:
         response: job_service_pb2.SubmitJobResponse = await self.jobs.SubmitJob(request, timeout=30)
         return response.job
 
+    async def outcome(self, job_id: str) -> tuple[list[job_pb2.JobEvent], job_pb2.Job]:
+        """The job's events until it ends, and its record then."""
+        history = await self.history(job_id)
+        stored = await self.store.get_job(job_id)
+        assert stored is not None
+        return history, stored
+
     async def history(self, job_id: str) -> list[job_pb2.JobEvent]:
         call = self.jobs.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=90)
         return [response.event async for response in call]
@@ -239,9 +246,7 @@ async def test_a_job_finished_while_nats_is_down_succeeds_on_its_first_attempt(r
     await rig.logs.wait_for("finished jobs keep their outcome until it answers")
     await rig.start_nats()
 
-    history = await rig.history(job.id)
-    stored = await rig.store.get_job(job.id)
-    assert stored is not None
+    history, stored = await rig.outcome(job.id)
     assert (stored.state, stored.attempt, list(stored.errors)) == (E.JOB_STATE_SUCCEEDED, 1, [])
     assert types(history).count("SUCCEEDED") == 1
     assert "RETRYING" not in types(history)
@@ -260,9 +265,7 @@ async def test_a_job_that_meets_a_nats_outage_is_handed_back_without_spending_it
     await rig.logs.wait_for("handed back without spending an attempt")
     await rig.start_nats()
 
-    history = await rig.history(job.id)
-    stored = await rig.store.get_job(job.id)
-    assert stored is not None
+    history, stored = await rig.outcome(job.id)
     # With one attempt allowed, a counted attempt would have dead-lettered it.
     assert (stored.state, stored.attempt) == (E.JOB_STATE_SUCCEEDED, 1)
     assert types(history) == ["QUEUED", "STARTED", "QUEUED", "STARTED", "SUCCEEDED"]
@@ -280,9 +283,7 @@ async def test_a_job_finished_while_the_store_is_down_succeeds_on_its_first_atte
     await rig.logs.wait_for("the store is unreachable")
     rig.store.down = False
 
-    history = await rig.history(job.id)
-    stored = await rig.store.get_job(job.id)
-    assert stored is not None
+    history, stored = await rig.outcome(job.id)
     assert (stored.state, stored.attempt, list(stored.errors)) == (E.JOB_STATE_SUCCEEDED, 1, [])
     assert types(history) == ["QUEUED", "STARTED", "SUCCEEDED"]
     assert no_errors(rig.logs) == []
@@ -300,9 +301,7 @@ async def test_a_job_that_meets_a_store_outage_is_handed_back_and_runs_again(rig
     await rig.logs.wait_for("handed back without spending an attempt")
     rig.store.down = False
 
-    history = await rig.history(job.id)
-    stored = await rig.store.get_job(job.id)
-    assert stored is not None
+    history, stored = await rig.outcome(job.id)
     assert (stored.state, stored.attempt) == (E.JOB_STATE_SUCCEEDED, 1)
     assert types(history) == ["QUEUED", "STARTED", "QUEUED", "STARTED", "SUCCEEDED"]
     assert no_errors(rig.logs) == []

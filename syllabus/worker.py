@@ -380,7 +380,7 @@ class Worker:
 
     def _failure(self, job: job_pb2.Job, attempt: int, exc: BaseException, msg: Msg) -> Callable[[], Awaitable[None]]:
         """The step recording a failed attempt. The error is made once, so every try of the step records the same
-        one (and a dead letter already stored for it is recognised)."""
+        one."""
         error = classify(exc, self._config.retry, attempt)
         retry_after = exc.retry_after if isinstance(exc, JobError) else None
         return lambda: self._failed(job, attempt, error, retry_after, msg)

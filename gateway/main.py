@@ -9,6 +9,7 @@ from gateway.rest.server import RestGateway, loopback_target, services_named
 from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
 from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
+from syllabus.jetstream import disconnect
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
 from syllabus.topology import Topology
 
@@ -54,7 +55,7 @@ async def serve(common: CommonConfig) -> None:
         await rest.stop()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=5)
-        await nc.drain()
+        await disconnect(nc)
         await store.close()
         log.info("gateway stopped")
 

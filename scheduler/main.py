@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from scheduler.relay import DueRelay
 from syllabus.config import CommonConfig
+from syllabus.jetstream import disconnect
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
 from syllabus.topology import Topology
 
@@ -14,7 +15,7 @@ async def serve(common: CommonConfig) -> None:
     try:
         await DueRelay(nc, store, Topology(common.namespace)).run(stop)
     finally:
-        await nc.drain()
+        await disconnect(nc)
         await store.close()
 
 

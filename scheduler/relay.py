@@ -52,6 +52,7 @@ class DueRelay:
             stream=self._topology.scheduled_stream,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
         )
+        log.info("scheduler relaying delayed jobs from %s when they fall due", self._topology.scheduled_stream)
         try:
             while not stop.is_set():
                 try:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.js.api import (
     AckPolicy,
@@ -94,6 +95,19 @@ async def connect(url: str, name: str, on_change: Callable[[bool], Awaitable[Non
     established = True
     connection.append(nc)
     return nc
+
+
+async def disconnect(nc: Client) -> None:
+    """Drain the connection (what is in flight is delivered first), or close it while NATS is away: draining
+    needs the server, and nats-py refuses it (ConnectionReconnectingError) while it reconnects."""
+    if nc.is_connected:
+        try:
+            await nc.drain()
+        except nats.errors.Error:
+            # Lost while draining: what was in flight is redelivered, as after any lost connection.
+            await nc.close()
+    elif not nc.is_closed:
+        await nc.close()
 
 
 def _stream_configs(topology: Topology, limits: StreamLimits) -> list[StreamConfig]:

@@ -13,7 +13,7 @@ import uvloop
 from nats.aio.client import Client
 
 from syllabus.config import CommonConfig, ConfigError, WorkerConfig
-from syllabus.jetstream import connect, ensure_topology
+from syllabus.jetstream import connect, disconnect, ensure_topology
 from syllabus.logs import setup_logging
 from syllabus.store.base import Store
 from syllabus.store.factory import open_store
@@ -107,5 +107,5 @@ async def serve_worker(common: CommonConfig, service: str, handlers: HandlerFact
         await run
     finally:
         stopped.cancel()
-        await nc.drain()
+        await disconnect(nc)
         await store.close()

@@ -113,7 +113,8 @@ class HealthServicer(health.aio.HealthServicer):
 
 
 def add_health_and_reflection(server: grpc.aio.Server) -> health.aio.HealthServicer:
-    """Standard health (call `serving` once started) and server reflection, so grpcurl and buf curl need no protos."""
+    """Standard health (gateway.readiness sets its status) and server reflection, so grpcurl and buf curl need no
+    protos."""
     servicer = HealthServicer()
     registrar = Registrar(server)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, registrar)
@@ -122,8 +123,3 @@ def add_health_and_reflection(server: grpc.aio.Server) -> health.aio.HealthServi
         reflection.aio.ReflectionServicer((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)), registrar
     )
     return servicer
-
-
-async def serving(servicer: health.aio.HealthServicer) -> None:
-    for name in ("", *SERVICE_NAMES):
-        await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -7,6 +7,7 @@ the dependency answers, without spending an attempt. Anything else is the job's 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 import nats.errors
 import nats.js.errors
@@ -66,7 +67,7 @@ def describe(exc: BaseException) -> str:
 class OutageLog:
     """One warning when a dependency stops answering and one line when it is back, however many jobs meet it."""
 
-    def __init__(self, logger: logging.Logger, announced_elsewhere: frozenset[str] | set[str] = frozenset()) -> None:
+    def __init__(self, logger: logging.Logger, announced_elsewhere: Collection[str] = ()) -> None:
         self._log = logger
         # Dependencies whose loss another part warns about already (a NATS connection logs its own): said at INFO.
         self._quiet = frozenset(announced_elsewhere)

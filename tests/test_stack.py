@@ -428,6 +428,29 @@ async def test_sigterm_stops_everything_in_order_and_leaves_no_process(tmp_path:
         await up.kill_everything()
 
 
+async def refused_up(home: Path, env: Mapping[str, str], *args: str) -> str:
+    """`syllabus up` run with a configuration it must refuse: exit 2, nothing on stdout, one line on stderr (which is
+    returned), and nothing started, not even the lock in `home` taken."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "syllabus",
+        "up",
+        *args,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), STEP_DEADLINE)
+    assert process.returncode == 2
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert stdout == b""
+    assert not await asyncio.to_thread(home.exists)
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     ("args", "variables", "named", "reason"),
     [
@@ -454,25 +477,8 @@ async def test_sigterm_stops_everything_in_order_and_leaves_no_process(tmp_path:
 async def test_bad_workers_are_one_line_naming_the_flag_or_variable(
     tmp_path: Path, args: list[str], variables: dict[str, str], named: str, reason: str
 ) -> None:
-    env = up_env(tmp_path / "home") | variables
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "syllabus",
-        "up",
-        *args,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), STEP_DEADLINE)
-    assert process.returncode == 2
-    lines = stderr.decode().strip().splitlines()
-    assert len(lines) == 1, lines
-    assert named in lines[0] and reason in lines[0], lines
-    assert stdout == b""
-    assert not (tmp_path / "home").exists()
+    line = await refused_up(tmp_path / "home", up_env(tmp_path / "home") | variables, *args)
+    assert named in line and reason in line, line
 
 
 @pytest.mark.parametrize(
@@ -484,26 +490,8 @@ async def test_bad_workers_are_one_line_naming_the_flag_or_variable(
     ],
 )
 async def test_bad_configuration_is_one_line_naming_the_variable(tmp_path: Path, variable: str, value: str) -> None:
-    env = up_env(tmp_path / "home")
-    env[variable] = value
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "syllabus",
-        "up",
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), STEP_DEADLINE)
-    assert process.returncode == 2
-    lines = stderr.decode().strip().splitlines()
-    assert len(lines) == 1, lines
-    assert variable in lines[0]
-    assert stdout == b""
-    # Nothing was started, not even the lock taken.
-    assert not (tmp_path / "home").exists()
+    line = await refused_up(tmp_path / "home", up_env(tmp_path / "home") | {variable: value})
+    assert variable in line, line
 
 
 async def test_up_fails_clearly_when_the_grpc_address_is_taken(tmp_path: Path) -> None:

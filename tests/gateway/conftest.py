@@ -11,10 +11,9 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from gateway.services import add_health_and_reflection, add_services, serving
-from gateway.services import server as gateway_server
 from tests.pipeline import conftest as pipeline_fixtures
-from tests.pipeline.conftest import Pipeline, wiring
+from tests.pipeline.conftest import Pipeline
+from tests.pipeline.served import serve_gateway
 
 pipeline = pipeline_fixtures.pipeline
 
@@ -30,19 +29,12 @@ class Gateway:
 
 @pytest_asyncio.fixture
 async def gateway(pipeline: Pipeline) -> AsyncIterator[Gateway]:
-    server = gateway_server()
-    add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
-    health_servicer = add_health_and_reflection(server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    await serving(health_servicer)
-    target = f"127.0.0.1:{port}"
-    channel = grpc.aio.insecure_channel(target)
-    try:
-        yield Gateway(pipeline, target, channel)
-    finally:
-        await channel.close()
-        await server.stop(grace=None)
+    async with serve_gateway(pipeline) as target:
+        channel = grpc.aio.insecure_channel(target)
+        try:
+            yield Gateway(pipeline, target, channel)
+        finally:
+            await channel.close()
 
 
 @pytest.fixture

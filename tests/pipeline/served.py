@@ -14,7 +14,9 @@ from typing import Any
 import grpc
 
 from gateway.jobs import JobService
-from gateway.services import add_services
+from gateway.readiness import Readiness
+from gateway.services import add_health_and_reflection, add_services
+from gateway.services import server as gateway_server
 from syllabus.v1 import job_service_pb2
 from tests.pipeline.conftest import Pipeline, wiring
 
@@ -53,5 +55,20 @@ async def serve(
     await server.start()
     try:
         yield server, f"127.0.0.1:{bound}"
+    finally:
+        await server.stop(grace=None)
+
+
+@asynccontextmanager
+async def serve_gateway(pipeline: Pipeline, *interceptors: grpc.aio.ServerInterceptor) -> AsyncIterator[str]:
+    """The pipeline's services as gateway.main serves them (its server's limits, health, reflection), started;
+    yields "127.0.0.1:port" and stops the server at the end."""
+    server = gateway_server(*interceptors)
+    add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
+    await Readiness().attach(add_health_and_reflection(server))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
     finally:
         await server.stop(grace=None)

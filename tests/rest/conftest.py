@@ -17,11 +17,11 @@ import pytest
 import pytest_asyncio
 
 from gateway.rest.server import RestGateway, services_named
-from gateway.services import SERVICE_NAMES, add_health_and_reflection, add_services, serving
-from gateway.services import server as gateway_server
+from gateway.services import SERVICE_NAMES
 from tests.gateway import conftest as gateway_fixtures
 from tests.pipeline import conftest as pipeline_fixtures
-from tests.pipeline.conftest import Pipeline, wiring
+from tests.pipeline.conftest import Pipeline
+from tests.pipeline.served import serve_gateway
 from tests.rest.shelf import add_shelf, shelf_service
 
 # The pipeline fixtures, and the log check, made available to the tests in this folder.
@@ -63,24 +63,17 @@ class Rest:
 @pytest_asyncio.fixture
 async def rest(pipeline: Pipeline) -> AsyncIterator[Rest]:
     recorder = MetadataRecorder()
-    server = gateway_server(recorder)
-    add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
-    health_servicer = add_health_and_reflection(server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    await serving(health_servicer)
-    target = f"127.0.0.1:{port}"
-    # The production route table: every service gateway.main registers, whether this server serves it or not.
-    gateway = RestGateway(services_named(SERVICE_NAMES), target)
-    address = await gateway.start("127.0.0.1:0")
-    url = f"http://{address}"
-    client = httpx.AsyncClient(base_url=url, timeout=30)
-    try:
-        yield Rest(pipeline, url, target, client, gateway, recorder)
-    finally:
-        await client.aclose()
-        await gateway.stop()
-        await server.stop(grace=None)
+    async with serve_gateway(pipeline, recorder) as target:
+        # The production route table: every service gateway.main registers, whether this server serves it or not.
+        gateway = RestGateway(services_named(SERVICE_NAMES), target)
+        address = await gateway.start("127.0.0.1:0")
+        url = f"http://{address}"
+        client = httpx.AsyncClient(base_url=url, timeout=30)
+        try:
+            yield Rest(pipeline, url, target, client, gateway, recorder)
+        finally:
+            await client.aclose()
+            await gateway.stop()
 
 
 @dataclasses.dataclass

@@ -8,14 +8,16 @@ queue and JOBS de-duplicates on the job id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from syllabus import lifecycle
+from syllabus import lifecycle, outages
 from syllabus.errors import BrokerUnavailable, QueueFull
 from syllabus.store.base import Store
 from syllabus.submit import Submitter
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 CONSUMER = "scheduler-relay"
 # Seconds before a relay that JetStream refused (queue full, broker away) is tried again.
 RELAY_RETRY = 5.0
+# Seconds between fetches that failed (NATS away or restarting): a pause, not a spin.
+FETCH_PAUSE = 0.5
 
 
 def _queued(job: job_pb2.Job) -> job_pb2.Job | None:
@@ -40,18 +44,20 @@ def _queued(job: job_pb2.Job) -> job_pb2.Job | None:
 
 class DueRelay:
     def __init__(self, nc: Client, store: Store, topology: Topology) -> None:
+        self._nc = nc
         self._js = nc.jetstream()
         self._store = store
         self._topology = topology
         self._submitter = Submitter(nc, store, topology)
+        # The NATS connection announces its own losses (syllabus.jetstream.connect).
+        self._outages = outages.OutageLog(log, announced_elsewhere={outages.NATS})
 
     async def run(self, stop: asyncio.Event) -> None:
-        sub = await self._js.pull_subscribe(
-            self._topology.due_subjects,
-            durable=CONSUMER,
-            stream=self._topology.scheduled_stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
-        )
+        """Relay until `stop` is set. NATS or the store going away pauses the relay; it never ends it."""
+        try:
+            sub = await outages.until_reachable(self._subscribe, self._outages, "delayed jobs wait for it", stop)
+        except outages.GaveUp:
+            return
         log.info("scheduler relaying delayed jobs from %s when they fall due", self._topology.scheduled_stream)
         try:
             while not stop.is_set():
@@ -59,10 +65,48 @@ class DueRelay:
                     msgs = await sub.fetch(64, timeout=1.0)
                 except (TimeoutError, NatsTimeout):
                     continue
+                except Exception as exc:
+                    self._fetch_failed(exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), FETCH_PAUSE)
+                    continue
+                if self._nc.is_connected:
+                    self._outages.up(outages.NATS)
                 for msg in msgs:
-                    await self._relay(msg)
+                    await self._relay_or_hand_back(msg)
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        return await self._js.pull_subscribe(
+            self._topology.due_subjects,
+            durable=CONSUMER,
+            stream=self._topology.scheduled_stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
+        )
+
+    def _fetch_failed(self, exc: Exception) -> None:
+        dependency = outages.unreachable(exc)
+        if dependency is None:
+            log.warning("fetching due jobs failed: %s", outages.describe(exc))
+        else:
+            self._outages.down(dependency, exc, "delayed jobs wait for it")
+
+    async def _relay_or_hand_back(self, msg: Msg) -> None:
+        """Relay one due job; while the store or NATS is away, its message is offered again a little later."""
+        try:
+            await self._relay(msg)
+        except Exception as exc:
+            dependency = outages.unreachable(exc)
+            if dependency is None:
+                raise
+            self._outages.down(dependency, exc, "delayed jobs wait for it")
+            # If NATS itself is away the nak is lost too, and the message comes back after its ack wait.
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=RELAY_RETRY)
+        else:
+            self._outages.all_up()
 
     async def _relay(self, msg: Msg) -> None:
         job = job_pb2.Job.FromString(msg.data)

@@ -6,8 +6,11 @@ the dependency answers, without spending an attempt. Anything else is the job's 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
+from typing import TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -16,6 +19,8 @@ import redis.exceptions
 
 from syllabus.errors import BrokerUnavailable
 from syllabus.publisher import NoStreamError
+
+T = TypeVar("T")
 
 NATS = "NATS"
 STORE = "the store"
@@ -38,6 +43,9 @@ _NATS_ERRORS: tuple[type[BaseException], ...] = (
 )
 _STORE_ERRORS: tuple[type[BaseException], ...] = (pymongo.errors.ConnectionFailure,)
 _REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# Seconds between tries of a step while what it needs is unreachable: doubling up to the max.
+RETRY_FIRST = 0.25
+RETRY_MAX = 5.0
 
 
 def unreachable(exc: BaseException) -> str | None:
@@ -88,3 +96,35 @@ class OutageLog:
     def all_up(self) -> None:
         for dependency in sorted(self._down):
             self.up(dependency)
+
+
+class GaveUp(Exception):
+    """The step met only outages until its caller stopped waiting for them to end."""
+
+
+async def until_reachable(
+    step: Callable[[], Awaitable[T]], outage_log: OutageLog, consequence: str, give_up: asyncio.Event
+) -> T:
+    """`step`'s result, trying again (with a doubling pause) for as long as it meets an outage.
+
+    Any other error is raised at once. Raises GaveUp once `give_up` is set while the outage lasts.
+    """
+    delay = RETRY_FIRST
+    while True:
+        try:
+            result = await step()
+        except Exception as exc:
+            dependency = unreachable(exc)
+            if dependency is None:
+                raise
+            outage_log.down(dependency, exc, consequence)
+            if give_up.is_set():
+                raise GaveUp(describe(exc)) from exc
+            with contextlib.suppress(TimeoutError):
+                # The pause between tries, cut short by the caller giving up.
+                await asyncio.wait_for(give_up.wait(), delay)
+            delay = min(delay * 2, RETRY_MAX)
+        else:
+            if delay > RETRY_FIRST:
+                outage_log.all_up()
+            return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import uvloop
 from nats.aio.client import Client
 
+from syllabus import outages
 from syllabus.config import CommonConfig, ConfigError, WorkerConfig
 from syllabus.jetstream import connect, disconnect, ensure_topology
 from syllabus.logs import setup_logging
@@ -21,6 +23,7 @@ from syllabus.topology import Topology
 from syllabus.worker import Handler, Worker
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def require_nats(common: CommonConfig) -> str:
@@ -54,7 +57,13 @@ async def open_connections(
 ) -> tuple[Client, Store]:
     """NATS (with the topology declared) and the store. `on_nats` hears the connection being lost and back."""
     nc = await connect(require_nats(common), name, on_nats)
-    await ensure_topology(nc, Topology(common.namespace))
+    # A NATS lost right after connecting delays the start; it does not end the process (a stop signal does).
+    await outages.until_reachable(
+        lambda: ensure_topology(nc, Topology(common.namespace)),
+        outages.OutageLog(log, announced_elsewhere={outages.NATS}),
+        "the service starts once it answers",
+        give_up=asyncio.Event(),
+    )
     store = open_store(common)
     await store.open()
     return nc, store

@@ -35,9 +35,6 @@ log = logging.getLogger(__name__)
 E = job_pb2
 # Seconds before a job handed back because of an outage is offered again.
 OUTAGE_DEFER = 2.0
-# Seconds between tries of a bookkeeping step while NATS or the store is unreachable: doubling up to the max.
-OUTAGE_RETRY_FIRST = 0.25
-OUTAGE_RETRY_MAX = 5.0
 
 
 class JobError(Exception):
@@ -168,7 +165,15 @@ class Worker:
         self._stopping.set()
 
     async def run(self) -> None:
-        await ensure_consumers(self._nc, self._topology, self.service, self._config)
+        try:
+            await outages.until_reachable(
+                lambda: ensure_consumers(self._nc, self._topology, self.service, self._config),
+                self._outages,
+                "the worker starts once it answers",
+                self._stopping,
+            )
+        except outages.GaveUp:
+            return  # stopped before it could start: nothing was fetched
         cancels = await self._nc.subscribe(self._topology.cancel_subjects, cb=self._on_cancel)
         loops = [
             asyncio.create_task(self._fetch_loop("interactive", gate=None)),
@@ -393,26 +398,12 @@ class Worker:
         Every step tolerates finding its own earlier try recorded. A draining worker gives up after its grace:
         the message is then redelivered.
         """
-        delay = OUTAGE_RETRY_FIRST
-        while True:
-            try:
-                await step()
-            except Exception as exc:
-                dependency = outages.unreachable(exc)
-                if dependency is None:
-                    raise
-                self._outages.down(dependency, exc, "finished jobs keep their outcome until it answers")
-                if self._abandon.is_set():
-                    log.warning("job %s: stopping with its outcome unrecorded; it will be redelivered", job_id)
-                    return
-                with contextlib.suppress(TimeoutError):
-                    # The retry back-off, cut short by a draining worker giving up.
-                    await asyncio.wait_for(self._abandon.wait(), delay)
-                delay = min(delay * 2, OUTAGE_RETRY_MAX)
-            else:
-                if delay > OUTAGE_RETRY_FIRST:
-                    self._outages.all_up()
-                return
+        try:
+            await outages.until_reachable(
+                step, self._outages, "finished jobs keep their outcome until it answers", self._abandon
+            )
+        except outages.GaveUp:
+            log.warning("job %s: stopping with its outcome unrecorded; it will be redelivered", job_id)
 
     async def _heartbeat(self) -> None:
         """One loop for every job in hand: keeps each lease alive at JetStream (also while its outcome waits for

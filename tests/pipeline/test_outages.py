@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,13 @@ import grpc
 import pymongo.errors
 import pytest
 import pytest_asyncio
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.client import Client as NatsClient
 
 from gateway.readiness import Readiness
 from gateway.services import add_health_and_reflection, add_services
+from scheduler.relay import DueRelay
 from syllabus import outages
 from syllabus.errors import BrokerUnavailable
 from syllabus.jetstream import connect, ensure_topology
@@ -107,15 +110,20 @@ class Rig:
     go: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     nats_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    nats_back: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop_nats(self) -> None:
+        self.nats_lost.clear()
+        self.nats_back.clear()
         await self.server.stop()
         await self.nats_lost.wait()
 
     async def start_nats(self) -> None:
+        """Start NATS again, on its port and data, and wait for the rig's connection to be back."""
         port = int(self.server.url.rsplit(":", 1)[1])
         self.server = NatsServer(self.home / "nats", port=port)
         await self.server.start()
+        await self.nats_back.wait()
 
     async def submit(self, text: str, **options: Any) -> job_pb2.Job:
         request = job_service_pb2.SubmitJobRequest(
@@ -160,8 +168,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
     async def on_change(connected: bool) -> None:
         await readiness.on_nats(connected)
-        if not connected:
-            rig_holder[0].nats_lost.set()
+        (rig_holder[0].nats_back if connected else rig_holder[0].nats_lost).set()
 
     nc = await connect(server.url, "pytest-outages", on_change=on_change)
     await ensure_topology(nc, topology)
@@ -332,6 +339,79 @@ async def test_while_nats_is_down_health_is_not_serving_and_submissions_fail_fas
     watch.cancel()
     job = await rig.submit("ok")
     assert types(await rig.history(job.id))[-1] == "SUCCEEDED"
+
+
+async def test_a_worker_started_while_nats_is_away_starts_once_it_answers(rig: Rig) -> None:
+    await rig.stop_nats()
+    late = Worker(
+        service="renderer", handlers={}, nc=rig.nc, store=rig.store, topology=rig.topology, config=WORKER_CONFIG
+    )
+    running = asyncio.create_task(late.run())
+    await rig.logs.wait_for("the worker starts once it answers")
+    await rig.start_nats()
+    await rig.logs.wait_for("renderer worker running")
+    info = await rig.nc.jetstream().consumer_info(
+        rig.topology.jobs_stream, rig.topology.consumer("renderer", "interactive")
+    )
+    assert info.config.durable_name == rig.topology.consumer("renderer", "interactive")
+    late.stop()
+    await running
+    assert no_errors(rig.logs) == []
+
+
+async def test_a_worker_stopped_before_nats_answers_exits_without_starting(rig: Rig) -> None:
+    await rig.stop_nats()
+    late = Worker(
+        service="renderer", handlers={}, nc=rig.nc, store=rig.store, topology=rig.topology, config=WORKER_CONFIG
+    )
+    running = asyncio.create_task(late.run())
+    await rig.logs.wait_for("the worker starts once it answers")
+    late.stop()
+    await running
+    assert not any("renderer worker running" in record.getMessage() for record in rig.logs.records)
+
+
+def in_seconds(seconds: float) -> Timestamp:
+    at = Timestamp()
+    at.FromNanoseconds(time.time_ns() + int(seconds * 1e9))
+    return at
+
+
+@contextlib.asynccontextmanager
+async def relaying(rig: Rig) -> AsyncIterator[asyncio.Task[None]]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(DueRelay(rig.nc, rig.store, rig.topology).run(stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await task
+
+
+async def test_the_relay_outlives_a_nats_outage_and_relays_after_it(rig: Rig) -> None:
+    async with relaying(rig) as relay:
+        await rig.logs.wait_for("scheduler relaying delayed jobs")
+        await rig.stop_nats()
+        await rig.logs.wait_for("lost the connection to NATS")
+        await rig.start_nats()
+        job = await rig.submit("ok", run_at=in_seconds(1))
+        history = await rig.history(job.id)
+        assert not relay.done()
+    assert types(history) == ["SCHEDULED", "QUEUED", "STARTED", "SUCCEEDED"]
+    assert no_errors(rig.logs) == []
+
+
+async def test_a_due_job_met_by_a_store_outage_is_relayed_once_the_store_answers(rig: Rig) -> None:
+    job = await rig.submit("ok", run_at=in_seconds(1))
+    rig.store.down = True
+    async with relaying(rig) as relay:
+        await rig.logs.wait_for("the store is unreachable (connection refused (injected)): delayed jobs wait for it")
+        rig.store.down = False
+        history = await rig.history(job.id)
+        assert not relay.done()
+    assert types(history) == ["SCHEDULED", "QUEUED", "STARTED", "SUCCEEDED"]
+    assert no_errors(rig.logs) == []
+    assert any("the store answers again" in record.getMessage() for record in rig.logs.records)
 
 
 async def test_a_dead_letter_whose_failure_could_not_be_stored_is_kept_once(rig: Rig) -> None:

@@ -1,8 +1,11 @@
 """Parent jobs that fan out children: waiting, finishing, failing with a child, resuming when it is retried.
 
 A parent's own attempt ends in WAITING (the handler raises WaitForChildren). What finishes it is a child's
-handler (e.g. the course's render job) calling `finish_parent`; a child dead-lettered for good fails it, and
-retrying that child's dead letter makes it wait again.
+handler (e.g. the course's render job) calling `JobContext.finish_parent`; a child dead-lettered for good fails
+it, and retrying that child's dead letter makes it wait again.
+
+A child's end is always stored before the parent's that it causes: whoever sees a parent ended and then reads
+its children finds the one that ended it ended too.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ class Parents:
         self._events = events
 
     async def finish(self, parent_id: str, result: job_pb2.JobResult) -> bool:
-        """Complete a waiting parent. False when it was not waiting (finished already, canceled, failed)."""
+        """Complete a waiting parent. False when it was not waiting (finished already, canceled, failed).
+
+        The worker calls this once the child that finishes it has stored its own success (a handler asks for it
+        with JobContext.finish_parent rather than calling it, which would end the parent before the child)."""
         updated = await self._store.update_job(parent_id, lifecycle.finish_waiting(result))
         if updated.applied and updated.job is not None:
             await self._emit(updated.job, job_pb2.JOB_EVENT_TYPE_SUCCEEDED)

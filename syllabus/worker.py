@@ -60,7 +60,7 @@ class PermanentError(JobError):
 class WaitForChildren(Exception):
     """Raise from a handler that fanned out child jobs: the job waits for them (WAITING) off the queue.
 
-    A child's handler finishes the parent later (syllabus.parents.Parents.finish).
+    A child's handler finishes the parent later (JobContext.finish_parent).
     """
 
 
@@ -85,9 +85,19 @@ class JobContext:
     job: job_pb2.Job
     attempt: int
     _report: Callable[[float, str], Awaitable[None]]
+    # What the job's waiting parent is finished with once this attempt's success is stored (finish_parent).
+    parent_result: job_pb2.JobResult | None = None
 
     async def progress(self, percent: float, message: str) -> None:
         await self._report(percent, message)
+
+    def finish_parent(self, result: job_pb2.JobResult) -> None:
+        """Finish this job's waiting parent with `result` once this attempt has succeeded.
+
+        The child's own end is stored first, so whoever sees the parent finished finds this child ended too.
+        Nothing is finished if the attempt does not succeed, or if the parent no longer waits by then.
+        """
+        self.parent_result = result
 
 
 Handler = Callable[[JobContext], Coroutine[Any, Any, job_pb2.JobResult]]
@@ -347,11 +357,16 @@ class Worker:
         except BaseException:
             handler_task.cancel()
             raise
-        settle = self._settlement(running, job, attempt, handler_task)
+        settle = self._settlement(running, job, attempt, handler_task, ctx.parent_result)
         await self._until_recorded(job.id, settle)
 
     def _settlement(
-        self, running: _Running, job: job_pb2.Job, attempt: int, handler_task: asyncio.Task[job_pb2.JobResult]
+        self,
+        running: _Running,
+        job: job_pb2.Job,
+        attempt: int,
+        handler_task: asyncio.Task[job_pb2.JobResult],
+        parent_result: job_pb2.JobResult | None,
     ) -> Callable[[], Awaitable[None]]:
         """How the attempt ended, as the step that records it. A handler that finished before a stop could reach it
         keeps its outcome."""
@@ -359,7 +374,7 @@ class Worker:
         exc = None if handler_task.cancelled() else handler_task.exception()
         if not handler_task.cancelled() and exc is None:
             result = handler_task.result()
-            return lambda: self._succeeded(job, attempt, result, msg)
+            return lambda: self._succeeded(job, attempt, result, msg, parent_result)
         if isinstance(exc, WaitForChildren):
             message = str(exc)
             return lambda: self._wait_for_children(job, attempt, message, msg)
@@ -431,11 +446,20 @@ class Worker:
         if updated.applied and updated.job is not None:
             await self._send(updated.job, E.JOB_EVENT_TYPE_PROGRESS)
 
-    async def _succeeded(self, job: job_pb2.Job, attempt: int, result: job_pb2.JobResult, msg: Msg) -> None:
+    async def _succeeded(
+        self,
+        job: job_pb2.Job,
+        attempt: int,
+        result: job_pb2.JobResult,
+        msg: Msg,
+        parent_result: job_pb2.JobResult | None,
+    ) -> None:
         updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result))
         if _landed(updated, attempt, E.JOB_STATE_SUCCEEDED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_SUCCEEDED)
+            if parent_result is not None and job.parent_id:
+                await self._parents.finish(job.parent_id, parent_result)
             await msg.ack()
         else:
             await self._lost_lease(updated.job, attempt, msg)

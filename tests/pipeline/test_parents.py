@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from syllabus.events import EventPublisher
-from syllabus.parents import Parents
-from syllabus.store.base import JobQuery
+import pytest
+
+from syllabus.store.base import JobChange, JobQuery, Updated
 from syllabus.submit import Submitter, build_job
 from syllabus.v1 import admin_service_pb2, job_pb2
 from syllabus.worker import Handler, JobContext, WaitForChildren
@@ -12,11 +12,35 @@ from tests.pipeline.conftest import Pipeline, StartWorker
 from tests.pipeline.test_jobs import types
 
 E = job_pb2
+# A parent's id and the state it ended in, with the states its children had then.
+Ended = tuple[str, int, list[int]]
+
+
+@pytest.fixture
+def children_at_parent_end(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[Ended]:
+    """Every parent's end as it was stored, with its children's stored states at that moment (before anyone
+    could see that end).
+
+    Read inside the store call that ends the parent, so what it finds depends only on the order of the writes.
+    """
+    seen: list[Ended] = []
+    update_job = pipeline.store.update_job
+
+    async def observed(job_id: str, change: JobChange) -> Updated:
+        updated = await update_job(job_id, change)
+        job = updated.job
+        if updated.applied and job is not None and job.state in (E.JOB_STATE_SUCCEEDED, E.JOB_STATE_FAILED):
+            children = await pipeline.store.list_jobs(JobQuery(tenant=job.tenant, parent_id=job_id))
+            if children.jobs:
+                seen.append((job_id, job.state, [child.state for child in children.jobs]))
+        return updated
+
+    monkeypatch.setattr(pipeline.store, "update_job", observed)
+    return seen
 
 
 def parent_handlers(pipeline: Pipeline) -> dict[str, Handler]:
     submitter = Submitter(pipeline.nc, pipeline.store, pipeline.topology)
-    parents = Parents(pipeline.store, EventPublisher(pipeline.nc, pipeline.topology))
 
     async def handle(ctx: JobContext) -> job_pb2.JobResult:
         command, _, arg = ctx.job.spec.summarize_text.text.partition(":")
@@ -30,30 +54,43 @@ def parent_handlers(pipeline: Pipeline) -> dict[str, Handler]:
             )
             await submitter.submit([child])
             raise WaitForChildren("waiting for 1 child")
-        if command == "fail":
+        if command.startswith("finish-parent"):
+            ctx.finish_parent(E.JobResult(text=f"finished by {ctx.job.id}"))
+        if command.endswith("fail"):
             raise RuntimeError("child broke")
-        if command == "finish-parent":
-            await parents.finish(ctx.job.parent_id, E.JobResult(text=f"finished by {ctx.job.id}"))
         return E.JobResult(text="child done")
 
     return {"summarize_text": handle}
 
 
 async def test_parent_waits_for_its_child_and_the_child_finishes_it(
-    pipeline: Pipeline, start_worker: StartWorker
+    pipeline: Pipeline, start_worker: StartWorker, children_at_parent_end: list[Ended]
 ) -> None:
     await start_worker(handler_map=parent_handlers(pipeline))
     parent = await pipeline.submit("fan-out:finish-parent")
     events = await pipeline.events(parent.id)
     # WAITING shows only when the parent recorded it before its child ended; the end is the same either way.
     assert [t for t in types(events) if t != "WAITING"] == ["QUEUED", "STARTED", "SUCCEEDED"]
+    # The child's success was stored before the parent's, so nobody can see the parent done and the child not.
+    assert children_at_parent_end == [(parent.id, E.JOB_STATE_SUCCEEDED, [E.JOB_STATE_SUCCEEDED])]
     children = (await pipeline.store.list_jobs(JobQuery(tenant="default", parent_id=parent.id))).jobs
     assert len(children) == 1 and children[0].state == E.JOB_STATE_SUCCEEDED
     assert events[-1].result.text == f"finished by {children[0].id}"
 
 
+async def test_a_child_that_fails_after_asking_to_finish_its_parent_fails_it_instead(
+    pipeline: Pipeline, start_worker: StartWorker, children_at_parent_end: list[Ended]
+) -> None:
+    await start_worker(handler_map=parent_handlers(pipeline))
+    parent = await pipeline.submit("fan-out:finish-parent-then-fail")
+    events = await pipeline.events(parent.id)
+    assert [t for t in types(events) if t != "WAITING"] == ["QUEUED", "STARTED", "FAILED"]
+    assert events[-1].error.type == "ChildFailed" and "RuntimeError: child broke" in events[-1].error.message
+    assert children_at_parent_end == [(parent.id, E.JOB_STATE_FAILED, [E.JOB_STATE_FAILED])]
+
+
 async def test_failed_child_fails_the_parent_and_its_retry_resumes_it(
-    pipeline: Pipeline, start_worker: StartWorker
+    pipeline: Pipeline, start_worker: StartWorker, children_at_parent_end: list[Ended]
 ) -> None:
     await start_worker(handler_map=parent_handlers(pipeline))
     parent = await pipeline.submit("fan-out:fail")
@@ -70,3 +107,7 @@ async def test_failed_child_fails_the_parent_and_its_retry_resumes_it(
     assert types(resumed) == ["RESUMED", "SUCCEEDED"]
     done = await pipeline.store.get_job(parent.id)
     assert done is not None and done.state == E.JOB_STATE_SUCCEEDED
+    assert children_at_parent_end == [
+        (parent.id, E.JOB_STATE_FAILED, [E.JOB_STATE_FAILED]),
+        (parent.id, E.JOB_STATE_SUCCEEDED, [E.JOB_STATE_SUCCEEDED]),
+    ]

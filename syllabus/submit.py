@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC
 
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
@@ -101,7 +100,9 @@ class Submitter:
         payload = job.SerializeToString()
         headers = {"Nats-Msg-Id": msg_id}
         if job.state == job_pb2.JOB_STATE_SCHEDULED:
-            run_at = job.options.run_at.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # RFC 3339 with the fraction kept (the server fires to the nanosecond): truncated to whole seconds,
+            # a job would run up to a second before its run_at.
+            run_at = job.options.run_at.ToJsonString()
             headers |= {
                 "Nats-Schedule": f"@at {run_at}",
                 "Nats-Schedule-Target": self._topology.due_subject(job.id),

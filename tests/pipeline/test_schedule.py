@@ -1,0 +1,43 @@
+"""Delayed jobs: their schedule fires at run_at to the fraction of a second, never before it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from scheduler.relay import DueRelay
+from syllabus.v1 import job_pb2
+from tests.pipeline.conftest import Pipeline, StartWorker
+from tests.pipeline.test_jobs import types
+
+E = job_pb2
+
+
+@pytest_asyncio.fixture
+async def relay(pipeline: Pipeline) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(DueRelay(pipeline.nc, pipeline.store, pipeline.topology).run(stop))
+    yield
+    stop.set()
+    await task
+
+
+async def test_a_delayed_job_is_queued_no_earlier_than_its_run_at(
+    pipeline: Pipeline, start_worker: StartWorker, relay: None
+) -> None:
+    await start_worker()
+    # Just short of a whole second: a schedule that dropped the fraction would fire almost a second early.
+    run_at = Timestamp(seconds=int(time.time()) + 2, nanos=999_000_000)
+    job = await pipeline.submit("ok", run_at=run_at)
+    assert job.state == E.JOB_STATE_SCHEDULED
+    stored = await pipeline.nc.jetstream().get_last_msg(
+        pipeline.topology.scheduled_stream, pipeline.topology.schedule_subject(job.id)
+    )
+    assert stored.headers is not None and stored.headers["Nats-Schedule"] == f"@at {run_at.ToJsonString()}"
+    events = await pipeline.events(job.id)
+    assert types(events) == ["SCHEDULED", "QUEUED", "STARTED", "SUCCEEDED"]
+    assert events[1].time.ToNanoseconds() >= run_at.ToNanoseconds()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import nats
 import pytest
@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from syllabus.servers import NatsServer, ValkeyServer
 from syllabus.topology import Topology
+from tests.ports import HOST, held_port
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -47,6 +48,13 @@ def nats_url(nats_server: NatsServer) -> str:
 @pytest.fixture(scope="session")
 def redis_url(redis_server: ValkeyServer) -> str:
     return redis_server.url
+
+
+@pytest.fixture
+def closed_addr() -> Iterator[str]:
+    """A "host:port" that refuses connections: nothing listens there, and for the test's duration nothing can."""
+    with held_port() as port:
+        yield f"{HOST}:{port}"
 
 
 @pytest_asyncio.fixture

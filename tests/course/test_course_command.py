@@ -53,13 +53,13 @@ async def test_course_command_fails_with_the_reason(
     assert not out.exists()
 
 
-def test_course_command_rejects_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["course", "Intro to Rust", "--modules", "0", "--addr", "127.0.0.1:1"]) == 2
+def test_course_command_rejects_bad_input(capsys: pytest.CaptureFixture[str], closed_addr: str) -> None:
+    assert cli.main(["course", "Intro to Rust", "--modules", "0", "--addr", closed_addr]) == 2
     assert "--modules" in capsys.readouterr().err
 
 
-async def test_course_command_without_a_gateway(capsys: pytest.CaptureFixture[str]) -> None:
-    code = await asyncio.to_thread(cli.main, ["course", "Intro to Rust", "--addr", "127.0.0.1:1"])
+async def test_course_command_without_a_gateway(capsys: pytest.CaptureFixture[str], closed_addr: str) -> None:
+    code = await asyncio.to_thread(cli.main, ["course", "Intro to Rust", "--addr", closed_addr])
     assert code == 1 and "cannot reach the gateway" in capsys.readouterr().err
 
 

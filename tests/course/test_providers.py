@@ -222,8 +222,8 @@ async def test_gemini_timeout_is_retryable(fake_api: FakeHTTP) -> None:
     assert caught.value.error_type == "ProviderTimeout"
 
 
-async def test_unreachable_gemini_is_retryable() -> None:
-    async with gemini("http://127.0.0.1:9") as models:
+async def test_unreachable_gemini_is_retryable(closed_addr: str) -> None:
+    async with gemini(f"http://{closed_addr}") as models:
         with pytest.raises(RetryableError) as caught:
             await models.run(outline_task(), ANY)
     assert caught.value.error_type == "ProviderUnavailable"

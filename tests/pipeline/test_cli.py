@@ -27,7 +27,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from syllabus.cli import main
 from syllabus.client import SyllabusClient
 from syllabus.jetstream import StreamLimits, ensure_topology
-from syllabus.servers import free_port
 from syllabus.v1 import admin_service_pb2, job_pb2
 from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
@@ -469,8 +468,10 @@ async def test_gateway_errors_print_code_message_and_violations(syllabus: Syllab
     assert re.search(r"\n  try again in \S+s\n$", full.err)
 
 
-async def test_unreachable_gateway_is_one_line_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
-    addr = f"127.0.0.1:{free_port()}"
+async def test_unreachable_gateway_is_one_line_with_a_hint(
+    capsys: pytest.CaptureFixture[str], closed_addr: str
+) -> None:
+    addr = closed_addr
     for command in (["get", "x"], ["jobs"], ["watch", "x"], ["submit", "summarize", "--text", "x"]):
         result = await run_cli(capsys, *command, "--addr", addr)
         assert (result.code, result.out) == (1, "")
@@ -500,10 +501,10 @@ async def test_unreachable_gateway_is_one_line_with_a_hint(capsys: pytest.Captur
     ],
 )
 async def test_bad_input_is_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str, closed_addr: str
 ) -> None:
     # Nothing listens at this address: input errors must be caught before any call is made.
-    addr = [] if "--addr" in argv else ["--addr", f"127.0.0.1:{free_port()}"]
+    addr = [] if "--addr" in argv else ["--addr", closed_addr]
     result = await run_cli(capsys, *argv, *addr)
     assert (result.code, result.out) == (2, "")
     assert result.err.startswith(f"syllabus: {message}") and result.err.count("\n") == 1, result.err

@@ -11,11 +11,11 @@ import pytest_asyncio
 
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError
 from syllabus.jetstream import StreamLimits, ensure_topology
-from syllabus.servers import free_port
 from syllabus.v1 import job_pb2
 from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
 from tests.pipeline.served import WatchRequests, serve
+from tests.ports import held_port
 
 E = job_pb2
 # Bounds for awaiting something that happens soon; generous so a slow machine never fails a test.
@@ -104,8 +104,13 @@ async def test_watch_from_a_sequence(client: SyllabusClient, start_worker: Start
 
 async def test_watch_resumes_after_the_stream_drops(pipeline: Pipeline, start_worker: StartWorker) -> None:
     """The gateway goes away mid-watch; events published meanwhile still arrive, once each, in order."""
+    # Held for the whole test, so the gateway comes back on the port it left and nothing else takes it meanwhile.
+    with held_port(shared=True) as port:
+        await watch_across_a_gateway_restart(pipeline, start_worker, port)
+
+
+async def watch_across_a_gateway_restart(pipeline: Pipeline, start_worker: StartWorker, port: int) -> None:
     requests: WatchRequests = []
-    port = free_port()
     received: asyncio.Queue[job_pb2.JobEvent] = asyncio.Queue()
 
     async def follow(client: SyllabusClient, job_id: str) -> list[job_pb2.JobEvent]:
@@ -216,8 +221,8 @@ async def test_errors_carry_code_message_and_details(client: SyllabusClient, pip
     assert err.value.retry_delay is not None and err.value.retry_delay > 0
 
 
-async def test_an_unreachable_gateway_fails_at_once_and_says_where() -> None:
-    addr = f"127.0.0.1:{free_port()}"
+async def test_an_unreachable_gateway_fails_at_once_and_says_where(closed_addr: str) -> None:
+    addr = closed_addr
     async with SyllabusClient.connect(addr, timeout=DEADLINE) as client:
         with pytest.raises(GatewayUnreachable) as err:
             await client.get("any")

@@ -279,9 +279,9 @@ async def test_deadline_from_grpc_timeout_is_504(rest: Rest) -> None:
         assert negative.status_code == 400 and negative.json()["message"].startswith(f"invalid grpc-timeout: {raw} ")
 
 
-async def test_gateway_down_is_503(rest: Rest) -> None:
-    # A shim whose gRPC server is not there (nothing listens on the discard port).
-    dead = RestGateway(services_named(["syllabus.v1.JobService"]), "127.0.0.1:9")
+async def test_gateway_down_is_503(rest: Rest, closed_addr: str) -> None:
+    # A shim whose gRPC server is not there.
+    dead = RestGateway(services_named(["syllabus.v1.JobService"]), closed_addr)
     address = await dead.start("127.0.0.1:0")
     try:
         got = await rest.http.get(f"http://{address}/v1/jobs/x", headers={"Grpc-Timeout": "10S"})

@@ -34,8 +34,8 @@ async def test_node_client_submits_watches_and_gets_a_job(
     assert stored is not None and stored.result.text.startswith("done by attempt 1")
 
 
-async def test_node_client_reports_grpc_errors(node_client: Path) -> None:
-    # Nothing listens on the discard port: the example fails with the gRPC status, not a stack trace.
-    code, out, err = await run_node(node_client, "example.js", "127.0.0.1:9", "--skip-course")
+async def test_node_client_reports_grpc_errors(node_client: Path, closed_addr: str) -> None:
+    # Nothing listens there: the example fails with the gRPC status, not a stack trace.
+    code, out, err = await run_node(node_client, "example.js", closed_addr, "--skip-course")
     assert code == 1 and out == ""
     assert err.startswith("failed: 14 UNAVAILABLE"), err

@@ -22,9 +22,9 @@ from syllabus import redaction
 from syllabus.client import SyllabusClient, SyllabusError
 from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig
 from syllabus.health import wait_healthy
-from syllabus.servers import free_port
 from syllabus.stack import Stack, home_lock, process_names, say
 from syllabus.v1 import course_service_pb2, course_service_pb2_grpc, job_pb2
+from tests.ports import HOST, unassigned_port
 
 # Generous bounds so a slow machine never fails a test; a healthy run takes a fraction of them.
 UP_DEADLINE = 90.0
@@ -134,8 +134,8 @@ def up_env(home: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SYLLABUS_")}
     env.update(
         SYLLABUS_HOME=str(home),
-        SYLLABUS_GRPC_ADDR=f"127.0.0.1:{free_port()}",
-        SYLLABUS_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+        SYLLABUS_GRPC_ADDR=f"{HOST}:{unassigned_port()}",
+        SYLLABUS_HTTP_ADDR=f"{HOST}:{unassigned_port()}",
         SYLLABUS_RESTART_BACKOFF_MAX="1",
         SYLLABUS_STOP_TIMEOUT="20",
     )

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from syllabus.servers import ChildServer, NatsServer, ValkeyServer
 from syllabus.supervisor import RestartPolicy, SupervisedServer, SupervisedService
+from tests.ports import unassigned_port
 
 # A bound on waits so a broken supervisor fails the test instead of hanging it; never reached when things work.
 STEP_DEADLINE = 60.0
@@ -205,7 +206,8 @@ QUICK = RestartPolicy(first_delay=0.01, max_delay=0.05)
 
 
 async def test_killed_nats_is_restarted_on_its_port_with_its_streams_and_its_log(tmp_path: Path, up_log: UpLog) -> None:
-    server = NatsServer(tmp_path / "nats")
+    # A port no other program is handed while the server is down (one it picked could be).
+    server = NatsServer(tmp_path / "nats", port=unassigned_port())
     await server.start()
     url = server.url
     nc = await nats.connect(url)
@@ -240,7 +242,7 @@ async def test_killed_nats_is_restarted_on_its_port_with_its_streams_and_its_log
 
 
 async def test_restart_on_a_taken_port_is_logged_and_retried_on_the_same_port(tmp_path: Path, up_log: UpLog) -> None:
-    server = NatsServer(tmp_path / "nats")
+    server = NatsServer(tmp_path / "nats", port=unassigned_port())
     await server.start()
     url = server.url
     assert server.port is not None
@@ -275,7 +277,7 @@ async def test_restart_on_a_taken_port_is_logged_and_retried_on_the_same_port(tm
 
 
 async def test_killed_valkey_is_restarted_on_its_port_with_its_data(tmp_path: Path, up_log: UpLog) -> None:
-    server = ValkeyServer(tmp_path / "valkey")
+    server = ValkeyServer(tmp_path / "valkey", port=unassigned_port())
     await server.start()
     url = server.url
     supervised = SupervisedServer(server, QUICK)

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from syllabus.health import wait_healthy
-from syllabus.servers import free_port
+from tests.ports import HOST, unassigned_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generous bounds so a slow machine never fails a test; a healthy run takes a fraction of them.
@@ -70,8 +70,8 @@ def stack_env(home: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("SYLLABUS_")}
     env.update(
         SYLLABUS_HOME=str(home),
-        SYLLABUS_GRPC_ADDR=f"127.0.0.1:{free_port()}",
-        SYLLABUS_HTTP_ADDR=f"127.0.0.1:{free_port()}",
+        SYLLABUS_GRPC_ADDR=f"{HOST}:{unassigned_port()}",
+        SYLLABUS_HTTP_ADDR=f"{HOST}:{unassigned_port()}",
         SYLLABUS_STOP_TIMEOUT="20",
     )
     return env

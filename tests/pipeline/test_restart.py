@@ -20,6 +20,7 @@ from syllabus.worker import Worker
 from tests.pipeline import handlers
 from tests.pipeline.conftest import WORKER_CONFIG, wiring
 from tests.pipeline.test_jobs import first_event, types
+from tests.ports import unassigned_port
 
 E = job_pb2
 
@@ -29,7 +30,8 @@ class Restartable:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.server = NatsServer(home / "nats")
+        # A port no other program is handed while the server is down (one it picked could be).
+        self.server = NatsServer(home / "nats", port=unassigned_port())
         self.topology = Topology("restart")
         # Whether the pipeline's NATS connection is up: submissions are refused (UNAVAILABLE) while it is not.
         self.connected = asyncio.Event()

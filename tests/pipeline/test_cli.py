@@ -14,6 +14,7 @@ import pty
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,8 @@ async def wait_end(client: SyllabusClient, job_id: str) -> list[job_pb2.JobEvent
 
 
 async def test_submit_prints_the_id_and_sends_every_option(syllabus: Syllabus, pipeline: Pipeline) -> None:
+    # A week ahead whenever the test runs, to the second as --run-at takes it.
+    expected = Timestamp(seconds=int(time.time()) + 7 * 24 * 3600)
     result = await syllabus(
         "submit",
         "summarize",
@@ -111,7 +114,7 @@ async def test_submit_prints_the_id_and_sends_every_option(syllabus: Syllabus, p
         "--label",
         "env=a=b",
         "--run-at",
-        "2030-01-31T09:00:00Z",
+        expected.ToJsonString(),
     )
     assert result.code == 0 and result.err == ""
     job_id = result.out.strip()
@@ -124,8 +127,6 @@ async def test_submit_prints_the_id_and_sends_every_option(syllabus: Syllabus, p
     assert options.priority == E.PRIORITY_BATCH and options.idempotency_key == "order-1"
     assert options.max_attempts == 2 and options.timeout.ToNanoseconds() == 1_500_000_000
     assert dict(options.labels) == {"team": "docs", "env": "a=b"}
-    expected = Timestamp()
-    expected.FromJsonString("2030-01-31T09:00:00Z")
     assert options.run_at == expected
 
     again = await syllabus("submit", "summarize", "--text", "Some text.", "--key", "order-1")

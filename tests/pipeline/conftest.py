@@ -74,7 +74,7 @@ async def pipeline(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncI
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    handlers.release.clear()
+    handlers.reset()
     try:
         yield Pipeline(
             nc=nc,

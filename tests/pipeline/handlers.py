@@ -17,6 +17,13 @@ cancelled: set[str] = set()
 IN_SUBPROCESS = False
 
 
+def reset() -> None:
+    """What one test set or saw is gone before the next: "block" handlers block again, nothing is healed or seen."""
+    release.clear()
+    healed.clear()
+    cancelled.clear()
+
+
 async def scripted(ctx: JobContext) -> job_pb2.JobResult:
     command, _, arg = ctx.job.spec.summarize_text.text.partition(":")
     if command == "fail-retryable" and ctx.attempt <= int(arg):

@@ -70,7 +70,7 @@ async def restartable(tmp_path: Path) -> AsyncIterator[tuple[Restartable, job_se
         service="generator", handlers=handlers.HANDLERS, nc=nc, store=store, topology=env.topology, config=WORKER_CONFIG
     )
     running = asyncio.create_task(worker.run())
-    handlers.release.clear()
+    handlers.reset()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield env, job_service_pb2_grpc.JobServiceStub(channel)

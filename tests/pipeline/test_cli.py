@@ -27,6 +27,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from syllabus.cli import main
 from syllabus.client import SyllabusClient
+from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, ensure_topology
 from syllabus.v1 import admin_service_pb2, job_pb2
 from tests.pipeline import handlers
@@ -466,7 +467,7 @@ async def test_gateway_errors_print_code_message_and_violations(syllabus: Syllab
     full = await syllabus("submit", "summarize", "--text", "ok")
     assert full.code == 1
     assert full.err.startswith("syllabus: RESOURCE_EXHAUSTED: the job queue is full")
-    assert re.search(r"\n  try again in \S+s\n$", full.err)
+    assert full.err.endswith(f"\n  try again in {QueueFull().retry_after:.1f}s\n")
 
 
 async def test_unreachable_gateway_is_one_line_with_a_hint(

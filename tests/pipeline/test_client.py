@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError
+from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, ensure_topology
 from syllabus.v1 import job_pb2
 from tests.pipeline import handlers
@@ -218,7 +219,7 @@ async def test_errors_carry_code_message_and_details(client: SyllabusClient, pip
     with pytest.raises(SyllabusError) as err:
         await client.submit(spec("ok"))
     assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert err.value.retry_delay is not None and err.value.retry_delay > 0
+    assert err.value.retry_delay == QueueFull().retry_after
 
 
 async def test_an_unreachable_gateway_fails_at_once_and_says_where(closed_addr: str) -> None:

@@ -216,11 +216,12 @@ async def test_idempotency_keys_of_different_tenants_do_not_collide(store: Store
 
 
 async def test_empty_idempotency_keys_never_collide(store: Store) -> None:
-    first, second = make_job(), make_job()
+    first, second, third = make_job(), make_job(), make_job()
     await insert(store, first)
 
-    assert await store.insert_jobs([second, make_job()]) != []
+    assert await store.insert_jobs([second, third]) == [(second, True), (third, True)]
     assert await store.get_job(second.id) == second
+    assert sorted(await list_ids(store)) == sorted(ids([first, second, third]))
 
 
 async def test_bulk_insert_of_a_thousand_jobs_with_in_batch_duplicates(store: Store) -> None:

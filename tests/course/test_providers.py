@@ -22,7 +22,7 @@ from generator.providers.prices import estimate_cost
 from generator.providers.registry import Registry
 from generator.tasks import ModuleContext, OutlineTask, QuizTask
 from syllabus.v1 import job_pb2
-from syllabus.worker import Defer, PermanentError, RetryableError
+from syllabus.worker import Defer, JobError, PermanentError, RetryableError
 from tests.course.fake_http import (
     FakeHTTP,
     Reply,
@@ -263,12 +263,23 @@ async def test_openai_429_with_an_http_date_retry_after(fake_api: FakeHTTP) -> N
     assert caught.value.retry_after is not None and 60 < caught.value.retry_after <= 120
 
 
-@pytest.mark.parametrize(("status", "error"), [(500, RetryableError), (503, RetryableError), (401, PermanentError)])
-async def test_openai_errors_are_classified(fake_api: FakeHTTP, status: int, error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("status", "error", "error_type"),
+    [
+        (500, RetryableError, "ProviderUnavailable"),
+        (503, RetryableError, "ProviderUnavailable"),
+        (401, PermanentError, "ProviderRejected"),
+    ],
+)
+async def test_openai_errors_are_classified(
+    fake_api: FakeHTTP, status: int, error: type[JobError], error_type: str
+) -> None:
     fake_api.then(chat_error(status, "nope"))
     async with openai(fake_api.url) as models:
-        with pytest.raises(error):
+        with pytest.raises(error) as caught:
             await models.run(outline_task(), ANY)
+    assert caught.value.error_type == error_type and f"HTTP {status}" in str(caught.value)
+    assert len(fake_api.requests) == 1
 
 
 async def test_openai_malformed_then_schema_violating_output_is_retryable(fake_api: FakeHTTP) -> None:
@@ -369,7 +380,7 @@ async def test_breaker_opens_after_consecutive_failures_probes_after_cooldown_an
     assert await breaker.wait_time("openai") == 0  # per provider
     clock.now += 31
     assert await breaker.wait_time("gemini") == 0  # the probe goes ahead...
-    assert await breaker.wait_time("gemini") > 0  # ...alone
+    assert await breaker.wait_time("gemini") == pytest.approx(10.0)  # ...alone, for as long as a probe may take
     await breaker.failed("gemini")  # the probe failed: open again
     assert await breaker.wait_time("gemini") == pytest.approx(30.0)
     clock.now += 31
@@ -382,16 +393,21 @@ async def test_breaker_opens_after_consecutive_failures_probes_after_cooldown_an
 async def test_an_open_breaker_defers_without_calling(fake_api: FakeHTTP) -> None:
     clock = Clock()
     breaker = LocalBreaker(threshold=2, cooldown=30.0, probe_timeout=10.0, clock=clock)
-    fake_api.then(gemini_error(500), gemini_error(503))
+    fake_api.then(gemini_error(500), gemini_error(400), gemini_error(503))
     async with gemini(fake_api.url, breaker=breaker) as models:
-        for _ in range(2):
-            with pytest.raises(RetryableError):
-                await models.run(outline_task(), ANY)
+        with pytest.raises(RetryableError):
+            await models.run(outline_task(), ANY)
+        # A client error says nothing about the provider's health: it neither counts as a failure nor breaks the
+        # run of failures, so the next failure is the second in a row and opens the breaker.
+        with pytest.raises(PermanentError):
+            await models.run(outline_task(), ANY)
+        assert await breaker.wait_time("gemini") == 0
+        with pytest.raises(RetryableError):
+            await models.run(outline_task(), ANY)
         with pytest.raises(Defer) as deferred:
             await models.run(outline_task(), ANY)
         assert deferred.value.delay == pytest.approx(30.0) and "circuit breaker is open" in deferred.value.reason
-        assert len(fake_api.requests) == 2
-        # Client errors say nothing about the provider's health.
+        assert len(fake_api.requests) == 3
         clock.now += 31
         fake_api.then(gemini_json(outline()))
         await models.run(outline_task(), ANY)

@@ -176,7 +176,8 @@ async def test_dead_letters_list_show_retry_and_purge(client: SyllabusClient, st
         dead_ids.append(job.id)
     page = await client.dead_letters("summarize_text", page_size=2)
     assert len(page.items) == 2 and page.next_page_token
-    assert sorted([dead.job_id async for dead in client.iter_dead_letters(page_size=1)]) == sorted(dead_ids)
+    # Oldest first: each job was dead-lettered before the next was submitted.
+    assert [dead.job_id async for dead in client.iter_dead_letters(page_size=1)] == dead_ids
     assert not (await client.dead_letters("render_document")).items
     dead = await client.dead_letter(dead_ids[0])
     assert dead.reason == "permanent error" and dead.job.spec == spec("fail-permanent")

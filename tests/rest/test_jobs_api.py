@@ -3,13 +3,15 @@ real NATS and in-process workers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from gateway.rest.server import RestGateway, services_named
+from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, ensure_topology
 from syllabus.v1 import job_pb2
-from tests.pipeline.conftest import StartWorker
+from tests.pipeline.conftest import WORKER_CONFIG, StartWorker
 from tests.rest.conftest import Rest
 
 TEXT = "NATS JetStream keeps messages until they are acknowledged."
@@ -149,7 +151,8 @@ async def test_batch_submit_all_or_nothing(rest: Rest) -> None:
 
 
 async def test_dead_letters_list_get_retry_edited_and_purge(rest: Rest, start_worker: StartWorker) -> None:
-    await start_worker()
+    # One job at a time, so they are dead-lettered in the order they were submitted.
+    await start_worker(dataclasses.replace(WORKER_CONFIG, concurrency=1))
     doomed = await submit(rest, text="fail-permanent")
     second = await submit(rest, text="fail-permanent:again")
     for job in (doomed, second):
@@ -158,11 +161,11 @@ async def test_dead_letters_list_get_retry_edited_and_purge(rest: Rest, start_wo
     listed = await rest.http.get("/v1/admin/deadletters", params={"kind": "summarize_text", "pageSize": 10})
     assert listed.status_code == 200
     letters = listed.json()["deadLetters"]
-    assert [d["jobId"] for d in letters] == [doomed["id"], second["id"]]
+    assert [(d["jobId"], d["sequence"]) for d in letters] == [(doomed["id"], "1"), (second["id"], "2")]
     one = await rest.http.get(f"/v1/admin/deadletters/{doomed['id']}")
     letter = one.json()["deadLetter"]
     assert letter["job"]["state"] == "JOB_STATE_FAILED" and letter["job"]["errors"][0]["type"] == "BadInput"
-    assert letter["reason"] and int(letter["sequence"]) > 0
+    assert letter["reason"] == "permanent error" and letter["sequence"] == "1"
 
     retried = await rest.http.post(
         f"/v1/admin/deadletters/{doomed['id']}:retry", json={"spec": {"summarizeText": {"text": "fixed"}}}
@@ -258,7 +261,7 @@ async def test_full_queue_is_429_with_retry_info(rest: Rest) -> None:
     assert body["code"] == 8
     [retry] = body["details"]
     assert retry["@type"] == "type.googleapis.com/google.rpc.RetryInfo"
-    assert retry["retryDelay"].endswith("s") and float(retry["retryDelay"][:-1]) > 0
+    assert retry["retryDelay"] == f"{QueueFull().retry_after:g}s"
 
 
 async def test_deadline_from_grpc_timeout_is_504(rest: Rest) -> None:

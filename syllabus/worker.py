@@ -532,14 +532,21 @@ class Worker:
         if _landed(updated, attempt, E.JOB_STATE_CANCELED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
-        await msg.term()
+            await msg.term()
+        else:
+            # A newer attempt holds the job: its delivery settles the message (terming it here would leave that
+            # attempt's job with no message should its worker die).
+            await self._lost_lease(updated.job, attempt, msg)
 
     async def _requeue(self, job: job_pb2.Job, attempt: int, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
         if _landed(updated, attempt, E.JOB_STATE_QUEUED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
-        await msg.nak()
+            await msg.nak()
+        else:
+            # A nak would hand a newer attempt's job out again, to run beside it.
+            await self._lost_lease(updated.job, attempt, msg)
 
     async def _defer(self, job: job_pb2.Job, attempt: int, deferral: Defer, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from syllabus.topology import Topology
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from syllabus.worker import JobContext, PermanentError, Worker
 from tests.pipeline.conftest import WORKER_CONFIG, wiring
+from tests.pipeline.logwatch import LogWatch
 from tests.pipeline.test_jobs import types
 
 E = job_pb2
@@ -65,34 +66,6 @@ class FlakyStore(EmbeddedStore):
                 self.refuse_failing -= 1
                 raise pymongo.errors.AutoReconnect("connection lost mid-write (injected)")
         return await super().update_job(job_id, change)
-
-
-class LogWatch(logging.Handler):
-    """Keeps every record; a test can wait for one that matches (logged on the test's own event loop)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self._waiters: list[tuple[Callable[[logging.LogRecord], bool], asyncio.Future[None]]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        for matches, future in self._waiters:
-            if not future.done() and matches(record):
-                future.set_result(None)
-
-    async def wait_for(self, text: str) -> None:
-        def matches(record: logging.LogRecord) -> bool:
-            return text in record.getMessage()
-
-        if any(matches(record) for record in self.records):
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((matches, future))
-        await future
-
-    def at_least(self, level: int) -> list[str]:
-        return [f"{r.levelname} {r.name}: {r.getMessage()}" for r in self.records if r.levelno >= level or r.exc_info]
 
 
 @dataclass

@@ -1,0 +1,172 @@
+"""Deliberate one-line breakages of the runtime's guarantees; each must fail at least one test.
+
+Run: .venv/bin/python scripts/breakages.py [NAME ...]. Every breakage is applied to a copy of the working tree
+(the tree itself is never touched), the pipeline and store tests run there against it, and the script reports
+which breakages the suite let pass. Exit status 1 when any did. Mutation testing (scripts/mutate) finds such
+gaps at random; these are the ones found by hand, kept so that they stay caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = ["tests/pipeline", "tests/store", "tests/gateway"]
+
+
+@dataclass(frozen=True)
+class Breakage:
+    name: str
+    path: str
+    old: str
+    new: str
+
+
+BREAKAGES = [
+    Breakage(
+        "lease checks only the state",
+        "syllabus/lifecycle.py",
+        "return job.state == S.JOB_STATE_RUNNING and job.attempt == attempt",
+        "return job.state == S.JOB_STATE_RUNNING",
+    ),
+    Breakage(
+        "dead-letter copy after term()",
+        "syllabus/worker.py",
+        """            await self._dead_letters.put(new, msg.subject, reason)
+            updated = await self._store.update_job(job.id, change)
+            if not (updated.applied and updated.job is not None):
+                await msg.term()
+                return""",
+        """            await msg.term()
+            await self._dead_letters.put(new, msg.subject, reason)
+            updated = await self._store.update_job(job.id, change)
+            if not (updated.applied and updated.job is not None):
+                return""",
+    ),
+    Breakage(
+        "dead-letter copy after the FAILED event",
+        "syllabus/worker.py",
+        """            await self._dead_letters.put(new, msg.subject, reason)
+            updated = await self._store.update_job(job.id, change)""",
+        """            updated = await self._store.update_job(job.id, change)
+            if updated.job is not None:
+                await self._emit(updated.job, E.JOB_EVENT_TYPE_FAILED, error=error)
+            await self._dead_letters.put(new, msg.subject, reason)""",
+    ),
+    Breakage(
+        "no in_progress() in the heartbeat",
+        "syllabus/worker.py",
+        "                    await running.msg.in_progress()\n",
+        "",
+    ),
+    Breakage(
+        "exhausted claims run again",
+        "syllabus/lifecycle.py",
+        "            if job.attempt >= job.max_attempts:",
+        "            if False:",
+    ),
+    Breakage(
+        "Retry-After ignored",
+        "syllabus/worker.py",
+        "            delay = max(delay, retry_after)",
+        "            pass",
+    ),
+    Breakage(
+        "retry delay constant",
+        "syllabus/worker.py",
+        "        delay = policy.delay(attempt, self._rand())",
+        "        delay = 0.05",
+    ),
+    Breakage(
+        "stale cancel terms the message",
+        "syllabus/worker.py",
+        """            await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
+            await msg.term()
+        else:""",
+        """            await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
+        await msg.term()
+        if False:""",
+    ),
+    Breakage(
+        "stale drain naks the message",
+        "syllabus/worker.py",
+        """            await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
+            await msg.nak()
+        else:""",
+        """            await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
+        await msg.nak()
+        if False:""",
+    ),
+]
+
+
+def copy_tree(into: Path) -> None:
+    """The working tree's files as git sees them (tracked and new, not ignored), without .venv and caches."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = into / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def caught(breakage: Breakage, tree: Path) -> tuple[bool, str]:
+    """Whether the tests fail with `breakage` applied, and the first failing test's name."""
+    path = tree / breakage.path
+    original = path.read_text()
+    if original.count(breakage.old) != 1:
+        raise SystemExit(f"{breakage.name}: the code to break is no longer in {breakage.path} exactly once")
+    path.write_text(original.replace(breakage.old, breakage.new))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-m", "not e2e", "--timeout", "60", *TESTS],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        path.write_text(original)
+    failed = next((line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))), "")
+    return result.returncode != 0, failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="breakages to try (default: all)")
+    args = parser.parse_args()
+    chosen = [b for b in BREAKAGES if not args.names or b.name in args.names]
+    passed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="syllabus-breakages-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        for index, breakage in enumerate(chosen, start=1):
+            began = time.monotonic()
+            print(f"[{index}/{len(chosen)}] {breakage.name} ...", end=" ", flush=True)
+            was_caught, first = caught(breakage, tree)
+            took = time.monotonic() - began
+            verdict = f"caught by {first.split(' - ')[0].removeprefix('FAILED ')}" if was_caught else "PASSED"
+            print(f"{verdict} ({took:.0f}s)")
+            if not was_caught:
+                passed.append(breakage.name)
+    if passed:
+        print(f"{len(passed)} of {len(chosen)} breakages passed the tests: {', '.join(passed)}")
+        return 1
+    print(f"all {len(chosen)} breakages fail a test")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

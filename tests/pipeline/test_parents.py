@@ -4,39 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from syllabus.store.base import JobChange, JobQuery, Updated
+from syllabus.store.base import JobQuery
 from syllabus.submit import Submitter, build_job
 from syllabus.v1 import admin_service_pb2, job_pb2
 from syllabus.worker import Handler, JobContext, WaitForChildren
+from tests.parent_ends import Ended, record_parent_ends
 from tests.pipeline.conftest import Pipeline, StartWorker
 from tests.pipeline.test_jobs import types
 
 E = job_pb2
-# A parent's id and the state it ended in, with the states its children had then.
-Ended = tuple[str, int, list[int]]
 
 
 @pytest.fixture
 def children_at_parent_end(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[Ended]:
-    """Every parent's end as it was stored, with its children's stored states at that moment (before anyone
-    could see that end).
-
-    Read inside the store call that ends the parent, so what it finds depends only on the order of the writes.
-    """
-    seen: list[Ended] = []
-    update_job = pipeline.store.update_job
-
-    async def observed(job_id: str, change: JobChange) -> Updated:
-        updated = await update_job(job_id, change)
-        job = updated.job
-        if updated.applied and job is not None and job.state in (E.JOB_STATE_SUCCEEDED, E.JOB_STATE_FAILED):
-            children = await pipeline.store.list_jobs(JobQuery(tenant=job.tenant, parent_id=job_id))
-            if children.jobs:
-                seen.append((job_id, job.state, [child.state for child in children.jobs]))
-        return updated
-
-    monkeypatch.setattr(pipeline.store, "update_job", observed)
-    return seen
+    return record_parent_ends(pipeline.store, monkeypatch)
 
 
 def parent_handlers(pipeline: Pipeline) -> dict[str, Handler]:

@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ACK_WAIT = 1.5
 
 
-async def start_worker_process(pipeline: Pipeline, nats_url: str) -> asyncio.subprocess.Process:
+async def start_worker_process(
+    pipeline: Pipeline, nats_url: str, module: str = "tests.pipeline.worker_proc"
+) -> asyncio.subprocess.Process:
     env = os.environ | {
         "SYLLABUS_NATS_URL": nats_url,
         "SYLLABUS_NAMESPACE": pipeline.topology.namespace,
@@ -44,7 +46,7 @@ async def start_worker_process(pipeline: Pipeline, nats_url: str) -> asyncio.sub
         "SYLLABUS_MAX_ATTEMPTS": "3",
         "SYLLABUS_BACKOFF": "0.05",
     }
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "tests.pipeline.worker_proc", cwd=ROOT, env=env)
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", module, cwd=ROOT, env=env)
 
 
 async def test_worker_killed_mid_job_is_redelivered_and_completes_once(

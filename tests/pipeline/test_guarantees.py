@@ -13,13 +13,20 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import pymongo.errors
 import pytest
 
+from syllabus import lifecycle
+from syllabus.config import RetryPolicy
 from syllabus.deadletters import DeadLetters
+from syllabus.jetstream import ensure_topology
+from syllabus.store.base import JobChange, Updated
 from syllabus.v1 import job_pb2, job_service_pb2
-from syllabus.worker import Defer, JobContext, PermanentError, RetryableError
+from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, Worker
 from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, StartWorker
 from tests.pipeline.logwatch import LogWatch, watching_logs
+from tests.pipeline.test_faults import ACK_WAIT as FAULT_ACK_WAIT
+from tests.pipeline.test_faults import start_worker_process
 from tests.pipeline.test_jobs import types
 
 E = job_pb2
@@ -217,3 +224,207 @@ async def test_heartbeats_keep_a_job_running_well_past_its_ack_wait(
         pipeline.topology.jobs_stream, pipeline.topology.consumer("generator", "interactive")
     )
     assert consumer.num_redelivered == 0
+
+
+async def test_a_cancel_whose_nats_notice_is_missed_is_seen_through_the_store(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    stopped = asyncio.Event()
+
+    async def until_stopped(ctx: JobContext) -> job_pb2.JobResult:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+        raise AssertionError("unreachable")
+
+    await start_worker(config=HEALTHY, handler_map={"summarize_text": until_stopped})
+    job = await pipeline.submit("cancel me")
+    await started(pipeline, job.id, 1)
+    # The flag CancelJob sets, without the NATS notice it also sends: as if the worker had missed it.
+    canceled = await pipeline.store.update_job(job.id, lifecycle.Cancel().change())
+    assert canceled.applied
+    history = await pipeline.events(job.id)
+    assert stopped.is_set()
+    assert types(history) == ["QUEUED", "STARTED", "CANCELED"]
+
+
+def retrying_delays(history: list[job_pb2.JobEvent]) -> list[float]:
+    return [e.retry_delay.ToNanoseconds() / 1e9 for e in history if e.type == E.JOB_EVENT_TYPE_RETRYING]
+
+
+async def run_with_policy(
+    pipeline: Pipeline, policy: RetryPolicy, handler: Callable[[JobContext], Any], rand: float
+) -> list[job_pb2.JobEvent]:
+    worker = Worker(
+        service="generator",
+        handlers={"summarize_text": handler},
+        nc=pipeline.nc,
+        store=pipeline.store,
+        topology=pipeline.topology,
+        config=dataclasses.replace(WORKER_CONFIG, retry=policy),
+        rand=lambda: rand,
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        job = await pipeline.submit("retried", max_attempts=policy.max_attempts)
+        return await pipeline.events(job.id)
+    finally:
+        worker.stop()
+        await running
+
+
+async def fails_three_times(ctx: JobContext) -> job_pb2.JobResult:
+    if ctx.attempt <= 3:
+        raise RetryableError(f"attempt {ctx.attempt} failed")
+    return E.JobResult(text="finally")
+
+
+async def test_retry_delays_follow_the_policys_steps_and_jitter(pipeline: Pipeline) -> None:
+    policy = RetryPolicy(max_attempts=4, backoff=(0.02, 0.04, 0.08), jitter=0.5)
+    # rand 0.75 spreads each step by +jitter/2: 1.25 times the step.
+    history = await run_with_policy(pipeline, policy, fails_three_times, rand=0.75)
+    assert types(history)[-1] == "SUCCEEDED"
+    assert retrying_delays(history) == pytest.approx([0.025, 0.05, 0.1])
+
+
+async def test_a_providers_retry_after_sets_the_next_attempts_delay_when_longer(pipeline: Pipeline) -> None:
+    async def rate_limited(ctx: JobContext) -> job_pb2.JobResult:
+        # Longer than the policy's step the first time, shorter the second: the longer of the two wins.
+        if ctx.attempt <= 2:
+            raise RetryableError("rate limited", error_type="RateLimited", retry_after=(0.3, 0.001)[ctx.attempt - 1])
+        return E.JobResult(text="through")
+
+    policy = RetryPolicy(max_attempts=3, backoff=(0.02, 0.04), jitter=0.0)
+    history = await run_with_policy(pipeline, policy, rate_limited, rand=0.5)
+    assert types(history)[-1] == "SUCCEEDED"
+    assert retrying_delays(history) == pytest.approx([0.3, 0.04])
+
+
+async def test_a_dead_letter_whose_copy_fails_keeps_the_job_until_it_is_stored(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
+) -> None:
+    js = pipeline.nc.jetstream()
+    await js.delete_stream(pipeline.topology.dlq_stream)
+    await start_worker()
+    job = await pipeline.submit("fail-permanent")
+    await logs.wait_for("finished jobs keep their outcome until it answers")
+    # Not failed, not dropped: the copy comes before both.
+    stored = await pipeline.store.get_job(job.id)
+    assert stored is not None and stored.state == E.JOB_STATE_RUNNING
+    assert await pending_messages(pipeline) == 1
+    await ensure_topology(pipeline.nc, pipeline.topology)
+    history = await pipeline.events(job.id)
+    assert types(history) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    letter = await DeadLetters(pipeline.nc, pipeline.topology).get(job.id)
+    assert letter is not None and letter.reason == "permanent error"
+    assert await pending_messages(pipeline) == 0
+
+
+async def test_a_worker_killed_between_the_dead_letter_copy_and_term_loses_nothing(
+    pipeline: Pipeline, start_worker: StartWorker, nats_url: str
+) -> None:
+    js = pipeline.nc.jetstream()
+    job_id: list[str] = []
+    letters = await js.subscribe(pipeline.topology.dead_letter_subjects, ordered_consumer=True)
+    process = await start_worker_process(pipeline, nats_url, "tests.pipeline.stalling_worker")
+    try:
+        job = await pipeline.submit("fail-permanent", max_attempts=3)
+        job_id.append(job.id)
+        letter = await letters.next_msg(timeout=30)
+        assert letter.subject == pipeline.topology.dead_letter_subject(job.id)
+        # The process now hangs between the copy and term(): killed there, it leaves the message unsettled.
+        process.kill()
+        await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await letters.unsubscribe()
+    assert await pending_messages(pipeline) == 1
+    await start_worker(dataclasses.replace(WORKER_CONFIG, ack_wait=FAULT_ACK_WAIT, heartbeat=0.5))
+    history = await pipeline.events(job.id)
+    assert types(history) == ["QUEUED", "STARTED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    stored = await pipeline.store.get_job(job.id)
+    assert stored is not None and (stored.state, stored.attempt) == (E.JOB_STATE_FAILED, 2)
+    assert [error.type for error in stored.errors] == ["BadInput"]
+    assert await pending_messages(pipeline) == 0
+
+
+async def test_a_worker_killed_in_a_jobs_last_attempt_dead_letters_it_with_that_reason(
+    pipeline: Pipeline, start_worker: StartWorker, nats_url: str
+) -> None:
+    process = await start_worker_process(pipeline, nats_url)
+    try:
+        job = await pipeline.submit("block-in-subprocess", max_attempts=1)
+        await started(pipeline, job.id, 1)
+    finally:
+        process.kill()
+        await process.wait()
+    # This worker would finish the job if it ran it: it must not, the one attempt was spent.
+    await start_worker(dataclasses.replace(WORKER_CONFIG, ack_wait=FAULT_ACK_WAIT, heartbeat=0.5))
+    history = await pipeline.events(job.id)
+    assert types(history) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    assert history[-1].error.type == "AttemptsExhausted"
+    letter = await DeadLetters(pipeline.nc, pipeline.topology).get(job.id)
+    assert letter is not None and letter.reason == "max attempts exhausted (last attempt lost)"
+    stored = await pipeline.store.get_job(job.id)
+    assert stored is not None and (stored.state, stored.attempt) == (E.JOB_STATE_FAILED, 1)
+
+
+async def test_an_outcome_whose_answer_a_bug_lost_is_redelivered_and_completed_once(
+    pipeline: Pipeline, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch, logs: LogWatch
+) -> None:
+    runs: list[int] = []
+
+    async def counted(ctx: JobContext) -> job_pb2.JobResult:
+        runs.append(ctx.attempt)
+        return E.JobResult(text=f"done by attempt {ctx.attempt}")
+
+    write = pipeline.store.update_job
+    lost = asyncio.Event()
+
+    async def loses_the_answer(job_id: str, change: JobChange) -> Updated:
+        updated = await write(job_id, change)
+        if not lost.is_set() and updated.job is not None and updated.job.state == E.JOB_STATE_SUCCEEDED:
+            lost.set()
+            raise RuntimeError("the write landed; its answer did not (injected)")
+        return updated
+
+    monkeypatch.setattr(pipeline.store, "update_job", loses_the_answer)
+    await start_worker(config=HEALTHY, handler_map={"summarize_text": counted})
+    job = await pipeline.submit("once")
+    history = await pipeline.events(job.id)
+    assert lost.is_set()
+    # The first try stopped before announcing the end: the redelivery found the job finished and announced it.
+    assert types(history) == ["QUEUED", "STARTED", "SUCCEEDED"]
+    assert runs == [1]
+    await logs.wait_for(f"job {job.id}: bookkeeping failed; it will be redelivered")
+
+
+async def test_an_outcome_held_through_an_outage_by_a_draining_worker_is_redelivered_and_completed_once(
+    pipeline: Pipeline, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch, logs: LogWatch
+) -> None:
+    write = pipeline.store.update_job
+    down = True
+
+    async def away_for_successes(job_id: str, change: JobChange) -> Updated:
+        current = await pipeline.store.get_job(job_id)
+        after = change(current) if current is not None else None
+        if down and after is not None and after.state == E.JOB_STATE_SUCCEEDED:
+            raise pymongo.errors.AutoReconnect("connection refused (injected)")
+        return await write(job_id, change)
+
+    monkeypatch.setattr(pipeline.store, "update_job", away_for_successes)
+    draining = await start_worker(config=STALLED)
+    job = await pipeline.submit("ok")
+    await logs.wait_for("finished jobs keep their outcome until it answers")
+    await draining.stop()
+    await logs.wait_for(f"job {job.id}: stopping with its outcome unrecorded; it will be redelivered")
+    down = False
+    await start_worker(config=HEALTHY)
+    history = await pipeline.events(job.id)
+    assert types(history) == ["QUEUED", "STARTED", "STARTED", "SUCCEEDED"]
+    stored = await pipeline.store.get_job(job.id)
+    assert stored is not None and (stored.state, stored.attempt) == (E.JOB_STATE_SUCCEEDED, 2)
+    assert list(stored.errors) == []

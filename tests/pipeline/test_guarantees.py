@@ -13,16 +13,18 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import pymongo.errors
 import pytest
 
 from syllabus import lifecycle
 from syllabus.config import RetryPolicy
 from syllabus.deadletters import DeadLetters
-from syllabus.jetstream import ensure_topology
+from syllabus.jetstream import StreamLimits, ensure_topology
 from syllabus.store.base import JobChange, Updated
-from syllabus.v1 import job_pb2, job_service_pb2
+from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2
 from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, Worker
+from tests.pipeline import handlers
 from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, StartWorker
 from tests.pipeline.logwatch import LogWatch, watching_logs
 from tests.pipeline.test_faults import ACK_WAIT as FAULT_ACK_WAIT
@@ -428,3 +430,36 @@ async def test_an_outcome_held_through_an_outage_by_a_draining_worker_is_redeliv
     stored = await pipeline.store.get_job(job.id)
     assert stored is not None and (stored.state, stored.attempt) == (E.JOB_STATE_SUCCEEDED, 2)
     assert list(stored.errors) == []
+
+
+async def test_a_dead_letter_retry_that_cannot_be_queued_leaves_the_job_failed_and_its_letter_in_place(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    job = await pipeline.submit("fail-permanent")
+    await pipeline.events(job.id)
+    failed = await pipeline.store.get_job(job.id)
+    assert failed is not None and failed.state == E.JOB_STATE_FAILED
+    # A queue that is full: no room for the retried job.
+    blocker = await pipeline.submit("block")
+    await ensure_topology(pipeline.nc, pipeline.topology, StreamLimits(max_jobs=1))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=job.id), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    restored = await pipeline.store.get_job(job.id)
+    assert restored is not None
+    assert (restored.state, restored.attempt, restored.spec) == (failed.state, failed.attempt, failed.spec)
+    assert [(e.type, e.message) for e in restored.errors] == [(e.type, e.message) for e in failed.errors]
+    letter = await DeadLetters(pipeline.nc, pipeline.topology).get(job.id)
+    assert letter is not None and letter.job.id == job.id
+    # Room again: the same retry, asked again, goes through.
+    await ensure_topology(pipeline.nc, pipeline.topology)
+    handlers.release.set()
+    await pipeline.events(blocker.id)
+    edited = E.JobSpec(summarize_text=E.SummarizeText(text="ok"))
+    await pipeline.admin.RetryDeadLetter(
+        admin_service_pb2.RetryDeadLetterRequest(job_id=job.id, spec=edited), timeout=10
+    )
+    history = await pipeline.events(job.id)
+    assert types(history)[-3:] == ["QUEUED", "STARTED", "SUCCEEDED"]
+    assert await DeadLetters(pipeline.nc, pipeline.topology).get(job.id) is None

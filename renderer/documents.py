@@ -39,9 +39,9 @@ C = course_pb2
 RENDER_START = 90.0
 RENDER_END = 99.0
 # States of a course job that will (again) wait for its children: the render job waits for that to finish it.
-_NOT_YET_WAITING = frozenset(
-    {job_pb2.JOB_STATE_RUNNING, job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_RETRYING, job_pb2.JOB_STATE_SCHEDULED}
-)
+# The states lifecycle.finish_waiting finishes: still in its own attempt (the children were quick), or waiting.
+_FINISHABLE = frozenset({job_pb2.JOB_STATE_RUNNING, job_pb2.JOB_STATE_WAITING})
+_NOT_YET_WAITING = frozenset({job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_RETRYING, job_pb2.JOB_STATE_SCHEDULED})
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class DocumentRenderer:
         course = await self._record(course.id, documents)
         reference = f"courses/{course.id}"
         if ctx.job.parent_id:
-            await self._finish_parent(ctx.job.parent_id, job_pb2.JobResult(reference=reference, usage=_usage(course)))
+            await self._finish_parent(ctx, job_pb2.JobResult(reference=reference, usage=_usage(course)))
         return job_pb2.JobResult(reference=reference)
 
     async def _render(self, document_format: course_pb2.DocumentFormat, course: course_pb2.Course) -> bytes:
@@ -154,11 +154,14 @@ class DocumentRenderer:
             await self._parents.progress(ctx.job.parent_id, percent, message)
         await ctx.progress(percent, message)
 
-    async def _finish_parent(self, parent_id: str, result: job_pb2.JobResult) -> None:
-        if await self._parents.finish(parent_id, result):
-            return
+    async def _finish_parent(self, ctx: JobContext, result: job_pb2.JobResult) -> None:
+        """Has the worker finish the course job once this render's own success is stored, if it can be finished."""
+        parent_id = ctx.job.parent_id
         parent = await self._store.get_job(parent_id)
         if parent is None:
+            return
+        if parent.state in _FINISHABLE:
+            ctx.finish_parent(result)
             return
         resuming = (
             parent.state == job_pb2.JOB_STATE_FAILED
@@ -166,8 +169,9 @@ class DocumentRenderer:
             and parent.errors[-1].type == lifecycle.CHILD_FAILED
         )
         if parent.state in _NOT_YET_WAITING or resuming:
-            # Its own attempt is still running (the children were quick), or a retried child is resuming it:
-            # either way it waits for its children again shortly, and only a waiting parent can be finished.
+            # Its own attempt is not running (it waits to be retried), or a retried child is resuming it: either
+            # way it waits for its children again shortly, and only a waiting (or still running) parent can be
+            # finished.
             raise Defer(
                 1.0, f"course job {parent_id} is {job_pb2.JobState.Name(parent.state)}; finishing it once it waits"
             )

@@ -85,6 +85,21 @@ BREAKAGES = [
         "        delay = 0.05",
     ),
     Breakage(
+        "a redelivered child leaves its parent waiting",
+        "syllabus/worker.py",
+        """            await self._parents.child_failed(job, f"{error.type}: {error.message}")
+        await self._end_parent(job)""",
+        """            await self._parents.child_failed(job, f"{error.type}: {error.message}")""",
+    ),
+    Breakage(
+        "the parent ends before the child's success is stored",
+        "syllabus/worker.py",
+        """        updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result, parent_result))""",
+        """        if parent_result is not None and job.parent_id:
+            await self._parents.finish(job.parent_id, parent_result)
+        updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result, parent_result))""",
+    ),
+    Breakage(
         "stale cancel terms the message",
         "syllabus/worker.py",
         """            await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
@@ -139,7 +154,8 @@ def caught(breakage: Breakage, tree: Path) -> tuple[bool, str]:
         )
     finally:
         path.write_text(original)
-    failed = next((line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))), "")
+    lines = result.stdout.splitlines()
+    failed = next((line for line in lines if line.startswith(("FAILED tests/", "ERROR tests/"))), "")
     return result.returncode != 0, failed
 
 

@@ -89,12 +89,16 @@ class Claim:
         return claim
 
 
-def succeed(attempt: int, result: job_pb2.JobResult) -> JobChange:
+def succeed(attempt: int, result: job_pb2.JobResult, parent_result: job_pb2.JobResult | None = None) -> JobChange:
+    """The attempt's success; `parent_result`, if any, is what the job's waiting parent is then finished with."""
+
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
         if not _holds_lease(job, attempt):
             return None
         new = _ended(job, S.JOB_STATE_SUCCEEDED)
         new.result.CopyFrom(result)
+        if parent_result is not None:
+            new.parent_result.CopyFrom(parent_result)
         new.progress.percent = 100
         return new
 

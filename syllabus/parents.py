@@ -27,9 +27,12 @@ class Parents:
         The worker calls this once the child that finishes it has stored its own success (a handler asks for it
         with JobContext.finish_parent rather than calling it, which would end the parent before the child)."""
         updated = await self._store.update_job(parent_id, lifecycle.finish_waiting(result))
-        if updated.applied and updated.job is not None:
-            await self._emit(updated.job, job_pb2.JOB_EVENT_TYPE_SUCCEEDED)
-        return updated.applied
+        parent = updated.job
+        # Finished by an earlier try of this step whose answer was lost: announced now (the stream drops a repeat).
+        finished = parent is not None and parent.state == job_pb2.JOB_STATE_SUCCEEDED and parent.result == result
+        if parent is not None and (updated.applied or finished):
+            await self._emit(parent, job_pb2.JOB_EVENT_TYPE_SUCCEEDED)
+        return updated.applied or finished
 
     async def child_failed(self, child: job_pb2.Job, reason: str) -> None:
         error = job_pb2.JobError(

@@ -454,12 +454,11 @@ class Worker:
         msg: Msg,
         parent_result: job_pb2.JobResult | None,
     ) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result))
+        updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result, parent_result))
         if _landed(updated, attempt, E.JOB_STATE_SUCCEEDED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_SUCCEEDED)
-            if parent_result is not None and job.parent_id:
-                await self._parents.finish(job.parent_id, parent_result)
+            await self._end_parent(updated.job)
             await msg.ack()
         else:
             await self._lost_lease(updated.job, attempt, msg)
@@ -575,13 +574,24 @@ class Worker:
         )
 
     async def _announce_end(self, job: job_pb2.Job, msg: Msg) -> None:
+        """A redelivered job found ended: its end is announced (again: the stream drops a duplicate) and, should
+        its worker have died before, what the end does to its parent is done."""
         end = {
             E.JOB_STATE_SUCCEEDED: E.JOB_EVENT_TYPE_SUCCEEDED,
             E.JOB_STATE_FAILED: E.JOB_EVENT_TYPE_FAILED,
             E.JOB_STATE_CANCELED: E.JOB_EVENT_TYPE_CANCELED,
         }[job.state]
-        await self._emit(job, end, error=job.errors[-1] if job.errors and end == E.JOB_EVENT_TYPE_FAILED else None)
+        error = job.errors[-1] if job.errors and end == E.JOB_EVENT_TYPE_FAILED else None
+        await self._emit(job, end, error=error)
+        if error is not None and job.parent_id:
+            await self._parents.child_failed(job, f"{error.type}: {error.message}")
+        await self._end_parent(job)
         await msg.ack()
+
+    async def _end_parent(self, child: job_pb2.Job) -> None:
+        """Finish the waiting parent a child's stored success was to finish (JobContext.finish_parent)."""
+        if child.state == E.JOB_STATE_SUCCEEDED and child.parent_id and child.HasField("parent_result"):
+            await self._parents.finish(child.parent_id, child.parent_result)
 
     async def _send(self, job: job_pb2.Job, type_: job_pb2.JobEventType) -> None:
         """A step in between: published without waiting for the stream (see EventPublisher.send); one lost to an

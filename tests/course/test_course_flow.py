@@ -227,11 +227,6 @@ async def test_only_the_formats_asked_for_are_rendered(stack: CourseStack) -> No
     assert course is not None and len(course.documents) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="renderer/documents.py finishes the course job from inside its handler, before the render job's own "
-    "success is stored; JobContext.finish_parent keeps the order",
-)
 async def test_a_course_job_is_stored_done_only_after_every_child_it_waited_for(
     stack: CourseStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

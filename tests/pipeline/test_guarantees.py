@@ -21,7 +21,7 @@ from syllabus import lifecycle
 from syllabus.config import RetryPolicy
 from syllabus.deadletters import DeadLetters
 from syllabus.jetstream import StreamLimits, ensure_topology
-from syllabus.store.base import JobChange, Updated
+from syllabus.store.base import JobChange, JobQuery, Updated
 from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2
 from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, Worker
 from tests.pipeline import handlers
@@ -30,6 +30,7 @@ from tests.pipeline.logwatch import LogWatch, watching_logs
 from tests.pipeline.test_faults import ACK_WAIT as FAULT_ACK_WAIT
 from tests.pipeline.test_faults import start_worker_process
 from tests.pipeline.test_jobs import types
+from tests.pipeline.test_parents import parent_handlers
 
 E = job_pb2
 # Short enough that a redelivery comes quickly, long enough for a claim on a busy machine.
@@ -77,10 +78,11 @@ class Takeover:
             await self.let_stale_go.wait()
             await self.stale(ctx)
         else:
-            with contextlib.suppress(asyncio.CancelledError):
-                # The newer attempt finishes whatever it is told meanwhile: its outcome is the one that counts.
-                await self.let_newer_go.wait()
-            await self.let_newer_go.wait()
+            # The newer attempt finishes however often it is told to stop (a cancel's notice, then the heartbeat
+            # seeing its flag): its outcome is the one that counts.
+            while not self.let_newer_go.is_set():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.let_newer_go.wait()
         return E.JobResult(text=f"done by attempt {ctx.attempt}")
 
 
@@ -463,3 +465,35 @@ async def test_a_dead_letter_retry_that_cannot_be_queued_leaves_the_job_failed_a
     history = await pipeline.events(job.id)
     assert types(history)[-3:] == ["QUEUED", "STARTED", "SUCCEEDED"]
     assert await DeadLetters(pipeline.nc, pipeline.topology).get(job.id) is None
+
+
+async def test_a_worker_dying_between_a_childs_success_and_its_parents_end_leaves_that_end_to_the_redelivery(
+    pipeline: Pipeline, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch, logs: LogWatch
+) -> None:
+    write = pipeline.store.update_job
+    broke: list[str] = []
+
+    async def breaks_at_the_parents_end(job_id: str, change: JobChange) -> Updated:
+        current = await pipeline.store.get_job(job_id)
+        after = change(current) if current is not None else None
+        ends_a_parent = (
+            after is not None and after.state == E.JOB_STATE_SUCCEEDED and after.result.text.startswith("finished by")
+        )
+        if ends_a_parent and not broke:
+            broke.append(job_id)
+            # The child's success is stored; the worker dies (here: its bookkeeping breaks) before the parent's.
+            raise RuntimeError("the worker died here (injected)")
+        return await write(job_id, change)
+
+    monkeypatch.setattr(pipeline.store, "update_job", breaks_at_the_parents_end)
+    await start_worker(config=HEALTHY, handler_map=parent_handlers(pipeline))
+    parent = await pipeline.submit("fan-out:finish-parent")
+    history = await pipeline.events(parent.id)
+    assert broke == [parent.id]
+    assert types(history)[-1] == "SUCCEEDED"
+    children = (await pipeline.store.list_jobs(JobQuery(tenant="default", parent_id=parent.id))).jobs
+    assert len(children) == 1
+    child = children[0]
+    assert (child.state, child.attempt) == (E.JOB_STATE_SUCCEEDED, 1)
+    assert history[-1].result.text == f"finished by {child.id}"
+    await logs.wait_for(f"job {child.id}: bookkeeping failed; it will be redelivered")

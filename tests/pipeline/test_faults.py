@@ -128,13 +128,14 @@ async def test_delayed_job_waits_for_its_time_then_runs(
     assert job.state == E.JOB_STATE_SCHEDULED
     events = await pipeline.events(job.id)
     assert types(events) == ["SCHEDULED", "QUEUED", "STARTED", "SUCCEEDED"]
-    # The schedule fires at whole seconds: not before the second run_at falls in.
-    assert events[1].time.seconds >= run_at.seconds
+    # Not before run_at, to the fraction of a second.
+    assert events[1].time.ToNanoseconds() >= run_at.ToNanoseconds()
 
 
 async def test_canceled_delayed_job_never_runs(pipeline: Pipeline, start_worker: StartWorker, relay: None) -> None:
     await start_worker()
-    job = await pipeline.submit("ok", run_at=in_seconds(1))
+    # Due in an hour: the cancel cannot race the schedule's firing.
+    job = await pipeline.submit("ok", run_at=in_seconds(3600))
     await pipeline.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id))
     assert types(await pipeline.events(job.id)) == ["SCHEDULED", "CANCELED"]
     info = await pipeline.nc.jetstream().stream_info(pipeline.topology.scheduled_stream)

@@ -78,6 +78,8 @@ def full_job() -> job_pb2.Job:
     job.result.usage.input_tokens = 2**40
     job.result.usage.output_tokens = 17
     job.result.usage.estimated_cost_usd = 0.0125
+    job.parent_result.reference = "courses/parent"
+    job.parent_result.usage.output_tokens = 3
     for attempt in (1, 2):
         error = job.errors.add(attempt=attempt, type="ProviderUnavailable", message=f"503 on {attempt}")
         error.time.FromSeconds(1_700_000_000 + attempt)

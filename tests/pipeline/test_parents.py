@@ -79,6 +79,8 @@ async def test_failed_child_fails_the_parent_and_its_retry_resumes_it(
     assert [t for t in types(first) if t != "WAITING"] == ["QUEUED", "STARTED", "FAILED"]
     failure = first[-1].error
     assert failure.type == "ChildFailed" and "RuntimeError: child broke" in failure.message
+    # No attempt of the parent failed, and it is not for good: retrying the child resumes it.
+    assert (failure.attempt, failure.permanent) == (0, False)
     letters = (await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest())).dead_letters
     [child] = [d.job for d in letters]
     assert child.parent_id == parent.id and child.id in failure.message

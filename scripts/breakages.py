@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ["tests/pipeline", "tests/store", "tests/gateway"]
+# The targeted tests first, so a caught breakage fails within seconds (pytest runs each test once).
+TESTS = [
+    "tests/test_lifecycle.py",
+    "tests/pipeline/test_guarantees.py",
+    "tests/pipeline",
+    "tests/store",
+    "tests/gateway",
+]
 
 
 @dataclass(frozen=True)

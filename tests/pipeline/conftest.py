@@ -12,6 +12,7 @@ import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 
 from gateway.services import Wiring, add_services
+from scheduler.relay import DueRelay
 from syllabus.config import GatewayConfig, RetryPolicy, WorkerConfig
 from syllabus.jetstream import ensure_topology
 from syllabus.store.embedded import EmbeddedStore
@@ -89,6 +90,16 @@ async def pipeline(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncI
         await channel.close()
         await server.stop(grace=None)
         await store.close()
+
+
+@pytest_asyncio.fixture
+async def relay(pipeline: Pipeline) -> AsyncIterator[None]:
+    """The scheduler's relay on the pipeline: delayed jobs move to their queue when they fall due."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(DueRelay(pipeline.nc, pipeline.store, pipeline.topology).run(stop))
+    yield
+    stop.set()
+    await task
 
 
 @dataclasses.dataclass

@@ -8,16 +8,13 @@ import dataclasses
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.services import Wiring, add_services
-from scheduler.relay import DueRelay
 from syllabus.config import GatewayConfig
 from syllabus.jetstream import connect, ensure_topology
 from syllabus.servers import NatsServer
@@ -101,15 +98,6 @@ async def test_stop_lets_running_handlers_finish_within_the_grace_period(
     done = await first_event(stream, E.JOB_EVENT_TYPE_SUCCEEDED)
     await stopping
     assert done.attempt == 1 and job.id not in handlers.cancelled
-
-
-@pytest_asyncio.fixture
-async def relay(pipeline: Pipeline) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(DueRelay(pipeline.nc, pipeline.store, pipeline.topology).run(stop))
-    yield
-    stop.set()
-    await task
 
 
 def in_seconds(seconds: int) -> Timestamp:

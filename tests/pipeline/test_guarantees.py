@@ -37,6 +37,8 @@ E = job_pb2
 ACK_WAIT = 1.0
 # No heartbeat: the worker holding the first attempt lets its lease lapse, as a stalled process does.
 STALLED = dataclasses.replace(WORKER_CONFIG, concurrency=1, ack_wait=ACK_WAIT, heartbeat=3600.0, drain_grace=0.1)
+# The history of a job whose second attempt, after a takeover, succeeded.
+DECIDED = ("QUEUED", "STARTED", "STARTED", "SUCCEEDED")
 # The worker that takes the job over keeps its own lease alive.
 HEALTHY = dataclasses.replace(WORKER_CONFIG, ack_wait=ACK_WAIT, heartbeat=0.2)
 
@@ -127,7 +129,7 @@ async def take_over(pipeline: Pipeline, start_worker: StartWorker, takeover: Tak
 
 
 async def assert_the_newer_attempt_decided(
-    pipeline: Pipeline, job_id: str, history_types: tuple[str, ...] = ("QUEUED", "STARTED", "STARTED", "SUCCEEDED")
+    pipeline: Pipeline, job_id: str, history_types: tuple[str, ...] = DECIDED
 ) -> None:
     history = await pipeline.events(job_id)
     stored = await pipeline.store.get_job(job_id)
@@ -143,6 +145,17 @@ async def assert_the_newer_attempt_decided(
     assert await DeadLetters(pipeline.nc, pipeline.topology).get(job_id) is None
 
 
+async def assert_refused_then_the_newer_attempt_decided(
+    pipeline: Pipeline, logs: LogWatch, takeover: Takeover, job_id: str, history_types: tuple[str, ...] = DECIDED
+) -> None:
+    """Attempt 1's outcome was refused without touching the message (the newer attempt's delivery still holds
+    it); then attempt 2, let go, decides the job."""
+    await logs.wait_for(f"job {job_id}: attempt 1 lost its lease (now attempt 2, JOB_STATE_RUNNING)")
+    assert await pending_messages(pipeline) == 1
+    takeover.let_newer_go.set()
+    await assert_the_newer_attempt_decided(pipeline, job_id, history_types)
+
+
 @pytest.mark.parametrize("outcome", sorted(STALE_OUTCOMES))
 async def test_a_stale_attempt_cannot_settle_a_job_a_newer_attempt_holds(
     pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch, outcome: str
@@ -150,11 +163,7 @@ async def test_a_stale_attempt_cannot_settle_a_job_a_newer_attempt_holds(
     takeover = Takeover(STALE_OUTCOMES[outcome])
     job, _ = await take_over(pipeline, start_worker, takeover)
     takeover.let_stale_go.set()
-    await logs.wait_for(f"job {job.id}: attempt 1 lost its lease (now attempt 2, JOB_STATE_RUNNING)")
-    # Refused without touching the message: the newer attempt's delivery still holds it.
-    assert await pending_messages(pipeline) == 1
-    takeover.let_newer_go.set()
-    await assert_the_newer_attempt_decided(pipeline, job.id)
+    await assert_refused_then_the_newer_attempt_decided(pipeline, logs, takeover, job.id)
 
 
 async def test_a_stale_attempt_stopped_by_a_drain_does_not_hand_the_job_out_again(
@@ -163,11 +172,8 @@ async def test_a_stale_attempt_stopped_by_a_drain_does_not_hand_the_job_out_agai
     takeover = Takeover(stale_success)
     job, stalled = await take_over(pipeline, start_worker, takeover)
     await stalled.stop()
-    await logs.wait_for(f"job {job.id}: attempt 1 lost its lease (now attempt 2, JOB_STATE_RUNNING)")
-    assert await pending_messages(pipeline) == 1
-    takeover.let_newer_go.set()
     # A nak of the stale delivery would have started a third attempt beside the second.
-    await assert_the_newer_attempt_decided(pipeline, job.id)
+    await assert_refused_then_the_newer_attempt_decided(pipeline, logs, takeover, job.id)
 
 
 async def test_a_stale_attempt_stopped_by_a_cancel_leaves_the_newer_attempt_its_message(
@@ -176,12 +182,9 @@ async def test_a_stale_attempt_stopped_by_a_cancel_leaves_the_newer_attempt_its_
     takeover = Takeover(stale_success)
     job, _ = await take_over(pipeline, start_worker, takeover)
     await pipeline.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id), timeout=10)
-    await logs.wait_for(f"job {job.id}: attempt 1 lost its lease (now attempt 2, JOB_STATE_RUNNING)")
     # Termed here, the job would have no message left should the newer attempt's worker die.
-    assert await pending_messages(pipeline) == 1
-    takeover.let_newer_go.set()
-    await assert_the_newer_attempt_decided(
-        pipeline, job.id, ("QUEUED", "STARTED", "STARTED", "CANCEL_REQUESTED", "SUCCEEDED")
+    await assert_refused_then_the_newer_attempt_decided(
+        pipeline, logs, takeover, job.id, ("QUEUED", "STARTED", "STARTED", "CANCEL_REQUESTED", "SUCCEEDED")
     )
 
 

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
 
-import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from scheduler.relay import DueRelay
 from syllabus.v1 import job_pb2
 from tests.pipeline.conftest import Pipeline, StartWorker
 from tests.pipeline.test_jobs import types
 
 E = job_pb2
-
-
-@pytest_asyncio.fixture
-async def relay(pipeline: Pipeline) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(DueRelay(pipeline.nc, pipeline.store, pipeline.topology).run(stop))
-    yield
-    stop.set()
-    await task
 
 
 async def test_a_delayed_job_is_queued_no_earlier_than_its_run_at(

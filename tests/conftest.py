@@ -1,9 +1,11 @@
 """Fixtures every layer of the suite shares: one real NATS and one real Valkey per session, and per test
-its own JetStream namespace, a NATS connection and a Redis client.
+its own JetStream namespace, a NATS connection and a Redis client. Tests run on uvloop, the event loop every
+service runs on: its transports differ from asyncio's (they are no asyncio.Transport subclasses, for one).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import nats
 import pytest
 import pytest_asyncio
+import uvloop
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
@@ -18,6 +21,10 @@ from redis.asyncio import Redis
 from syllabus.servers import NatsServer, ValkeyServer
 from syllabus.topology import Topology
 from tests.ports import HOST, held_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 @pytest_asyncio.fixture(scope="session")

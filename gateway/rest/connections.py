@@ -12,6 +12,11 @@
 - The bound must be reached before the process runs out of file descriptors (then accept() fails, and NATS,
   gRPC and the store with it): the open-file limit is raised as far as allowed for it, as Go's runtime does at
   start, and the bound lowered, with a warning, if that is not far enough.
+- Closing after an answer lingers, as nginx's `lingering_close`: the answer is sent, the connection half-closed,
+  and what the client still sends read and dropped until it closes (or the header timeout ends). Closing a socket
+  with unread input makes the kernel reset the connection, and a reset discards what the client has not read
+  yet: the 400 to a bad header, sent before the request's body was read, would be lost under it. A connection
+  closed unanswered (idle, or stopped in its headers) has no answer to lose, and is closed at once.
 - The header timeout is aiohttp's keep-alive timer: it starts when a connection opens (and again when an answer
   ends) and closes the connection if no whole request has arrived by then, so a client that sends nothing, or
   stops half-way through its headers, is closed. It does not run while a request is being answered: a long
@@ -24,7 +29,7 @@ import asyncio
 import logging
 import resource
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import LineTooLong
@@ -66,6 +71,54 @@ def connection_bound(wanted: int) -> int:
     return usable
 
 
+class _LingeringTransport:
+    """A connection's transport whose close() half-closes and waits for the client to close (see the docstring)."""
+
+    def __init__(self, transport: asyncio.Transport, server: Server) -> None:
+        self._transport = transport
+        self._server = server
+        self._closing = False
+        self._answered = False
+        self._abort: asyncio.TimerHandle | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._answered = True
+        self._transport.write(data)
+
+    def writelines(self, data: Any) -> None:
+        self._answered = True
+        self._transport.writelines(data)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        transport = self._transport
+        if not self._answered or self._server.shutting_down or transport.is_closing() or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        # aiohttp pauses reading while requests queue up; the client's close can only be seen by reading.
+        transport.resume_reading()
+        self._server.lingering.add(self)
+        self._abort = asyncio.get_running_loop().call_later(self._server.header_timeout, self.abort)
+
+    def abort(self) -> None:
+        self._closing = True
+        self._transport.abort()
+
+    def ended(self) -> None:
+        if self._abort is not None:
+            self._abort.cancel()
+        self._server.lingering.discard(self)
+
+
 class _Connection(web_protocol.RequestHandler):
     """One HTTP connection; tells its server when it ends, for the connection bound."""
 
@@ -73,9 +126,23 @@ class _Connection(web_protocol.RequestHandler):
         super().__init__(server, **kwargs)
         self._server = server
         self._counted = True
+        self._lingering: _LingeringTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Under uvloop a transport is no asyncio.Transport subclass, though it has all of its methods.
+        self._lingering = _LingeringTransport(cast(asyncio.Transport, transport), self._server)
+        # aiohttp only calls the transport's methods, which the wrapper forwards.
+        super().connection_made(cast(asyncio.Transport, self._lingering))
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering is not None and self._lingering.is_closing():
+            return
+        super().data_received(data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
+        if self._lingering is not None:
+            self._lingering.ended()
         if self._counted:
             self._counted = False
             self._server.connection_ended()
@@ -124,8 +191,8 @@ class _Refusal(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._close: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, base)
         if len(self._server.refusals) >= MAX_REFUSALS:
             transport.abort()
             return
@@ -157,6 +224,8 @@ class Server(web.Server):
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.refusals: set[asyncio.Transport] = set()
+        self.lingering: set[_LingeringTransport] = set()
+        self.shutting_down = False
         self._handler_args = {"keepalive_timeout": header_timeout, **handler_args}
         self._open = 0
         self._refusing = False
@@ -198,7 +267,11 @@ class Server(web.Server):
         self._open -= 1
 
     def pre_shutdown(self) -> None:
+        self.shutting_down = True
         for transport in list(self.refusals):
             transport.abort()
         self.refusals.clear()
+        for lingering in list(self.lingering):
+            lingering.abort()
+        self.lingering.clear()
         super().pre_shutdown()

@@ -179,6 +179,27 @@ async def test_what_the_http_parser_refuses(
     assert gateway_log() == []
 
 
+async def test_an_error_answer_survives_the_input_left_unread(rest: Rest, gateway_log: LogProblems) -> None:
+    # The 400 goes out as soon as the bad header is parsed, while the client is still sending its body. Had the
+    # server closed then, with that body unread, the kernel would reset the connection and the reset would
+    # discard the answer before the client read it.
+    body = b"x" * 4_000_000
+    head = b"POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nBad Header: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    reader, writer = await rawhttp.connect(rest.url)
+    try:
+        writer.write(head)
+        writer.write(body)
+        received = await reader.read()
+        # The server only half-closed: the client can still send, and it is the client that ends the connection.
+        await writer.drain()
+        assert not writer.is_closing()
+    finally:
+        writer.close()
+    [answer] = rawhttp.parse(received)
+    assert answer.status == 400 and "Invalid header" in rawhttp.assert_status_answer(answer)["message"]
+    assert gateway_log() == []
+
+
 async def test_a_bad_chunk_after_the_headers_arrived(rest: Rest, gateway_log: LogProblems) -> None:
     reader, writer = await rawhttp.connect(rest.url)
     try:

@@ -23,11 +23,11 @@ def _encode_token(seq: int) -> str:
 def _decode_token(token: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token.encode())
-        if not raw.startswith(_TOKEN_TAG):
-            raise ValueError(token)
-        return int(raw[len(_TOKEN_TAG) :])
+        if raw.startswith(_TOKEN_TAG):
+            return int(raw[len(_TOKEN_TAG) :])
     except ValueError:
-        raise InvalidPageToken(token) from None
+        pass
+    raise InvalidPageToken(token)
 
 
 def _decode(raw: RawStreamMsg) -> admin_service_pb2.DeadLetter:

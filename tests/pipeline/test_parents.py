@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from syllabus.events import EventPublisher
+from syllabus.parents import Parents
 from syllabus.store.base import JobQuery
 from syllabus.submit import Submitter, build_job
 from syllabus.v1 import admin_service_pb2, job_pb2
@@ -94,3 +96,56 @@ async def test_failed_child_fails_the_parent_and_its_retry_resumes_it(
         (parent.id, E.JOB_STATE_FAILED, [E.JOB_STATE_FAILED]),
         (parent.id, E.JOB_STATE_SUCCEEDED, [E.JOB_STATE_SUCCEEDED]),
     ]
+
+
+async def stored_parent(pipeline: Pipeline, state: job_pb2.JobState) -> tuple[job_pb2.Job, job_pb2.Job]:
+    """A parent record in `state` and its child's, stored as they are, with no worker involved."""
+    parent = build_job(
+        E.JobSpec(summarize_text=E.SummarizeText(text="parent")), E.JobOptions(), tenant="t", default_max_attempts=1
+    )
+    parent.state = state
+    child = build_job(
+        E.JobSpec(summarize_text=E.SummarizeText(text="child")),
+        E.JobOptions(),
+        tenant="t",
+        default_max_attempts=1,
+        parent_id=parent.id,
+    )
+    await pipeline.store.insert_jobs([parent, child])
+    return parent, child
+
+
+async def stored_events(pipeline: Pipeline) -> int:
+    return (await pipeline.nc.jetstream().stream_info(pipeline.topology.events_stream)).state.messages
+
+
+@pytest.mark.parametrize("state", [E.JOB_STATE_CANCELED, E.JOB_STATE_SUCCEEDED, E.JOB_STATE_FAILED])
+async def test_a_parent_no_longer_waiting_is_left_alone_by_its_child(
+    pipeline: Pipeline, state: job_pb2.JobState
+) -> None:
+    # E.g. a parent canceled while its child ran: the child's failure, its retry or its progress change nothing,
+    # and announce nothing (no FAILED after a CANCELED).
+    parents = Parents(pipeline.store, EventPublisher(pipeline.nc, pipeline.topology))
+    parent, child = await stored_parent(pipeline, state)
+    await parents.child_failed(child, "RuntimeError: child broke")
+    await parents.child_retried(child)
+    assert not await parents.progress(parent.id, 50, "halfway")
+    assert await pipeline.store.get_job(parent.id) == parent
+    assert await stored_events(pipeline) == 0
+
+
+async def test_a_waiting_parents_progress_only_grows(pipeline: Pipeline) -> None:
+    parents = Parents(pipeline.store, EventPublisher(pipeline.nc, pipeline.topology))
+    parent, _ = await stored_parent(pipeline, E.JOB_STATE_WAITING)
+    assert await parents.progress(parent.id, 50, "lesson 3 of 6 written")
+    # Reports of children finishing out of order: one that would move the bar back is refused, unannounced.
+    assert not await parents.progress(parent.id, 40, "lesson 2 of 6 written")
+    assert await stored_events(pipeline) == 1
+    last = await pipeline.nc.jetstream().get_last_msg(
+        pipeline.topology.events_stream, pipeline.topology.event_subject(parent.tenant, parent.id)
+    )
+    reported = E.JobEvent.FromString(last.data or b"")
+    assert reported.type == E.JOB_EVENT_TYPE_PROGRESS
+    assert (reported.progress.percent, reported.progress.message) == (50, "lesson 3 of 6 written")
+    stored = await pipeline.store.get_job(parent.id)
+    assert stored is not None and stored.progress == reported.progress

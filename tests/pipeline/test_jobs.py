@@ -12,6 +12,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from syllabus.deadletters import DeadLetters
 from syllabus.errors import QueueFull
 from syllabus.jetstream import DUPLICATE_WINDOW, StreamLimits, ensure_topology
 from syllabus.submit import build_job
@@ -84,6 +85,8 @@ async def test_permanent_error_goes_to_the_dead_letter_queue_with_its_history(
     assert types(events) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
     dead = (await pipeline.admin.GetDeadLetter(admin_service_pb2.GetDeadLetterRequest(job_id=job.id))).dead_letter
     assert dead.reason == "permanent error"
+    # The subject the job's message came on: where it was queued, for the operator.
+    assert dead.subject == pipeline.topology.job_subject("summarize_text", job.options.priority)
     assert dead.job.spec.summarize_text.text == "fail-permanent"
     assert [(e.attempt, e.type, e.permanent) for e in dead.job.errors] == [(1, "BadInput", True)]
     assert dead.job.errors[0].HasField("time")
@@ -175,6 +178,25 @@ async def test_dead_letters_page_through_in_order(pipeline: Pipeline, start_work
         if not token:
             break
     assert seen == [job.id for job in jobs]
+    # A page that takes the last letters exactly has no next page either.
+    whole = await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest(page_size=5))
+    assert [d.job_id for d in whole.dead_letters] == seen and not whole.next_page_token
+
+
+async def test_a_dead_letter_stored_twice_is_kept_once(pipeline: Pipeline) -> None:
+    # A worker whose first copy's ack was lost stores it again: the first letter stays, where it was in the
+    # queue's order and with its time, and no second one is added.
+    letters = DeadLetters(pipeline.nc, pipeline.topology)
+    job = build_job(
+        E.JobSpec(summarize_text=E.SummarizeText(text="x")), E.JobOptions(), tenant="t", default_max_attempts=1
+    )
+    subject = pipeline.topology.job_subject(job.kind, 0)
+    await letters.put(job, subject, "permanent error")
+    first = await letters.get(job.id)
+    await letters.put(job, subject, "permanent error")
+    assert await letters.get(job.id) == first
+    info = await pipeline.nc.jetstream().stream_info(pipeline.topology.dlq_stream)
+    assert info.state.messages == 1
 
 
 @pytest.mark.parametrize(
@@ -423,6 +445,17 @@ async def test_a_job_stored_but_never_published_runs_when_its_key_is_submitted_a
     )
     assert third.job.state == E.JOB_STATE_SUCCEEDED
     assert types(await pipeline.events(orphan.id)) == ["QUEUED", "STARTED", "SUCCEEDED"]
+
+
+async def test_a_job_canceled_before_it_ran_is_not_queued_again_by_its_key(pipeline: Pipeline) -> None:
+    first = await pipeline.submit("ok", idempotency_key="k-canceled")
+    await pipeline.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=first.id))
+    again = await pipeline.submit("ok", idempotency_key="k-canceled")
+    assert again.id == first.id and again.state == E.JOB_STATE_CANCELED
+    assert types(await pipeline.events(first.id)) == ["QUEUED", "CANCELED"]
+    # Nothing announced after its end either (a watch stops at the end).
+    info = await pipeline.nc.jetstream().stream_info(pipeline.topology.events_stream)
+    assert info.state.messages == 2
 
 
 async def test_a_job_stored_before_the_duplicate_window_is_not_published_again(pipeline: Pipeline) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from syllabus import lifecycle
 from syllabus.events import EventPublisher
 from syllabus.parents import Parents
 from syllabus.store.base import JobQuery
@@ -130,8 +131,35 @@ async def test_a_parent_no_longer_waiting_is_left_alone_by_its_child(
     await parents.child_failed(child, "RuntimeError: child broke")
     await parents.child_retried(child)
     assert not await parents.progress(parent.id, 50, "halfway")
+    if state != E.JOB_STATE_SUCCEEDED:
+        # A result like the one it holds (none) does not pass it for finished.
+        assert not await parents.finish(parent.id, E.JobResult())
     assert await pipeline.store.get_job(parent.id) == parent
     assert await stored_events(pipeline) == 0
+
+
+async def test_a_parent_finished_by_a_try_whose_answer_was_lost_is_announced(pipeline: Pipeline) -> None:
+    parents = Parents(pipeline.store, EventPublisher(pipeline.nc, pipeline.topology))
+    parent, _ = await stored_parent(pipeline, E.JOB_STATE_WAITING)
+    result = E.JobResult(text="finished by the child")
+    assert await parents.finish(parent.id, result)
+    # The child's redelivery finishes it again: the same result counts as done, and is announced again (the
+    # first announcement may be what was lost; the stream keeps one of the two).
+    assert await parents.finish(parent.id, result)
+    assert await stored_events(pipeline) == 1
+    # Another result is not this child's finish: refused, and nothing announced.
+    assert not await parents.finish(parent.id, E.JobResult(text="another"))
+    assert await stored_events(pipeline) == 1
+
+
+async def test_a_parent_found_finished_but_never_announced_is_announced(pipeline: Pipeline) -> None:
+    # The try that finished it died before its announcement was stored.
+    parents = Parents(pipeline.store, EventPublisher(pipeline.nc, pipeline.topology))
+    parent, _ = await stored_parent(pipeline, E.JOB_STATE_WAITING)
+    result = E.JobResult(text="finished by the child")
+    await pipeline.store.update_job(parent.id, lifecycle.finish_waiting(result))
+    assert await parents.finish(parent.id, result)
+    assert await stored_events(pipeline) == 1
 
 
 async def test_a_waiting_parents_progress_only_grows(pipeline: Pipeline) -> None:

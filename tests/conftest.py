@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -24,7 +25,9 @@ from tests.ports import HOST, held_port
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    # scripts/mutate asks for asyncio's loop: spawning a server hangs under uvloop in the processes mutmut forks.
+    if os.environ.get("SYLLABUS_TEST_LOOP", "uvloop") == "uvloop":
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -56,6 +56,7 @@ async def test_get_job_agrees_with_the_event_stream(pipeline: Pipeline, start_wo
     assert got.result == events[-1].result
     assert got.result.text == "done by attempt 1: progress"
     assert got.attempt == 1 and got.kind == "summarize_text" and got.options.labels["team"] == "docs"
+    assert got.parent_id == "" and not any(e.parent_id for e in events)
     assert got.HasField("start_time") and got.HasField("end_time")
 
 

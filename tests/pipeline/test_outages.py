@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from syllabus.jetstream import connect, ensure_topology
 from syllabus.servers import NatsServer
 from syllabus.store.base import JobChange, Updated
 from syllabus.store.embedded import EmbeddedStore
+from syllabus.submit import Submitter, build_job
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from syllabus.worker import JobContext, PermanentError, Worker
@@ -293,6 +296,23 @@ async def test_a_handlers_own_verdict_on_an_outage_stands(rig: Rig) -> None:
     history = await rig.history(job.id)
     assert types(history) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
     assert history[-1].error.message == "the handler gives up on its own"
+
+
+async def test_a_frozen_nats_fails_a_submission_at_its_timeout_and_keeps_no_record(rig: Rig) -> None:
+    # Connected but answering nothing (a stopped process, a partition the client has not noticed yet): no
+    # acknowledgement ever comes, so the submission ends at its own deadline, its record removed again.
+    submitter = Submitter(rig.nc, rig.store, rig.topology, timeout=0.5)
+    job = build_job(
+        E.JobSpec(summarize_text=E.SummarizeText(text="ok")), E.JobOptions(), tenant="t", default_max_attempts=1
+    )
+    assert rig.server.pid is not None
+    os.kill(rig.server.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(BrokerUnavailable, match="did not acknowledge the job in time"):
+            await submitter.submit([job])
+    finally:
+        os.kill(rig.server.pid, signal.SIGCONT)
+    assert await rig.store.get_job(job.id) is None
 
 
 async def test_while_nats_is_down_health_is_not_serving_and_submissions_fail_fast(rig: Rig) -> None:

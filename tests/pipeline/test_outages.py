@@ -24,11 +24,13 @@ import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeout
 
 from gateway.readiness import Readiness
 from gateway.services import add_health_and_reflection, add_services
 from scheduler.relay import DueRelay
 from syllabus import outages
+from syllabus.deadletters import DeadLetters
 from syllabus.errors import BrokerUnavailable
 from syllabus.jetstream import connect, ensure_topology
 from syllabus.servers import NatsServer
@@ -298,7 +300,7 @@ async def test_a_handlers_own_verdict_on_an_outage_stands(rig: Rig) -> None:
     assert history[-1].error.message == "the handler gives up on its own"
 
 
-async def test_a_frozen_nats_fails_a_submission_at_its_timeout_and_keeps_no_record(rig: Rig) -> None:
+async def test_a_frozen_nats_fails_a_submission_and_a_dead_letter_copy_at_their_timeouts(rig: Rig) -> None:
     # Connected but answering nothing (a stopped process, a partition the client has not noticed yet): no
     # acknowledgement ever comes, so the submission ends at its own deadline, its record removed again.
     submitter = Submitter(rig.nc, rig.store, rig.topology, timeout=0.5)
@@ -310,6 +312,9 @@ async def test_a_frozen_nats_fails_a_submission_at_its_timeout_and_keeps_no_reco
     try:
         with pytest.raises(BrokerUnavailable, match="did not acknowledge the job in time"):
             await submitter.submit([job])
+        # The worker's copy of a dead letter likewise: it fails, so the job keeps its message (tested apart).
+        with pytest.raises(NatsTimeout):
+            await DeadLetters(rig.nc, rig.topology, timeout=0.5).put(job, "subject", "permanent error")
     finally:
         os.kill(rig.server.pid, signal.SIGCONT)
     assert await rig.store.get_job(job.id) is None

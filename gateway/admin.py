@@ -81,4 +81,4 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
     async def PurgeDeadLetters(
         self, request: pb.PurgeDeadLettersRequest, context: Context
     ) -> pb.PurgeDeadLettersResponse:
-        return pb.PurgeDeadLettersResponse(purged=await self._dead_letters.purge(request.kind))
+        return pb.PurgeDeadLettersResponse(purged=await self._dead_letters.purge(self._tenant, request.kind))

@@ -87,12 +87,13 @@ class DeadLetters:
     async def remove(self, job_id: str) -> None:
         await self._js.purge_stream(self._topology.dlq_stream, subject=self._topology.dead_letter_subject(job_id))
 
-    async def purge(self, kind: str) -> int:
+    async def purge(self, tenant: str, kind: str) -> int:
+        """Remove the tenant's letters (of one kind, if given); other tenants' stay."""
         purged = 0
         seq = 1
         while (dead := await self._next(seq)) is not None:
             seq = dead.sequence + 1
-            if not kind or dead.job.kind == kind:
+            if dead.job.tenant == tenant and (not kind or dead.job.kind == kind):
                 await self._js.delete_msg(self._topology.dlq_stream, dead.sequence)
                 purged += 1
         return purged

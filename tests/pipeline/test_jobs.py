@@ -162,6 +162,27 @@ async def test_purge_dead_letters(pipeline: Pipeline, start_worker: StartWorker)
     assert not listed.dead_letters
 
 
+async def test_another_tenants_dead_letters_are_not_seen_retried_or_purged(pipeline: Pipeline) -> None:
+    # Gateways of two tenants on one NATS share the dead-letter stream; each sees only its own letters.
+    theirs = build_job(
+        E.JobSpec(summarize_text=E.SummarizeText(text="x")), E.JobOptions(), tenant="other", default_max_attempts=1
+    )
+    await pipeline.store.insert_jobs([theirs])
+    await DeadLetters(pipeline.nc, pipeline.topology).put(theirs, "subject", "permanent error")
+    listed = await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest())
+    assert not listed.dead_letters
+    for call in (
+        pipeline.admin.GetDeadLetter(admin_service_pb2.GetDeadLetterRequest(job_id=theirs.id)),
+        pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=theirs.id)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    purged = await pipeline.admin.PurgeDeadLetters(admin_service_pb2.PurgeDeadLettersRequest())
+    assert purged.purged == 0
+    assert await DeadLetters(pipeline.nc, pipeline.topology).get(theirs.id) is not None
+
+
 async def test_dead_letters_page_through_in_order(pipeline: Pipeline, start_worker: StartWorker) -> None:
     # One job at a time, so they are dead-lettered in the order they were submitted.
     await start_worker(dataclasses.replace(WORKER_CONFIG, concurrency=1))

@@ -1,20 +1,16 @@
 """Fixtures every layer of the suite shares: one real NATS and one real Valkey per session, and per test
-its own JetStream namespace, a NATS connection and a Redis client. Tests run on uvloop, the event loop every
-service runs on: its transports differ from asyncio's (they are no asyncio.Transport subclasses, for one).
+its own JetStream namespace, a NATS connection and a Redis client.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import nats
 import pytest
 import pytest_asyncio
-import uvloop
 from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
@@ -22,12 +18,6 @@ from redis.asyncio import Redis
 from syllabus.servers import NatsServer, ValkeyServer
 from syllabus.topology import Topology
 from tests.ports import HOST, held_port
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # scripts/mutate asks for asyncio's loop: spawning a server hangs under uvloop in the processes mutmut forks.
-    if os.environ.get("SYLLABUS_TEST_LOOP", "uvloop") == "uvloop":
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 @pytest_asyncio.fixture(scope="session")

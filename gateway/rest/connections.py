@@ -6,9 +6,8 @@
   The same subclass keeps a body that turns out malformed only after the answer (aiohttp reads what is left of
   it) from being logged as a failure of the server.
 - Open connections are bounded. Over the bound a new connection is answered `503` UNAVAILABLE at once and closed,
-  as nginx's `limit_conn` answers, instead of waiting unanswered in the listen backlog. What it sends is read
-  and dropped until it closes (or the header timeout ends), so closing cannot reset the connection under the
-  answer; while MAX_REFUSALS of those wait, further ones are closed at once, unanswered.
+  as nginx's `limit_conn` answers, instead of waiting unanswered in the listen backlog, and its close lingers as
+  every answered one does (below); while MAX_REFUSALS of those linger, further ones are closed at once, unanswered.
 - The bound must be reached before the process runs out of file descriptors (then accept() fails, and NATS,
   gRPC and the store with it): the open-file limit is raised as far as allowed for it, as Go's runtime does at
   start, and the bound lowered, with a warning, if that is not far enough.
@@ -184,24 +183,21 @@ class _Connection(web_protocol.RequestHandler):
 
 
 class _Refusal(asyncio.Protocol):
-    """A connection over the bound: the 503 answer at once, then nothing but waiting for the client to close."""
+    """A connection over the bound: the 503 answer at once, then the lingering close every answer ends with."""
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        self._transport: asyncio.Transport | None = None
-        self._close: asyncio.TimerHandle | None = None
+        self._lingering: _LingeringTransport | None = None
 
     def connection_made(self, base: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, base)
         if len(self._server.refusals) >= MAX_REFUSALS:
             transport.abort()
             return
-        self._transport = transport
-        self._server.refusals.add(transport)
-        transport.write(self._server.refusal)
-        if transport.can_write_eof():
-            transport.write_eof()
-        self._close = asyncio.get_running_loop().call_later(self._server.header_timeout, transport.abort)
+        self._lingering = _LingeringTransport(transport, self._server)
+        self._server.refusals.add(self._lingering)
+        self._lingering.write(self._server.refusal)
+        self._lingering.close()
 
     def data_received(self, data: bytes) -> None:
         pass
@@ -210,10 +206,9 @@ class _Refusal(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._close is not None:
-            self._close.cancel()
-        if self._transport is not None:
-            self._server.refusals.discard(self._transport)
+        if self._lingering is not None:
+            self._lingering.ended()
+            self._server.refusals.discard(self._lingering)
 
 
 class Server(web.Server):
@@ -223,7 +218,7 @@ class Server(web.Server):
         super().__init__(handler, handler_cancellation=True)
         self.max_connections = max_connections
         self.header_timeout = header_timeout
-        self.refusals: set[asyncio.Transport] = set()
+        self.refusals: set[_LingeringTransport] = set()
         self.lingering: set[_LingeringTransport] = set()
         self.shutting_down = False
         self._handler_args = {"keepalive_timeout": header_timeout, **handler_args}
@@ -268,9 +263,7 @@ class Server(web.Server):
 
     def pre_shutdown(self) -> None:
         self.shutting_down = True
-        for transport in list(self.refusals):
-            transport.abort()
-        self.refusals.clear()
+        # Refusals among them.
         for lingering in list(self.lingering):
             lingering.abort()
         self.lingering.clear()

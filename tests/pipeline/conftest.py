@@ -58,6 +58,10 @@ class Pipeline:
         call = self.jobs.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after), timeout=timeout)
         return [response.event async for response in call]
 
+    async def messages(self, stream: str) -> int:
+        """How many messages the stream holds now."""
+        return int((await self.nc.jetstream().stream_info(stream)).state.messages)
+
     async def wait_end(self, job_id: str, timeout: float = 30) -> job_pb2.Job:
         await self.events(job_id, timeout=timeout)
         job = await self.store.get_job(job_id)

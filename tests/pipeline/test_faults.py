@@ -126,8 +126,7 @@ async def test_canceled_delayed_job_never_runs(pipeline: Pipeline, start_worker:
     job = await pipeline.submit("ok", run_at=in_seconds(3600))
     await pipeline.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id))
     assert types(await pipeline.events(job.id)) == ["SCHEDULED", "CANCELED"]
-    info = await pipeline.nc.jetstream().stream_info(pipeline.topology.scheduled_stream)
-    assert info.state.messages == 0
+    assert await pipeline.messages(pipeline.topology.scheduled_stream) == 0
 
 
 async def test_nats_unreachable_is_unavailable_within_the_deadline(tmp_path: Path) -> None:

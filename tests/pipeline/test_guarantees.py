@@ -63,8 +63,7 @@ async def started(pipeline: Pipeline, job_id: str, count: int) -> None:
 
 async def pending_messages(pipeline: Pipeline) -> int:
     """Messages of the jobs stream not yet acked or termed (a work queue keeps only those)."""
-    info = await pipeline.nc.jetstream().stream_info(pipeline.topology.jobs_stream)
-    return info.state.messages
+    return await pipeline.messages(pipeline.topology.jobs_stream)
 
 
 @dataclasses.dataclass

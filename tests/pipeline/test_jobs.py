@@ -217,8 +217,7 @@ async def test_a_dead_letter_stored_twice_is_kept_once(pipeline: Pipeline) -> No
     first = await letters.get(job.id)
     await letters.put(job, subject, "permanent error")
     assert await letters.get(job.id) == first
-    info = await pipeline.nc.jetstream().stream_info(pipeline.topology.dlq_stream)
-    assert info.state.messages == 1
+    assert await pipeline.messages(pipeline.topology.dlq_stream) == 1
 
 
 @pytest.mark.parametrize(
@@ -279,8 +278,7 @@ async def test_cancel_a_queued_job_skips_it_when_fetched(pipeline: Pipeline, sta
     await pipeline.events(later.id)
     await worker.stop()
     assert types(await pipeline.events(job.id)) == ["QUEUED", "CANCELED"]
-    info = await pipeline.nc.jetstream().stream_info(pipeline.topology.jobs_stream)
-    assert info.state.messages == 0
+    assert await pipeline.messages(pipeline.topology.jobs_stream) == 0
 
 
 async def test_cancel_a_finished_job_changes_nothing(pipeline: Pipeline, start_worker: StartWorker) -> None:
@@ -476,8 +474,7 @@ async def test_a_job_canceled_before_it_ran_is_not_queued_again_by_its_key(pipel
     assert again.id == first.id and again.state == E.JOB_STATE_CANCELED
     assert types(await pipeline.events(first.id)) == ["QUEUED", "CANCELED"]
     # Nothing announced after its end either (a watch stops at the end).
-    info = await pipeline.nc.jetstream().stream_info(pipeline.topology.events_stream)
-    assert info.state.messages == 2
+    assert await pipeline.messages(pipeline.topology.events_stream) == 2
 
 
 async def test_a_job_stored_before_the_duplicate_window_is_not_published_again(pipeline: Pipeline) -> None:
@@ -491,6 +488,5 @@ async def test_a_job_stored_before_the_duplicate_window_is_not_published_again(p
         job_service_pb2.SubmitJobRequest(spec=spec, options=E.JobOptions(idempotency_key="k-old"))
     )
     assert again.job.id == orphan.id and not again.created
-    js = pipeline.nc.jetstream()
     for stream in (pipeline.topology.jobs_stream, pipeline.topology.events_stream):
-        assert (await js.stream_info(stream)).state.messages == 0
+        assert await pipeline.messages(stream) == 0

@@ -116,10 +116,6 @@ async def stored_parent(pipeline: Pipeline, state: job_pb2.JobState) -> tuple[jo
     return parent, child
 
 
-async def stored_events(pipeline: Pipeline) -> int:
-    return (await pipeline.nc.jetstream().stream_info(pipeline.topology.events_stream)).state.messages
-
-
 @pytest.mark.parametrize("state", [E.JOB_STATE_CANCELED, E.JOB_STATE_SUCCEEDED, E.JOB_STATE_FAILED])
 async def test_a_parent_no_longer_waiting_is_left_alone_by_its_child(
     pipeline: Pipeline, state: job_pb2.JobState
@@ -135,7 +131,7 @@ async def test_a_parent_no_longer_waiting_is_left_alone_by_its_child(
         # A result like the one it holds (none) does not pass it for finished.
         assert not await parents.finish(parent.id, E.JobResult())
     assert await pipeline.store.get_job(parent.id) == parent
-    assert await stored_events(pipeline) == 0
+    assert await pipeline.messages(pipeline.topology.events_stream) == 0
 
 
 async def test_a_parent_finished_by_a_try_whose_answer_was_lost_is_announced(pipeline: Pipeline) -> None:
@@ -146,10 +142,10 @@ async def test_a_parent_finished_by_a_try_whose_answer_was_lost_is_announced(pip
     # The child's redelivery finishes it again: the same result counts as done, and is announced again (the
     # first announcement may be what was lost; the stream keeps one of the two).
     assert await parents.finish(parent.id, result)
-    assert await stored_events(pipeline) == 1
+    assert await pipeline.messages(pipeline.topology.events_stream) == 1
     # Another result is not this child's finish: refused, and nothing announced.
     assert not await parents.finish(parent.id, E.JobResult(text="another"))
-    assert await stored_events(pipeline) == 1
+    assert await pipeline.messages(pipeline.topology.events_stream) == 1
 
 
 async def test_a_parent_found_finished_but_never_announced_is_announced(pipeline: Pipeline) -> None:
@@ -159,7 +155,7 @@ async def test_a_parent_found_finished_but_never_announced_is_announced(pipeline
     result = E.JobResult(text="finished by the child")
     await pipeline.store.update_job(parent.id, lifecycle.finish_waiting(result))
     assert await parents.finish(parent.id, result)
-    assert await stored_events(pipeline) == 1
+    assert await pipeline.messages(pipeline.topology.events_stream) == 1
 
 
 async def test_a_waiting_parents_progress_only_grows(pipeline: Pipeline) -> None:
@@ -168,7 +164,7 @@ async def test_a_waiting_parents_progress_only_grows(pipeline: Pipeline) -> None
     assert await parents.progress(parent.id, 50, "lesson 3 of 6 written")
     # Reports of children finishing out of order: one that would move the bar back is refused, unannounced.
     assert not await parents.progress(parent.id, 40, "lesson 2 of 6 written")
-    assert await stored_events(pipeline) == 1
+    assert await pipeline.messages(pipeline.topology.events_stream) == 1
     last = await pipeline.nc.jetstream().get_last_msg(
         pipeline.topology.events_stream, pipeline.topology.event_subject(parent.tenant, parent.id)
     )

@@ -2,7 +2,8 @@
 
 Schedules live in the SCHEDULED stream (JOBS discards new messages when full, which schedules do not allow,
 and a schedule can only target its own stream). Any number of schedulers may relay: the consumer is a work
-queue and JOBS de-duplicates on the job id.
+queue and JOBS de-duplicates on the job id. Each ack is confirmed by the server before the next message is
+taken (delayed jobs are few next to the queue's traffic): a relay that has stopped leaves no ack in flight.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -43,8 +45,9 @@ def _queued(job: job_pb2.Job) -> job_pb2.Job | None:
 
 
 class DueRelay:
-    def __init__(self, nc: Client, store: Store, topology: Topology) -> None:
+    def __init__(self, nc: Client, store: Store, topology: Topology, retry_delay: float = RELAY_RETRY) -> None:
         self._nc = nc
+        self._retry_delay = retry_delay
         self._js = nc.jetstream()
         self._store = store
         self._topology = topology
@@ -94,22 +97,30 @@ class DueRelay:
             self._outages.down(dependency, exc, "delayed jobs wait for it")
 
     async def _relay_or_hand_back(self, msg: Msg) -> None:
-        """Relay one due job; while the store or NATS is away, its message is offered again a little later."""
+        """Relay one due job; while the store or NATS is away, or a bug stops it, its message is offered again a
+        little later, and the relay goes on with the others."""
         try:
-            await self._relay(msg)
+            job = job_pb2.Job.FromString(msg.data)
+        except DecodeError:
+            log.error("dropping undecodable message on %s", msg.subject)
+            with contextlib.suppress(Exception):  # NATS away: the message comes back and is dropped then
+                await msg.term()
+            return
+        try:
+            await self._relay(job, msg)
         except Exception as exc:
             dependency = outages.unreachable(exc)
             if dependency is None:
-                raise
-            self._outages.down(dependency, exc, "delayed jobs wait for it")
+                log.exception("delayed job %s: relaying it failed; it is offered again", job.id)
+            else:
+                self._outages.down(dependency, exc, "delayed jobs wait for it")
             # If NATS itself is away the nak is lost too, and the message comes back after its ack wait.
             with contextlib.suppress(Exception):
-                await msg.nak(delay=RELAY_RETRY)
+                await msg.nak(delay=self._retry_delay)
         else:
             self._outages.all_up()
 
-    async def _relay(self, msg: Msg) -> None:
-        job = job_pb2.Job.FromString(msg.data)
+    async def _relay(self, job: job_pb2.Job, msg: Msg) -> None:
         current = await self._store.get_job(job.id)
         due = current is not None and (
             current.state == job_pb2.JOB_STATE_SCHEDULED
@@ -118,12 +129,12 @@ class DueRelay:
         )
         if current is None or not due:
             # Canceled while it waited, or relayed already: the schedule has nothing left to do.
-            await msg.ack()
+            await msg.ack_sync()
             return
         if current.state == job_pb2.JOB_STATE_SCHEDULED:
             updated = await self._store.update_job(job.id, _queued)
             if not updated.applied or updated.job is None:
-                await msg.ack()  # canceled (or started) meanwhile
+                await msg.ack_sync()  # canceled (or started) meanwhile
                 return
             current = updated.job
         try:
@@ -132,6 +143,6 @@ class DueRelay:
             await self._submitter.enqueue(current, f"{job.id}:{current.update_time.ToNanoseconds()}")
         except (QueueFull, BrokerUnavailable) as exc:
             log.warning("delayed job %s not relayed yet: %s", job.id, exc)
-            await msg.nak(delay=RELAY_RETRY)
+            await msg.nak(delay=self._retry_delay)
             return
-        await msg.ack()
+        await msg.ack_sync()

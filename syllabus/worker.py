@@ -461,7 +461,7 @@ class Worker:
             await self._end_parent(updated.job)
             await msg.ack()
         else:
-            await self._lost_lease(updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, attempt, msg)
 
     async def _wait_for_children(self, job: job_pb2.Job, attempt: int, message: str, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.wait_for_children(attempt, message))
@@ -473,7 +473,7 @@ class Worker:
             # The children finished (or one failed) before this attempt could record that it waits for them.
             await msg.ack()
         else:
-            await self._lost_lease(updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, attempt, msg)
 
     async def _failed(
         self, job: job_pb2.Job, attempt: int, error: job_pb2.JobError, retry_after: float | None, msg: Msg
@@ -495,7 +495,7 @@ class Worker:
             await msg.nak(delay=delay)
             log.info("job %s attempt %d failed (%s); retrying in %.1fs", job.id, attempt, error.type, delay)
         else:
-            await self._lost_lease(updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, attempt, msg)
 
     async def _dead_letter(
         self, job: job_pb2.Job, attempt: int | None, error: job_pb2.JobError, msg: Msg, reason: str
@@ -509,7 +509,7 @@ class Worker:
             change = lifecycle.fail(attempt, error)
             new = change(current) if current is not None else None
             if new is None:
-                await self._lost_lease(current, attempt or 0, msg)
+                await self._lost_lease(job.id, current, attempt or 0, msg)
                 return
             # The copy comes first: term() deletes the payload from the work queue.
             await self._dead_letters.put(new, msg.subject, reason)
@@ -535,7 +535,7 @@ class Worker:
         else:
             # A newer attempt holds the job: its delivery settles the message (terming it here would leave that
             # attempt's job with no message should its worker die).
-            await self._lost_lease(updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, attempt, msg)
 
     async def _requeue(self, job: job_pb2.Job, attempt: int, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
@@ -545,7 +545,7 @@ class Worker:
             await msg.nak()
         else:
             # A nak would hand a newer attempt's job out again, to run beside it.
-            await self._lost_lease(updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, attempt, msg)
 
     async def _defer(self, job: job_pb2.Job, attempt: int, deferral: Defer, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
@@ -558,19 +558,24 @@ class Worker:
             await msg.nak(delay=deferral.delay)
             log.info("job %s deferred for %.1fs: %s", job.id, deferral.delay, deferral.reason)
         else:
-            await self._lost_lease(updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, attempt, msg)
 
-    async def _lost_lease(self, current: job_pb2.Job | None, attempt: int, msg: Msg) -> None:
-        if current is not None and current.state == E.JOB_STATE_CANCELED:
+    async def _lost_lease(self, job_id: str, current: job_pb2.Job | None, attempt: int, msg: Msg) -> None:
+        if current is None:
+            # Nothing can own a job without a record: its message is dropped, as a redelivery's claim would.
+            log.warning("job %s: attempt %d lost its lease (its record is gone); result discarded", job_id, attempt)
+            await msg.term()
+            return
+        if current.state == E.JOB_STATE_CANCELED:
             await msg.term()
             return
         # Another attempt owns the job now; its delivery will ack the message, so this one must not.
         log.warning(
-            "job %s: attempt %d lost its lease (now attempt %s, %s); result discarded",
-            current.id if current else "?",
+            "job %s: attempt %d lost its lease (now attempt %d, %s); result discarded",
+            job_id,
             attempt,
-            current.attempt if current else "?",
-            E.JobState.Name(current.state) if current else "missing",
+            current.attempt,
+            E.JobState.Name(current.state),
         )
 
     async def _announce_end(self, job: job_pb2.Job, msg: Msg) -> None:

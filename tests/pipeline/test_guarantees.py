@@ -149,7 +149,9 @@ async def assert_refused_then_the_newer_attempt_decided(
 ) -> None:
     """Attempt 1's outcome was refused without touching the message (the newer attempt's delivery still holds
     it); then attempt 2, let go, decides the job."""
-    await logs.wait_for(f"job {job_id}: attempt 1 lost its lease (now attempt 2, JOB_STATE_RUNNING)")
+    refusal = f"job {job_id}: attempt 1 lost its lease (now attempt 2, JOB_STATE_RUNNING); result discarded"
+    await logs.wait_for(refusal)
+    assert refusal in [record.getMessage() for record in logs.records]
     assert await pending_messages(pipeline) == 1
     takeover.let_newer_go.set()
     await assert_the_newer_attempt_decided(pipeline, job_id, history_types)
@@ -499,3 +501,47 @@ async def test_a_worker_dying_between_a_childs_success_and_its_parents_end_leave
     assert (child.state, child.attempt) == (E.JOB_STATE_SUCCEEDED, 1)
     assert history[-1].result.text == f"finished by {child.id}"
     await logs.wait_for(f"job {child.id}: bookkeeping failed; it will be redelivered")
+
+
+async def test_a_job_whose_record_is_deleted_while_it_runs_has_its_result_discarded(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
+) -> None:
+    await start_worker()
+    job = await pipeline.submit("block")
+    await started(pipeline, job.id, 1)
+    await pipeline.store.delete_jobs([job.id])
+    handlers.release.set()
+    await logs.wait_for(f"job {job.id}: attempt 1 lost its lease (its record is gone); result discarded")
+    assert await pipeline.store.get_job(job.id) is None
+    events = await js_events(pipeline, job.id)
+    assert types(events) == ["QUEUED", "STARTED"]
+
+
+async def js_events(pipeline: Pipeline, job_id: str) -> list[job_pb2.JobEvent]:
+    """The job's stored events, read from the stream (a job without a record cannot be watched)."""
+    js = pipeline.nc.jetstream()
+    subject = pipeline.topology.job_events_filter(job_id)
+    sub = await js.subscribe(subject, ordered_consumer=True)
+    try:
+        pending = (await js.stream_info(pipeline.topology.events_stream, subjects_filter=subject)).state.subjects
+        count = sum((pending or {}).values())
+        return [job_pb2.JobEvent.FromString((await sub.next_msg(timeout=10)).data) for _ in range(count)]
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_failure_stored_by_a_worker_that_died_before_announcing_it_is_announced_with_its_error(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    """The dead worker claimed the job and stored its failure; its message is still on the queue."""
+    job = await pipeline.submit("ok")
+    claimed = await pipeline.store.update_job(job.id, lifecycle.Claim().change())
+    assert claimed.applied
+    error = E.JobError(attempt=1, type="BadInput", message="stored, never announced", permanent=True)
+    failed = await pipeline.store.update_job(job.id, lifecycle.fail(1, error))
+    assert failed.applied
+    await start_worker()
+    history = await pipeline.events(job.id)
+    assert types(history) == ["QUEUED", "FAILED"]
+    assert (history[-1].error.type, history[-1].error.message) == ("BadInput", "stored, never announced")
+    assert await pending_messages(pipeline) == 0

@@ -53,6 +53,8 @@ class FlakyStore(EmbeddedStore):
     down = False
     # Writes that would fail a job, refused this many times before the store answers again.
     refuse_failing = 0
+    # Writes that fail a job, stored but their answer lost this many times (the connection dropped after).
+    lose_failing_answer = 0
 
     def _check(self) -> None:
         if self.down:
@@ -70,7 +72,11 @@ class FlakyStore(EmbeddedStore):
             if after is not None and after.state == E.JOB_STATE_FAILED:
                 self.refuse_failing -= 1
                 raise pymongo.errors.AutoReconnect("connection lost mid-write (injected)")
-        return await super().update_job(job_id, change)
+        updated = await super().update_job(job_id, change)
+        if self.lose_failing_answer and updated.applied and updated.job and updated.job.state == E.JOB_STATE_FAILED:
+            self.lose_failing_answer -= 1
+            raise pymongo.errors.AutoReconnect("connection lost before the answer (injected)")
+        return updated
 
 
 @dataclass
@@ -427,6 +433,29 @@ async def test_a_dead_letter_whose_failure_could_not_be_stored_is_kept_once(rig:
     subject = rig.topology.dead_letter_subject(job.id)
     stored = await js.stream_info(rig.topology.dlq_stream, subjects_filter=subject)
     assert stored.state.subjects == {subject: 1}
+    assert no_errors(rig.logs) == []
+
+
+async def test_a_dead_letter_whose_stored_failure_lost_its_answer_is_announced_once(rig: Rig) -> None:
+    """The failure is stored but the worker never hears so: trying again, it finds the failure it stored and
+    announces it, with its error, instead of failing the job a second time."""
+    rig.store.lose_failing_answer = 1
+    job = await rig.submit("fail")
+    history = await rig.history(job.id)
+    assert rig.store.lose_failing_answer == 0
+    assert types(history) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and len(stored.errors) == 1
+    assert [event.error for event in history[2:]] == [stored.errors[0]] * 2
+    assert (stored.errors[0].attempt, stored.errors[0].message) == (1, "this job cannot work")
+    subject = rig.topology.dead_letter_subject(job.id)
+    letters = await rig.nc.jetstream().stream_info(rig.topology.dlq_stream, subjects_filter=subject)
+    assert letters.state.subjects == {subject: 1}
+    error = stored.errors[0]
+    assert (
+        f"WARNING syllabus.worker: job {job.id} dead-lettered: permanent error ({error.type}: {error.message})"
+        in warnings_of(rig.logs)
+    )
     assert no_errors(rig.logs) == []
 
 

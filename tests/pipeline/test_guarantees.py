@@ -545,3 +545,44 @@ async def test_a_failure_stored_by_a_worker_that_died_before_announcing_it_is_an
     assert types(history) == ["QUEUED", "FAILED"]
     assert (history[-1].error.type, history[-1].error.message) == ("BadInput", "stored, never announced")
     assert await pending_messages(pipeline) == 0
+
+
+async def test_a_deferred_attempt_is_handed_back_uncounted_with_its_reason(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
+) -> None:
+    deferred: set[str] = set()
+
+    async def handler(ctx: JobContext) -> job_pb2.JobResult:
+        if ctx.job.id not in deferred:
+            deferred.add(ctx.job.id)
+            raise Defer(0.05, "the provider's circuit is open")
+        return E.JobResult(text=f"done by attempt {ctx.attempt}")
+
+    await start_worker(handler_map={"summarize_text": handler})
+    job = await pipeline.submit("ok", max_attempts=1)
+    history = await pipeline.events(job.id)
+    assert types(history) == ["QUEUED", "STARTED", "QUEUED", "STARTED", "SUCCEEDED"]
+    error = history[2].error
+    assert (error.type, error.message, error.attempt, error.permanent) == (
+        "Deferred",
+        "the provider's circuit is open",
+        1,
+        False,
+    )
+    assert history[2].retry_delay.ToNanoseconds() == 50_000_000
+    stored = await pipeline.store.get_job(job.id)
+    # One attempt allowed and one counted: the deferred one was given back.
+    assert stored is not None and (stored.state, stored.attempt) == (E.JOB_STATE_SUCCEEDED, 1)
+    said = [record.getMessage() for record in logs.records]
+    assert f"job {job.id} deferred for {0.05:.1f}s: the provider's circuit is open" in said
+
+
+async def test_a_failed_attempt_is_logged_with_its_error_and_the_delay_before_the_next(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
+) -> None:
+    await start_worker()
+    job = await pipeline.submit("fail-retryable:1")
+    await pipeline.events(job.id)
+    delay = WORKER_CONFIG.retry.backoff[0]
+    said = [record.getMessage() for record in logs.records]
+    assert f"job {job.id} attempt 1 failed (RetryableError); retrying in {delay:.1f}s" in said

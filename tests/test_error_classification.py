@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from syllabus.config import RetryPolicy
-from syllabus.worker import PermanentError, RetryableError, classify
+from syllabus.worker import Defer, PermanentError, RetryableError, classify
 
 POLICY = RetryPolicy()
 
@@ -43,3 +43,8 @@ def test_an_exception_gives_its_type_message_and_whether_it_is_permanent(
 ) -> None:
     error = classify(exc, POLICY, attempt=1)
     assert (error.type, error.message, error.permanent) == expected
+
+
+def test_a_deferral_reads_as_its_reason() -> None:
+    deferral = Defer(2.5, "the provider's circuit is open")
+    assert (str(deferral), deferral.delay, deferral.reason) == ("the provider's circuit is open", 2.5, deferral.reason)

@@ -23,7 +23,7 @@ from syllabus.deadletters import DeadLetters
 from syllabus.jetstream import StreamLimits, ensure_topology
 from syllabus.store.base import JobChange, JobQuery, Updated
 from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2
-from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, Worker
+from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, WaitForChildren, Worker
 from tests.pipeline import handlers
 from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, StartWorker
 from tests.pipeline.logwatch import LogWatch, watching_logs
@@ -107,12 +107,17 @@ async def stale_progress(ctx: JobContext) -> None:
     await ctx.progress(99, "stale progress")
 
 
+async def stale_wait_for_children(ctx: JobContext) -> None:
+    raise WaitForChildren("stale attempt waits for children")
+
+
 STALE_OUTCOMES = {
     "succeed": stale_success,
     "retry": stale_retryable_failure,
     "fail": stale_permanent_failure,
     "requeue": stale_deferral,
     "progress": stale_progress,
+    "wait for children": stale_wait_for_children,
 }
 
 

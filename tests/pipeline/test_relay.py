@@ -250,12 +250,14 @@ async def test_a_bug_met_relaying_a_job_is_logged_and_the_job_relayed_when_offer
     rig.store.broken.add(job.id)
     async with relaying(rig) as relay:
         await rig.fire(job)
-        await rig.logs.wait_for(f"delayed job {job.id}: relaying it failed; it is offered again")
+        failure = f"delayed job {job.id}: relaying it failed; it is offered again"
+        await rig.logs.wait_for(failure)
         await rig.queued(job.id)
         assert not relay.done()
     assert await rig.queue_holds(job.id) == 1
     assert await rig.due_waiting() == 0
     (logged,) = [record for record in rig.logs.records if record.levelno >= logging.ERROR]
+    assert logged.getMessage() == failure
     assert logged.exc_info is not None and "a bug in the store (injected)" in str(logged.exc_info[1])
 
 
@@ -299,6 +301,8 @@ async def test_a_relay_whose_connection_is_closed_waits_for_its_stop_without_fai
     await nc.close()
     await rig.logs.wait_for("NATS is unreachable")
     assert not task.done()
+    said = [record.getMessage() for record in rig.logs.records if record.name == "scheduler.relay"]
+    assert "NATS is unreachable (nats: connection closed): delayed jobs wait for it" in said
     stop.set()
     await task
     assert errors(rig.logs) == []

@@ -18,6 +18,7 @@ import pytest_asyncio
 from nats.js.errors import NotFoundError
 
 from scheduler.relay import CONSUMER, DueRelay
+from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, connect, ensure_topology
 from syllabus.store.base import Updated
 from syllabus.store.embedded import EmbeddedStore
@@ -269,7 +270,9 @@ async def test_a_due_job_meeting_a_full_queue_waits_and_is_relayed_once_there_is
     filler = await rig.pipeline.submit("ok")
     async with relaying(rig):
         await rig.fire(job)
-        await rig.logs.wait_for(f"delayed job {job.id} not relayed yet: the job queue is full")
+        refusal = f"delayed job {job.id} not relayed yet: {QueueFull()}"
+        await rig.logs.wait_for(refusal)
+        assert refusal in [record.getMessage() for record in rig.logs.records]
         # Queued in its record, not yet on the queue: the next delivery publishes it.
         stored = await rig.store.get_job(job.id)
         assert stored is not None and stored.state == E.JOB_STATE_QUEUED and stored.attempt == 0
@@ -301,8 +304,26 @@ async def test_a_relay_whose_connection_is_closed_waits_for_its_stop_without_fai
     await nc.close()
     await rig.logs.wait_for("NATS is unreachable")
     assert not task.done()
-    said = [record.getMessage() for record in rig.logs.records if record.name == "scheduler.relay"]
-    assert "NATS is unreachable (nats: connection closed): delayed jobs wait for it" in said
+    said = [(r.levelname, r.getMessage()) for r in rig.logs.records if r.name == "scheduler.relay"]
+    topology = rig.pipeline.topology
+    # The connection warns of its own loss: the relay's line is only information.
+    assert said[:2] == [
+        ("INFO", f"scheduler relaying delayed jobs from {topology.scheduled_stream} when they fall due"),
+        ("INFO", "NATS is unreachable (nats: connection closed): delayed jobs wait for it"),
+    ]
     stop.set()
     await task
     assert errors(rig.logs) == []
+
+
+async def test_a_relay_that_cannot_subscribe_waits_for_nats_and_its_stop(rig: Relay, nats_url: str) -> None:
+    nc = await connect(nats_url, "relay-under-test")
+    await nc.close()
+    stop = asyncio.Event()
+    task = asyncio.create_task(DueRelay(nc, rig.store, rig.pipeline.topology).run(stop))
+    await rig.logs.wait_for("NATS is unreachable")
+    assert not task.done()
+    stop.set()
+    await task
+    said = [(r.levelname, r.getMessage()) for r in rig.logs.records if r.name == "scheduler.relay"]
+    assert said == [("INFO", "NATS is unreachable (nats: connection closed): delayed jobs wait for it")]

@@ -70,7 +70,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             await self._submitter.enqueue(job, f"{job.id}:retry:{job.update_time.ToNanoseconds()}")
         except BaseException:
             # Not queued: the job stays failed and its dead letter stays, so the retry can be asked again.
-            await self._store.update_job(job.id, lambda current: dead.job if current.state == job.state else None)
+            await self._store.update_job(job.id, lifecycle.unrevive(dead.job, job))
             if job.parent_id:
                 await self._parents.child_failed(dead.job, "its retry could not be queued")
             raise

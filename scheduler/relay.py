@@ -124,8 +124,9 @@ class DueRelay:
         current = await self._store.get_job(job.id)
         due = current is not None and (
             current.state == job_pb2.JOB_STATE_SCHEDULED
-            # Queued by an earlier delivery of this message that died before publishing or acking it.
-            or (current.state == job_pb2.JOB_STATE_QUEUED and current.attempt == 0)
+            # Queued by an earlier delivery of this message that died before publishing or acking it: no attempt
+            # has claimed it since it was scheduled (one handed back since would show attempt 0 too).
+            or (current.state == job_pb2.JOB_STATE_QUEUED and current.attempt == 0 and current.lease == job.lease)
         )
         if current is None or not due:
             # Canceled while it waited, or relayed already: the schedule has nothing left to do.

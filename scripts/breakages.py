@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = [
     "tests/test_lifecycle.py",
     "tests/pipeline/test_guarantees.py",
+    "tests/pipeline/test_relay.py",
     "tests/pipeline",
     "tests/store",
     "tests/gateway",
@@ -40,8 +41,26 @@ BREAKAGES = [
     Breakage(
         "lease checks only the state",
         "syllabus/lifecycle.py",
-        "return job.state == S.JOB_STATE_RUNNING and job.attempt == attempt",
+        "return job.state == S.JOB_STATE_RUNNING and job.lease == lease.number and job.attempt == lease.attempt",
         "return job.state == S.JOB_STATE_RUNNING",
+    ),
+    Breakage(
+        "lease checks only the attempt number",
+        "syllabus/lifecycle.py",
+        "return job.state == S.JOB_STATE_RUNNING and job.lease == lease.number and job.attempt == lease.attempt",
+        "return job.state == S.JOB_STATE_RUNNING and job.attempt == lease.attempt",
+    ),
+    Breakage(
+        "a dead-letter retry keeps the lease",
+        "syllabus/lifecycle.py",
+        "        new.lease = job.lease + 1\n        new.max_attempts",
+        "        new.max_attempts",
+    ),
+    Breakage(
+        "the relay publishes a job handed back since it was queued",
+        "scheduler/relay.py",
+        " and current.attempt == 0 and current.lease == job.lease)",
+        " and current.attempt == 0)",
     ),
     Breakage(
         "dead-letter copy after term()",
@@ -101,10 +120,10 @@ BREAKAGES = [
     Breakage(
         "the parent ends before the child's success is stored",
         "syllabus/worker.py",
-        """        updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result, parent_result))""",
+        """        updated = await self._store.update_job(job.id, lifecycle.succeed(lease, result, parent_result))""",
         """        if parent_result is not None and job.parent_id:
             await self._parents.finish(job.parent_id, parent_result)
-        updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result, parent_result))""",
+        updated = await self._store.update_job(job.id, lifecycle.succeed(lease, result, parent_result))""",
     ),
     Breakage(
         "stale cancel terms the message",

@@ -3,6 +3,10 @@
 Each function returns a change that the store applies atomically to the record as it is at write time. A
 change returns None to refuse: that is how a stale attempt (a worker whose lease was taken over) is kept from
 completing a job, and how a finished job is kept finished. Pure logic, no I/O.
+
+An attempt holds its job by a Lease: the attempt number, for people, and the job's lease number, a fencing token
+that every claim and every dead-letter retry raises. The attempt number alone cannot fence: a hand-back gives it
+back and a dead-letter retry starts it again from 0, so a stalled attempt and a later one can share it.
 """
 
 from __future__ import annotations
@@ -35,20 +39,33 @@ def _copy(job: job_pb2.Job) -> job_pb2.Job:
     return new
 
 
-def _holds_lease(job: job_pb2.Job, attempt: int) -> bool:
-    return job.state == S.JOB_STATE_RUNNING and job.attempt == attempt
+@dataclass(frozen=True)
+class Lease:
+    """What an attempt holds its job by. Both numbers are checked: the attempt number too, so that a claim by a
+    worker from before lease numbers (which raised only the attempt) still fences this one out."""
+
+    attempt: int
+    number: int
+
+    @classmethod
+    def of(cls, job: job_pb2.Job) -> Lease:
+        return cls(job.attempt, job.lease)
 
 
-def recorded(job: job_pb2.Job | None, attempt: int, state: job_pb2.JobState) -> bool:
-    """Whether `job` shows that attempt `attempt` already moved it to `state`.
+def _holds_lease(job: job_pb2.Job, lease: Lease) -> bool:
+    return job.state == S.JOB_STATE_RUNNING and job.lease == lease.number and job.attempt == lease.attempt
+
+
+def recorded(job: job_pb2.Job | None, lease: Lease, state: job_pb2.JobState) -> bool:
+    """Whether `job` shows that the attempt holding `lease` already moved it to `state`.
 
     A write retried after an outage may find its first try landed (the answer was lost, not the write); only
-    that attempt can have made this record, because claims only ever raise the attempt number. A hand-back
-    (QUEUED) gives the attempt back, so it shows as the attempt before.
+    that attempt can have made this record, because nothing else leaves a job with its lease number. A
+    hand-back (QUEUED) gives the attempt back, so it shows as the attempt before.
     """
-    if job is None or job.state != state:
+    if job is None or job.state != state or job.lease != lease.number:
         return False
-    return job.attempt == (attempt - 1 if state == S.JOB_STATE_QUEUED else attempt)
+    return job.attempt == (lease.attempt - 1 if state == S.JOB_STATE_QUEUED else lease.attempt)
 
 
 def _ended(job: job_pb2.Job, state: job_pb2.JobState, error: job_pb2.JobError | None = None) -> job_pb2.Job:
@@ -81,6 +98,7 @@ class Claim:
             new = _copy(job)
             new.state = S.JOB_STATE_RUNNING
             new.attempt = job.attempt + 1
+            new.lease = job.lease + 1
             new.cancel_requested = False
             if not job.HasField("start_time"):
                 new.start_time.CopyFrom(new.update_time)
@@ -89,11 +107,11 @@ class Claim:
         return claim
 
 
-def succeed(attempt: int, result: job_pb2.JobResult, parent_result: job_pb2.JobResult | None = None) -> JobChange:
+def succeed(lease: Lease, result: job_pb2.JobResult, parent_result: job_pb2.JobResult | None = None) -> JobChange:
     """The attempt's success; `parent_result`, if any, is what the job's waiting parent is then finished with."""
 
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
-        if not _holds_lease(job, attempt):
+        if not _holds_lease(job, lease):
             return None
         new = _ended(job, S.JOB_STATE_SUCCEEDED)
         new.result.CopyFrom(result)
@@ -105,9 +123,9 @@ def succeed(attempt: int, result: job_pb2.JobResult, parent_result: job_pb2.JobR
     return change
 
 
-def retry(attempt: int, error: job_pb2.JobError) -> JobChange:
+def retry(lease: Lease, error: job_pb2.JobError) -> JobChange:
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
-        if not _holds_lease(job, attempt):
+        if not _holds_lease(job, lease):
             return None
         new = _copy(job)
         new.state = S.JOB_STATE_RETRYING
@@ -117,45 +135,45 @@ def retry(attempt: int, error: job_pb2.JobError) -> JobChange:
     return change
 
 
-def fail(attempt: int | None, error: job_pb2.JobError) -> JobChange:
-    """Dead-lettered: out of attempts or a permanent error. attempt None: no attempt holds the job (exhausted)."""
+def fail(lease: Lease | None, error: job_pb2.JobError) -> JobChange:
+    """Dead-lettered: out of attempts or a permanent error. lease None: no attempt holds the job (exhausted)."""
 
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
-        if is_terminal(job.state) or (attempt is not None and not _holds_lease(job, attempt)):
+        if is_terminal(job.state) or (lease is not None and not _holds_lease(job, lease)):
             return None
         return _ended(job, S.JOB_STATE_FAILED, error)
 
     return change
 
 
-def canceled_by_worker(attempt: int) -> JobChange:
+def canceled_by_worker(lease: Lease) -> JobChange:
     """The running attempt stopped because CancelJob asked it to."""
 
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
-        if not _holds_lease(job, attempt):
+        if not _holds_lease(job, lease):
             return None
         return _ended(job, S.JOB_STATE_CANCELED)
 
     return change
 
 
-def requeue(attempt: int) -> JobChange:
+def requeue(lease: Lease) -> JobChange:
     """A draining worker gave the job back before it finished: that attempt does not count."""
 
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
-        if not _holds_lease(job, attempt):
+        if not _holds_lease(job, lease):
             return None
         new = _copy(job)
         new.state = S.JOB_STATE_QUEUED
-        new.attempt = attempt - 1
+        new.attempt = lease.attempt - 1
         return new
 
     return change
 
 
-def progress(attempt: int, percent: float, message: str) -> JobChange:
+def progress(lease: Lease, percent: float, message: str) -> JobChange:
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
-        if not _holds_lease(job, attempt):
+        if not _holds_lease(job, lease):
             return None
         new = _copy(job)
         new.progress.percent = max(0.0, min(100.0, percent))
@@ -189,7 +207,8 @@ class Cancel:
 
 
 def revive(spec: job_pb2.JobSpec | None, options: job_pb2.JobOptions | None, default_max_attempts: int) -> JobChange:
-    """A dead letter retried: the job is queued again with a fresh attempt history."""
+    """A dead letter retried: the job is queued again with a fresh attempt history, under a new lease (an attempt
+    from before that is still running, believed lost, must not settle the retried job)."""
 
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
         if job.state != S.JOB_STATE_FAILED:
@@ -204,6 +223,7 @@ def revive(spec: job_pb2.JobSpec | None, options: job_pb2.JobOptions | None, def
         )
         new.state = S.JOB_STATE_SCHEDULED if delayed else S.JOB_STATE_QUEUED
         new.attempt = 0
+        new.lease = job.lease + 1
         new.max_attempts = new.options.max_attempts or default_max_attempts
         del new.errors[:]
         new.ClearField("result")
@@ -215,11 +235,25 @@ def revive(spec: job_pb2.JobSpec | None, options: job_pb2.JobOptions | None, def
     return change
 
 
-def wait_for_children(attempt: int, message: str) -> JobChange:
+def unrevive(failed: job_pb2.Job, revived: job_pb2.Job) -> JobChange:
+    """A dead-letter retry that could not be queued: the job is failed again as it was, unless something changed
+    it since the retry. It keeps the retry's lease: a lease number is never lowered, so never reused."""
+
+    def change(job: job_pb2.Job) -> job_pb2.Job | None:
+        if job.state != revived.state or job.lease != revived.lease:
+            return None
+        new = _copy(failed)
+        new.lease = job.lease
+        return new
+
+    return change
+
+
+def wait_for_children(lease: Lease, message: str) -> JobChange:
     """The attempt did its own part and fanned out children; the job now waits for them, off the queue."""
 
     def change(job: job_pb2.Job) -> job_pb2.Job | None:
-        if not _holds_lease(job, attempt):
+        if not _holds_lease(job, lease):
             return None
         new = _copy(job)
         new.state = S.JOB_STATE_WAITING

@@ -1,8 +1,8 @@
 """The worker runtime every worker service uses: fetch, claim, run, and ack / retry / dead-letter.
 
-One message is one attempt. The attempt number stored with the job is the lease: every write of a finished
-attempt is conditional on it (syllabus.lifecycle), so a worker that stalled and came back after its job was
-redelivered cannot complete it a second time.
+One message is one attempt. Its claim takes a lease on the job (syllabus.lifecycle.Lease): every write of the
+attempt is conditional on it, so a worker that stalled and came back after its job was redelivered (or
+dead-lettered and retried) cannot complete it a second time.
 """
 
 from __future__ import annotations
@@ -326,23 +326,25 @@ class Worker:
             reason = "max attempts exhausted (last attempt lost)"
             await self._until_recorded(job.id, lambda: self._dead_letter(job, None, error, msg, reason))
             return
-        attempt = job.attempt
+        lease = lifecycle.Lease.of(job)
         await self._send(job, E.JOB_EVENT_TYPE_STARTED)
         handler = self._handlers.get(job.kind)
         if handler is None:
             error = job_pb2.JobError(
-                attempt=attempt,
+                attempt=lease.attempt,
                 type="NoHandler",
                 message=f"the {self.service} service has no handler for {job.kind!r}",
                 permanent=True,
             )
             error.time.CopyFrom(lifecycle.now())
-            await self._until_recorded(job.id, lambda: self._dead_letter(job, attempt, error, msg, "permanent error"))
+            await self._until_recorded(job.id, lambda: self._dead_letter(job, lease, error, msg, "permanent error"))
             return
-        await self._run_handler(running, job, attempt, handler)
+        await self._run_handler(running, job, lease, handler)
 
-    async def _run_handler(self, running: _Running, job: job_pb2.Job, attempt: int, handler: Handler) -> None:
-        ctx = JobContext(job=job, attempt=attempt, _report=lambda pct, text: self._progress(job.id, attempt, pct, text))
+    async def _run_handler(self, running: _Running, job: job_pb2.Job, lease: lifecycle.Lease, handler: Handler) -> None:
+        ctx = JobContext(
+            job=job, attempt=lease.attempt, _report=lambda pct, text: self._progress(job.id, lease, pct, text)
+        )
         handler_task = asyncio.create_task(handler(ctx))
         running.handler_task = handler_task
         if running.stop_reason:
@@ -357,14 +359,14 @@ class Worker:
         except BaseException:
             handler_task.cancel()
             raise
-        settle = self._settlement(running, job, attempt, handler_task, ctx.parent_result)
+        settle = self._settlement(running, job, lease, handler_task, ctx.parent_result)
         await self._until_recorded(job.id, settle)
 
     def _settlement(
         self,
         running: _Running,
         job: job_pb2.Job,
-        attempt: int,
+        lease: lifecycle.Lease,
         handler_task: asyncio.Task[job_pb2.JobResult],
         parent_result: job_pb2.JobResult | None,
     ) -> Callable[[], Awaitable[None]]:
@@ -374,36 +376,38 @@ class Worker:
         exc = None if handler_task.cancelled() else handler_task.exception()
         if not handler_task.cancelled() and exc is None:
             result = handler_task.result()
-            return lambda: self._succeeded(job, attempt, result, msg, parent_result)
+            return lambda: self._succeeded(job, lease, result, msg, parent_result)
         if isinstance(exc, WaitForChildren):
             message = str(exc)
-            return lambda: self._wait_for_children(job, attempt, message, msg)
+            return lambda: self._wait_for_children(job, lease, message, msg)
         if isinstance(exc, Defer):
             deferral = exc
-            return lambda: self._defer(job, attempt, deferral, msg)
+            return lambda: self._defer(job, lease, deferral, msg)
         if running.stop_reason == "cancel":
-            return lambda: self._finish_canceled(job, attempt, msg)
+            return lambda: self._finish_canceled(job, lease, msg)
         if running.stop_reason == "drain":
-            return lambda: self._requeue(job, attempt, msg)
+            return lambda: self._requeue(job, lease, msg)
         if running.stop_reason == "timeout":
-            return self._failure(job, attempt, TimeoutError(), msg)
+            return self._failure(job, lease, TimeoutError(), msg)
         dependency = None if exc is None or isinstance(exc, JobError) else outages.unreachable(exc)
         if exc is not None and dependency is not None:
             # The job met an outage, it did not fail: it goes back without spending the attempt. (A JobError is
             # the handler's own verdict and stands.)
             self._outages.down(dependency, exc, "jobs that need it are handed back without spending an attempt")
             outage = Defer(OUTAGE_DEFER, f"{dependency} is unreachable: {outages.describe(exc)}")
-            return lambda: self._defer(job, attempt, outage, msg)
+            return lambda: self._defer(job, lease, outage, msg)
         return self._failure(
-            job, attempt, exc or RetryableError("the handler was cancelled", error_type="Cancelled"), msg
+            job, lease, exc or RetryableError("the handler was cancelled", error_type="Cancelled"), msg
         )
 
-    def _failure(self, job: job_pb2.Job, attempt: int, exc: BaseException, msg: Msg) -> Callable[[], Awaitable[None]]:
+    def _failure(
+        self, job: job_pb2.Job, lease: lifecycle.Lease, exc: BaseException, msg: Msg
+    ) -> Callable[[], Awaitable[None]]:
         """The step recording a failed attempt. The error is made once, so every try of the step records the same
         one."""
-        error = classify(exc, self._config.retry, attempt)
+        error = classify(exc, self._config.retry, lease.attempt)
         retry_after = exc.retry_after if isinstance(exc, JobError) else None
-        return lambda: self._failed(job, attempt, error, retry_after, msg)
+        return lambda: self._failed(job, lease, error, retry_after, msg)
 
     async def _until_recorded(self, job_id: str, step: Callable[[], Awaitable[None]]) -> None:
         """Run a bookkeeping step, again and again while NATS or the store is unreachable.
@@ -441,31 +445,31 @@ class Worker:
                 if current is not None and current.cancel_requested:
                     running.stop("cancel")
 
-    async def _progress(self, job_id: str, attempt: int, percent: float, message: str) -> None:
-        updated = await self._store.update_job(job_id, lifecycle.progress(attempt, percent, message))
+    async def _progress(self, job_id: str, lease: lifecycle.Lease, percent: float, message: str) -> None:
+        updated = await self._store.update_job(job_id, lifecycle.progress(lease, percent, message))
         if updated.applied and updated.job is not None:
             await self._send(updated.job, E.JOB_EVENT_TYPE_PROGRESS)
 
     async def _succeeded(
         self,
         job: job_pb2.Job,
-        attempt: int,
+        lease: lifecycle.Lease,
         result: job_pb2.JobResult,
         msg: Msg,
         parent_result: job_pb2.JobResult | None,
     ) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.succeed(attempt, result, parent_result))
-        if _landed(updated, attempt, E.JOB_STATE_SUCCEEDED):
+        updated = await self._store.update_job(job.id, lifecycle.succeed(lease, result, parent_result))
+        if _landed(updated, lease, E.JOB_STATE_SUCCEEDED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_SUCCEEDED)
             await self._end_parent(updated.job)
             await msg.ack()
         else:
-            await self._lost_lease(job.id, updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
-    async def _wait_for_children(self, job: job_pb2.Job, attempt: int, message: str, msg: Msg) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.wait_for_children(attempt, message))
-        if _landed(updated, attempt, E.JOB_STATE_WAITING):
+    async def _wait_for_children(self, job: job_pb2.Job, lease: lifecycle.Lease, message: str, msg: Msg) -> None:
+        updated = await self._store.update_job(job.id, lifecycle.wait_for_children(lease, message))
+        if _landed(updated, lease, E.JOB_STATE_WAITING):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_WAITING)
             await msg.ack()
@@ -473,43 +477,44 @@ class Worker:
             # The children finished (or one failed) before this attempt could record that it waits for them.
             await msg.ack()
         else:
-            await self._lost_lease(job.id, updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
     async def _failed(
-        self, job: job_pb2.Job, attempt: int, error: job_pb2.JobError, retry_after: float | None, msg: Msg
+        self, job: job_pb2.Job, lease: lifecycle.Lease, error: job_pb2.JobError, retry_after: float | None, msg: Msg
     ) -> None:
         policy = self._config.retry
+        attempt = lease.attempt
         if error.permanent:
-            await self._dead_letter(job, attempt, error, msg, "permanent error")
+            await self._dead_letter(job, lease, error, msg, "permanent error")
             return
         if attempt >= job.max_attempts:
-            await self._dead_letter(job, attempt, error, msg, f"max attempts ({job.max_attempts}) exhausted")
+            await self._dead_letter(job, lease, error, msg, f"max attempts ({job.max_attempts}) exhausted")
             return
         delay = policy.delay(attempt, self._rand())
         if retry_after is not None:
             delay = max(delay, retry_after)
-        updated = await self._store.update_job(job.id, lifecycle.retry(attempt, error))
-        if _landed(updated, attempt, E.JOB_STATE_RETRYING):
+        updated = await self._store.update_job(job.id, lifecycle.retry(lease, error))
+        if _landed(updated, lease, E.JOB_STATE_RETRYING):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_RETRYING, error=updated.job.errors[-1], retry_delay=delay)
             await msg.nak(delay=delay)
             log.info("job %s attempt %d failed (%s); retrying in %.1fs", job.id, attempt, error.type, delay)
         else:
-            await self._lost_lease(job.id, updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
     async def _dead_letter(
-        self, job: job_pb2.Job, attempt: int | None, error: job_pb2.JobError, msg: Msg, reason: str
+        self, job: job_pb2.Job, lease: lifecycle.Lease | None, error: job_pb2.JobError, msg: Msg, reason: str
     ) -> None:
         current = await self._store.get_job(job.id)
-        if _failed_by(current, attempt or job.attempt, error):
+        if _failed_by(current, lease or lifecycle.Lease.of(job), error):
             assert current is not None
             # An earlier try stored the letter and the failure; what may be missing is announcing it.
             failed = current
         else:
-            change = lifecycle.fail(attempt, error)
+            change = lifecycle.fail(lease, error)
             new = change(current) if current is not None else None
             if new is None:
-                await self._lost_lease(job.id, current, attempt or 0, msg)
+                await self._lost_lease(job.id, current, lease.attempt if lease else job.attempt, msg)
                 return
             # The copy comes first: term() deletes the payload from the work queue.
             await self._dead_letters.put(new, msg.subject, reason)
@@ -526,39 +531,39 @@ class Worker:
         await msg.term()
         log.warning("job %s dead-lettered: %s (%s: %s)", job.id, reason, stored_error.type, stored_error.message)
 
-    async def _finish_canceled(self, job: job_pb2.Job, attempt: int, msg: Msg) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.canceled_by_worker(attempt))
-        if _landed(updated, attempt, E.JOB_STATE_CANCELED):
+    async def _finish_canceled(self, job: job_pb2.Job, lease: lifecycle.Lease, msg: Msg) -> None:
+        updated = await self._store.update_job(job.id, lifecycle.canceled_by_worker(lease))
+        if _landed(updated, lease, E.JOB_STATE_CANCELED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
             await msg.term()
         else:
             # A newer attempt holds the job: its delivery settles the message (terming it here would leave that
             # attempt's job with no message should its worker die).
-            await self._lost_lease(job.id, updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
-    async def _requeue(self, job: job_pb2.Job, attempt: int, msg: Msg) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
-        if _landed(updated, attempt, E.JOB_STATE_QUEUED):
+    async def _requeue(self, job: job_pb2.Job, lease: lifecycle.Lease, msg: Msg) -> None:
+        updated = await self._store.update_job(job.id, lifecycle.requeue(lease))
+        if _landed(updated, lease, E.JOB_STATE_QUEUED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
             await msg.nak()
         else:
             # A nak would hand a newer attempt's job out again, to run beside it.
-            await self._lost_lease(job.id, updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
-    async def _defer(self, job: job_pb2.Job, attempt: int, deferral: Defer, msg: Msg) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.requeue(attempt))
-        if _landed(updated, attempt, E.JOB_STATE_QUEUED):
+    async def _defer(self, job: job_pb2.Job, lease: lifecycle.Lease, deferral: Defer, msg: Msg) -> None:
+        updated = await self._store.update_job(job.id, lifecycle.requeue(lease))
+        if _landed(updated, lease, E.JOB_STATE_QUEUED):
             assert updated.job is not None
             reason = redact(deferral.reason)
-            error = job_pb2.JobError(attempt=attempt, type="Deferred", message=reason, permanent=False)
+            error = job_pb2.JobError(attempt=lease.attempt, type="Deferred", message=reason, permanent=False)
             error.time.CopyFrom(updated.job.update_time)
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED, error=error, retry_delay=deferral.delay)
             await msg.nak(delay=deferral.delay)
             log.info("job %s deferred for %.1fs: %s", job.id, deferral.delay, deferral.reason)
         else:
-            await self._lost_lease(job.id, updated.job, attempt, msg)
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
     async def _lost_lease(self, job_id: str, current: job_pb2.Job | None, attempt: int, msg: Msg) -> None:
         if current is None:
@@ -621,14 +626,14 @@ class Worker:
         await self._events.publish(event, event_msg_id(event))
 
 
-def _landed(updated: Updated, attempt: int, state: job_pb2.JobState) -> bool:
+def _landed(updated: Updated, lease: lifecycle.Lease, state: job_pb2.JobState) -> bool:
     """The transition to `state` is stored: by this write, or by an earlier try of it whose answer was lost."""
-    return updated.job is not None and (updated.applied or lifecycle.recorded(updated.job, attempt, state))
+    return updated.job is not None and (updated.applied or lifecycle.recorded(updated.job, lease, state))
 
 
-def _failed_by(job: job_pb2.Job | None, attempt: int, error: job_pb2.JobError) -> bool:
+def _failed_by(job: job_pb2.Job | None, lease: lifecycle.Lease, error: job_pb2.JobError) -> bool:
     """An earlier try of this dead-lettering stored the failure (and, before it, the dead letter)."""
-    if not lifecycle.recorded(job, attempt, E.JOB_STATE_FAILED):
+    if not lifecycle.recorded(job, lease, E.JOB_STATE_FAILED):
         return False
     assert job is not None
     last = job.errors[-1] if job.errors else None

@@ -17,8 +17,15 @@ TERMINAL = [E.JOB_STATE_SUCCEEDED, E.JOB_STATE_FAILED, E.JOB_STATE_CANCELED]
 LONG_AGO = Timestamp(seconds=1_000_000_000)
 
 
-def job(state: int = E.JOB_STATE_RUNNING, attempt: int = 2, max_attempts: int = 3, **fields: object) -> job_pb2.Job:
-    record = E.Job(id="j1", state=state, attempt=attempt, max_attempts=max_attempts, **fields)  # type: ignore[arg-type]
+# The lease of the attempt the records below are held by: its lease number differs from its attempt number, so a
+# change that compared the wrong one is caught.
+HELD = lifecycle.Lease(attempt=2, number=5)
+
+
+def job(
+    state: int = E.JOB_STATE_RUNNING, attempt: int = 2, max_attempts: int = 3, lease: int = 5, **fields: object
+) -> job_pb2.Job:
+    record = E.Job(id="j1", state=state, attempt=attempt, max_attempts=max_attempts, lease=lease, **fields)  # type: ignore[arg-type]
     record.update_time.CopyFrom(LONG_AGO)
     return record
 
@@ -37,29 +44,38 @@ def error(type_: str = "Boom", message: str = "it broke") -> job_pb2.JobError:
 
 
 # Every change that only the attempt holding the lease may make.
-LEASED: dict[str, Callable[[int], JobChange]] = {
-    "succeed": lambda attempt: lifecycle.succeed(attempt, E.JobResult(text="r")),
-    "retry": lambda attempt: lifecycle.retry(attempt, error()),
-    "fail": lambda attempt: lifecycle.fail(attempt, error()),
+LEASED: dict[str, Callable[[lifecycle.Lease], JobChange]] = {
+    "succeed": lambda lease: lifecycle.succeed(lease, E.JobResult(text="r")),
+    "retry": lambda lease: lifecycle.retry(lease, error()),
+    "fail": lambda lease: lifecycle.fail(lease, error()),
     "canceled_by_worker": lifecycle.canceled_by_worker,
     "requeue": lifecycle.requeue,
-    "progress": lambda attempt: lifecycle.progress(attempt, 50, "half"),
-    "wait_for_children": lambda attempt: lifecycle.wait_for_children(attempt, "waiting"),
+    "progress": lambda lease: lifecycle.progress(lease, 50, "half"),
+    "wait_for_children": lambda lease: lifecycle.wait_for_children(lease, "waiting"),
 }
+# Leases the records above are not held by: an earlier or later lease number with the same attempt number (a
+# stalled attempt from before a hand-back or a dead-letter retry), or the same number with another attempt (a
+# claim by a worker from before lease numbers, which raised only the attempt).
+NOT_HELD = [
+    lifecycle.Lease(attempt=2, number=4),
+    lifecycle.Lease(attempt=2, number=6),
+    lifecycle.Lease(attempt=1, number=5),
+    lifecycle.Lease(attempt=3, number=5),
+]
 
 
 @pytest.mark.parametrize("name", sorted(LEASED))
-def test_a_leased_change_is_refused_to_any_other_attempt(name: str) -> None:
+@pytest.mark.parametrize("other", NOT_HELD, ids=str)
+def test_a_leased_change_is_refused_to_any_other_lease(name: str, other: lifecycle.Lease) -> None:
     change = LEASED[name]
-    assert apply(change(2), job(attempt=2)) is not None
-    assert apply(change(1), job(attempt=2)) is None
-    assert apply(change(3), job(attempt=2)) is None
+    assert apply(change(HELD), job()) is not None
+    assert apply(change(other), job()) is None
 
 
 @pytest.mark.parametrize("name", sorted(LEASED))
 @pytest.mark.parametrize("state", [s for s in ALL_STATES if s != E.JOB_STATE_RUNNING])
 def test_a_leased_change_is_refused_unless_the_job_runs(name: str, state: int) -> None:
-    assert apply(LEASED[name](2), job(state=state, attempt=2)) is None
+    assert apply(LEASED[name](HELD), job(state=state)) is None
 
 
 @pytest.mark.parametrize("state", ALL_STATES)
@@ -67,14 +83,16 @@ def test_terminal_states_are_the_three_ends(state: int) -> None:
     assert lifecycle.is_terminal(state) == (state in TERMINAL)
 
 
-def test_recorded_knows_a_write_of_this_attempt_from_any_other() -> None:
-    assert lifecycle.recorded(job(E.JOB_STATE_SUCCEEDED, attempt=2), 2, E.JOB_STATE_SUCCEEDED)
-    assert not lifecycle.recorded(job(E.JOB_STATE_SUCCEEDED, attempt=3), 2, E.JOB_STATE_SUCCEEDED)
-    assert not lifecycle.recorded(job(E.JOB_STATE_FAILED, attempt=2), 2, E.JOB_STATE_SUCCEEDED)
-    assert not lifecycle.recorded(None, 2, E.JOB_STATE_SUCCEEDED)
-    # A hand-back gives the attempt back: the record shows the attempt before it.
-    assert lifecycle.recorded(job(E.JOB_STATE_QUEUED, attempt=1), 2, E.JOB_STATE_QUEUED)
-    assert not lifecycle.recorded(job(E.JOB_STATE_QUEUED, attempt=2), 2, E.JOB_STATE_QUEUED)
+def test_recorded_knows_a_write_of_this_lease_from_any_other() -> None:
+    assert lifecycle.recorded(job(E.JOB_STATE_SUCCEEDED), HELD, E.JOB_STATE_SUCCEEDED)
+    assert not lifecycle.recorded(job(E.JOB_STATE_SUCCEEDED, attempt=3), HELD, E.JOB_STATE_SUCCEEDED)
+    assert not lifecycle.recorded(job(E.JOB_STATE_SUCCEEDED, lease=6), HELD, E.JOB_STATE_SUCCEEDED)
+    assert not lifecycle.recorded(job(E.JOB_STATE_FAILED), HELD, E.JOB_STATE_SUCCEEDED)
+    assert not lifecycle.recorded(None, HELD, E.JOB_STATE_SUCCEEDED)
+    # A hand-back gives the attempt back: the record shows the attempt before it, under the same lease.
+    assert lifecycle.recorded(job(E.JOB_STATE_QUEUED, attempt=1), HELD, E.JOB_STATE_QUEUED)
+    assert not lifecycle.recorded(job(E.JOB_STATE_QUEUED, attempt=2), HELD, E.JOB_STATE_QUEUED)
+    assert not lifecycle.recorded(job(E.JOB_STATE_QUEUED, attempt=1, lease=4), HELD, E.JOB_STATE_QUEUED)
 
 
 def test_a_claim_starts_the_next_attempt() -> None:
@@ -82,7 +100,12 @@ def test_a_claim_starts_the_next_attempt() -> None:
     claimed = apply(claim.change(), job(E.JOB_STATE_QUEUED, attempt=1, cancel_requested=True))
     assert claim.outcome == "run"
     assert claimed is not None
-    assert (claimed.state, claimed.attempt, claimed.cancel_requested) == (E.JOB_STATE_RUNNING, 2, False)
+    assert (claimed.state, claimed.attempt, claimed.lease, claimed.cancel_requested) == (
+        E.JOB_STATE_RUNNING,
+        2,
+        6,
+        False,
+    )
     assert claimed.update_time.ToNanoseconds() > LONG_AGO.ToNanoseconds()
     assert claimed.start_time == claimed.update_time
 
@@ -112,7 +135,7 @@ def test_a_claim_of_an_ended_job_is_refused_as_finished(state: int) -> None:
 
 def test_success_stores_the_result_the_parents_result_and_the_end() -> None:
     succeeded = apply(
-        lifecycle.succeed(2, E.JobResult(text="r"), E.JobResult(reference="courses/c1")),
+        lifecycle.succeed(HELD, E.JobResult(text="r"), E.JobResult(reference="courses/c1")),
         job(progress=E.JobProgress(percent=40, message="writing")),
     )
     assert succeeded is not None
@@ -124,12 +147,12 @@ def test_success_stores_the_result_the_parents_result_and_the_end() -> None:
     assert succeeded.progress.percent == 100
     assert succeeded.end_time == succeeded.update_time
     assert succeeded.update_time.ToNanoseconds() > LONG_AGO.ToNanoseconds()
-    plain = apply(lifecycle.succeed(2, E.JobResult(text="r")), job())
+    plain = apply(lifecycle.succeed(HELD, E.JobResult(text="r")), job())
     assert plain is not None and not plain.HasField("parent_result")
 
 
 def test_a_retry_keeps_the_attempt_and_adds_its_error() -> None:
-    retrying = apply(lifecycle.retry(2, error()), job(errors=[error("Earlier")]))
+    retrying = apply(lifecycle.retry(HELD, error()), job(errors=[error("Earlier")]))
     assert retrying is not None
     assert (retrying.state, retrying.attempt) == (E.JOB_STATE_RETRYING, 2)
     assert [e.type for e in retrying.errors] == ["Earlier", "Boom"]
@@ -137,7 +160,7 @@ def test_a_retry_keeps_the_attempt_and_adds_its_error() -> None:
 
 
 def test_a_failure_ends_the_job_with_its_error() -> None:
-    failed = apply(lifecycle.fail(2, error()), job())
+    failed = apply(lifecycle.fail(HELD, error()), job())
     assert failed is not None
     assert (failed.state, [e.type for e in failed.errors]) == (E.JOB_STATE_FAILED, ["Boom"])
     assert failed.end_time == failed.update_time
@@ -155,29 +178,29 @@ def test_a_failure_no_attempt_holds_leaves_an_ended_job_alone(state: int) -> Non
 
 
 def test_a_worker_cancel_ends_the_job_canceled() -> None:
-    canceled = apply(lifecycle.canceled_by_worker(2), job(cancel_requested=True))
+    canceled = apply(lifecycle.canceled_by_worker(HELD), job(cancel_requested=True))
     assert canceled is not None
     assert canceled.state == E.JOB_STATE_CANCELED
     assert canceled.end_time == canceled.update_time
 
 
 def test_a_requeue_gives_the_attempt_back() -> None:
-    requeued = apply(lifecycle.requeue(2), job())
+    requeued = apply(lifecycle.requeue(HELD), job())
     assert requeued is not None
-    assert (requeued.state, requeued.attempt) == (E.JOB_STATE_QUEUED, 1)
+    assert (requeued.state, requeued.attempt, requeued.lease) == (E.JOB_STATE_QUEUED, 1, 5)
     assert requeued.update_time.ToNanoseconds() > LONG_AGO.ToNanoseconds()
 
 
 @pytest.mark.parametrize(("percent", "stored"), [(42.5, 42.5), (-5, 0), (250, 100), (0, 0), (100, 100)])
 def test_progress_is_clamped_to_a_percentage(percent: float, stored: float) -> None:
-    reported = apply(lifecycle.progress(2, percent, "step"), job())
+    reported = apply(lifecycle.progress(HELD, percent, "step"), job())
     assert reported is not None
     assert (reported.progress.percent, reported.progress.message) == (stored, "step")
     assert reported.state == E.JOB_STATE_RUNNING
 
 
 def test_waiting_for_children_parks_the_job_with_its_message() -> None:
-    waiting = apply(lifecycle.wait_for_children(2, "3 lessons to write"), job())
+    waiting = apply(lifecycle.wait_for_children(HELD, "3 lessons to write"), job())
     assert waiting is not None
     assert (waiting.state, waiting.progress.message, waiting.attempt) == (E.JOB_STATE_WAITING, "3 lessons to write", 2)
 
@@ -226,6 +249,8 @@ def test_a_revived_job_is_queued_with_a_fresh_history() -> None:
     revived = apply(lifecycle.revive(None, None, default_max_attempts=5), failed_job())
     assert revived is not None
     assert (revived.state, revived.attempt, revived.max_attempts) == (E.JOB_STATE_QUEUED, 0, 5)
+    # A new lease: the dead-lettered attempt's lease never holds the job again.
+    assert revived.lease == 6
     assert revived.spec.summarize_text.text == "old"
     assert list(revived.errors) == []
     for cleared in ("result", "progress", "start_time", "end_time"):
@@ -254,6 +279,56 @@ def test_a_revived_job_due_in_the_past_is_queued() -> None:
 @pytest.mark.parametrize("state", [s for s in ALL_STATES if s != E.JOB_STATE_FAILED])
 def test_only_a_failed_job_is_revived(state: int) -> None:
     assert apply(lifecycle.revive(None, None, 5), job(state)) is None
+
+
+def claimed(record: job_pb2.Job) -> job_pb2.Job:
+    claim = lifecycle.Claim()
+    after = apply(claim.change(), record)
+    assert claim.outcome == "run" and after is not None
+    return after
+
+
+def test_an_attempt_from_before_a_dead_letter_retry_never_holds_the_retried_job() -> None:
+    """Its worker stalled on the last attempt and was taken for dead; the retried job reaches the same attempt
+    number while it is still running."""
+    stalled = claimed(claimed(job(E.JOB_STATE_QUEUED, attempt=0, max_attempts=2, lease=0)))
+    stale = lifecycle.Lease.of(stalled)
+    exhausted = lifecycle.Claim()
+    assert apply(exhausted.change(), stalled) is None and exhausted.outcome == "exhausted"
+    failed = apply(lifecycle.fail(None, error()), stalled)
+    assert failed is not None
+    revived = apply(lifecycle.revive(None, None, default_max_attempts=2), failed)
+    assert revived is not None
+    again = claimed(claimed(revived))
+    assert again.attempt == stale.attempt
+    for name, change in LEASED.items():
+        assert apply(change(stale), again) is None, name
+    assert apply(LEASED["succeed"](lifecycle.Lease.of(again)), again) is not None
+
+
+def test_an_attempt_handed_back_never_holds_the_job_again() -> None:
+    """The next claim takes the attempt number the hand-back gave back, not its lease."""
+    handed_back = apply(lifecycle.requeue(HELD), job())
+    assert handed_back is not None
+    again = claimed(handed_back)
+    assert again.attempt == HELD.attempt
+    for name, change in LEASED.items():
+        assert apply(change(HELD), again) is None, name
+    assert not lifecycle.recorded(apply(lifecycle.requeue(lifecycle.Lease.of(again)), again), HELD, E.JOB_STATE_QUEUED)
+
+
+def test_a_retry_that_could_not_be_queued_fails_the_job_again_under_the_retrys_lease() -> None:
+    failed = failed_job()
+    revived = apply(lifecycle.revive(None, None, default_max_attempts=5), failed)
+    assert revived is not None
+    restored = apply(lifecycle.unrevive(failed, revived), revived)
+    assert restored is not None
+    assert (restored.state, restored.attempt, list(restored.errors)) == (failed.state, 3, list(failed.errors))
+    assert restored.lease == revived.lease == failed.lease + 1
+    # Something changed the job since the retry (claimed or canceled): it is left as it is.
+    assert apply(lifecycle.unrevive(failed, revived), claimed(revived)) is None
+    canceled = apply(lifecycle.Cancel().change(), revived)
+    assert canceled is not None and apply(lifecycle.unrevive(failed, revived), canceled) is None
 
 
 PARENT_STATES = [E.JOB_STATE_RUNNING, E.JOB_STATE_WAITING]

@@ -133,15 +133,23 @@ async def take_over(pipeline: Pipeline, start_worker: StartWorker, takeover: Tak
 
 
 async def assert_the_newer_attempt_decided(
-    pipeline: Pipeline, job_id: str, history_types: tuple[str, ...] = DECIDED
+    pipeline: Pipeline,
+    job_id: str,
+    history_types: tuple[str, ...] = DECIDED,
+    *,
+    after: int = 0,
+    attempt: int = 2,
+    result: str = "done by attempt 2",
 ) -> None:
-    history = await pipeline.events(job_id)
+    """The job succeeded with the newer attempt's result and nothing of the stale one; `history_types` are its
+    events after sequence `after`."""
+    history = await pipeline.events(job_id, after=after)
     stored = await pipeline.store.get_job(job_id)
     assert stored is not None
     assert (E.JobState.Name(stored.state), stored.attempt, stored.result.text) == (
         "JOB_STATE_SUCCEEDED",
-        2,
-        "done by attempt 2",
+        attempt,
+        result,
     )
     assert list(stored.errors) == []
     assert stored.progress.message != "stale progress"
@@ -192,6 +200,56 @@ async def test_a_stale_attempt_stopped_by_a_cancel_leaves_the_newer_attempt_its_
     await assert_refused_then_the_newer_attempt_decided(
         pipeline, logs, takeover, job.id, ("QUEUED", "STARTED", "STARTED", "CANCEL_REQUESTED", "SUCCEEDED")
     )
+
+
+@dataclasses.dataclass
+class StaleAcrossRetry:
+    """The job's only attempt stalls and is taken for lost: dead-lettered, then retried from the dead-letter queue.
+    The retried job's attempt 1 is running when the stalled attempt 1 comes back and does `stale`."""
+
+    stale: Callable[[JobContext], Any]
+    runs: int = 0
+    let_stale_go: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    let_retried_go: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def handler(self, ctx: JobContext) -> job_pb2.JobResult:
+        self.runs += 1
+        if self.runs == 1:
+            await self.let_stale_go.wait()
+            await self.stale(ctx)
+        else:
+            await self.let_retried_go.wait()
+        return E.JobResult(text=f"done by run {self.runs}")
+
+
+@pytest.mark.parametrize("outcome", sorted(STALE_OUTCOMES))
+async def test_an_attempt_from_before_a_dead_letter_retry_cannot_settle_the_retried_job(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch, outcome: str
+) -> None:
+    """Both attempts are attempt 1: only the lease tells them apart."""
+    stale = StaleAcrossRetry(STALE_OUTCOMES[outcome])
+    await start_worker(config=STALLED, handler_map={"summarize_text": stale.handler})
+    job = await pipeline.submit("stalls", max_attempts=1)
+    await started(pipeline, job.id, 1)
+    # The stalled worker has no free slot: this one gets the redelivery, finds no attempt left, dead-letters it.
+    await start_worker(config=HEALTHY, handler_map={"summarize_text": stale.handler})
+    first = await pipeline.events(job.id)
+    assert types(first) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    await pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=job.id), timeout=10)
+    await started(pipeline, job.id, 2)
+    stale.let_stale_go.set()
+    refusal = f"job {job.id}: attempt 1 lost its lease (now attempt 1, JOB_STATE_RUNNING); result discarded"
+    await logs.wait_for(refusal)
+    stale.let_retried_go.set()
+    await assert_the_newer_attempt_decided(
+        pipeline,
+        job.id,
+        ("QUEUED", "STARTED", "SUCCEEDED"),
+        after=first[-1].sequence,
+        attempt=1,
+        result="done by run 2",
+    )
+    assert await pending_messages(pipeline) == 0
 
 
 def count_reads(
@@ -460,6 +518,8 @@ async def test_a_dead_letter_retry_that_cannot_be_queued_leaves_the_job_failed_a
     restored = await pipeline.store.get_job(job.id)
     assert restored is not None
     assert (restored.state, restored.attempt, restored.spec) == (failed.state, failed.attempt, failed.spec)
+    # The retry's lease stays: a lease number is never given out twice.
+    assert restored.lease == failed.lease + 1
     assert [(e.type, e.message) for e in restored.errors] == [(e.type, e.message) for e in failed.errors]
     letter = await DeadLetters(pipeline.nc, pipeline.topology).get(job.id)
     assert letter is not None and letter.job.id == job.id
@@ -543,7 +603,8 @@ async def test_a_failure_stored_by_a_worker_that_died_before_announcing_it_is_an
     claimed = await pipeline.store.update_job(job.id, lifecycle.Claim().change())
     assert claimed.applied
     error = E.JobError(attempt=1, type="BadInput", message="stored, never announced", permanent=True)
-    failed = await pipeline.store.update_job(job.id, lifecycle.fail(1, error))
+    assert claimed.job is not None
+    failed = await pipeline.store.update_job(job.id, lifecycle.fail(lifecycle.Lease.of(claimed.job), error))
     assert failed.applied
     await start_worker()
     history = await pipeline.events(job.id)

@@ -18,6 +18,7 @@ import pytest_asyncio
 from nats.js.errors import NotFoundError
 
 from scheduler.relay import CONSUMER, DueRelay
+from syllabus import lifecycle
 from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, connect, ensure_topology
 from syllabus.store.base import Updated
@@ -173,7 +174,17 @@ def requeued(job: job_pb2.Job) -> job_pb2.Job:
     return new
 
 
-@pytest.mark.parametrize("change", [canceled, running, requeued], ids=lambda change: change.__name__)
+def handed_back(job: job_pb2.Job) -> job_pb2.Job:
+    """Claimed, then handed back by its attempt (a deferral): QUEUED with attempt 0 again, as a relay that died
+    before acking leaves it, but its schedule is done with: only its lease tells."""
+    claimed = lifecycle.Claim().change()(job)
+    assert claimed is not None
+    back = lifecycle.requeue(lifecycle.Lease.of(claimed))(claimed)
+    assert back is not None and (back.state, back.attempt) == (E.JOB_STATE_QUEUED, 0)
+    return back
+
+
+@pytest.mark.parametrize("change", [canceled, running, requeued, handed_back], ids=lambda change: change.__name__)
 async def test_a_due_message_of_a_job_past_its_schedule_is_acked_and_relays_nothing(rig: Relay, change: object) -> None:
     job = await rig.delayed()
     assert callable(change)

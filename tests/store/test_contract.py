@@ -48,6 +48,7 @@ def full_job() -> job_pb2.Job:
         kind="generate_course",
         state=job_pb2.JOB_STATE_RETRYING,
         attempt=2,
+        lease=9,
         max_attempts=7,
         parent_id=new_id(),
         cancel_requested=True,

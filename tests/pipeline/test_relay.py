@@ -12,9 +12,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import pytest_asyncio
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from scheduler.relay import CONSUMER, DueRelay
@@ -307,13 +310,33 @@ async def test_the_relay_consumes_through_its_named_durable_consumer(rig: Relay)
     assert info.config.max_deliver == -1
 
 
-async def test_a_relay_whose_connection_is_closed_waits_for_its_stop_without_failing(rig: Relay, nats_url: str) -> None:
+async def test_a_relay_whose_connection_is_closed_waits_for_its_stop_without_failing(
+    rig: Relay, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nc = await connect(nats_url, "relay-under-test")
+    # Counts the fetches that fail on the closed connection: the relay keeps trying them until its stop.
+    failed_fetches = 0
+    tried_again = asyncio.Event()
+    fetch = JetStreamContext.PullSubscription.fetch
+
+    async def counted_fetch(sub: JetStreamContext.PullSubscription, *args: Any, **kwargs: Any) -> list[Msg]:
+        nonlocal failed_fetches
+        try:
+            return await fetch(sub, *args, **kwargs)
+        except Exception:
+            if nc.is_closed:
+                failed_fetches += 1
+                if failed_fetches == 2:
+                    tried_again.set()
+            raise
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", counted_fetch)
     stop = asyncio.Event()
     task = asyncio.create_task(DueRelay(nc, rig.store, rig.pipeline.topology).run(stop))
     await rig.logs.wait_for("scheduler relaying delayed jobs")
     await nc.close()
     await rig.logs.wait_for("NATS is unreachable")
+    await asyncio.wait_for(tried_again.wait(), 30)
     assert not task.done()
     said = [(r.levelname, r.getMessage()) for r in rig.logs.records if r.name == "scheduler.relay"]
     topology = rig.pipeline.topology

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -178,6 +179,26 @@ async def test_a_stale_attempt_cannot_settle_a_job_a_newer_attempt_holds(
     job, _ = await take_over(pipeline, start_worker, takeover)
     takeover.let_stale_go.set()
     await assert_refused_then_the_newer_attempt_decided(pipeline, logs, takeover, job.id)
+
+
+async def test_a_drained_worker_hands_its_running_job_back_uncounted(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
+) -> None:
+    draining = await start_worker(config=dataclasses.replace(WORKER_CONFIG, drain_grace=0.1))
+    job = await pipeline.submit("block")
+    await started(pipeline, job.id, 1)
+    await draining.stop()
+    assert "INFO syllabus.worker: handing 1 unfinished jobs back to the queue" in logs.at_least(logging.INFO)
+    handed_back = await pipeline.store.get_job(job.id)
+    assert handed_back is not None
+    assert (handed_back.state, handed_back.attempt, handed_back.lease) == (E.JOB_STATE_QUEUED, 0, 1)
+    handlers.release.set()
+    await start_worker()
+    history = await pipeline.events(job.id)
+    assert types(history) == ["QUEUED", "STARTED", "QUEUED", "STARTED", "SUCCEEDED"]
+    stored = await pipeline.store.get_job(job.id)
+    assert stored is not None and (stored.attempt, list(stored.errors)) == (1, [])
+    assert await pending_messages(pipeline) == 0
 
 
 async def test_a_stale_attempt_stopped_by_a_drain_does_not_hand_the_job_out_again(

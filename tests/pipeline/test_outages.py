@@ -39,7 +39,7 @@ from syllabus.store.embedded import EmbeddedStore
 from syllabus.submit import Submitter, build_job
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from syllabus.worker import JobContext, PermanentError, Worker
+from syllabus.worker import Defer, JobContext, PermanentError, Worker
 from tests.pipeline.conftest import WORKER_CONFIG, wiring
 from tests.pipeline.logwatch import LogWatch
 from tests.pipeline.test_jobs import types
@@ -53,8 +53,13 @@ class FlakyStore(EmbeddedStore):
     down = False
     # Writes that would fail a job, refused this many times before the store answers again.
     refuse_failing = 0
-    # Writes that fail a job, stored but their answer lost this many times (the connection dropped after).
-    lose_failing_answer = 0
+    # Writes that leave a job in a state, stored but their answer lost (the connection dropped after): how many
+    # times, by that state.
+    lose_answer: dict[int, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lose_answer = {}
 
     def _check(self) -> None:
         if self.down:
@@ -73,8 +78,8 @@ class FlakyStore(EmbeddedStore):
                 self.refuse_failing -= 1
                 raise pymongo.errors.AutoReconnect("connection lost mid-write (injected)")
         updated = await super().update_job(job_id, change)
-        if self.lose_failing_answer and updated.applied and updated.job and updated.job.state == E.JOB_STATE_FAILED:
-            self.lose_failing_answer -= 1
+        if updated.applied and updated.job and self.lose_answer.get(updated.job.state, 0):
+            self.lose_answer[updated.job.state] -= 1
             raise pymongo.errors.AutoReconnect("connection lost before the answer (injected)")
         return updated
 
@@ -95,6 +100,7 @@ class Rig:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     nats_lost: asyncio.Event = field(default_factory=asyncio.Event)
     nats_back: asyncio.Event = field(default_factory=asyncio.Event)
+    deferred: bool = False
 
     async def stop_nats(self) -> None:
         self.nats_lost.clear()
@@ -187,6 +193,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             await store.get_job(ctx.job.id)
         elif command == "fail":
             raise PermanentError("this job cannot work")
+        elif command == "defer-once" and ctx.attempt == 1 and not rig.deferred:
+            rig.deferred = True
+            raise Defer(0.05, "not yet")
         elif command == "own-verdict":
             raise PermanentError("the handler gives up on its own") from pymongo.errors.AutoReconnect("gone")
         rig.finished.set()
@@ -439,10 +448,10 @@ async def test_a_dead_letter_whose_failure_could_not_be_stored_is_kept_once(rig:
 async def test_a_dead_letter_whose_stored_failure_lost_its_answer_is_announced_once(rig: Rig) -> None:
     """The failure is stored but the worker never hears so: trying again, it finds the failure it stored and
     announces it, with its error, instead of failing the job a second time."""
-    rig.store.lose_failing_answer = 1
+    rig.store.lose_answer[E.JOB_STATE_FAILED] = 1
     job = await rig.submit("fail")
     history = await rig.history(job.id)
-    assert rig.store.lose_failing_answer == 0
+    assert rig.store.lose_answer == {E.JOB_STATE_FAILED: 0}
     assert types(history) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
     stored = await rig.store.get_job(job.id)
     assert stored is not None and len(stored.errors) == 1
@@ -456,6 +465,32 @@ async def test_a_dead_letter_whose_stored_failure_lost_its_answer_is_announced_o
         f"WARNING syllabus.worker: job {job.id} dead-lettered: permanent error ({error.type}: {error.message})"
         in warnings_of(rig.logs)
     )
+    assert no_errors(rig.logs) == []
+
+
+async def test_a_deferral_whose_stored_hand_back_lost_its_answer_is_announced_once(rig: Rig) -> None:
+    """Trying again, the worker finds its hand-back stored (under its lease, with the attempt given back)."""
+    rig.store.lose_answer[E.JOB_STATE_QUEUED] = 1
+    job = await rig.submit("defer-once")
+    history, stored = await rig.outcome(job.id)
+    assert rig.store.lose_answer == {E.JOB_STATE_QUEUED: 0}
+    assert types(history) == ["QUEUED", "STARTED", "QUEUED", "STARTED", "SUCCEEDED"]
+    assert (history[2].error.type, history[2].error.message) == ("Deferred", "not yet")
+    assert (stored.attempt, stored.result.text) == (1, "done by attempt 1")
+    assert f"INFO syllabus.worker: job {job.id} deferred for 0.1s: not yet" in rig.logs.at_least(logging.INFO)
+    assert no_errors(rig.logs) == []
+
+
+async def test_a_cancel_whose_stored_end_lost_its_answer_is_announced_once(rig: Rig) -> None:
+    rig.store.lose_answer[E.JOB_STATE_CANCELED] = 1
+    job = await rig.submit("wait")
+    await rig.until_started(job.id)
+    await rig.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id), timeout=30)
+    history, stored = await rig.outcome(job.id)
+    assert rig.store.lose_answer == {E.JOB_STATE_CANCELED: 0}
+    assert types(history) == ["QUEUED", "STARTED", "CANCEL_REQUESTED", "CANCELED"]
+    assert stored.state == E.JOB_STATE_CANCELED
+    assert int((await rig.nc.jetstream().stream_info(rig.topology.jobs_stream)).state.messages) == 0
     assert no_errors(rig.logs) == []
 
 

@@ -589,18 +589,31 @@ async def test_a_worker_dying_between_a_childs_success_and_its_parents_end_leave
     await logs.wait_for(f"job {child.id}: bookkeeping failed; it will be redelivered")
 
 
-async def test_a_job_whose_record_is_deleted_while_it_runs_has_its_result_discarded(
-    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
+@pytest.mark.parametrize("outcome", sorted(STALE_OUTCOMES))
+async def test_a_job_whose_record_is_deleted_while_it_runs_has_its_outcome_discarded_and_its_message_dropped(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch, outcome: str
 ) -> None:
-    await start_worker()
-    job = await pipeline.submit("block")
+    go = asyncio.Event()
+
+    async def handler(ctx: JobContext) -> job_pb2.JobResult:
+        await go.wait()
+        await STALE_OUTCOMES[outcome](ctx)
+        return E.JobResult(text="done")
+
+    worker = await start_worker(handler_map={"summarize_text": handler})
+    job = await pipeline.submit("deleted under its attempt")
     await started(pipeline, job.id, 1)
     await pipeline.store.delete_jobs([job.id])
-    handlers.release.set()
+    go.set()
     await logs.wait_for(f"job {job.id}: attempt 1 lost its lease (its record is gone); result discarded")
+    await worker.stop()
+    await pipeline.nc.flush()
     assert await pipeline.store.get_job(job.id) is None
     events = await js_events(pipeline, job.id)
     assert types(events) == ["QUEUED", "STARTED"]
+    # Nothing can own a job without a record: its message is dropped, not left to come back.
+    assert await pending_messages(pipeline) == 0
+    assert logs.at_least(logging.ERROR) == []
 
 
 async def js_events(pipeline: Pipeline, job_id: str) -> list[job_pb2.JobEvent]:

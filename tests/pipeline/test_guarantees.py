@@ -616,6 +616,33 @@ async def test_a_job_whose_record_is_deleted_while_it_runs_has_its_outcome_disca
     assert logs.at_least(logging.ERROR) == []
 
 
+async def test_a_job_whose_record_is_deleted_while_its_cancel_is_under_way_has_its_message_dropped(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
+) -> None:
+    go = asyncio.Event()
+
+    async def handler(ctx: JobContext) -> job_pb2.JobResult:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await go.wait()  # stopped by the cancel; ends once the record is gone
+            raise
+        raise AssertionError("only a cancel ends this handler")
+
+    worker = await start_worker(handler_map={"summarize_text": handler})
+    job = await pipeline.submit("canceled, then deleted")
+    await started(pipeline, job.id, 1)
+    await pipeline.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id), timeout=10)
+    await pipeline.store.delete_jobs([job.id])
+    go.set()
+    await logs.wait_for(f"job {job.id}: attempt 1 lost its lease (its record is gone); result discarded")
+    await worker.stop()
+    await pipeline.nc.flush()
+    assert types(await js_events(pipeline, job.id)) == ["QUEUED", "STARTED", "CANCEL_REQUESTED"]
+    assert await pending_messages(pipeline) == 0
+    assert logs.at_least(logging.ERROR) == []
+
+
 async def js_events(pipeline: Pipeline, job_id: str) -> list[job_pb2.JobEvent]:
     """The job's stored events, read from the stream (a job without a record cannot be watched)."""
     js = pipeline.nc.jetstream()

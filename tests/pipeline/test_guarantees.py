@@ -201,6 +201,24 @@ async def test_a_drained_worker_hands_its_running_job_back_uncounted(
     assert await pending_messages(pipeline) == 0
 
 
+async def test_a_drained_worker_drops_the_message_of_a_job_whose_record_is_gone(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
+) -> None:
+    draining = await start_worker(config=dataclasses.replace(WORKER_CONFIG, drain_grace=0.1))
+    job = await pipeline.submit("block")
+    await started(pipeline, job.id, 1)
+    await pipeline.store.delete_jobs([job.id])
+    await draining.stop()
+    await pipeline.nc.flush()
+    assert (
+        f"WARNING syllabus.worker: job {job.id}: attempt 1 lost its lease (its record is gone); result discarded"
+        in logs.at_least(logging.WARNING)
+    )
+    # Handed back, it would come back to a worker only to be dropped then.
+    assert await pending_messages(pipeline) == 0
+    assert logs.at_least(logging.ERROR) == []
+
+
 async def test_a_stale_attempt_stopped_by_a_drain_does_not_hand_the_job_out_again(
     pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
 ) -> None:

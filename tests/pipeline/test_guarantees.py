@@ -181,12 +181,18 @@ async def test_a_stale_attempt_cannot_settle_a_job_a_newer_attempt_holds(
     await assert_refused_then_the_newer_attempt_decided(pipeline, logs, takeover, job.id)
 
 
-async def test_a_drained_worker_hands_its_running_job_back_uncounted(
-    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
-) -> None:
+async def running_on_a_draining_worker(pipeline: Pipeline, start_worker: StartWorker) -> tuple[job_pb2.Job, Any]:
+    """A job that blocks, started on a worker whose drain hands it back at once."""
     draining = await start_worker(config=dataclasses.replace(WORKER_CONFIG, drain_grace=0.1))
     job = await pipeline.submit("block")
     await started(pipeline, job.id, 1)
+    return job, draining
+
+
+async def test_a_drained_worker_hands_its_running_job_back_uncounted(
+    pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
+) -> None:
+    job, draining = await running_on_a_draining_worker(pipeline, start_worker)
     await draining.stop()
     assert "INFO syllabus.worker: handing 1 unfinished jobs back to the queue" in logs.at_least(logging.INFO)
     handed_back = await pipeline.store.get_job(job.id)
@@ -204,9 +210,7 @@ async def test_a_drained_worker_hands_its_running_job_back_uncounted(
 async def test_a_drained_worker_drops_the_message_of_a_job_whose_record_is_gone(
     pipeline: Pipeline, start_worker: StartWorker, logs: LogWatch
 ) -> None:
-    draining = await start_worker(config=dataclasses.replace(WORKER_CONFIG, drain_grace=0.1))
-    job = await pipeline.submit("block")
-    await started(pipeline, job.id, 1)
+    job, draining = await running_on_a_draining_worker(pipeline, start_worker)
     await pipeline.store.delete_jobs([job.id])
     await draining.stop()
     await pipeline.nc.flush()

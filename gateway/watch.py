@@ -31,6 +31,10 @@ _END_EVENT = {
     job_pb2.JOB_STATE_FAILED: job_pb2.JOB_EVENT_TYPE_FAILED,
     job_pb2.JOB_STATE_CANCELED: job_pb2.JOB_EVENT_TYPE_CANCELED,
 }
+# What alone may follow a job's end: its retry arriving. Any other event stored after the end is a late one
+# from before it: an in-between event published without waiting (a STARTED buffered through a NATS outage) can
+# be stored after the end that another connection announced, and must not hold the watch open.
+_ARRIVAL_EVENTS = frozenset({job_pb2.JOB_EVENT_TYPE_QUEUED, job_pb2.JOB_EVENT_TYPE_SCHEDULED})
 # Events a watch may fall behind by before it is cut off (its client reads slower than the jobs move).
 LISTENER_LIMIT = 10_000
 
@@ -141,12 +145,16 @@ class EventStreams:
                 yield event_for(job, _END_EVENT[job.state])
                 return
             last = after_sequence
-            for i, event in enumerate(history):
+            ended = False
+            for event in history:
+                if ended and event.type not in _ARRIVAL_EVENTS:
+                    continue
                 yield event
                 last = event.sequence
-                # A terminal event ends the watch unless later events follow (a retried dead letter).
-                if event.terminal and i == len(history) - 1:
-                    return
+                ended = event.terminal
+            # A terminal event ends the watch unless a retry of the job (a dead letter's) followed it.
+            if ended:
+                return
             while True:
                 event = await live.get()
                 if event.sequence <= last:

@@ -204,7 +204,7 @@ class Up:
             ) from None
 
     def output(self) -> str:
-        return "\n".join(self.lines[-80:])
+        return "\n".join(self.lines[-200:])
 
     def pid_of(self, name: str) -> int:
         """The pid of the latest start of a supervised child, as `up` logged it."""
@@ -332,10 +332,20 @@ async def submit_until_accepted(client: SyllabusClient, spec: job_pb2.JobSpec, k
     return await asyncio.wait_for(submit(), STEP_DEADLINE)
 
 
-async def assert_succeeded_once(client: SyllabusClient, jobs: list[job_pb2.Job]) -> None:
+async def assert_succeeded_once(stack: Up, client: SyllabusClient, jobs: list[job_pb2.Job]) -> None:
     for job in jobs:
-        async with asyncio.timeout(STEP_DEADLINE):
-            events = [event async for event in client.watch(job.id)]
+        events: list[job_pb2.JobEvent] = []
+        try:
+            async with asyncio.timeout(STEP_DEADLINE):
+                async for event in client.watch(job.id):
+                    events.append(event)
+        except TimeoutError:
+            stored = await client.get(job.id)
+            raise AssertionError(
+                f"job {job.id} ({job.kind}) did not end: stored {job_pb2.JobState.Name(stored.state)}, attempt"
+                f" {stored.attempt}; events {[job_pb2.JobEventType.Name(event.type) for event in events]}\n"
+                + stack.output()
+            ) from None
         kinds = [job_pb2.JobEventType.Name(event.type) for event in events]
         assert kinds[-1] == "JOB_EVENT_TYPE_SUCCEEDED", (job.kind, kinds)
         assert kinds.count("JOB_EVENT_TYPE_SUCCEEDED") == 1, (job.kind, kinds)
@@ -366,7 +376,7 @@ async def test_killed_nats_server_is_restarted_on_its_port_and_jobs_before_and_a
         assert int(started.group(1)) != nats_pid
         assert started.group(2) == url
         after = [await submit_until_accepted(client, summarize(f"after {n}"), f"after-nats-{n}") for n in range(10)]
-        await assert_succeeded_once(client, before + after)
+        await assert_succeeded_once(stack, client, before + after)
     since = stack.lines[mark:]
     assert not any(re.search(r"(gateway|generator|renderer|scheduler)\S* exited", line) for line in since)
     # The outage is expected: each process says it lost NATS (a warning), never an error or a traceback.
@@ -388,7 +398,7 @@ async def test_killed_valkey_server_is_restarted_on_its_port_and_jobs_go_on(stac
     assert started.group(2) == url
     async with SyllabusClient.connect(stack.grpc_addr) as client:
         job, _ = await client.submit(summarize("after a Valkey restart"))
-        await assert_succeeded_once(client, [job])
+        await assert_succeeded_once(stack, client, [job])
 
 
 @pytest.mark.e2e

@@ -1,0 +1,65 @@
+"""A watch ends at the job's end even when a late event from before the end is stored after it.
+
+Events in between (STARTED, PROGRESS) are published without waiting for the stream, so one a worker buffered
+through a NATS outage reaches the stream when its connection is back, which can be after the end another
+connection announced meanwhile (a redelivery finding the job finished). Seen in `syllabus up` with NATS
+SIGKILLed: the history read QUEUED, SUCCEEDED, STARTED, and the watch waited for a second end.
+"""
+
+from __future__ import annotations
+
+from syllabus.events import event_for
+from syllabus.v1 import admin_service_pb2, job_pb2
+from tests.pipeline import handlers
+from tests.pipeline.conftest import Pipeline, StartWorker
+
+E = job_pb2
+
+
+def types(events: list[job_pb2.JobEvent]) -> list[str]:
+    return [E.JobEventType.Name(event.type).removeprefix("JOB_EVENT_TYPE_") for event in events]
+
+
+async def publish_late(pipeline: Pipeline, job: job_pb2.Job, type_: job_pb2.JobEventType) -> int:
+    """An event of `job` as it was before it ended, stored now, as a connection back from an outage stores it."""
+    event = event_for(job, type_)
+    ack = await pipeline.nc.jetstream().publish(
+        pipeline.topology.event_subject(job.tenant, job.id), event.SerializeToString()
+    )
+    return ack.seq
+
+
+async def running_record(pipeline: Pipeline, job_id: str) -> job_pb2.Job:
+    record = await pipeline.store.get_job(job_id)
+    assert record is not None
+    running = job_pb2.Job()
+    running.CopyFrom(record)
+    running.state = E.JOB_STATE_RUNNING
+    return running
+
+
+async def test_a_late_event_stored_after_the_end_is_left_out_and_the_watch_ends(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    job = await pipeline.submit("ok")
+    assert types(await pipeline.events(job.id)) == ["QUEUED", "STARTED", "SUCCEEDED"]
+    running = await running_record(pipeline, job.id)
+    await publish_late(pipeline, running, E.JOB_EVENT_TYPE_STARTED)
+    await publish_late(pipeline, running, E.JOB_EVENT_TYPE_PROGRESS)
+    assert types(await pipeline.events(job.id)) == ["QUEUED", "STARTED", "SUCCEEDED"]
+
+
+async def test_after_a_dead_letter_only_its_retry_reopens_the_watch(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    job = await pipeline.submit("fail-until-healed", max_attempts=1)
+    assert types(await pipeline.events(job.id))[-2:] == ["DEAD_LETTERED", "FAILED"]
+    await publish_late(pipeline, await running_record(pipeline, job.id), E.JOB_EVENT_TYPE_PROGRESS)
+    # Before the retry, the watch ends at the failure: the late event does not hold it open.
+    assert types(await pipeline.events(job.id))[-2:] == ["DEAD_LETTERED", "FAILED"]
+    handlers.healed.add(job.id)
+    await pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=job.id))
+    whole = types(await pipeline.events(job.id))
+    assert whole[whole.index("FAILED") :] == ["FAILED", "QUEUED", "STARTED", "SUCCEEDED"]

@@ -39,6 +39,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         config: GatewayConfig,
         tenant: str,
         default_max_attempts: int,
+        streams: EventStreams,
     ) -> None:
         self._nc = nc
         self._store = store
@@ -48,7 +49,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self._default_max_attempts = default_max_attempts
         self._submitter = Submitter(nc, store, topology, config.publish_timeout)
         self._events = EventPublisher(nc, topology)
-        self._streams = EventStreams(nc, topology)
+        self._streams = streams
 
     def _build(self, request: job_service_pb2.SubmitJobRequest) -> job_pb2.Job:
         return build_job(

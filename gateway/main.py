@@ -24,7 +24,7 @@ async def serve(common: CommonConfig) -> None:
     nc, store = await unless_stopped(open_connections(common, "syllabus-gateway", readiness.on_nats), stop)
     topology = Topology(common.namespace)
     server = gateway_server()
-    add_services(server, Wiring(nc, store, topology, config, common.tenant, retry.max_attempts))
+    streams = add_services(server, Wiring(nc, store, topology, config, common.tenant, retry.max_attempts))
     health_servicer = add_health_and_reflection(server)
     try:
         grpc_port = server.add_insecure_port(config.grpc_addr)
@@ -55,6 +55,7 @@ async def serve(common: CommonConfig) -> None:
         await rest.stop()
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=5)
+        await streams.close()
         await disconnect(nc)
         await store.close()
         log.info("gateway stopped")

@@ -14,6 +14,7 @@ from gateway.admin import AdminService
 from gateway.courses import CourseService
 from gateway.decoding import Registrar
 from gateway.jobs import JobService
+from gateway.watch import EventStreams
 from syllabus.config import GatewayConfig
 from syllabus.store.base import Store
 from syllabus.topology import Topology
@@ -63,10 +64,12 @@ class Wiring:
     default_max_attempts: int
 
 
-def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobService] = JobService) -> None:
+def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobService] = JobService) -> EventStreams:
     """Registers JobService, AdminService and CourseService (tests may pass a JobService subclass); request bytes
-    that do not decode are INVALID_ARGUMENT (gateway.decoding)."""
+    that do not decode are INVALID_ARGUMENT (gateway.decoding). Returns the gateway's one event consumer, which
+    its owner closes after the server stops and before the NATS connection does."""
     w = wiring
+    streams = EventStreams(w.nc, w.topology)
     registrar = Registrar(server)
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
         job_service(
@@ -76,6 +79,7 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
             config=w.config,
             tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
+            streams=streams,
         ),
         registrar,
     )
@@ -101,6 +105,7 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
         ),
         registrar,
     )
+    return streams
 
 
 class HealthServicer(health.aio.HealthServicer):

@@ -100,6 +100,21 @@ class EventStreams:
         if following is not None and following.done() and following.exception() is None:
             asyncio.create_task(_quietly_unsubscribe(following.result()))  # noqa: RUF006 - nothing waits on it
 
+    async def close(self) -> None:
+        """End the shared consumer, before its connection closes: nats-py leaves a JetStream subscription's
+        heartbeat task running when the connection closes, and up to two heartbeats later that task fails to
+        recreate the consumer and reports it through the connection's error callback."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        following, self._following = self._following, None
+        if following is None:
+            return
+        if not following.done():
+            following.cancel()
+        elif not following.cancelled() and following.exception() is None:
+            await _quietly_unsubscribe(following.result())
+
     async def _follow(self) -> JetStreamContext.PushSubscription:
         return await self._js.subscribe(
             self._topology.events_subjects,

@@ -127,7 +127,7 @@ async def stack(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncIter
     store = EmbeddedStore(tmp_path / "store.db")
     await store.open()
     server = grpc.aio.server()
-    add_services(server, wiring(nc, store, topology))
+    streams = add_services(server, wiring(nc, store, topology))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     addr = f"127.0.0.1:{port}"
@@ -147,6 +147,7 @@ async def stack(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncIter
         await running.stop_workers()
         await channel.close()
         await server.stop(grace=None)
+        await streams.close()
         await store.close()
 
 

@@ -75,7 +75,7 @@ async def pipeline(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncI
     store = EmbeddedStore(tmp_path / "store.db")
     await store.open()
     server = grpc.aio.server()
-    add_services(server, wiring(nc, store, topology))
+    streams = add_services(server, wiring(nc, store, topology))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -93,6 +93,7 @@ async def pipeline(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncI
         handlers.release.set()
         await channel.close()
         await server.stop(grace=None)
+        await streams.close()
         await store.close()
 
 

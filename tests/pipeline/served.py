@@ -45,7 +45,7 @@ async def serve(
     """A started server for the pipeline's services, and its "127.0.0.1:port"; stopped at the end."""
     server = grpc.aio.server()
     recorded = [] if watch_requests is None else watch_requests
-    add_services(
+    streams = add_services(
         server,
         wiring(pipeline.nc, pipeline.store, pipeline.topology),
         functools.partial(RecordingJobService, recorded),  # type: ignore[arg-type]
@@ -57,6 +57,7 @@ async def serve(
         yield server, f"127.0.0.1:{bound}"
     finally:
         await server.stop(grace=None)
+        await streams.close()
 
 
 @asynccontextmanager
@@ -64,7 +65,7 @@ async def serve_gateway(pipeline: Pipeline, *interceptors: grpc.aio.ServerInterc
     """The pipeline's services as gateway.main serves them (its server's limits, health, reflection), started;
     yields "127.0.0.1:port" and stops the server at the end."""
     server = gateway_server(*interceptors)
-    add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
+    streams = add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
     await Readiness().attach(add_health_and_reflection(server))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -72,3 +73,4 @@ async def serve_gateway(pipeline: Pipeline, *interceptors: grpc.aio.ServerInterc
         yield f"127.0.0.1:{port}"
     finally:
         await server.stop(grace=None)
+        await streams.close()

@@ -138,7 +138,7 @@ async def test_nats_unreachable_is_unavailable_within_the_deadline(tmp_path: Pat
     store = EmbeddedStore(tmp_path / "store.db")
     await store.open()
     grpc_server = grpc.aio.server()
-    add_services(grpc_server, Wiring(nc, store, topology, GatewayConfig(publish_timeout=30.0), "default", 3))
+    streams = add_services(grpc_server, Wiring(nc, store, topology, GatewayConfig(publish_timeout=30.0), "default", 3))
     port = grpc_server.add_insecure_port("127.0.0.1:0")
     await grpc_server.start()
     try:
@@ -153,6 +153,7 @@ async def test_nats_unreachable_is_unavailable_within_the_deadline(tmp_path: Pat
             assert not listed.jobs
     finally:
         await grpc_server.stop(grace=None)
+        await streams.close()
         with contextlib.suppress(ConnectionError):  # the server it would flush to is gone
             await nc.close()
         await store.close()

@@ -163,7 +163,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     nc = await connect(server.url, "pytest-outages", on_change=on_change)
     await ensure_topology(nc, topology)
     grpc_server = grpc.aio.server()
-    add_services(grpc_server, wiring(nc, store, topology))
+    streams = add_services(grpc_server, wiring(nc, store, topology))
     await readiness.attach(add_health_and_reflection(grpc_server))
     port = grpc_server.add_insecure_port("127.0.0.1:0")
     await grpc_server.start()
@@ -221,6 +221,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         await running
         await channel.close()
         await grpc_server.stop(grace=None)
+        await streams.close()
         with contextlib.suppress(Exception):
             await nc.close()
         await store.close()

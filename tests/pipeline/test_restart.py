@@ -63,7 +63,7 @@ async def restartable(tmp_path: Path) -> AsyncIterator[tuple[Restartable, job_se
     store = EmbeddedStore(tmp_path / "store.db")
     await store.open()
     server = grpc.aio.server()
-    add_services(server, wiring(nc, store, env.topology))
+    streams = add_services(server, wiring(nc, store, env.topology))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     worker = Worker(
@@ -80,6 +80,7 @@ async def restartable(tmp_path: Path) -> AsyncIterator[tuple[Restartable, job_se
         await running
         await channel.close()
         await server.stop(grace=None)
+        await streams.close()
         with contextlib.suppress(Exception):
             await nc.close()
         await store.close()

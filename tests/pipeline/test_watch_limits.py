@@ -31,31 +31,34 @@ async def test_a_watch_that_falls_behind_is_ended_after_what_it_was_sent(
     monkeypatch.setattr(watch, "LISTENER_LIMIT", 3)
     await ensure_topology(nc, topology)
     streams = EventStreams(nc, topology)
-    registered, proceed = asyncio.Event(), asyncio.Event()
+    try:
+        registered, proceed = asyncio.Event(), asyncio.Event()
 
-    async def subscribed_then_stall() -> None:
-        registered.set()
-        await proceed.wait()  # the client reads nothing until told to
+        async def subscribed_then_stall() -> None:
+            registered.set()
+            await proceed.wait()  # the client reads nothing until told to
 
-    slow = streams.tenant_events("acme", "", subscribed_then_stall)
-    first = asyncio.create_task(next_event(slow))
-    await registered.wait()
-    marked = asyncio.Event()
+        slow = streams.tenant_events("acme", "", subscribed_then_stall)
+        first = asyncio.create_task(next_event(slow))
+        await registered.wait()
+        marked = asyncio.Event()
 
-    async def marker_subscribed() -> None:
-        marked.set()
+        async def marker_subscribed() -> None:
+            marked.set()
 
-    marker = streams.tenant_events("marker", "", marker_subscribed)
-    marker_event = asyncio.create_task(next_event(marker))
-    await marked.wait()
-    for i in range(10):
-        await publish_event(nc, topology, "acme", f"job{i}")
-    await publish_event(nc, topology, "marker", "m")
-    # One consumer delivers in order: once the marker is here, every acme event reached the slow watch.
-    assert (await marker_event).job_id == "m"
-    proceed.set()
-    received = [(await first).job_id]
-    with pytest.raises(WatchFellBehind):
-        while True:
-            received.append((await anext(slow)).job_id)
-    assert received == ["job0", "job1", "job2"]
+        marker = streams.tenant_events("marker", "", marker_subscribed)
+        marker_event = asyncio.create_task(next_event(marker))
+        await marked.wait()
+        for i in range(10):
+            await publish_event(nc, topology, "acme", f"job{i}")
+        await publish_event(nc, topology, "marker", "m")
+        # One consumer delivers in order: once the marker is here, every acme event reached the slow watch.
+        assert (await marker_event).job_id == "m"
+        proceed.set()
+        received = [(await first).job_id]
+        with pytest.raises(WatchFellBehind):
+            while True:
+                received.append((await anext(slow)).job_id)
+        assert received == ["job0", "job1", "job2"]
+    finally:
+        await streams.close()

@@ -79,7 +79,8 @@ class EventStreams:
         self._topology = topology
         self._by_job: defaultdict[str, set[Listener]] = defaultdict(set)
         self._by_tenant: defaultdict[str, set[Listener]] = defaultdict(set)
-        self._following: asyncio.Task[JetStreamContext.PushSubscription] | None = None
+        self._following: asyncio.Task[None] | None = None
+        self._subscription: JetStreamContext.PushSubscription | None = None
         self._idle: asyncio.TimerHandle | None = None
 
     async def _ensure_following(self) -> None:
@@ -88,7 +89,14 @@ class EventStreams:
             self._idle = None
         if self._following is None:
             self._following = asyncio.create_task(self._follow())
-        await asyncio.shield(self._following)
+        following = self._following
+        try:
+            await asyncio.shield(following)
+        except Exception:
+            # Not kept: the next watch subscribes again (NATS may have been away for this one).
+            if self._following is following:
+                self._following = None
+            raise
 
     def _maybe_idle(self) -> None:
         if not self._by_job and not self._by_tenant and self._idle is None:
@@ -96,9 +104,10 @@ class EventStreams:
 
     def _stop_following(self) -> None:
         self._idle = None
-        following, self._following = self._following, None
-        if following is not None and following.done() and following.exception() is None:
-            asyncio.create_task(_quietly_unsubscribe(following.result()))  # noqa: RUF006 - nothing waits on it
+        self._following = None
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            asyncio.create_task(_quietly_unsubscribe(subscription))  # noqa: RUF006 - nothing waits on it
 
     async def close(self) -> None:
         """End the shared consumer, before its connection closes: nats-py leaves a JetStream subscription's
@@ -108,15 +117,14 @@ class EventStreams:
             self._idle.cancel()
             self._idle = None
         following, self._following = self._following, None
-        if following is None:
-            return
-        if not following.done():
-            following.cancel()
-        elif not following.cancelled() and following.exception() is None:
-            await _quietly_unsubscribe(following.result())
+        if following is not None:
+            following.cancel()  # a subscription under way; nothing once it is done
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await _quietly_unsubscribe(subscription)
 
-    async def _follow(self) -> JetStreamContext.PushSubscription:
-        return await self._js.subscribe(
+    async def _follow(self) -> None:
+        self._subscription = await self._js.subscribe(
             self._topology.events_subjects,
             stream=self._topology.events_stream,
             ordered_consumer=True,

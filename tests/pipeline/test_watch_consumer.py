@@ -1,4 +1,5 @@
-"""The gateway's one shared event consumer, closed with the gateway, leaves no task behind.
+"""The gateway's one shared event consumer: a failed subscription is tried again by the next watch, and
+closing it with the gateway leaves no task behind.
 
 nats-py does not stop a JetStream subscription's heartbeat task when the connection closes: left running, it
 wakes up to two heartbeats later, fails to recreate the consumer on the closed connection and reports that
@@ -9,30 +10,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
+import pytest
 from nats.aio.client import Client as NatsClient
+from nats.js.errors import NotFoundError
 
 from gateway.watch import EventStreams
 from syllabus.jetstream import ensure_topology
 from syllabus.topology import Topology
+from syllabus.v1 import job_pb2
 
 
 def heartbeat_tasks() -> set[asyncio.Task[object]]:
-    return {task for task in asyncio.all_tasks() if task.get_coro().__qualname__.endswith(".activity_check")}
+    return {
+        task for task in asyncio.all_tasks() if getattr(task.get_coro(), "__qualname__", "").endswith(".activity_check")
+    }
 
 
-async def test_closing_the_streams_ends_the_shared_consumers_heartbeat(nc: NatsClient, topology: Topology) -> None:
-    await ensure_topology(nc, topology)
-    before = heartbeat_tasks()
-    streams = EventStreams(nc, topology)
+async def watching(streams: EventStreams) -> tuple[asyncio.Task[job_pb2.JobEvent], AsyncIterator[job_pb2.JobEvent]]:
+    """A tenant watch, registered (its shared consumer subscribed) by the time this returns."""
     subscribed = asyncio.Event()
 
     async def on_subscribed() -> None:
         subscribed.set()
 
     watch = streams.tenant_events("acme", "", on_subscribed)
-    first = asyncio.create_task(anext(watch))
-    await subscribed.wait()
+
+    async def first() -> job_pb2.JobEvent:
+        return await anext(watch)
+
+    task = asyncio.create_task(first())
+    waiting = asyncio.create_task(subscribed.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    return task, watch
+
+
+async def test_closing_the_streams_ends_the_shared_consumers_heartbeat(nc: NatsClient, topology: Topology) -> None:
+    await ensure_topology(nc, topology)
+    before = heartbeat_tasks()
+    streams = EventStreams(nc, topology)
+    first, _ = await watching(streams)
     first.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await first
@@ -42,6 +61,23 @@ async def test_closing_the_streams_ends_the_shared_consumers_heartbeat(nc: NatsC
     # Bounded only so that a heartbeat left running fails the test instead of hanging it.
     _, pending = await asyncio.wait(heartbeat, timeout=10)
     assert not pending
+
+
+async def test_a_failed_subscription_is_not_kept_and_the_next_watch_subscribes_again(
+    nc: NatsClient, topology: Topology
+) -> None:
+    streams = EventStreams(nc, topology)
+    try:
+        # No EVENTS stream yet: the shared consumer cannot subscribe, and this watch fails with it.
+        failed, _ = await watching(streams)
+        with pytest.raises(NotFoundError):
+            await failed
+        await ensure_topology(nc, topology)
+        second, _ = await watching(streams)
+        assert not second.done()  # subscribed and waiting for an event
+        second.cancel()
+    finally:
+        await streams.close()
 
 
 async def test_closing_the_streams_twice_or_unused_is_harmless(nc: NatsClient, topology: Topology) -> None:

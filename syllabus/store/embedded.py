@@ -259,7 +259,7 @@ class EmbeddedStore:
             change=change,
             check=records.check_course_identity,
         )
-        course, _ = await self._write(update)
+        course: course_pb2.Course | None = await self._write(update)
         return course
 
     # Schedules.
@@ -293,7 +293,7 @@ class EmbeddedStore:
             change=change,
             check=records.check_schedule_identity,
         )
-        schedule, _ = await self._write(update)
+        schedule: job_pb2.Schedule | None = await self._write(update)
         return schedule
 
     async def delete_schedule(self, schedule_id: str) -> bool:
@@ -482,21 +482,20 @@ def _update_record(
     parse: Callable[[bytes], M],
     change: Callable[[M], M | None],
     check: Callable[[M, M], None],
-) -> tuple[M | None, bool]:
+) -> M | None:
+    """The record as it is after `change`: unchanged when the change refuses (None) or alters nothing."""
     data = _select(conn, table, record_id)
     if data is None:
-        return None, False
+        return None
     before = parse(data)
     after = change(parse(data))
-    if after is None:
-        return before, False
-    if after == before:
-        return before, True
+    if after is None or after == before:
+        return before
     check(before, after)
     conn.execute(
         f"UPDATE {table} SET data = ?, revision = revision + 1 WHERE id = ?", (records.serialize(after), record_id)
     )
-    return after, True
+    return after
 
 
 def _list_jobs(conn: sqlite3.Connection, query: JobQuery, after_id: str, limit: int) -> list[tuple[str, bytes]]:

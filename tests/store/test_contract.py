@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -163,9 +163,15 @@ async def test_returned_jobs_are_copies(store: Store) -> None:
     assert stored.attempt == 0
 
 
-async def test_insert_refuses_a_job_without_id(store: Store) -> None:
-    with pytest.raises(ValueError, match="no id"):
-        await store.insert_jobs([job_pb2.Job(tenant="acme")])
+@pytest.mark.parametrize("record", ["job", "course", "schedule"])
+async def test_insert_refuses_a_record_without_id_and_names_it(store: Store, record: str) -> None:
+    inserts: dict[str, Callable[[], Awaitable[object]]] = {
+        "job": lambda: store.insert_jobs([job_pb2.Job(tenant="acme")]),
+        "course": lambda: store.insert_course(course_pb2.Course(tenant="acme")),
+        "schedule": lambda: store.insert_schedule(job_pb2.Schedule(tenant="acme")),
+    }
+    with pytest.raises(ValueError, match=f"^{record} has no id$"):
+        await inserts[record]()
 
 
 async def test_insert_refuses_a_taken_job_id(store: Store) -> None:

@@ -9,6 +9,7 @@ SIGKILLed: the history read QUEUED, SUCCEEDED, STARTED, and the watch waited for
 from __future__ import annotations
 
 from syllabus.events import event_for
+from syllabus.submit import build_job
 from syllabus.v1 import admin_service_pb2, job_pb2
 from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
@@ -63,3 +64,18 @@ async def test_after_a_dead_letter_only_its_retry_reopens_the_watch(
     await pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=job.id))
     whole = types(await pipeline.events(job.id))
     assert whole[whole.index("FAILED") :] == ["FAILED", "QUEUED", "STARTED", "SUCCEEDED"]
+
+
+async def test_a_finished_job_whose_events_aged_out_is_watched_to_its_stored_end(pipeline: Pipeline) -> None:
+    job = build_job(
+        E.JobSpec(summarize_text=E.SummarizeText(text="long ago")),
+        E.JobOptions(),
+        tenant="default",
+        default_max_attempts=3,
+    )
+    job.state = E.JOB_STATE_SUCCEEDED
+    job.result.text = "done long ago"
+    await pipeline.store.insert_jobs([job])
+    # The stream holds none of its events (they aged out): the record says how it ended.
+    [event] = await pipeline.events(job.id)
+    assert (event.type, event.terminal, event.result.text) == (E.JOB_EVENT_TYPE_SUCCEEDED, True, "done long ago")

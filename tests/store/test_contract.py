@@ -177,7 +177,7 @@ async def test_insert_refuses_a_record_without_id_and_names_it(store: Store, rec
 async def test_insert_refuses_a_taken_job_id(store: Store) -> None:
     job = make_job()
     await insert(store, job)
-    with pytest.raises(DuplicateId):
+    with pytest.raises(DuplicateId, match=f"^job {job.id} already exists$"):
         await store.insert_jobs([job])
 
 
@@ -523,7 +523,7 @@ async def test_course_insert_get_list(store: Store) -> None:
 async def test_course_insert_refuses_a_taken_id(store: Store) -> None:
     course = make_course()
     await store.insert_course(course)
-    with pytest.raises(DuplicateId):
+    with pytest.raises(DuplicateId, match=f"^courses record {course.id} already exists$"):
         await store.insert_course(course)
 
 
@@ -579,7 +579,7 @@ async def test_schedule_crud(store: Store) -> None:
         await store.insert_schedule(schedule)
     other = make_schedule("other")
     await store.insert_schedule(other)
-    with pytest.raises(DuplicateId):
+    with pytest.raises(DuplicateId, match=f"^schedules record {other.id} already exists$"):
         await store.insert_schedule(other)
 
     assert await store.get_schedule(schedules[1].id) == schedules[1]

@@ -8,6 +8,9 @@ SIGKILLed: the history read QUEUED, SUCCEEDED, STARTED, and the watch waited for
 
 from __future__ import annotations
 
+import pytest
+
+from gateway import watch
 from syllabus.events import event_for
 from syllabus.submit import build_job
 from syllabus.v1 import admin_service_pb2, job_pb2
@@ -79,3 +82,22 @@ async def test_a_finished_job_whose_events_aged_out_is_watched_to_its_stored_end
     # The stream holds none of its events (they aged out): the record says how it ended.
     [event] = await pipeline.events(job.id)
     assert (event.type, event.terminal, event.result.text) == (E.JOB_EVENT_TYPE_SUCCEEDED, True, "done long ago")
+
+
+async def test_a_history_longer_than_a_read_is_replayed_whole_in_order(
+    pipeline: Pipeline, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch, "HISTORY_BATCH", 3)
+    await start_worker()
+    job = await pipeline.submit("fail-retryable:3", max_attempts=5)
+    await pipeline.events(job.id)
+    subject = pipeline.topology.event_subject(job.tenant, job.id)
+    info = await pipeline.nc.jetstream().stream_info(pipeline.topology.events_stream, subjects_filter=subject)
+    assert info.state.subjects is not None
+    stored = info.state.subjects[subject]
+    assert stored >= 3 * 3  # three reads at least
+    replayed = await pipeline.events(job.id)
+    sequences = [event.sequence for event in replayed]
+    assert sequences == sorted(set(sequences))
+    assert len(replayed) == stored
+    assert types(replayed)[-1] == "SUCCEEDED"

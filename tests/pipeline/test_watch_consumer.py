@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from gateway.watch import EventStreams
@@ -84,3 +86,33 @@ async def test_closing_the_streams_twice_or_unused_is_harmless(nc: NatsClient, t
     streams = EventStreams(nc, topology)
     await streams.close()
     await streams.close()
+
+
+async def test_a_history_read_the_server_refuses_fails_naming_the_job_and_the_status(
+    nc: NatsClient, topology: Topology
+) -> None:
+    # An events stream that does not answer direct gets: the server answers the read with a status.
+    events = StreamConfig(name=topology.events_stream, subjects=[topology.events_subjects], allow_direct=False)
+    await nc.jetstream().add_stream(events)
+    streams = EventStreams(nc, topology)
+    job = job_pb2.Job(id="j1", tenant="acme", state=job_pb2.JOB_STATE_QUEUED)
+    try:
+        with pytest.raises(RuntimeError, match=r"^reading the events of job j1 failed: 503 "):
+            await anext(streams.job_events(job, 0))
+    finally:
+        await streams.close()
+
+
+async def test_a_history_read_nobody_answers_fails_at_the_timeout(nc: NatsClient, topology: Topology) -> None:
+    events = StreamConfig(name=topology.events_stream, subjects=[topology.events_subjects], allow_direct=False)
+    await nc.jetstream().add_stream(events)
+    # Something takes the direct gets and never answers (a server too busy to).
+    silent = await nc.subscribe(f"$JS.API.DIRECT.GET.{topology.events_stream}")
+    streams = EventStreams(nc, topology, timeout=0.2)
+    job = job_pb2.Job(id="j1", tenant="acme", state=job_pb2.JOB_STATE_QUEUED)
+    try:
+        with pytest.raises(NatsTimeoutError):
+            await anext(streams.job_events(job, 0))
+    finally:
+        await streams.close()
+        await silent.unsubscribe()

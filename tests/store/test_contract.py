@@ -174,6 +174,24 @@ async def test_insert_refuses_a_record_without_id_and_names_it(store: Store, rec
         await inserts[record]()
 
 
+async def test_an_update_that_moves_a_job_to_another_kind_and_parent_is_listed_there(store: Store) -> None:
+    job = make_job(parent_id="p1")
+    await insert(store, job)
+
+    def move(current: job_pb2.Job) -> job_pb2.Job:
+        current.kind = "render_document"
+        current.parent_id = "p2"
+        current.spec.render_document.course_id = "c1"
+        return current
+
+    updated = await store.update_job(job.id, move)
+    assert updated.applied and updated.job is not None and updated.job.kind == "render_document"
+    assert await list_ids(store, kind="render_document") == [job.id]
+    assert await list_ids(store, parent_id="p2") == [job.id]
+    assert await list_ids(store, kind="summarize_text") == []
+    assert await list_ids(store, parent_id="p1") == []
+
+
 async def test_insert_refuses_a_taken_job_id(store: Store) -> None:
     job = make_job()
     await insert(store, job)

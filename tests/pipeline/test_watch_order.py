@@ -2,7 +2,7 @@
 
 Events in between (STARTED, PROGRESS) are published without waiting for the stream, so one a worker buffered
 through a NATS outage reaches the stream when its connection is back, which can be after the end another
-connection announced meanwhile (a redelivery finding the job finished). Seen in `syllabus up` with NATS
+connection announced meanwhile (most likely a redelivery finding the job finished). Seen in `syllabus up` with NATS
 SIGKILLed: the history read QUEUED, SUCCEEDED, STARTED, and the watch waited for a second end.
 """
 
@@ -24,13 +24,12 @@ def types(events: list[job_pb2.JobEvent]) -> list[str]:
     return [E.JobEventType.Name(event.type).removeprefix("JOB_EVENT_TYPE_") for event in events]
 
 
-async def publish_late(pipeline: Pipeline, job: job_pb2.Job, type_: job_pb2.JobEventType) -> int:
+async def publish_late(pipeline: Pipeline, job: job_pb2.Job, type_: job_pb2.JobEventType) -> None:
     """An event of `job` as it was before it ended, stored now, as a connection back from an outage stores it."""
     event = event_for(job, type_)
-    ack = await pipeline.nc.jetstream().publish(
+    await pipeline.nc.jetstream().publish(
         pipeline.topology.event_subject(job.tenant, job.id), event.SerializeToString()
     )
-    return ack.seq
 
 
 async def running_record(pipeline: Pipeline, job_id: str) -> job_pb2.Job:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nats.aio.client import Client
 
-from gateway.status import Context, unary
+from gateway.status import Context
 from syllabus import lifecycle
 from syllabus.deadletters import DeadLetters
 from syllabus.errors import Conflict, InvalidRequest, JobNotFound
@@ -34,7 +34,6 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             raise JobNotFound(job_id)
         return dead
 
-    @unary
     async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Context) -> pb.ListDeadLettersResponse:
         letters, token = await self._dead_letters.list(
             request.kind, min(request.page_size or 50, 1000), request.page_token
@@ -42,11 +41,9 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         mine = [dead for dead in letters if dead.job.tenant == self._tenant]
         return pb.ListDeadLettersResponse(dead_letters=mine, next_page_token=token)
 
-    @unary
     async def GetDeadLetter(self, request: pb.GetDeadLetterRequest, context: Context) -> pb.GetDeadLetterResponse:
         return pb.GetDeadLetterResponse(dead_letter=await self._dead_letter(request.job_id))
 
-    @unary
     async def RetryDeadLetter(self, request: pb.RetryDeadLetterRequest, context: Context) -> pb.RetryDeadLetterResponse:
         dead = await self._dead_letter(request.job_id)
         spec = request.spec if request.HasField("spec") else None
@@ -77,7 +74,6 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         await self._dead_letters.remove(job.id)
         return pb.RetryDeadLetterResponse(job=job)
 
-    @unary
     async def PurgeDeadLetters(
         self, request: pb.PurgeDeadLettersRequest, context: Context
     ) -> pb.PurgeDeadLettersResponse:

@@ -18,7 +18,7 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from gateway.jobs import DEFAULT_PAGE, MAX_PAGE, call_timeout
-from gateway.status import Context, abort, build_status, unary
+from gateway.status import Context, abort, build_status
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
 from syllabus.ids import new_id
@@ -70,7 +70,6 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             await _not_found(context, _COURSE_RESOURCE, course_id, f"course {course_id!r} not found")
         return course
 
-    @unary
     async def CreateCourse(
         self, request: course_service_pb2.CreateCourseRequest, context: Context
     ) -> course_service_pb2.CreateCourseResponse:
@@ -109,13 +108,11 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             return course_service_pb2.CreateCourseResponse(course=earlier, job=inserted.job)
         return course_service_pb2.CreateCourseResponse(course=course, job=inserted.job)
 
-    @unary
     async def GetCourse(
         self, request: course_service_pb2.GetCourseRequest, context: Context
     ) -> course_service_pb2.GetCourseResponse:
         return course_service_pb2.GetCourseResponse(course=await self._course(request.course_id, context))
 
-    @unary
     async def ListCourses(
         self, request: course_service_pb2.ListCoursesRequest, context: Context
     ) -> course_service_pb2.ListCoursesResponse:
@@ -126,7 +123,6 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         courses = [course for course in page.courses if course.job_id]
         return course_service_pb2.ListCoursesResponse(courses=courses, next_page_token=page.next_page_token)
 
-    @unary
     async def GetCourseDocument(
         self, request: course_service_pb2.GetCourseDocumentRequest, context: Context
     ) -> httpbody_pb2.HttpBody:

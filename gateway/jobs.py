@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from nats.aio.client import Client
 
-from gateway.status import Context, streaming, unary
+from gateway.status import Context
 from gateway.watch import EventStreams
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
@@ -62,7 +62,6 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             raise JobNotFound(job_id)
         return job
 
-    @unary
     async def SubmitJob(
         self, request: job_service_pb2.SubmitJobRequest, context: Context
     ) -> job_service_pb2.SubmitJobResponse:
@@ -71,7 +70,6 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         )
         return job_service_pb2.SubmitJobResponse(job=inserted.job, created=inserted.created)
 
-    @unary
     async def SubmitJobs(
         self, request: job_service_pb2.SubmitJobsRequest, context: Context
     ) -> job_service_pb2.SubmitJobsResponse:
@@ -81,11 +79,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             results=[job_service_pb2.SubmitJobResponse(job=item.job, created=item.created) for item in inserted]
         )
 
-    @unary
     async def GetJob(self, request: job_service_pb2.GetJobRequest, context: Context) -> job_service_pb2.GetJobResponse:
         return job_service_pb2.GetJobResponse(job=await self._job(request.job_id))
 
-    @unary
     async def ListJobs(
         self, request: job_service_pb2.ListJobsRequest, context: Context
     ) -> job_service_pb2.ListJobsResponse:
@@ -103,7 +99,6 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         )
         return job_service_pb2.ListJobsResponse(jobs=page.jobs, next_page_token=page.next_page_token)
 
-    @unary
     async def CancelJob(
         self, request: job_service_pb2.CancelJobRequest, context: Context
     ) -> job_service_pb2.CancelJobResponse:
@@ -128,7 +123,6 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await self._nc.publish(self._topology.cancel_subject(job.id), request.reason.encode())
         return job_service_pb2.CancelJobResponse(job=job)
 
-    @streaming
     async def WatchJob(
         self, request: job_service_pb2.WatchJobRequest, context: Context
     ) -> AsyncIterator[job_service_pb2.WatchJobResponse]:
@@ -136,7 +130,6 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         async for event in self._streams.job_events(job, request.after_sequence):
             yield job_service_pb2.WatchJobResponse(event=event)
 
-    @streaming
     async def WatchJobs(
         self, request: job_service_pb2.WatchJobsRequest, context: Context
     ) -> AsyncIterator[job_service_pb2.WatchJobsResponse]:

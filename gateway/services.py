@@ -12,7 +12,7 @@ from nats.aio.client import Client
 
 from gateway.admin import AdminService
 from gateway.courses import CourseService
-from gateway.decoding import Registrar
+from gateway.handlers import Registrar
 from gateway.jobs import JobService
 from gateway.watch import EventStreams
 from syllabus.config import GatewayConfig
@@ -65,9 +65,10 @@ class Wiring:
 
 
 def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobService] = JobService) -> EventStreams:
-    """Registers JobService, AdminService and CourseService (tests may pass a JobService subclass); request bytes
-    that do not decode are INVALID_ARGUMENT (gateway.decoding). Returns the gateway's one event consumer, which
-    its owner closes after the server stops and before the NATS connection does."""
+    """Registers JobService, AdminService and CourseService (tests may pass a JobService subclass), each method
+    handler wrapped by gateway.handlers (undecodable or invalid requests refused, failures mapped to a Status).
+    Returns the gateway's one event consumer, which its owner closes after the server stops and before the NATS
+    connection does."""
     w = wiring
     streams = EventStreams(w.nc, w.topology)
     registrar = Registrar(server)

@@ -6,12 +6,10 @@ e.g. `spec.summarize_text.text`), whether a protovalidate rule or a service rule
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, NamedTuple, NoReturn, TypeAlias, TypeVar, cast
+from collections.abc import Iterable
+from typing import Any, NamedTuple, NoReturn, TypeAlias, cast
 
-import grpc
 import protovalidate
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.descriptor import Descriptor
@@ -25,8 +23,6 @@ from syllabus.redaction import redact
 from syllabus.store.base import InvalidPageToken
 
 log = logging.getLogger(__name__)
-Req = TypeVar("Req", bound=Message)
-Resp = TypeVar("Resp", bound=Message)
 _validator = protovalidate.Validator()
 _TIME_TYPES = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
 # 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z; about 10,000 years either way; nanos within a second.
@@ -201,52 +197,3 @@ def status_for(exc: Exception) -> status_pb2.Status | None:
 async def abort(context: Context, status: status_pb2.Status) -> NoReturn:
     await context.abort_with_status(rpc_status.to_status(status))
     raise AssertionError("abort_with_status returned")  # it always raises
-
-
-async def _fail(context: Context, exc: Exception, method: str) -> NoReturn:
-    status = status_for(exc)
-    if status is None:
-        log.exception("%s failed", method)
-        status = build_status(code_pb2.INTERNAL, "internal error; the gateway log has the details")
-    await abort(context, status)
-
-
-async def _validate(request: Message, context: Context) -> None:
-    violations = violations_of(request)
-    if violations:
-        await abort(context, bad_request(violations))
-
-
-Unary = Callable[[Any, Req, Context], Awaitable[Resp]]
-Streaming = Callable[[Any, Req, Context], AsyncIterator[Resp]]
-
-
-def unary(method: Unary[Req, Resp]) -> Unary[Req, Resp]:
-    """Validate the request against its proto rules, run the method, map its failures to a Status."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Req, context: Context) -> Resp:
-        await _validate(request, context)
-        try:
-            return await method(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            await _fail(context, exc, method.__name__)
-
-    return wrapper
-
-
-def streaming(method: Streaming[Req, Resp]) -> Streaming[Req, Resp]:
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Req, context: Context) -> AsyncIterator[Resp]:
-        await _validate(request, context)
-        try:
-            async for item in method(self, request, context):
-                yield item
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            await _fail(context, exc, method.__name__)
-
-    return wrapper

@@ -19,7 +19,8 @@ EQUIVALENTS = ROOT / "scripts" / "mutation_equivalents.toml"
 KILLED = {1, 3}
 # mypy (strict, as CI runs it) refused the mutant: it could not land, so it was not run (scripts/mutation_typecheck.py).
 TYPE_REFUSED = 37
-TIMEOUTS = {-24, 24, 36, 152, 255}
+# SIGXCPU from mutmut's CPU limit, or SIGKILL (-9) when the tests ignored it (a mutant spinning in a loop).
+TIMEOUTS = {-9, -24, 24, 36, 152, 255}
 # Mutants in code no selected test runs, or not run yet: both count against the module.
 NO_TESTS = {5, 33}
 

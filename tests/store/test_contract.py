@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import sqlite3
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 
 from syllabus.ids import new_id
 from syllabus.store.base import InvalidPageToken, JobQuery, Store
-from syllabus.store.embedded import EmbeddedStore
+from syllabus.store.embedded import SCHEMA_VERSION, EmbeddedStore
 from syllabus.store.records import DuplicateId
 from syllabus.v1 import course_pb2, job_pb2
 
@@ -673,7 +676,7 @@ async def test_embedded_batch_is_one_transaction(db_path: Path) -> None:
 
 async def test_embedded_store_refuses_calls_when_not_open(db_path: Path) -> None:
     store = EmbeddedStore(db_path)
-    with pytest.raises(RuntimeError, match="not open"):
+    with pytest.raises(RuntimeError, match=r"^the store is not open$"):
         await store.get_job(new_id())
     await store.open()
     await store.open()
@@ -681,6 +684,108 @@ async def test_embedded_store_refuses_calls_when_not_open(db_path: Path) -> None
     await store.close()
     with pytest.raises(RuntimeError, match="not open"):
         await store.get_job(new_id())
+
+
+async def test_embedded_store_creates_the_folders_its_file_needs(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "c" / "store.db"
+    store = EmbeddedStore(path)
+    await store.open()
+    try:
+        job = make_job()
+        await insert(store, job)
+        assert await store.get_job(job.id) == job
+    finally:
+        await store.close()
+    assert path.is_file()
+
+
+async def test_embedded_store_that_cannot_open_raises_and_stays_closed(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    store = EmbeddedStore(blocker / "store.db")
+    for _ in range(2):
+        with pytest.raises(OSError):
+            await store.open()
+        with pytest.raises(RuntimeError, match=r"^the store is not open$"):
+            await store.get_job(new_id())
+
+
+async def test_embedded_store_refuses_a_file_of_a_newer_schema(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store = EmbeddedStore(db_path)
+    with pytest.raises(RuntimeError) as refused:
+        await store.open()
+    assert (
+        str(refused.value)
+        == f"{db_path} has schema version {SCHEMA_VERSION + 1}; this build knows up to {SCHEMA_VERSION}"
+    )
+
+
+async def test_a_cancelled_call_does_not_strand_the_calls_batched_with_it(db_path: Path) -> None:
+    store = EmbeddedStore(db_path)
+    await store.open()
+    running, release = threading.Event(), threading.Event()
+
+    def hold(conn: object) -> str:
+        running.set()
+        release.wait()
+        return "held"
+
+    try:
+        first = asyncio.create_task(store._read(hold))
+        await asyncio.to_thread(running.wait)
+        # Each call is stepped by hand up to its await: queued while the store's thread is busy, so the two run
+        # as one batch after it, and the future it waits on is handed out.
+        cancelled_call = store._read(lambda conn: "cancelled")
+        kept_call = store._read(lambda conn: "kept")
+        cancelled, kept = cancelled_call.send(None), kept_call.send(None)
+        assert store._calls.qsize() == 2
+        cancelled.cancel()
+        release.set()
+        assert await first == "held"
+        assert await asyncio.wait_for(kept, 10) == "kept"
+        cancelled_call.close()
+        kept_call.close()
+    finally:
+        release.set()
+        await store.close()
+
+
+_UNCLOSED_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from syllabus.store.embedded import EmbeddedStore
+
+async def main(path):
+    store = EmbeddedStore(Path(path))
+    await store.open()
+    print(await store.get_job("nothing"))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_process_that_never_closes_its_store_still_exits(db_path: Path) -> None:
+    # As a process ends when its main code fails before it could close the store.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _UNCLOSED_SCRIPT,
+        str(db_path),
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()
+    assert stdout.decode().strip() == "None"
 
 
 async def test_two_embedded_stores_on_one_file_lose_no_update(db_path: Path) -> None:

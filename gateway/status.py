@@ -6,7 +6,6 @@ e.g. `spec.summarize_text.text`), whether a protovalidate rule or a service rule
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any, NamedTuple, NoReturn, TypeAlias, cast
 
@@ -22,7 +21,6 @@ from syllabus.errors import BrokerUnavailable, Conflict, InvalidRequest, JobNotF
 from syllabus.redaction import redact
 from syllabus.store.base import InvalidPageToken
 
-log = logging.getLogger(__name__)
 _validator = protovalidate.Validator()
 _TIME_TYPES = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
 # 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z; about 10,000 years either way; nanos within a second.

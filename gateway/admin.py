@@ -35,9 +35,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         return dead
 
     async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Context) -> pb.ListDeadLettersResponse:
-        letters, token = await self._dead_letters.list(
-            request.kind, min(request.page_size or 50, 1000), request.page_token
-        )
+        letters, token = await self._dead_letters.list(request.kind, request.page_size, request.page_token)
         mine = [dead for dead in letters if dead.job.tenant == self._tenant]
         return pb.ListDeadLettersResponse(dead_letters=mine, next_page_token=token)
 

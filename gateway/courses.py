@@ -17,7 +17,7 @@ from google.rpc import code_pb2, error_details_pb2
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
-from gateway.jobs import DEFAULT_PAGE, MAX_PAGE, call_timeout
+from gateway.jobs import call_timeout
 from gateway.status import Context, abort, build_status
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
@@ -116,9 +116,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
     async def ListCourses(
         self, request: course_service_pb2.ListCoursesRequest, context: Context
     ) -> course_service_pb2.ListCoursesResponse:
-        page = await self._store.list_courses(
-            self._tenant, min(request.page_size or DEFAULT_PAGE, MAX_PAGE), request.page_token
-        )
+        page = await self._store.list_courses(self._tenant, request.page_size, request.page_token)
         # Abandoned courses are left out, so a page may hold fewer courses than asked for (as AIP-158 allows).
         courses = [course for course in page.courses if course.job_id]
         return course_service_pb2.ListCoursesResponse(courses=courses, next_page_token=page.next_page_token)

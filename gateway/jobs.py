@@ -17,9 +17,6 @@ from syllabus.submit import Submitter, build_job
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
-MAX_PAGE = 1000
-DEFAULT_PAGE = 50
-
 
 def call_timeout(context: Context, ceiling: float) -> float:
     """How long we may wait on NATS: the caller's remaining deadline (less a margin to answer in), at most ceiling."""
@@ -93,7 +90,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
                 kind=request.kind,
                 labels=labels,
                 parent_id=request.parent_id,
-                page_size=min(request.page_size or DEFAULT_PAGE, MAX_PAGE),
+                page_size=request.page_size,
                 page_token=request.page_token,
             )
         )

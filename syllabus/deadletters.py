@@ -10,6 +10,7 @@ from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from syllabus.store.base import InvalidPageToken
+from syllabus.store.records import page_limit
 from syllabus.topology import Topology
 from syllabus.v1 import admin_service_pb2, job_pb2
 
@@ -62,10 +63,12 @@ class DeadLetters:
         return _decode(raw)
 
     async def list(self, kind: str, page_size: int, page_token: str) -> tuple[list[admin_service_pb2.DeadLetter], str]:
-        """Oldest first; each page resumes after the stream sequence of the previous page's last letter."""
+        """Oldest first, `page_size` as the store takes it (0: the default); each page resumes after the stream
+        sequence of the previous page's last letter."""
+        limit = page_limit(page_size)
         seq = _decode_token(page_token) + 1 if page_token else 1
         found: list[admin_service_pb2.DeadLetter] = []
-        while len(found) < page_size:
+        while len(found) < limit:
             dead = await self._next(seq)
             if dead is None:
                 return found, ""

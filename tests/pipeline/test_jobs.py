@@ -151,6 +151,20 @@ async def test_retrying_a_dead_letter_with_another_kind_is_invalid(
     assert field_violations(err.value) == ["spec"]
 
 
+async def test_retrying_a_dead_letter_whose_job_is_not_failed_names_its_state(pipeline: Pipeline) -> None:
+    # A letter left behind by a retry whose answer was lost: its job already ran again and succeeded.
+    job = build_job(
+        E.JobSpec(summarize_text=E.SummarizeText(text="x")), E.JobOptions(), tenant="default", default_max_attempts=1
+    )
+    job.state = E.JOB_STATE_SUCCEEDED
+    await pipeline.store.insert_jobs([job])
+    await DeadLetters(pipeline.nc, pipeline.topology).put(job, "subject", "permanent error")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=job.id))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.details() == f"job {job.id} is JOB_STATE_SUCCEEDED, not FAILED: nothing to retry"
+
+
 async def test_purge_dead_letters(pipeline: Pipeline, start_worker: StartWorker) -> None:
     await start_worker()
     jobs = [await pipeline.submit("fail-permanent") for _ in range(3)]
@@ -203,6 +217,22 @@ async def test_dead_letters_page_through_in_order(pipeline: Pipeline, start_work
     # A page that takes the last letters exactly has no next page either.
     whole = await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest(page_size=5))
     assert [d.job_id for d in whole.dead_letters] == seen and not whole.next_page_token
+
+
+async def test_dead_letter_pages_hold_50_by_default_and_at_most_1000(pipeline: Pipeline) -> None:
+    letters = DeadLetters(pipeline.nc, pipeline.topology)
+    spec = E.JobSpec(summarize_text=E.SummarizeText(text="x"))
+    for _ in range(1001):
+        job = build_job(spec, E.JobOptions(), tenant="default", default_max_attempts=1)
+        await letters.put(job, pipeline.topology.job_subject(job.kind, 0), "permanent error")
+    default = await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest())
+    assert len(default.dead_letters) == 50 and default.next_page_token
+    capped = await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest(page_size=5000))
+    assert len(capped.dead_letters) == 1000 and capped.next_page_token
+    rest = await pipeline.admin.ListDeadLetters(
+        admin_service_pb2.ListDeadLettersRequest(page_size=5000, page_token=capped.next_page_token)
+    )
+    assert len(rest.dead_letters) == 1 and not rest.next_page_token
 
 
 async def test_a_dead_letter_stored_twice_is_kept_once(pipeline: Pipeline) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from syllabus import lifecycle
 from syllabus.events import EventPublisher
+from syllabus.jetstream import StreamLimits, ensure_topology
 from syllabus.parents import Parents
 from syllabus.store.base import JobQuery
 from syllabus.submit import Submitter, build_job
@@ -97,6 +99,29 @@ async def test_failed_child_fails_the_parent_and_its_retry_resumes_it(
         (parent.id, E.JOB_STATE_FAILED, [E.JOB_STATE_FAILED]),
         (parent.id, E.JOB_STATE_SUCCEEDED, [E.JOB_STATE_SUCCEEDED]),
     ]
+
+
+async def test_a_childs_retry_that_cannot_be_queued_fails_its_resumed_parent_again_saying_so(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    worker = await start_worker(handler_map=parent_handlers(pipeline))
+    parent = await pipeline.submit("fan-out:fail")
+    first = await pipeline.events(parent.id)
+    letters = (await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest())).dead_letters
+    [child] = [d.job for d in letters]
+    # A queue that is full: one job waits, no worker takes it, and there is no room for the retried child.
+    await worker.stop()
+    await pipeline.submit("waits")
+    await ensure_topology(pipeline.nc, pipeline.topology, StreamLimits(max_jobs=1))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=child.id), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    again = await pipeline.events(parent.id, after=first[-1].sequence)
+    assert types(again) == ["RESUMED", "FAILED"]
+    assert again[-1].error.type == "ChildFailed"
+    assert f"child job {child.id} (summarize_text) failed: its retry could not be queued;" in again[-1].error.message
+    stored = await pipeline.store.get_job(parent.id)
+    assert stored is not None and stored.state == E.JOB_STATE_FAILED
 
 
 async def stored_parent(pipeline: Pipeline, state: job_pb2.JobState) -> tuple[job_pb2.Job, job_pb2.Job]:

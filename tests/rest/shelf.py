@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.api import httpbody_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -64,8 +65,8 @@ async def _echo(request: Message, context: Any) -> Message:
 
 
 async def _download(request: Any, context: Any) -> Message:
-    body = _cls(descriptor_pool.Default().FindMessageTypeByName("google.api.HttpBody"))
-    return body(content_type="application/pdf", data=b"%PDF-1.7 " + request.id.encode())
+    body: Message = httpbody_pb2.HttpBody(content_type="application/pdf", data=b"%PDF-1.7 " + request.id.encode())
+    return body
 
 
 async def _fail(request: Any, context: Any) -> Message:
@@ -81,7 +82,7 @@ async def _count(request: Any, context: Any) -> AsyncIterator[Message]:
     response = _cls(service.methods_by_name["Count"].output_type)
     first = request.after_sequence + 1
     for sequence in range(first, first + request.i32):
-        yield response(tick={"sequence": sequence, "id": request.id})
+        yield json_format.ParseDict({"tick": {"sequence": sequence, "id": request.id}}, response())
     if request.flag:
         await context.abort_with_status(
             rpc_status.to_status(build_status(code_pb2.DATA_LOSS, f"lost after {first + request.i32 - 1}"))

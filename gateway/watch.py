@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -158,7 +158,7 @@ class EventStreams:
                 del registry[key]
             self._maybe_idle()
 
-    async def job_events(self, job: job_pb2.Job, after_sequence: int) -> AsyncIterator[job_pb2.JobEvent]:
+    async def job_events(self, job: job_pb2.Job, after_sequence: int) -> AsyncGenerator[job_pb2.JobEvent, None]:
         """The job's events after `after_sequence`, ending with the terminal event that nothing follows."""
         await self._ensure_following()
         with self._listening(self._by_job, job.id) as live:
@@ -224,7 +224,7 @@ class EventStreams:
 
     async def tenant_events(
         self, tenant: str, kind: str, subscribed: Callable[[], Awaitable[None]]
-    ) -> AsyncIterator[job_pb2.JobEvent]:
+    ) -> AsyncGenerator[job_pb2.JobEvent, None]:
         """Live events of every job of the tenant, from the moment `subscribed` is called on."""
         await self._ensure_following()
         with self._listening(self._by_tenant, tenant) as live:

@@ -46,7 +46,7 @@ def results(prefixes: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
-            if not prefixes or any(name.startswith(prefix + ".") for prefix in prefixes):
+            if not prefixes or any(_within(name, prefix) for prefix in prefixes):
                 found[name] = verdict(code)
     return found
 
@@ -61,6 +61,11 @@ def show(mutant: str) -> str:
     ).stdout
     changed = [line for line in diff.splitlines() if line.startswith(("+ ", "- ", "+\t", "-\t"))]
     return "\n".join(f"      {line}" for line in changed[:4])
+
+
+def _within(name: str, prefix: str) -> bool:
+    """Whether a mutant is the one named, or one of a module's or a function's named by its prefix."""
+    return name == prefix or name.startswith((prefix + ".", prefix + "__mutmut_"))
 
 
 def main() -> int:

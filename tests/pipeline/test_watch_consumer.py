@@ -17,6 +17,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
+from gateway import watch
 from gateway.watch import EventStreams
 from syllabus.jetstream import ensure_topology
 from syllabus.topology import Topology
@@ -110,3 +111,102 @@ async def test_a_history_read_nobody_answers_fails_at_the_timeout(nc: NatsClient
     finally:
         await streams.close()
         await silent.unsubscribe()
+
+
+async def publish_event(nc: NatsClient, topology: Topology, job_id: str) -> None:
+    event = job_pb2.JobEvent(job_id=job_id, tenant="acme", type=job_pb2.JOB_EVENT_TYPE_QUEUED)
+    await nc.jetstream().publish(topology.event_subject("acme", job_id), event.SerializeToString())
+
+
+async def test_a_tenant_watch_streams_only_what_comes_after_it_began(nc: NatsClient, topology: Topology) -> None:
+    await ensure_topology(nc, topology)
+    await publish_event(nc, topology, "before")
+    streams = EventStreams(nc, topology)
+    try:
+        first = await watching(streams)
+        await publish_event(nc, topology, "after")
+        assert (await asyncio.wait_for(first, 10)).job_id == "after"
+    finally:
+        await streams.close()
+
+
+def spy_on_stop(streams: EventStreams, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set when the shared consumer is stopped for want of watchers; the linger is made 0 s."""
+    monkeypatch.setattr(watch, "IDLE_LINGER", 0.0)
+    stopped = asyncio.Event()
+    stop = streams._stop_following
+
+    def stop_and_tell() -> None:
+        stop()
+        stopped.set()
+
+    monkeypatch.setattr(streams, "_stop_following", stop_and_tell)
+    return stopped
+
+
+async def test_the_shared_consumer_stops_once_the_last_watch_has_gone(
+    nc: NatsClient, topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ensure_topology(nc, topology)
+    streams = EventStreams(nc, topology)
+    stopped = spy_on_stop(streams, monkeypatch)
+    try:
+        first = await watching(streams)
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        await asyncio.wait_for(stopped.wait(), 10)
+        # The next watch subscribes again, and is served.
+        again = await watching(streams)
+        await publish_event(nc, topology, "later")
+        assert (await asyncio.wait_for(again, 10)).job_id == "later"
+    finally:
+        await streams.close()
+
+
+async def test_the_shared_consumer_stays_while_any_watch_remains(
+    nc: NatsClient, topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ensure_topology(nc, topology)
+    streams = EventStreams(nc, topology)
+    stopped = spy_on_stop(streams, monkeypatch)
+    subscribed = asyncio.Event()
+
+    async def on_subscribed() -> None:
+        subscribed.set()
+
+    tenant_watch = streams.tenant_events("acme", "", on_subscribed)
+    try:
+        tenant_first = asyncio.ensure_future(anext(tenant_watch))
+        await asyncio.wait_for(subscribed.wait(), 10)
+        job_watch = streams.job_events(job_pb2.Job(id="short", tenant="acme", state=job_pb2.JOB_STATE_QUEUED), 0)
+        job_first = asyncio.ensure_future(anext(job_watch))
+        await publish_event(nc, topology, "short")
+        assert (await asyncio.wait_for(job_first, 10)).job_id == "short"
+        await job_watch.aclose()
+        # The job watch has ended; the tenant watch is left, and so is the consumer.
+        assert (await asyncio.wait_for(tenant_first, 10)).job_id == "short"
+        tenant_next = asyncio.ensure_future(anext(tenant_watch))
+        await publish_event(nc, topology, "still-served")
+        assert (await asyncio.wait_for(tenant_next, 10)).job_id == "still-served"
+        assert not stopped.is_set()
+    finally:
+        await tenant_watch.aclose()
+        await streams.close()
+
+
+async def test_a_watch_goes_on_when_the_server_loses_the_shared_consumer(nc: NatsClient, topology: Topology) -> None:
+    """As after a NATS restart that outlasted the ephemeral consumer: missed heartbeats make nats-py create it
+    again, from the last event it delivered."""
+    await ensure_topology(nc, topology)
+    streams = EventStreams(nc, topology)
+    try:
+        first = await watching(streams)
+        js = nc.jetstream()
+        [consumer] = await js.consumers_info(topology.events_stream)
+        await js.delete_consumer(topology.events_stream, consumer.name)
+        await publish_event(nc, topology, "after-the-loss")
+        # Under the test runner's limit, so that a watch that never recovers fails here.
+        assert (await asyncio.wait_for(first, 20)).job_id == "after-the-loss"
+    finally:
+        await streams.close()

@@ -47,6 +47,11 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         spec = request.spec if request.HasField("spec") else None
         if spec is not None and spec.WhichOneof("kind") != dead.job.kind:
             raise InvalidRequest("spec", f"must be a {dead.job.kind} job like the one that failed")
+        if spec is not None and spec.task.name != dead.job.spec.task.name:
+            # Its queue is the pool of its name: another name could be a pool that is not there.
+            raise InvalidRequest(
+                "spec.task.name", f"must stay {dead.job.spec.task.name!r}: edit the input, not the task"
+            )
         options = request.options if request.HasField("options") else None
         revived = await self._store.update_job(
             request.job_id, lifecycle.revive(spec, options, self._default_max_attempts)

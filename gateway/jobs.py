@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from nats.aio.client import Client
 
 from gateway.status import Context
+from gateway.taskinputs import TaskInputs
 from gateway.watch import EventStreams
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
@@ -14,7 +15,8 @@ from syllabus.errors import JobNotFound
 from syllabus.events import EventPublisher, event_for, event_msg_id
 from syllabus.store.base import JobQuery, Store
 from syllabus.submit import Submitter, build_job
-from syllabus.topology import Topology
+from syllabus.taskregistry import TaskRegistry
+from syllabus.topology import TASK_KIND, Topology
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 
@@ -37,6 +39,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         tenant: str,
         default_max_attempts: int,
         streams: EventStreams,
+        tasks: TaskRegistry,
     ) -> None:
         self._nc = nc
         self._store = store
@@ -47,11 +50,15 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self._submitter = Submitter(nc, store, topology, config.publish_timeout)
         self._events = EventPublisher(nc, topology)
         self._streams = streams
+        self._tasks = TaskInputs(tasks)
 
-    def _build(self, request: job_service_pb2.SubmitJobRequest) -> job_pb2.Job:
-        return build_job(
-            request.spec, request.options, tenant=self._tenant, default_max_attempts=self._default_max_attempts
-        )
+    async def _build(self, request: job_service_pb2.SubmitJobRequest, field: str = "") -> job_pb2.Job:
+        max_attempts = self._default_max_attempts
+        if request.spec.WhichOneof("kind") == TASK_KIND:
+            # A name no pool declared is refused: its job would wait for no one.
+            declared = await self._tasks.check(request.spec.task, f"{field}spec.task")
+            max_attempts = declared.max_attempts
+        return build_job(request.spec, request.options, tenant=self._tenant, default_max_attempts=max_attempts)
 
     async def _job(self, job_id: str) -> job_pb2.Job:
         job = await self._store.get_job(job_id)
@@ -63,14 +70,14 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self, request: job_service_pb2.SubmitJobRequest, context: Context
     ) -> job_service_pb2.SubmitJobResponse:
         [inserted] = await self._submitter.submit(
-            [self._build(request)], call_timeout(context, self._config.publish_timeout)
+            [await self._build(request)], call_timeout(context, self._config.publish_timeout)
         )
         return job_service_pb2.SubmitJobResponse(job=inserted.job, created=inserted.created)
 
     async def SubmitJobs(
         self, request: job_service_pb2.SubmitJobsRequest, context: Context
     ) -> job_service_pb2.SubmitJobsResponse:
-        jobs = [self._build(item) for item in request.requests]
+        jobs = [await self._build(item, f"requests[{i}].") for i, item in enumerate(request.requests)]
         inserted = await self._submitter.submit(jobs, call_timeout(context, self._config.publish_timeout))
         return job_service_pb2.SubmitJobsResponse(
             results=[job_service_pb2.SubmitJobResponse(job=item.job, created=item.created) for item in inserted]

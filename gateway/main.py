@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from gateway.descriptors import load_descriptor_sets
 from gateway.readiness import Readiness
 from gateway.rest.server import RestGateway, loopback_target, services_named
 from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services
@@ -11,6 +12,7 @@ from gateway.services import server as gateway_server
 from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
 from syllabus.jetstream import disconnect
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
+from syllabus.taskregistry import TaskRegistry
 from syllabus.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -18,13 +20,17 @@ log = logging.getLogger(__name__)
 
 async def serve(common: CommonConfig) -> None:
     config = GatewayConfig.from_env()
+    for name in load_descriptor_sets(config.descriptor_sets):
+        log.info("message type %s loaded from SYLLABUS_DESCRIPTOR_SETS", name)
     retry = WorkerConfig.from_env("generator").retry
     stop = stop_signal()
     readiness = Readiness()
     nc, store = await unless_stopped(open_connections(common, "syllabus-gateway", readiness.on_nats), stop)
     topology = Topology(common.namespace)
     server = gateway_server()
-    streams = add_services(server, Wiring(nc, store, topology, config, common.tenant, retry.max_attempts))
+    tasks = TaskRegistry(nc, topology)
+    await tasks.start()
+    streams = add_services(server, Wiring(nc, store, topology, config, common.tenant, retry.max_attempts, tasks))
     health_servicer = add_health_and_reflection(server)
     try:
         grpc_port = server.add_insecure_port(config.grpc_addr)
@@ -56,6 +62,7 @@ async def serve(common: CommonConfig) -> None:
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=5)
         await streams.close()
+        await tasks.stop()
         await disconnect(nc)
         await store.close()
         log.info("gateway stopped")

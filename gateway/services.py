@@ -17,6 +17,7 @@ from gateway.jobs import JobService
 from gateway.watch import EventStreams
 from syllabus.config import GatewayConfig
 from syllabus.store.base import Store
+from syllabus.taskregistry import TaskRegistry
 from syllabus.topology import Topology
 from syllabus.v1 import (
     admin_service_pb2,
@@ -62,6 +63,8 @@ class Wiring:
     config: GatewayConfig
     tenant: str
     default_max_attempts: int
+    # Which pool serves which task; one that is not started reads every declaration from NATS when asked.
+    tasks: TaskRegistry | None = None
 
 
 def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobService] = JobService) -> EventStreams:
@@ -81,6 +84,7 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
             tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
             streams=streams,
+            tasks=w.tasks or TaskRegistry(w.nc, w.topology),
         ),
         registrar,
     )

@@ -17,7 +17,15 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from syllabus import outages
-from syllabus.errors import BrokerUnavailable, Conflict, InvalidRequest, JobNotFound, QueueFull, WatchFellBehind
+from syllabus.errors import (
+    BrokerUnavailable,
+    Conflict,
+    InvalidFields,
+    InvalidRequest,
+    JobNotFound,
+    QueueFull,
+    WatchFellBehind,
+)
 from syllabus.redaction import redact
 from syllabus.store.base import InvalidPageToken
 
@@ -183,6 +191,8 @@ def status_for(exc: Exception) -> status_pb2.Status | None:
         return build_status(code_pb2.NOT_FOUND, str(exc), info)
     if isinstance(exc, InvalidRequest):
         return bad_request([(exc.field, exc.description)])
+    if isinstance(exc, InvalidFields):
+        return bad_request(exc.violations)
     if isinstance(exc, InvalidPageToken):
         return bad_request([("page_token", "not a token this server issued")])
     if isinstance(exc, Conflict):

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "syllabus.services",  # gateway, generator, renderer, scheduler
     "syllabus.commands",  # submit, get, jobs, watch, cancel, deadletters
     "syllabus.course_command",  # course
+    "syllabus.taskpool",  # worker
 )
 
 

@@ -18,12 +18,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 import grpc
-from google.protobuf import json_format
 
-from syllabus import jobargs, jobtext
+from syllabus import anyjson, jobargs, jobtext
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError
 from syllabus.config import GatewayConfig
 from syllabus.jobargs import UsageError
+from syllabus.topology import TASK_KIND
 from syllabus.v1 import job_pb2
 
 EXIT_SUCCEEDED = 0
@@ -160,14 +160,18 @@ def _add_submit(subparsers: argparse._SubParsersAction[Any], common: argparse.Ar
         '  syllabus submit summarize --text "NATS JetStream keeps messages until they are acknowledged."\n'
         "  syllabus submit summarize --text - --watch < notes.txt\n"
         '  syllabus submit summarize_text --json \'{"summarizeText": {"text": "...", "maxWords": 40}}\'\n'
-        '  syllabus submit course --json \'{"prompt": "Rust for Python developers", "modules": 4}\'\n\n'
+        '  syllabus submit course --json \'{"prompt": "Rust for Python developers", "modules": 4}\'\n'
+        "  syllabus submit task math.stats --json '{\"numbers\": [1, 2, 3]}'\n\n"
         + WATCH_EXIT_CODES.replace("exit codes:", "exit codes with --watch:"),
     )
-    parser.add_argument("kind", metavar="KIND", help="job kind: summarize (summarize_text), course, render, ...")
+    parser.add_argument("kind", metavar="KIND", help="job kind: summarize (summarize_text), course, render, task, ...")
+    parser.add_argument("name", metavar="TASK", nargs="?", help="the task's name (task jobs only), e.g. math.stats")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--text", help="the text to summarize (summarize only); - reads it from stdin")
     what.add_argument(
-        "--json", metavar="SPEC_JSON", help="the job as protojson: a JobSpec, or just the message of KIND"
+        "--json",
+        metavar="SPEC_JSON",
+        help="the job as protojson: a JobSpec, or just the message of KIND; for a task, its input",
     )
     parser.add_argument("--priority", choices=["interactive", "batch"], help="interactive jobs are served first")
     when = parser.add_mutually_exclusive_group()
@@ -185,6 +189,12 @@ def _add_submit(subparsers: argparse._SubParsersAction[Any], common: argparse.Ar
 
 def _spec(args: argparse.Namespace) -> job_pb2.JobSpec:
     kind = jobargs.resolve_kind(args.kind)
+    if kind == TASK_KIND:
+        if args.text is not None:
+            raise UsageError("--text is for summarize; give a task's input as --json '{...}'")
+        return jobargs.task_spec(args.name, args.json)
+    if args.name is not None:
+        raise UsageError(f"unexpected {args.name!r}: only task jobs take a name")
     if args.json is not None:
         return jobargs.parse_spec(args.json, kind)
     if args.text is None:
@@ -276,7 +286,7 @@ async def _jobs(client: SyllabusClient, args: argparse.Namespace) -> int:
         if len(jobs) == limit:
             break
     if args.json:
-        _out(json.dumps([json_format.MessageToDict(job) for job in jobs], indent=2))
+        _out(json.dumps([anyjson.to_dict(job) for job in jobs], indent=2))
     else:
         _out(jobtext.jobs_table(jobs) if jobs else "no jobs")
     return EXIT_SUCCEEDED
@@ -327,9 +337,10 @@ def _print_outcome(job: job_pb2.Job) -> None:
     if job.state == job_pb2.JOB_STATE_SUCCEEDED:
         if job.result.reference:
             _out(f"reference: {job.result.reference}")
-        if job.result.text:
-            _out("result:")
-            _out("\n".join("  " + line for line in job.result.text.splitlines()))
+        for text in (job.result.text, jobtext.result_output(job.result)):
+            if text:
+                _out("result:")
+                _out("\n".join("  " + line for line in text.splitlines()))
     elif job.state == job_pb2.JOB_STATE_FAILED:
         _out(f"job {job.id} FAILED after {job.attempt} attempt(s); see `syllabus deadletters show {job.id}`")
 
@@ -432,7 +443,7 @@ async def _dl_list(client: SyllabusClient, args: argparse.Namespace) -> int:
         if len(letters) == limit:
             break
     if args.json:
-        _out(json.dumps([json_format.MessageToDict(dead) for dead in letters], indent=2))
+        _out(json.dumps([anyjson.to_dict(dead) for dead in letters], indent=2))
     else:
         _out(jobtext.dead_letters_table(letters) if letters else "no dead letters")
     return EXIT_SUCCEEDED

@@ -109,6 +109,14 @@ def _name(raw: str) -> str:
     return raw
 
 
+def _paths(raw: str) -> tuple[str, ...]:
+    paths = tuple(part for part in raw.split(os.pathsep) if part.strip())
+    for path in paths:
+        if not Path(path).is_file():
+            raise ValueError(f"{path} is not a file")
+    return paths
+
+
 def _backoff(raw: str) -> tuple[float, ...]:
     steps = tuple(_positive_float(part.strip()) for part in raw.split(","))
     if not steps:
@@ -197,11 +205,15 @@ class GatewayConfig:
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
     http_max_connections: int = 1024
+    # Descriptor sets of the user's own protos (`buf build -o acme.binpb`): typed task inputs and results are
+    # validated and written as JSON with them.
+    descriptor_sets: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
         env = os.environ if env is None else env
         return cls(
+            descriptor_sets=_parse(env, "SYLLABUS_DESCRIPTOR_SETS", "", _paths, "existing files separated by ':'"),
             grpc_addr=_parse(env, "SYLLABUS_GRPC_ADDR", cls.grpc_addr, _host_port, "host:port"),
             http_addr=_parse(env, "SYLLABUS_HTTP_ADDR", cls.http_addr, _host_port, "host:port"),
             publish_timeout=_parse(

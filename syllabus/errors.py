@@ -30,6 +30,14 @@ class InvalidRequest(Exception):
         self.description = description
 
 
+class InvalidFields(Exception):
+    """Several fields break rules only the service checks, e.g. the protovalidate rules of a task's own input."""
+
+    def __init__(self, violations: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {text}" for field, text in violations))
+        self.violations = violations
+
+
 class Conflict(Exception):
     """The request does not fit the job's current state (FAILED_PRECONDITION)."""
 

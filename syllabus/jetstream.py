@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import nats
 import nats.errors
@@ -14,6 +15,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DiscardPolicy,
+    KeyValueConfig,
     ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
@@ -22,7 +24,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from syllabus.config import WorkerConfig
-from syllabus.topology import PRIORITIES, Topology
+from syllabus.topology import PRIORITIES, Topology, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,10 @@ async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits |
         else:
             await js.update_stream(config)
     try:
+        await js.key_value(topology.tasks_bucket)
+    except NotFoundError:
+        await js.create_key_value(KeyValueConfig(bucket=topology.tasks_bucket, storage=StorageType.FILE))
+    try:
         await js.object_store(topology.artifacts_bucket)
     except NotFoundError:
         await js.create_object_store(
@@ -178,10 +184,17 @@ async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits |
         )
 
 
-def consumer_config(topology: Topology, service: str, priority: str, worker: WorkerConfig) -> ConsumerConfig:
+def _filters(subjects: tuple[str, ...]) -> dict[str, Any]:
+    if len(subjects) == 1:
+        return {"filter_subject": subjects[0]}
+    return {"filter_subjects": list(subjects)}
+
+
+def consumer_config(queue: WorkQueue, priority: str, worker: WorkerConfig) -> ConsumerConfig:
     return ConsumerConfig(
-        durable_name=topology.consumer(service, priority),
-        filter_subject=topology.service_filter(service, priority),
+        durable_name=queue.consumer(priority),
+        # One subject stays a filter_subject, as consumers made before pools had several.
+        **_filters(queue.subjects[priority]),
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=worker.ack_wait,
         # Attempts are counted by the worker against each job's own max_attempts, not by the server.
@@ -191,8 +204,8 @@ def consumer_config(topology: Topology, service: str, priority: str, worker: Wor
     )
 
 
-async def ensure_consumers(nc: Client, topology: Topology, service: str, worker: WorkerConfig) -> None:
-    """The durable pull consumers of one worker service, one per priority."""
+async def ensure_consumers(nc: Client, topology: Topology, queue: WorkQueue, worker: WorkerConfig) -> None:
+    """The durable pull consumers of one work queue, one per priority: created, or updated to `queue`'s filters."""
     js = nc.jetstream()
     for priority in PRIORITIES:
-        await js.add_consumer(topology.jobs_stream, consumer_config(topology, service, priority, worker))
+        await js.add_consumer(topology.jobs_stream, consumer_config(queue, priority, worker))

@@ -78,6 +78,15 @@ def parse_spec(text: str, kind: str, option: str = "--json") -> job_pb2.JobSpec:
     return spec
 
 
+def task_spec(name: str | None, text: str | None) -> job_pb2.JobSpec:
+    """A task job: its name, and its input as a JSON object (none is an empty one)."""
+    if not name:
+        raise UsageError("give the task's name: syllabus submit task NAME --json '{...}'")
+    spec = job_pb2.JobSpec(task=job_pb2.Task(name=name))
+    json_format.ParseDict(parse_json(text, "--json") if text is not None else {}, spec.task.json)
+    return spec
+
+
 def example_spec(kind: str) -> str:
     if kind == "summarize_text":
         return '\'{"summarizeText": {"text": "..."}}\''

@@ -5,14 +5,16 @@ Pure functions of the messages (no I/O), so the CLI's output is easy to test and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
-from google.protobuf import json_format
+from google.protobuf import any_pb2, json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from syllabus import anyjson
 from syllabus.v1 import admin_service_pb2, job_pb2
 
 BAR_WIDTH = 20
@@ -34,7 +36,7 @@ def event_name(event_type: int) -> str:
 
 def to_json(message: Message) -> str:
     """Protojson, as buf curl and grpcurl print it (lowerCamel field names, enum names)."""
-    return json_format.MessageToJson(message, indent=2)
+    return json.dumps(anyjson.to_dict(message), indent=2)
 
 
 def time_text(stamp: Timestamp) -> str:
@@ -69,12 +71,39 @@ def _error_lines(errors: Sequence[job_pb2.JobError]) -> list[str]:
     return lines
 
 
+def _packed(value: any_pb2.Any) -> str:
+    """A typed message as JSON when its type is known here (the CLI has no user protos), else its type and size."""
+    try:
+        return json_format.MessageToJson(value, indent=None)
+    except TypeError:
+        return f"a {value.TypeName()} message ({len(value.value)} bytes)"
+
+
+def spec_text(spec: job_pb2.JobSpec) -> str:
+    if spec.WhichOneof("kind") != "task":
+        return json_format.MessageToJson(spec, indent=None)
+    task = spec.task
+    if task.WhichOneof("input") == "message":
+        return f"{task.name} {_packed(task.message)}"
+    return f"{task.name} {json_format.MessageToJson(task.json, indent=None)}"
+
+
+def result_output(result: job_pb2.JobResult) -> str:
+    """A task's structured result, as text; empty when there is none."""
+    output = result.WhichOneof("output")
+    if output == "message":
+        return _packed(result.message)
+    if output == "json":
+        return json.dumps(json_format.MessageToDict(result.json), indent=2, sort_keys=True)
+    return ""
+
+
 def job_summary(job: job_pb2.Job) -> str:
     """What `syllabus get` prints: one field a line, then the result and the error history."""
     rows: list[tuple[str, str]] = [
         ("job", job.id),
         ("kind", job.kind),
-        ("spec", _short(json_format.MessageToJson(job.spec, indent=None), 100)),
+        ("spec", _short(spec_text(job.spec), 100)),
         ("state", state_name(job.state) + ("  (cancel requested)" if job.cancel_requested else "")),
         ("attempts", f"{job.attempt} of {job.max_attempts}"),
     ]
@@ -109,6 +138,8 @@ def job_summary(job: job_pb2.Job) -> str:
     lines = [f"{label:<{width}}  {value}" for label, value in rows]
     if result.text:
         lines += ["result", *_indented(result.text)]
+    if output := result_output(result):
+        lines += ["result", *_indented(output)]
     if job.errors:
         lines += [f"errors ({len(job.errors)})", *_error_lines(job.errors)]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from syllabus.jetstream import connect, disconnect, ensure_topology
 from syllabus.logs import setup_logging
 from syllabus.store.base import Store
 from syllabus.store.factory import open_store
-from syllabus.topology import Topology
+from syllabus.topology import Topology, WorkQueue
 from syllabus.worker import Handler, Worker
 
 T = TypeVar("T")
@@ -96,17 +96,34 @@ def run_service(name: str, serve: Callable[[CommonConfig], Coroutine[Any, Any, N
 HandlerFactory = Callable[[Client, Store], Mapping[str, Handler]]
 
 
-async def serve_worker(common: CommonConfig, service: str, handlers: HandlerFactory) -> None:
-    """Run a worker service until SIGTERM, then drain (see Worker.stop)."""
+async def serve_worker(
+    common: CommonConfig,
+    service: str,
+    handlers: HandlerFactory,
+    *,
+    config: WorkerConfig | None = None,
+    queue: WorkQueue | None = None,
+    before_start: Callable[[Client], Awaitable[None]] | None = None,
+) -> None:
+    """Run a worker service (or a task pool: its queue and a step before it takes work) until SIGTERM, then drain
+    (see Worker.stop)."""
     stop = stop_signal()
-    nc, store = await unless_stopped(open_connections(common, f"syllabus-{service}"), stop)
+    nc, store = await unless_stopped(open_connections(common, f"syllabus-{service.replace(' ', '-')}"), stop)
+    try:
+        if before_start is not None:
+            await before_start(nc)
+    except BaseException:
+        await disconnect(nc)
+        await store.close()
+        raise
     worker = Worker(
         service=service,
         handlers=handlers(nc, store),
         nc=nc,
         store=store,
         topology=Topology(common.namespace),
-        config=WorkerConfig.from_env(service),
+        config=config or WorkerConfig.from_env(service),
+        queue=queue,
     )
     run = asyncio.create_task(worker.run())
     stopped = asyncio.create_task(stop.wait())

@@ -312,7 +312,7 @@ class Stack:
             variables.append(f"SYLLABUS_NAMESPACE={common.namespace}")
         lines = [
             "More workers: `syllabus up --workers generator=3,renderer=2`, or start `syllabus generator` (or",
-            "renderer) with the same model settings and:",
+            "renderer, with the same model settings; or `syllabus worker MODULE:APP` for your own tasks) with:",
             *(f"  {variable}" for variable in variables),
         ]
         local = [name for name, server in (("NATS", self.nats), ("Valkey", self.valkey)) if server is not None]

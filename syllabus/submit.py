@@ -96,7 +96,7 @@ class Submitter:
             raise _translate(exc) from exc
 
     async def _publish_job(self, job: job_pb2.Job, msg_id: str) -> asyncio.Future[int]:
-        subject = self._topology.job_subject(job.kind, job.options.priority)
+        subject = self._topology.job_subject(job)
         payload = job.SerializeToString()
         headers = {"Nats-Msg-Id": msg_id}
         if job.state == job_pb2.JOB_STATE_SCHEDULED:

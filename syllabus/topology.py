@@ -5,6 +5,7 @@ All names derive from one namespace so several deployments (or test cases) can s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from syllabus.v1 import job_pb2
@@ -18,12 +19,25 @@ KIND_SERVICE: dict[str, str] = {
     "render_document": "renderer",
 }
 WORKER_SERVICES: tuple[str, ...] = ("generator", "renderer")
+# The JobSpec kind of user-defined work: its jobs go to the pool that declared the task's name.
+TASK_KIND = "task"
 # Served in this order: a worker takes batch jobs only when no interactive job waits.
 PRIORITIES: tuple[str, ...] = ("interactive", "batch")
 
 
 def priority_name(priority: int) -> str:
     return "batch" if priority == job_pb2.PRIORITY_BATCH else "interactive"
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """What one kind of worker consumes: a durable pull consumer per priority, each with its filter subjects."""
+
+    name: str
+    subjects: dict[str, tuple[str, ...]]
+
+    def consumer(self, priority: str) -> str:
+        return f"{self.name}-{priority}"
 
 
 @dataclass(frozen=True)
@@ -65,8 +79,27 @@ class Topology:
         """Where delayed jobs wait as JetStream message schedules until they fire into jobs.*."""
         return self._subject("scheduled.>")
 
-    def job_subject(self, kind: str, priority: int) -> str:
-        return self._subject(f"jobs.{KIND_SERVICE[kind]}.{kind}.{priority_name(priority)}")
+    def job_subject(self, job: job_pb2.Job) -> str:
+        """jobs.<service>.<kind>.<priority>, or jobs.tasks.<task name>.<priority> for a task."""
+        if job.kind == TASK_KIND:
+            return self.task_subject(job.spec.task.name, priority_name(job.options.priority))
+        return self._subject(f"jobs.{KIND_SERVICE[job.kind]}.{job.kind}.{priority_name(job.options.priority)}")
+
+    def task_subject(self, name: str, priority: str) -> str:
+        # A task name's dots make subject tokens of their own; the priority stays the last token.
+        return self._subject(f"jobs.tasks.{name}.{priority}")
+
+    def service_queue(self, service: str) -> WorkQueue:
+        return WorkQueue(service, {p: (self._subject(f"jobs.{service}.*.{p}"),) for p in PRIORITIES})
+
+    def pool_queue(self, pool: str, tasks: Iterable[str]) -> WorkQueue:
+        names = sorted(tasks)
+        return WorkQueue(f"pool-{pool}", {p: tuple(self.task_subject(name, p) for name in names) for p in PRIORITIES})
+
+    @property
+    def tasks_bucket(self) -> str:
+        """Which pool serves which task name, with the task's defaults (syllabus.taskregistry)."""
+        return f"{self.namespace}_tasks" if self.namespace else "tasks"
 
     def schedule_subject(self, job_id: str) -> str:
         """Holds a delayed job's JetStream message schedule (header Nats-Schedule: @at <time>)."""
@@ -80,11 +113,8 @@ class Topology:
     def due_subjects(self) -> str:
         return self._subject("scheduled.due.*")
 
-    def service_filter(self, service: str, priority: str) -> str:
-        return self._subject(f"jobs.{service}.*.{priority}")
-
     def consumer(self, service: str, priority: str) -> str:
-        return f"{service}-{priority}"
+        return self.service_queue(service).consumer(priority)
 
     def event_subject(self, tenant: str, job_id: str) -> str:
         return self._subject(f"events.{tenant}.{job_id}")

@@ -28,7 +28,7 @@ from syllabus.jetstream import ensure_consumers
 from syllabus.parents import Parents
 from syllabus.redaction import redact
 from syllabus.store.base import Store, Updated
-from syllabus.topology import Topology
+from syllabus.topology import Topology, WorkQueue
 from syllabus.v1 import job_pb2
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,12 @@ class Worker:
         store: Store,
         topology: Topology,
         config: WorkerConfig,
+        queue: WorkQueue | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.service = service
+        # A service's queue by default; a task pool brings the queue of its task names.
+        self._queue = queue or topology.service_queue(service)
         self._handlers = dict(handlers)
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
@@ -177,7 +180,7 @@ class Worker:
     async def run(self) -> None:
         try:
             await outages.until_reachable(
-                lambda: ensure_consumers(self._nc, self._topology, self.service, self._config),
+                lambda: ensure_consumers(self._nc, self._topology, self._queue, self._config),
                 self._outages,
                 "the worker starts once it answers",
                 self._stopping,
@@ -213,7 +216,7 @@ class Worker:
         just as nats-py's fetch (asyncio.wait_for inside) completes can be swallowed.
         """
         sub = await self._js.pull_subscribe_bind(
-            durable=self._topology.consumer(self.service, priority), stream=self._topology.jobs_stream
+            durable=self._queue.consumer(priority), stream=self._topology.jobs_stream
         )
         try:
             while not self._stopping.is_set():

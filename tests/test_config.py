@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
+from gateway.descriptors import load_descriptor_sets
 from syllabus.config import (
     CommonConfig,
     ConfigError,
@@ -232,3 +235,17 @@ def test_retry_delay_follows_the_backoff_steps() -> None:
     assert [policy.delay(attempt, 0.5) for attempt in (0, 1, 2, 3, 4, 10)] == [1.0, 1.0, 5.0, 15.0, 15.0, 15.0]
     assert policy.delay(2, 0.0) == pytest.approx(4.0)
     assert policy.delay(2, 1.0) == pytest.approx(6.0)
+
+
+def test_descriptor_sets_must_be_files_and_descriptor_sets(tmp_path: Path) -> None:
+    assert GatewayConfig.from_env({}).descriptor_sets == ()
+    real = tmp_path / "a.binpb"
+    real.write_bytes(b"")
+    joined = f"{real}{os.pathsep}{real}"
+    assert GatewayConfig.from_env({"SYLLABUS_DESCRIPTOR_SETS": joined}).descriptor_sets == (str(real), str(real))
+    with pytest.raises(ConfigError, match="expected existing files separated by ':'"):
+        GatewayConfig.from_env({"SYLLABUS_DESCRIPTOR_SETS": str(tmp_path / "missing.binpb")})
+    garbage = tmp_path / "garbage.binpb"
+    garbage.write_bytes(b"\xff\xff\xff")
+    with pytest.raises(ConfigError, match=re.escape(f"SYLLABUS_DESCRIPTOR_SETS: {garbage} is not a descriptor set")):
+        load_descriptor_sets((str(garbage),))

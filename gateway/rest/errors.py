@@ -100,7 +100,7 @@ def body_of(value: status_pb2.Status) -> bytes:
     try:
         return protojson.dumps(protojson.to_dict(value))
     except (TypeError, KeyError, ValueError):
-        # A detail whose type this process does not know cannot be written as JSON.
+        # Details of unknown types are written as their type and bytes (syllabus.anyjson): this is for the rest.
         log.warning("cannot write status %s as JSON", value.code, exc_info=True)
         return FALLBACK_BODY
 

@@ -20,6 +20,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
+from syllabus import anyjson
+
 _STRING_FORMS = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
 _WRAPPERS = {
     f"google.protobuf.{name}Value" for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool")
@@ -78,8 +80,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def to_dict(message: Message) -> dict[str, Any]:
-    result: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
-    return result
+    # A task's result may be of a type the gateway has no descriptor of: see syllabus.anyjson.
+    return anyjson.to_dict(message, always_print_fields_with_no_presence=True)
 
 
 def dumps(value: Any) -> bytes:

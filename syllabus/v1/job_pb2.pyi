@@ -2,7 +2,9 @@ import datetime
 
 from buf.validate import validate_pb2 as _validate_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from syllabus.v1 import course_pb2 as _course_pb2
 from google.protobuf.internal import containers as _containers
@@ -74,18 +76,30 @@ JOB_EVENT_TYPE_WAITING: JobEventType
 JOB_EVENT_TYPE_RESUMED: JobEventType
 
 class JobSpec(_message.Message):
-    __slots__ = ("generate_course", "generate_lesson", "generate_quiz", "summarize_text", "render_document")
+    __slots__ = ("generate_course", "generate_lesson", "generate_quiz", "summarize_text", "render_document", "task")
     GENERATE_COURSE_FIELD_NUMBER: _ClassVar[int]
     GENERATE_LESSON_FIELD_NUMBER: _ClassVar[int]
     GENERATE_QUIZ_FIELD_NUMBER: _ClassVar[int]
     SUMMARIZE_TEXT_FIELD_NUMBER: _ClassVar[int]
     RENDER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
     generate_course: GenerateCourse
     generate_lesson: GenerateLesson
     generate_quiz: GenerateQuiz
     summarize_text: SummarizeText
     render_document: RenderDocument
-    def __init__(self, generate_course: _Optional[_Union[GenerateCourse, _Mapping]] = ..., generate_lesson: _Optional[_Union[GenerateLesson, _Mapping]] = ..., generate_quiz: _Optional[_Union[GenerateQuiz, _Mapping]] = ..., summarize_text: _Optional[_Union[SummarizeText, _Mapping]] = ..., render_document: _Optional[_Union[RenderDocument, _Mapping]] = ...) -> None: ...
+    task: Task
+    def __init__(self, generate_course: _Optional[_Union[GenerateCourse, _Mapping]] = ..., generate_lesson: _Optional[_Union[GenerateLesson, _Mapping]] = ..., generate_quiz: _Optional[_Union[GenerateQuiz, _Mapping]] = ..., summarize_text: _Optional[_Union[SummarizeText, _Mapping]] = ..., render_document: _Optional[_Union[RenderDocument, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("name", "json", "message")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    json: _struct_pb2.Struct
+    message: _any_pb2.Any
+    def __init__(self, name: _Optional[str] = ..., json: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., message: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...) -> None: ...
 
 class ModelSelection(_message.Message):
     __slots__ = ("provider", "model")
@@ -195,14 +209,18 @@ class Usage(_message.Message):
     def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("reference", "text", "usage")
+    __slots__ = ("reference", "text", "usage", "json", "message")
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     reference: str
     text: str
     usage: Usage
-    def __init__(self, reference: _Optional[str] = ..., text: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
+    json: _struct_pb2.Struct
+    message: _any_pb2.Any
+    def __init__(self, reference: _Optional[str] = ..., text: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., json: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., message: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...) -> None: ...
 
 class JobError(_message.Message):
     __slots__ = ("attempt", "time", "type", "message", "permanent")

@@ -41,9 +41,12 @@ YEAR = 365 * 86400
 def enum_fields(
     descriptor: Descriptor, path: str = "", seen: frozenset[str] = frozenset()
 ) -> Iterator[tuple[str, FieldDescriptor]]:
-    """(path, field) of every enum field a request can carry, through its message fields."""
+    """(path, field) of every enum field a request can carry, through its message fields; but NullValue (in a
+    task's JSON, google.protobuf.Value), whose every number reads as null."""
     for field in descriptor.fields:
         where = f"{path}.{field.name}" if path else field.name
+        if field.enum_type is not None and field.enum_type.full_name == "google.protobuf.NullValue":
+            continue
         if field.enum_type is not None:
             yield where, field
         elif field.message_type is not None and field.message_type.full_name not in seen:

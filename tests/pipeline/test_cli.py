@@ -29,6 +29,7 @@ from syllabus.cli import main
 from syllabus.client import SyllabusClient
 from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, ensure_topology
+from syllabus.taskregistry import TaskDeclaration, TaskRegistry
 from syllabus.v1 import admin_service_pb2, job_pb2
 from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
@@ -165,6 +166,21 @@ async def test_submit_json_takes_a_spec_or_the_kinds_message(
     assert result.code == 0, result.err
     job = await pipeline.store.get_job(result.out.strip())
     assert job is not None and job.kind == "summarize_text" and job.spec.summarize_text.max_words == 7
+
+
+async def test_submit_task_sends_the_name_and_its_json_input(syllabus: Syllabus, pipeline: Pipeline) -> None:
+    declaration = TaskDeclaration(name="cli.echo", pool="cli", max_attempts=2, timeout=5.0)
+    await TaskRegistry(pipeline.nc, pipeline.topology).declare("cli", [declaration])
+    result = await syllabus("submit", "task", "cli.echo", "--json", '{"numbers": [1, 2, 3]}', "--priority", "batch")
+    assert result.code == 0, result.err
+    job = await pipeline.store.get_job(result.out.strip())
+    assert job is not None and (job.kind, job.spec.task.name, job.max_attempts) == ("task", "cli.echo", 2)
+    assert json_format.MessageToDict(job.spec.task.json) == {"numbers": [1.0, 2.0, 3.0]}
+    unknown = await syllabus("submit", "task", "cli.nope")
+    assert unknown.code == 2
+    assert unknown.err.splitlines()[1] == (
+        "  spec.task.name: no worker pool serves task 'cli.nope' (start one with `syllabus worker`)"
+    )
 
 
 async def test_submit_watch_follows_the_job_to_its_result(
@@ -500,6 +516,10 @@ async def test_unreachable_gateway_is_one_line_with_a_hint(
         (["get", "x", "--timeout", "soon"], "--timeout 'soon' is not a number of seconds > 0"),
         (["get", "x", "--addr", "nonsense"], "--addr 'nonsense' is not host:port"),
         (["deadletters", "retry", "x", "--json", "{"], "--json is not valid JSON: "),
+        (["submit", "task"], "give the task's name: syllabus submit task NAME --json '{...}'"),
+        (["submit", "task", "a.b", "--json", "[1]"], "--json must be a JSON object"),
+        (["submit", "task", "a.b", "--text", "x"], "--text is for summarize; give a task's input as --json"),
+        (["submit", "summarize", "extra", "--text", "x"], "unexpected 'extra': only task jobs take a name"),
     ],
 )
 async def test_bad_input_is_one_line_and_exit_2(

@@ -87,7 +87,7 @@ async def test_permanent_error_goes_to_the_dead_letter_queue_with_its_history(
     dead = (await pipeline.admin.GetDeadLetter(admin_service_pb2.GetDeadLetterRequest(job_id=job.id))).dead_letter
     assert dead.reason == "permanent error"
     # The subject the job's message came on: where it was queued, for the operator.
-    assert dead.subject == pipeline.topology.job_subject("summarize_text", job.options.priority)
+    assert dead.subject == pipeline.topology.job_subject(job)
     assert dead.job.spec.summarize_text.text == "fail-permanent"
     assert [(e.attempt, e.type, e.permanent) for e in dead.job.errors] == [(1, "BadInput", True)]
     assert dead.job.errors[0].HasField("time")
@@ -224,7 +224,7 @@ async def test_dead_letter_pages_hold_50_by_default_and_at_most_1000(pipeline: P
     spec = E.JobSpec(summarize_text=E.SummarizeText(text="x"))
     for _ in range(1001):
         job = build_job(spec, E.JobOptions(), tenant="default", default_max_attempts=1)
-        await letters.put(job, pipeline.topology.job_subject(job.kind, 0), "permanent error")
+        await letters.put(job, pipeline.topology.job_subject(job), "permanent error")
     default = await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest())
     assert len(default.dead_letters) == 50 and default.next_page_token
     capped = await pipeline.admin.ListDeadLetters(admin_service_pb2.ListDeadLettersRequest(page_size=5000))
@@ -242,7 +242,7 @@ async def test_a_dead_letter_stored_twice_is_kept_once(pipeline: Pipeline) -> No
     job = build_job(
         E.JobSpec(summarize_text=E.SummarizeText(text="x")), E.JobOptions(), tenant="t", default_max_attempts=1
     )
-    subject = pipeline.topology.job_subject(job.kind, 0)
+    subject = pipeline.topology.job_subject(job)
     await letters.put(job, subject, "permanent error")
     first = await letters.get(job.id)
     await letters.put(job, subject, "permanent error")

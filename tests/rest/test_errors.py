@@ -43,11 +43,21 @@ def test_unauthenticated_carries_www_authenticate() -> None:
     assert json.loads(response.body) == {"code": 16, "message": 'Bearer realm="syllabus"', "details": []}
 
 
-def test_a_status_that_cannot_be_written_falls_back_as_grpc_gateway_does() -> None:
+def test_a_status_detail_of_a_type_this_process_does_not_know_is_written_as_its_type_and_bytes() -> None:
     unknown = any_pb2.Any(type_url="type.googleapis.com/nobody.Knows", value=b"\x08\x01")
-    response = errors.response(status_pb2.Status(code=code_pb2.NOT_FOUND, message="x", details=[unknown]))
-    assert response.status == 500
-    assert response.body == errors.FALLBACK_BODY
+    # A known type whose bytes are not one: a truncated field.
+    broken = any_pb2.Any(type_url="type.googleapis.com/google.rpc.ErrorInfo", value=b"\x0a\x05ab")
+    response = errors.response(status_pb2.Status(code=code_pb2.NOT_FOUND, message="x", details=[unknown, broken]))
+    assert response.status == 404
+    assert isinstance(response.body, bytes)
+    assert json.loads(response.body) == {
+        "code": 5,
+        "message": "x",
+        "details": [
+            {"@type": "type.googleapis.com/nobody.Knows", "value": "CAE="},
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "value": "CgVhYg=="},
+        ],
+    }
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,26 @@ real NATS and in-process workers."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
+import uuid
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
+from grpc_tools import protoc
+
+from gateway.descriptors import load_descriptor_sets
 from gateway.rest.server import RestGateway, services_named
 from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, ensure_topology
+from syllabus.taskregistry import TaskDeclaration, TaskRegistry
+from syllabus.tasks import TaskApp, TaskContext
 from syllabus.v1 import job_pb2
+from syllabus.worker import Worker
 from tests.pipeline.conftest import WORKER_CONFIG, StartWorker
 from tests.rest.conftest import Rest
 
@@ -318,3 +330,126 @@ async def test_authorization_and_grpc_metadata_headers_become_metadata(rest: Res
     assert "x-ignored" not in metadata
     bad = await rest.http.get("/v1/jobs", headers={"Grpc-Metadata-Trace-Bin": "not base64!"})
     assert bad.status_code == 400 and "invalid binary header" in bad.json()["message"]
+
+
+@contextlib.asynccontextmanager
+async def serving(rest: Rest, app: TaskApp) -> AsyncIterator[None]:
+    """The app's pool, declared and run by an in-process worker on the pipeline."""
+    p = rest.pipeline
+    await TaskRegistry(p.nc, p.topology).declare(app.pool, app.declarations)
+    worker = Worker(
+        service=f"pool {app.pool}",
+        handlers={"task": app.handle},
+        nc=p.nc,
+        store=p.store,
+        topology=p.topology,
+        config=WORKER_CONFIG,
+        queue=p.topology.pool_queue(app.pool, [task.name for task in app.declarations]),
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        yield
+    finally:
+        worker.stop()
+        await running
+
+
+async def test_a_task_job_over_rest_runs_in_its_pool_and_answers_its_json_result(rest: Rest) -> None:
+    app = TaskApp("shop")
+
+    @app.task("orders.total", max_attempts=4)
+    async def total(ctx: TaskContext, data: dict[str, Any]) -> dict[str, Any]:
+        await ctx.progress(50, "adding up")
+        return {"total": sum(item["price"] * item["count"] for item in data["items"])}
+
+    async with serving(rest, app):
+        items = [{"price": 2.5, "count": 2}, {"price": 1, "count": 3}]
+        got = await rest.http.post(
+            "/v1/jobs", json={"spec": {"task": {"name": "orders.total", "json": {"items": items}}}}
+        )
+        assert got.status_code == 200, got.text
+        job = got.json()["job"]
+        assert (job["kind"], job["maxAttempts"]) == ("task", 4)
+        assert job["spec"] == {"task": {"name": "orders.total", "json": {"items": items}}}
+        events = await watch_to_end(rest, job["id"])
+        assert [e["type"].removeprefix("JOB_EVENT_TYPE_") for e in events] == [
+            "QUEUED",
+            "STARTED",
+            "PROGRESS",
+            "SUCCEEDED",
+        ]
+        assert events[-1]["result"]["json"] == {"total": 8.0}
+        done = (await rest.http.get(f"/v1/jobs/{job['id']}")).json()["job"]
+        assert (done["state"], done["result"]["json"]) == ("JOB_STATE_SUCCEEDED", {"total": 8.0})
+
+
+async def test_a_task_no_pool_serves_is_a_400_naming_the_field(rest: Rest) -> None:
+    got = await rest.http.post("/v1/jobs", json={"spec": {"task": {"name": "orders.unknown", "json": {}}}})
+    assert got.status_code == 400, got.text
+    body = got.json()
+    assert (body["code"], violations(body)) == (3, ["spec.task.name"])
+    assert "no worker pool serves task 'orders.unknown'" in body["message"]
+
+
+ORDER_PROTO = """
+syntax = "proto3";
+package {package};
+import "buf/validate/validate.proto";
+message Order {{
+  string sku = 1 [(buf.validate.field).string.min_len = 1];
+  int32 quantity = 2 [(buf.validate.field).int32 = {{gte: 1, lte: 99}}];
+}}
+"""
+
+
+def order_descriptor_set(home: Path) -> tuple[Path, str]:
+    """A proto of the user's own, in a package no other test loads, built as `buf build -o` would."""
+    package = f"shop{uuid.uuid4().hex[:8]}.v1"
+    (home / "order.proto").write_text(ORDER_PROTO.format(package=package))
+    out = home / "shop.binpb"
+    include = str(resources.files("grpc_tools") / "_proto")
+    third_party = Path(__file__).resolve().parents[2] / "third_party" / "proto"
+    args = ["protoc", f"-I{home}", f"-I{third_party}", f"-I{include}", "--include_imports"]
+    assert protoc.main([*args, f"--descriptor_set_out={out}", "order.proto"]) == 0
+    return out, f"{package}.Order"
+
+
+async def test_a_typed_task_input_over_rest_takes_the_type_from_a_loaded_descriptor_set(
+    rest: Rest, tmp_path: Path
+) -> None:
+    path, order = order_descriptor_set(tmp_path)
+    assert load_descriptor_sets((str(path),)) == [order]
+    declaration = TaskDeclaration(name="orders.place", pool="shop", max_attempts=2, timeout=5.0, input_type=order)
+    await TaskRegistry(rest.pipeline.nc, rest.pipeline.topology).declare("shop", [declaration])
+    typed = {"@type": f"type.googleapis.com/{order}", "sku": "A-1", "quantity": 3}
+    got = await rest.http.post("/v1/jobs", json={"spec": {"task": {"name": "orders.place", "message": typed}}})
+    assert got.status_code == 200, got.text
+    job = got.json()["job"]
+    assert job["spec"]["task"]["message"] == typed
+    read = await rest.http.get(f"/v1/jobs/{job['id']}")
+    assert read.json()["job"]["spec"]["task"]["message"] == typed
+
+    bad = {**typed, "quantity": 0}
+    refused = await rest.http.post("/v1/jobs", json={"spec": {"task": {"name": "orders.place", "message": bad}}})
+    assert refused.status_code == 400, refused.text
+    assert violations(refused.json()) == ["spec.task.message.quantity"]
+
+
+async def test_a_result_of_a_type_the_gateway_does_not_know_is_read_as_its_type_and_bytes(rest: Rest) -> None:
+    app = TaskApp("opaque")
+
+    @app.task("opaque.make")
+    async def make(ctx: TaskContext, data: dict[str, Any]) -> job_pb2.JobResult:
+        result = job_pb2.JobResult()
+        result.message.type_url = "type.googleapis.com/elsewhere.v1.Secret"
+        result.message.value = b"\x08\x01"
+        return result
+
+    async with serving(rest, app):
+        got = await rest.http.post("/v1/jobs", json={"spec": {"task": {"name": "opaque.make"}}})
+        assert got.status_code == 200, got.text
+        events = await watch_to_end(rest, got.json()["job"]["id"])
+        opaque = {"@type": "type.googleapis.com/elsewhere.v1.Secret", "value": "CAE="}
+        assert events[-1]["result"]["message"] == opaque
+        read = await rest.http.get(f"/v1/jobs/{got.json()['job']['id']}")
+        assert read.status_code == 200 and read.json()["job"]["result"]["message"] == opaque

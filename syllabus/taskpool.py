@@ -1,0 +1,103 @@
+"""`syllabus worker MODULE:ATTRIBUTE`: one process of a task pool, running the TaskApp the user's package holds.
+
+The app is imported as `celery -A` and `arq` import theirs: from the current directory or PYTHONPATH. Its task
+names are declared (syllabus.taskregistry) before the pool's consumers take any job; a name another pool holds
+stops the process with one line saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from syllabus.config import CommonConfig, WorkerConfig
+from syllabus.process import run_service, serve_worker
+from syllabus.taskregistry import TaskRegistry, TaskTaken
+from syllabus.tasks import TaskApp
+from syllabus.topology import TASK_KIND, Topology
+
+
+class AppNotFound(Exception):
+    """The MODULE:ATTRIBUTE given does not name a TaskApp."""
+
+
+def load_app(target: str) -> TaskApp:
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise AppNotFound(f"{target!r} is not MODULE:ATTRIBUTE, e.g. acme.tasks:app")
+    # As `python -m` does: the current directory's packages are importable.
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise AppNotFound(f"cannot import {module_name!r}: {exc}") from None
+    if not hasattr(module, attribute):
+        raise AppNotFound(f"{module_name} has no {attribute!r}")
+    app = getattr(module, attribute)
+    if not isinstance(app, TaskApp):
+        raise AppNotFound(f"{target} is a {type(app).__name__}, not a TaskApp")
+    if not app.declarations:
+        raise AppNotFound(f"{target} declares no tasks (use @{attribute}.task(NAME))")
+    return app
+
+
+async def serve_pool(common: CommonConfig, app: TaskApp, concurrency: int | None) -> None:
+    config = WorkerConfig.from_env("worker")
+    config = dataclasses.replace(
+        config,
+        concurrency=concurrency or config.concurrency,
+        # A task's own time limit is applied by the app; the runtime's must not end it sooner.
+        default_timeout=max(config.default_timeout, app.longest_timeout),
+    )
+    topology = Topology(common.namespace)
+    names = [task.name for task in app.declarations]
+
+    async def declare(nc: Any) -> None:
+        await TaskRegistry(nc, topology).declare(app.pool, app.declarations)
+
+    await serve_worker(
+        common,
+        f"pool {app.pool}",
+        lambda nc, store: {TASK_KIND: app.handle},
+        config=config,
+        queue=topology.pool_queue(app.pool, names),
+        before_start=declare,
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="run a worker process of your own task pool (a TaskApp)",
+        description="Run one process of a task pool: the TaskApp at MODULE:ATTRIBUTE, configured by SYLLABUS_* "
+        "(SYLLABUS_WORKER_CONCURRENCY, SYLLABUS_WORKER_ACK_WAIT, ...). Run as many as you like, on any machines.",
+        epilog="example:\n  syllabus worker acme.tasks:app --concurrency 16",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("app", metavar="MODULE:ATTRIBUTE", help="where the TaskApp is, e.g. acme.tasks:app")
+    parser.add_argument("--concurrency", type=_positive, metavar="N", help="jobs run at once in this process")
+    parser.set_defaults(func=_run)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        app = load_app(args.app)
+    except AppNotFound as exc:
+        print(f"syllabus worker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_service(f"pool-{app.pool}", lambda common: serve_pool(common, app, args.concurrency))
+    except TaskTaken as exc:
+        print(f"syllabus worker: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,155 @@
+"""Which worker pool serves which task name, and the defaults its jobs take: a JetStream key-value bucket.
+
+A pool declares its task names when it starts (every process of the pool, on any machine, declares the same);
+a name belongs to one pool, as JetStream work-queue consumers may not overlap. A pool that starts without a
+name it declared before gives the name up, so a task moves to another pool by redeploying the first without it.
+The gateway reads the declarations to refuse tasks no pool has declared and to give a task's jobs its attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from nats.aio.client import Client
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+
+from syllabus.topology import Topology
+
+log = logging.getLogger(__name__)
+# A key never written, and one deleted (a released task): nats-py raises either.
+_ABSENT = (KeyNotFoundError, KeyDeletedError)
+
+
+class TaskTaken(Exception):
+    """A task name is already declared by another pool."""
+
+    def __init__(self, name: str, pool: str, other: str) -> None:
+        super().__init__(
+            f"task {name!r} is already served by worker pool {other!r}: a task name belongs to one pool "
+            f"(stop declaring it in pool {other!r} first, or rename it in pool {pool!r})"
+        )
+
+
+@dataclass(frozen=True)
+class TaskDeclaration:
+    name: str
+    pool: str
+    # Attempts a job of the task gets when it asks for none.
+    max_attempts: int
+    # Time limit of one attempt when the job sets none, seconds.
+    timeout: float
+    # The full name of the typed input message, or "" for JSON.
+    input_type: str = ""
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> TaskDeclaration:
+        return cls(**json.loads(data))
+
+
+class TaskRegistry:
+    def __init__(self, nc: Client, topology: Topology) -> None:
+        self._nc = nc
+        self._topology = topology
+        self._kv: KeyValue | None = None
+        self._known: dict[str, TaskDeclaration] = {}
+        self._watch: asyncio.Task[None] | None = None
+
+    async def _bucket(self) -> KeyValue:
+        if self._kv is None:
+            self._kv = await self._nc.jetstream().key_value(self._topology.tasks_bucket)
+        return self._kv
+
+    async def declare(self, pool: str, tasks: Iterable[TaskDeclaration]) -> None:
+        """Claim every name for `pool` (TaskTaken if another pool holds one), and give up the pool's others."""
+        kv = await self._bucket()
+        mine = {task.name: task for task in tasks}
+        for task in mine.values():
+            await self._claim(kv, task)
+        for name, held in (await self._all(kv)).items():
+            if held.pool == pool and name not in mine:
+                log.info("pool %s no longer serves task %s: released", pool, name)
+                await kv.delete(name)
+
+    async def _claim(self, kv: KeyValue, task: TaskDeclaration) -> None:
+        while True:
+            try:
+                await kv.create(task.name, task.encode())
+                return
+            except KeyWrongLastSequenceError:
+                pass
+            try:
+                entry = await kv.get(task.name)
+            except _ABSENT:
+                continue  # released between our create and our look: create again
+            if entry.value is None:
+                continue
+            held = TaskDeclaration.decode(entry.value)
+            if held.pool != task.pool:
+                raise TaskTaken(task.name, task.pool, held.pool)
+            if held == task:
+                return
+            try:
+                await kv.update(task.name, task.encode(), last=entry.revision)
+                return
+            except KeyWrongLastSequenceError:
+                continue  # another process of the pool wrote meanwhile: look again
+
+    async def _all(self, kv: KeyValue) -> dict[str, TaskDeclaration]:
+        try:
+            names = await kv.keys()
+        except NoKeysError:
+            return {}
+        found = {}
+        for name in names:
+            with contextlib.suppress(*_ABSENT):
+                entry = await kv.get(name)
+                if entry.value:
+                    found[name] = TaskDeclaration.decode(entry.value)
+        return found
+
+    async def start(self) -> None:
+        """Keep every declaration in memory from now on, so that a submission reads none from NATS."""
+        kv = await self._bucket()
+        watcher = await kv.watchall()
+        initial = asyncio.Event()
+
+        async def follow() -> None:
+            async for entry in watcher:
+                if entry is None:
+                    initial.set()  # the end of the values present when the watch began
+                    continue
+                if entry.value and entry.operation is None:
+                    self._known[entry.key] = TaskDeclaration.decode(entry.value)
+                else:
+                    self._known.pop(entry.key, None)
+
+        self._watch = asyncio.create_task(follow())
+        await initial.wait()
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+
+    async def lookup(self, name: str) -> TaskDeclaration | None:
+        """The declaration of `name`, or None if no pool declared it."""
+        known = self._known.get(name)
+        if known is not None:
+            return known
+        # Declared a moment ago and not seen by the watch yet, or not watching: ask the bucket itself.
+        kv = await self._bucket()
+        try:
+            entry = await kv.get(name)
+        except _ABSENT:
+            return None
+        return TaskDeclaration.decode(entry.value) if entry.value else None

@@ -39,6 +39,8 @@ _TASK_NAME = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")
 _POOL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_TIMEOUT = 600.0
+# Seconds before a job of a task this process does not know is offered again.
+UNKNOWN_TASK_DEFER = 1.0
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -136,7 +138,9 @@ class TaskApp:
         spec = ctx.job.spec.task
         task = self._tasks.get(spec.name)
         if task is None:
-            raise PermanentError(f"pool {self.pool!r} does not serve task {spec.name!r}", error_type="UnknownTask")
+            # Another process of the pool, a newer version, declared it (a rolling deploy): it is handed back for
+            # one of those, not failed.
+            raise Defer(UNKNOWN_TASK_DEFER, f"this process of pool {self.pool!r} does not serve task {spec.name!r}")
         value = _decode(spec, task.input_type)
         if ctx.job.options.HasField("timeout"):
             output = await task.handler(TaskContext(ctx), value)

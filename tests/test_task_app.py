@@ -10,7 +10,7 @@ from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from syllabus.tasks import PermanentError, TaskApp, TaskContext
+from syllabus.tasks import Defer, PermanentError, TaskApp, TaskContext
 from syllabus.v1 import job_pb2
 from syllabus.worker import JobContext
 
@@ -127,10 +127,21 @@ async def test_a_json_task_given_a_message_an_unknown_name_or_a_bad_result_fails
     typed.message.Pack(Duration(seconds=1))
     cases = [
         (typed, "InvalidInput", "task 'bad.result' takes JSON, not a google.protobuf.Duration message"),
-        (job_pb2.Task(name="not.here"), "UnknownTask", "pool 'acme' does not serve task 'not.here'"),
         (job_pb2.Task(name="bad.result"), "BadResult", "task 'bad.result' returned a int: return a message"),
     ]
     for spec, error_type, message in cases:
         with pytest.raises(PermanentError) as err:
             await app.handle(context(spec))
         assert (err.value.error_type, str(err.value).startswith(message)) == (error_type, True)
+
+
+async def test_a_task_this_process_does_not_serve_is_handed_back_for_another_process_of_the_pool() -> None:
+    app = TaskApp("acme")
+
+    @app.task("old.one")
+    async def old(ctx: TaskContext, data: dict[str, Any]) -> None: ...
+
+    with pytest.raises(Defer) as deferred:
+        await app.handle(context(job_pb2.Task(name="new.one")))
+    assert deferred.value.reason == "this process of pool 'acme' does not serve task 'new.one'"
+    assert deferred.value.delay > 0

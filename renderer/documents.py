@@ -31,7 +31,7 @@ from syllabus.parents import Parents
 from syllabus.store.base import Store
 from syllabus.topology import Topology
 from syllabus.v1 import course_pb2, job_pb2
-from syllabus.worker import Defer, JobContext, PermanentError
+from syllabus.worker import Defer, Handler, JobContext, PermanentError
 
 log = logging.getLogger(__name__)
 C = course_pb2
@@ -191,3 +191,7 @@ def _usage(course: course_pb2.Course) -> job_pb2.Usage:
         output_tokens=course.output_tokens,
         estimated_cost_usd=course.estimated_cost_usd,
     )
+
+
+def build_handlers(nc: Client, store: Store, topology: Topology, config: RendererConfig) -> dict[str, Handler]:
+    return {"render_document": DocumentRenderer(nc, store, topology, config).render_document}

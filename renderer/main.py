@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from renderer.documents import DocumentRenderer
+from renderer.documents import build_handlers
 from syllabus.config import CommonConfig, RendererConfig
 from syllabus.process import run_service, serve_worker
 from syllabus.topology import Topology
@@ -14,7 +14,7 @@ async def serve(common: CommonConfig) -> None:
     await serve_worker(
         common,
         "renderer",
-        lambda nc, store: {"render_document": DocumentRenderer(nc, store, topology, config).render_document},
+        lambda nc, store: build_handlers(nc, store, topology, config),
     )
 
 

@@ -19,7 +19,7 @@ from syllabus.jetstream import connect, disconnect, ensure_topology
 from syllabus.logs import setup_logging
 from syllabus.store.base import Store
 from syllabus.store.factory import open_store
-from syllabus.topology import Topology, WorkQueue
+from syllabus.topology import Topology, WorkQueue, check_handlers
 from syllabus.worker import Handler, Worker
 
 T = TypeVar("T")
@@ -104,9 +104,11 @@ async def serve_worker(
     config: WorkerConfig | None = None,
     queue: WorkQueue | None = None,
     before_start: Callable[[Client], Awaitable[None]] | None = None,
+    every_kind: bool = True,
 ) -> None:
     """Run a worker service (or a task pool: its queue and a step before it takes work) until SIGTERM, then drain
-    (see Worker.stop)."""
+    (see Worker.stop). A service must handle every kind its proto option gives it, and no other (`every_kind`:
+    test workers run a few)."""
     stop = stop_signal()
     nc, store = await unless_stopped(open_connections(common, f"syllabus-{service.replace(' ', '-')}"), stop)
     try:
@@ -116,9 +118,12 @@ async def serve_worker(
         await disconnect(nc)
         await store.close()
         raise
+    handler_map = handlers(nc, store)
+    if queue is None and every_kind:
+        check_handlers(service, handler_map)
     worker = Worker(
         service=service,
-        handlers=handlers(nc, store),
+        handlers=handler_map,
         nc=nc,
         store=store,
         topology=Topology(common.namespace),

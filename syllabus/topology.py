@@ -8,19 +8,41 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from syllabus.v1 import job_pb2
+from syllabus.v1 import job_pb2, options_pb2
 
-# Which worker service consumes each JobSpec kind. Adding a kind means adding a line here.
-KIND_SERVICE: dict[str, str] = {
-    "generate_course": "generator",
-    "generate_lesson": "generator",
-    "generate_quiz": "generator",
-    "summarize_text": "generator",
-    "render_document": "renderer",
-}
-WORKER_SERVICES: tuple[str, ...] = ("generator", "renderer")
 # The JobSpec kind of user-defined work: its jobs go to the pool that declared the task's name.
 TASK_KIND = "task"
+
+
+def _kind_services() -> dict[str, str]:
+    """Which worker service runs each built-in JobSpec kind: the `service` option on the kind's field."""
+    services = {}
+    for field in job_pb2.JobSpec.DESCRIPTOR.oneofs_by_name["kind"].fields:
+        if field.name == TASK_KIND:
+            continue
+        service: str = field.GetOptions().Extensions[options_pb2.service]  # type: ignore[index]  # protoc stubs
+        if not service:
+            raise RuntimeError(f"JobSpec.{field.name} names no service: give it a (syllabus.v1.service) option")
+        services[field.name] = service
+    return services
+
+
+KIND_SERVICE: dict[str, str] = _kind_services()
+WORKER_SERVICES: tuple[str, ...] = tuple(sorted(set(KIND_SERVICE.values())))
+
+
+def kinds_of(service: str) -> frozenset[str]:
+    return frozenset(kind for kind, runs in KIND_SERVICE.items() if runs == service)
+
+
+def check_handlers(service: str, kinds: Iterable[str]) -> None:
+    """A worker service's handlers must be exactly the kinds its option names: one handler per kind."""
+    given, wanted = frozenset(kinds), kinds_of(service)
+    if given != wanted:
+        missing, extra = sorted(wanted - given), sorted(given - wanted)
+        raise RuntimeError(f"the {service} service's handlers do not match its kinds: missing {missing}, extra {extra}")
+
+
 # Served in this order: a worker takes batch jobs only when no interactive job waits.
 PRIORITIES: tuple[str, ...] = ("interactive", "batch")
 

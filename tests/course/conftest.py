@@ -20,7 +20,7 @@ from generator.providers.breaker import Breaker, LocalBreaker
 from generator.providers.cache import ReplyCache
 from generator.providers.offline import OfflineProvider
 from generator.providers.registry import Registry
-from renderer.documents import DocumentRenderer
+from renderer.documents import build_handlers as build_renderer_handlers
 from syllabus.config import RendererConfig, RetryPolicy, WorkerConfig
 from syllabus.jetstream import ensure_topology
 from syllabus.store.embedded import EmbeddedStore
@@ -86,11 +86,7 @@ class CourseStack:
         )
         renderer = Worker(
             service="renderer",
-            handlers={
-                "render_document": DocumentRenderer(
-                    self.nc, self.store, self.topology, RendererConfig()
-                ).render_document
-            },
+            handlers=build_renderer_handlers(self.nc, self.store, self.topology, RendererConfig()),
             nc=self.nc,
             store=self.store,
             topology=self.topology,

@@ -89,12 +89,13 @@ class Stack:
         await nc.close()
 
     async def start(self, name: str, service: str, extra_env: dict[str, str] | None = None) -> Child:
-        """A Syllabus service (`syllabus <service>`), or with service "raw-consumer" the raw nats-py worker."""
+        """A Syllabus command (`syllabus <service>`, e.g. "worker bench.tasks:app"), or with service
+        "raw-consumer" the raw nats-py worker."""
         assert self.nats is not None
         argv = (
             [sys.executable, "-m", "bench.raw", "consumer", self.nats.url]
             if service == "raw-consumer"
-            else [sys.executable, "-m", "syllabus", service]
+            else [sys.executable, "-m", "syllabus", *service.split()]
         )
         process = await asyncio.create_subprocess_exec(
             *die_with_parent(argv),

@@ -13,6 +13,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,16 @@ def request(i: int) -> job_service_pb2.SubmitJobRequest:
     return job_service_pb2.SubmitJobRequest(
         spec=job_pb2.JobSpec(summarize_text=job_pb2.SummarizeText(text=f"{TEXT} {i}", max_words=8))
     )
+
+
+def task_request(i: int) -> job_service_pb2.SubmitJobRequest:
+    """A job of bench.tasks' no-op task."""
+    spec = job_pb2.JobSpec(task=job_pb2.Task(name="bench.echo"))
+    spec.task.json.update({"i": i})
+    return job_service_pb2.SubmitJobRequest(spec=spec)
+
+
+Requests = Callable[[int], job_service_pb2.SubmitJobRequest]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -121,11 +132,29 @@ class Bench:
         for workers in (1, 2, 4):
             await self.start_workers(workers, stub)
             await self.drain(stub, f"scale_{workers}w", self.sizes.scale)
+        await self.task_drain(nc, stub)
         if self.stack.mongo_url:
             await self.scale_on_mongo(stub)
         await channel.close()
         await nc.close()
         return self.figures
+
+    async def task_drain(self, nc: Client, stub: job_service_pb2_grpc.JobServiceStub) -> None:
+        """The drain again with task jobs, run by two processes of the bench's pool instead of generators."""
+        for name in [n for n in self.stack.children if n.startswith("generator")]:
+            await self.stack.stop(name)
+        kv = await nc.jetstream().key_value(self.stack.topology.tasks_bucket)
+        watcher = await kv.watch("bench.echo")
+        for i in range(2):
+            await self.stack.start(f"pool{i}", "worker bench.tasks:app", {"SYLLABUS_WORKER_CONCURRENCY": "64"})
+        async for entry in watcher:
+            if entry is not None and entry.value:
+                break
+        await watcher.stop()
+        target = self.finished.count + 100
+        await self.bulk(stub, 100, task_request)
+        await self.finished.until(target)
+        await self.drain(stub, "task_drain", self.sizes.drain, task_request)
 
     async def scale_on_mongo(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
         """The same scaling drain with the gateway and workers on MongoDB (SYLLABUS_MONGO_URL was set)."""
@@ -187,10 +216,10 @@ class Bench:
         self.figures["submit_unary_p99_ms"] = pct(latencies, 0.99)
         self.figures["submit_unary_cpu_us_per_job"] = self.per_job_us(meter, jobs)
 
-    async def bulk(self, stub: job_service_pb2_grpc.JobServiceStub, count: int) -> None:
+    async def bulk(self, stub: job_service_pb2_grpc.JobServiceStub, count: int, make: Requests = request) -> None:
         batch = self.sizes.batch
         for start in range(0, count, batch):
-            requests = [request(i) for i in range(start, min(count, start + batch))]
+            requests = [make(i) for i in range(start, min(count, start + batch))]
             await stub.SubmitJobs(job_service_pb2.SubmitJobsRequest(requests=requests), timeout=60)
 
     async def submit_bulk(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
@@ -201,11 +230,13 @@ class Bench:
         self.figures["submit_bulk_per_s"] = self.sizes.bulk / elapsed
         self.figures["submit_bulk_cpu_us_per_job"] = self.per_job_us(meter, self.sizes.bulk)
 
-    async def drain(self, stub: job_service_pb2_grpc.JobServiceStub, name: str, count: int) -> None:
+    async def drain(
+        self, stub: job_service_pb2_grpc.JobServiceStub, name: str, count: int, make: Requests = request
+    ) -> None:
         target = self.finished.count + count
         started = time.perf_counter()
         with CpuMeter(self.stack) as meter:
-            await self.bulk(stub, count)
+            await self.bulk(stub, count, make)
             await self.finished.until(target)
         elapsed = time.perf_counter() - started
         self.figures[f"{name}_jobs_per_s"] = count / elapsed
@@ -331,6 +362,14 @@ def table(f: dict[str, Any]) -> str:
         )
         for w in (1, 2, 4)
     ]
+    lines.append(
+        (
+            "drain, task jobs, 2 pool processes",
+            f"{r('task_drain_jobs_per_s'):,.0f} jobs/s",
+            "a no-op task (bench.tasks)",
+            f"{r('task_drain_cpu_us_per_job'):,.0f} µs",
+        )
+    )
     widths = [max(len(row[i]) for row in lines) for i in range(4)]
     header = ("scenario", "rate", "detail", "CPU/job")
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]

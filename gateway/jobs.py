@@ -8,11 +8,13 @@ from nats.aio.client import Client
 
 from gateway.status import Context
 from gateway.taskinputs import TaskInputs
+from gateway.waiting import Waiting
 from gateway.watch import EventStreams
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
 from syllabus.errors import JobNotFound
 from syllabus.events import EventPublisher, event_for, event_msg_id
+from syllabus.presence import LiveWorkers
 from syllabus.store.base import JobQuery, Store
 from syllabus.submit import Submitter, build_job
 from syllabus.taskregistry import TaskRegistry
@@ -40,6 +42,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         default_max_attempts: int,
         streams: EventStreams,
         tasks: TaskRegistry,
+        workers: LiveWorkers,
     ) -> None:
         self._nc = nc
         self._store = store
@@ -51,6 +54,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self._events = EventPublisher(nc, topology)
         self._streams = streams
         self._tasks = TaskInputs(tasks)
+        self._waiting = Waiting(tasks, workers)
 
     async def _build(self, request: job_service_pb2.SubmitJobRequest, field: str = "") -> job_pb2.Job:
         max_attempts = self._default_max_attempts
@@ -84,7 +88,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         )
 
     async def GetJob(self, request: job_service_pb2.GetJobRequest, context: Context) -> job_service_pb2.GetJobResponse:
-        return job_service_pb2.GetJobResponse(job=await self._job(request.job_id))
+        job = await self._job(request.job_id)
+        await self._waiting.explain([job])
+        return job_service_pb2.GetJobResponse(job=job)
 
     async def ListJobs(
         self, request: job_service_pb2.ListJobsRequest, context: Context
@@ -101,7 +107,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
                 page_token=request.page_token,
             )
         )
-        return job_service_pb2.ListJobsResponse(jobs=page.jobs, next_page_token=page.next_page_token)
+        jobs = list(page.jobs)
+        await self._waiting.explain(jobs)
+        return job_service_pb2.ListJobsResponse(jobs=jobs, next_page_token=page.next_page_token)
 
     async def CancelJob(
         self, request: job_service_pb2.CancelJobRequest, context: Context

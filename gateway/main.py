@@ -11,6 +11,7 @@ from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, a
 from gateway.services import server as gateway_server
 from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
 from syllabus.jetstream import disconnect
+from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
 from syllabus.taskregistry import TaskRegistry
 from syllabus.topology import Topology
@@ -28,9 +29,11 @@ async def serve(common: CommonConfig) -> None:
     nc, store = await unless_stopped(open_connections(common, "syllabus-gateway", readiness.on_nats), stop)
     topology = Topology(common.namespace)
     server = gateway_server()
-    tasks = TaskRegistry(nc, topology)
+    tasks, workers = TaskRegistry(nc, topology), LiveWorkers(nc, topology)
     await tasks.start()
-    streams = add_services(server, Wiring(nc, store, topology, config, common.tenant, retry.max_attempts, tasks))
+    await workers.start()
+    wiring = Wiring(nc, store, topology, config, common.tenant, retry.max_attempts, tasks, workers)
+    streams = add_services(server, wiring)
     health_servicer = add_health_and_reflection(server)
     try:
         grpc_port = server.add_insecure_port(config.grpc_addr)
@@ -63,6 +66,7 @@ async def serve(common: CommonConfig) -> None:
         await server.stop(grace=5)
         await streams.close()
         await tasks.stop()
+        await workers.stop()
         await disconnect(nc)
         await store.close()
         log.info("gateway stopped")

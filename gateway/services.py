@@ -16,6 +16,7 @@ from gateway.handlers import Registrar
 from gateway.jobs import JobService
 from gateway.watch import EventStreams
 from syllabus.config import GatewayConfig
+from syllabus.presence import LiveWorkers
 from syllabus.store.base import Store
 from syllabus.taskregistry import TaskRegistry
 from syllabus.topology import Topology
@@ -65,6 +66,8 @@ class Wiring:
     default_max_attempts: int
     # Which pool serves which task; one that is not started reads every declaration from NATS when asked.
     tasks: TaskRegistry | None = None
+    # Which workers are alive; likewise read from NATS when asked unless started.
+    workers: LiveWorkers | None = None
 
 
 def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobService] = JobService) -> EventStreams:
@@ -85,6 +88,7 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
             default_max_attempts=w.default_max_attempts,
             streams=streams,
             tasks=w.tasks or TaskRegistry(w.nc, w.topology),
+            workers=w.workers or LiveWorkers(w.nc, w.topology),
         ),
         registrar,
     )

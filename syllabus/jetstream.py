@@ -24,6 +24,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from syllabus.config import WorkerConfig
+from syllabus.presence import PRESENCE_TTL
 from syllabus.topology import PRIORITIES, Topology, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -172,10 +173,16 @@ async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits |
                 await js.update_stream(config)
         else:
             await js.update_stream(config)
-    try:
-        await js.key_value(topology.tasks_bucket)
-    except NotFoundError:
-        await js.create_key_value(KeyValueConfig(bucket=topology.tasks_bucket, storage=StorageType.FILE))
+    buckets = [
+        KeyValueConfig(bucket=topology.tasks_bucket, storage=StorageType.FILE),
+        # Entries a worker stopped writing age out: what is left is alive.
+        KeyValueConfig(bucket=topology.workers_bucket, storage=StorageType.MEMORY, ttl=PRESENCE_TTL),
+    ]
+    for bucket in buckets:
+        try:
+            await js.key_value(bucket.bucket)
+        except NotFoundError:
+            await js.create_key_value(bucket)
     try:
         await js.object_store(topology.artifacts_bucket)
     except NotFoundError:

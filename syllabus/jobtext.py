@@ -107,6 +107,8 @@ def job_summary(job: job_pb2.Job) -> str:
         ("state", state_name(job.state) + ("  (cancel requested)" if job.cancel_requested else "")),
         ("attempts", f"{job.attempt} of {job.max_attempts}"),
     ]
+    if job.status_message:
+        rows.append(("status", job.status_message))
     if job.parent_id:
         rows.append(("parent", job.parent_id))
     if job.options.labels:

@@ -51,6 +51,11 @@ def priority_name(priority: int) -> str:
     return "batch" if priority == job_pb2.PRIORITY_BATCH else "interactive"
 
 
+def pool_queue_name(pool: str) -> str:
+    """A task pool's queue, named apart from the services' ("pool-acme")."""
+    return f"pool-{pool}"
+
+
 @dataclass(frozen=True)
 class WorkQueue:
     """What one kind of worker consumes: a durable pull consumer per priority, each with its filter subjects."""
@@ -116,7 +121,13 @@ class Topology:
 
     def pool_queue(self, pool: str, tasks: Iterable[str]) -> WorkQueue:
         names = sorted(tasks)
-        return WorkQueue(f"pool-{pool}", {p: tuple(self.task_subject(name, p) for name in names) for p in PRIORITIES})
+        subjects = {p: tuple(self.task_subject(name, p) for name in names) for p in PRIORITIES}
+        return WorkQueue(pool_queue_name(pool), subjects)
+
+    @property
+    def workers_bucket(self) -> str:
+        """Which worker processes are alive (syllabus.presence)."""
+        return f"{self.namespace}_workers" if self.namespace else "workers"
 
     @property
     def tasks_bucket(self) -> str:

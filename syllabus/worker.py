@@ -26,6 +26,7 @@ from syllabus.deadletters import DeadLetters
 from syllabus.events import EventPublisher, event_for, event_msg_id
 from syllabus.jetstream import ensure_consumers
 from syllabus.parents import Parents
+from syllabus.presence import Presence
 from syllabus.redaction import redact
 from syllabus.store.base import Store, Updated
 from syllabus.topology import Topology, WorkQueue
@@ -193,6 +194,8 @@ class Worker:
             asyncio.create_task(self._fetch_loop("batch", gate=self._interactive_drained)),
         ]
         heartbeat = asyncio.create_task(self._heartbeat())
+        presence = Presence(self._nc, self._topology, self._queue.name, self._config.concurrency, lambda: self.running)
+        present = asyncio.create_task(presence.run())
         log.info(
             "%s worker running %s (concurrency %d)",
             self.service,
@@ -207,6 +210,9 @@ class Worker:
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
             heartbeat.cancel()
+            present.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await present
             await cancels.unsubscribe()
 
     async def _fetch_loop(self, priority: str, gate: asyncio.Event | None) -> None:

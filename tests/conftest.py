@@ -71,8 +71,9 @@ async def topology(nats_url: str) -> AsyncIterator[Topology]:
                 await js.delete_stream(stream)
         with contextlib.suppress(NotFoundError):
             await js.delete_object_store(topology.artifacts_bucket)
-        with contextlib.suppress(NotFoundError):
-            await js.delete_key_value(topology.tasks_bucket)
+        for bucket in (topology.tasks_bucket, topology.workers_bucket):
+            with contextlib.suppress(NotFoundError):
+                await js.delete_key_value(bucket)
     finally:
         await nc.close()
 

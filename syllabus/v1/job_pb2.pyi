@@ -238,7 +238,7 @@ class JobError(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., permanent: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "spec", "options", "state", "kind", "attempt", "max_attempts", "create_time", "start_time", "end_time", "update_time", "progress", "result", "errors", "parent_id", "tenant", "cancel_requested", "parent_result", "lease")
+    __slots__ = ("id", "spec", "options", "state", "kind", "attempt", "max_attempts", "create_time", "start_time", "end_time", "update_time", "progress", "result", "errors", "parent_id", "tenant", "cancel_requested", "parent_result", "lease", "status_message")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class Job(_message.Message):
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     PARENT_RESULT_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: JobSpec
     options: JobOptions
@@ -277,7 +278,8 @@ class Job(_message.Message):
     cancel_requested: bool
     parent_result: JobResult
     lease: int
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., kind: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., parent_id: _Optional[str] = ..., tenant: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., parent_result: _Optional[_Union[JobResult, _Mapping]] = ..., lease: _Optional[int] = ...) -> None: ...
+    status_message: str
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., kind: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., parent_id: _Optional[str] = ..., tenant: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., parent_result: _Optional[_Union[JobResult, _Mapping]] = ..., lease: _Optional[int] = ..., status_message: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("sequence", "job_id", "type", "state", "attempt", "time", "kind", "tenant", "parent_id", "progress", "error", "retry_delay", "result", "terminal", "labels")

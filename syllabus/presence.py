@@ -1,0 +1,141 @@
+"""Which workers are alive: each worker process keeps an entry in the `workers` key-value bucket.
+
+The entry (key `<queue>.<worker id>`) is written again every PRESENCE_INTERVAL seconds while the process runs
+and deleted when it stops; the bucket's max age drops an entry not written for PRESENCE_TTL seconds, so a worker
+killed outright is gone within that. Readers (the gateway) keep the entries in memory from a watch, and count
+an entry as alive for PRESENCE_TTL after they last saw it written, by their own clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from nats.aio.client import Client
+from nats.js.errors import NoKeysError
+from nats.js.kv import KeyValue
+
+from syllabus import outages
+from syllabus.topology import Topology
+
+log = logging.getLogger(__name__)
+PRESENCE_INTERVAL = 5.0
+PRESENCE_TTL = 15.0
+
+
+@dataclass(frozen=True)
+class WorkerPresence:
+    worker_id: str
+    # The work queue it takes jobs from: a service ("generator") or a task pool ("pool-acme").
+    queue: str
+    host: str
+    pid: int
+    concurrency: int
+    running: int
+    started: float
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> WorkerPresence:
+        return cls(**json.loads(data))
+
+
+class Presence:
+    """A worker process's own entry, kept while `run` runs."""
+
+    def __init__(self, nc: Client, topology: Topology, queue: str, concurrency: int, running: Callable[[], int]):
+        self._nc = nc
+        self._topology = topology
+        self._queue = queue
+        self._concurrency = concurrency
+        self._running = running
+        self._id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._started = time.time()
+
+    @property
+    def key(self) -> str:
+        return f"{self._queue}.{self._id}"
+
+    def _entry(self) -> WorkerPresence:
+        return WorkerPresence(
+            worker_id=self._id,
+            queue=self._queue,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self._concurrency,
+            running=self._running(),
+            started=self._started,
+        )
+
+    async def run(self) -> None:
+        kv = await self._nc.jetstream().key_value(self._topology.workers_bucket)
+        try:
+            while True:
+                try:
+                    await kv.put(self.key, self._entry().encode())
+                except Exception as exc:
+                    # An outage: the entry ages out meanwhile, and is written again once NATS answers.
+                    if outages.unreachable(exc) is None:
+                        log.warning("presence of %s not written: %s", self.key, exc)
+                await asyncio.sleep(PRESENCE_INTERVAL)  # a periodic duty, not synchronisation
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(kv.delete(self.key))
+
+
+class LiveWorkers:
+    """The gateway's view of the workers' entries."""
+
+    def __init__(self, nc: Client, topology: Topology) -> None:
+        self._nc = nc
+        self._topology = topology
+        # Key -> when this process last saw it written (monotonic clock).
+        self._seen: dict[str, float] = {}
+        self._watch: asyncio.Task[None] | None = None
+
+    async def _bucket(self) -> KeyValue:
+        return await self._nc.jetstream().key_value(self._topology.workers_bucket)
+
+    async def start(self) -> None:
+        watcher = await (await self._bucket()).watchall()
+        initial = asyncio.Event()
+
+        async def follow() -> None:
+            async for entry in watcher:
+                if entry is None:
+                    initial.set()
+                elif entry.value and entry.operation is None:
+                    self._seen[entry.key] = time.monotonic()
+                else:
+                    self._seen.pop(entry.key, None)
+
+        self._watch = asyncio.create_task(follow())
+        await initial.wait()
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+
+    async def any_alive(self, queue: str) -> bool:
+        """Whether a worker of `queue` has been seen within PRESENCE_TTL."""
+        if self._watch is None:
+            # Not watching (tests, tools): ask the bucket, whose max age drops entries not written meanwhile.
+            try:
+                keys = await (await self._bucket()).keys(filters=[f"{queue}."])
+            except NoKeysError:
+                return False
+            return any(key.startswith(f"{queue}.") for key in keys)
+        horizon = time.monotonic() - PRESENCE_TTL
+        return any(key.startswith(f"{queue}.") and seen > horizon for key, seen in self._seen.items())

@@ -24,6 +24,7 @@ from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 from syllabus import outages
+from syllabus.bucketwatch import BucketWatch
 from syllabus.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -101,36 +102,23 @@ class LiveWorkers:
         self._topology = topology
         # Key -> when this process last saw it written (monotonic clock).
         self._seen: dict[str, float] = {}
-        self._watch: asyncio.Task[None] | None = None
+        self._watch = BucketWatch(self._saw, lambda key: self._seen.pop(key, None))
+
+    def _saw(self, key: str, value: bytes) -> None:
+        self._seen[key] = time.monotonic()
 
     async def _bucket(self) -> KeyValue:
         return await self._nc.jetstream().key_value(self._topology.workers_bucket)
 
     async def start(self) -> None:
-        watcher = await (await self._bucket()).watchall()
-        initial = asyncio.Event()
-
-        async def follow() -> None:
-            async for entry in watcher:
-                if entry is None:
-                    initial.set()
-                elif entry.value and entry.operation is None:
-                    self._seen[entry.key] = time.monotonic()
-                else:
-                    self._seen.pop(entry.key, None)
-
-        self._watch = asyncio.create_task(follow())
-        await initial.wait()
+        await self._watch.start(await self._bucket())
 
     async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        await self._watch.stop()
 
     async def any_alive(self, queue: str) -> bool:
         """Whether a worker of `queue` has been seen within PRESENCE_TTL."""
-        if self._watch is None:
+        if not self._watch.watching:
             # Not watching (tests, tools): ask the bucket, whose max age drops entries not written meanwhile.
             try:
                 keys = await (await self._bucket()).keys(filters=[f"{queue}."])

@@ -8,7 +8,6 @@ The gateway reads the declarations to refuse tasks no pool has declared and to g
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -19,6 +18,7 @@ from nats.aio.client import Client
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
+from syllabus.bucketwatch import BucketWatch
 from syllabus.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,10 @@ class TaskRegistry:
         self._topology = topology
         self._kv: KeyValue | None = None
         self._known: dict[str, TaskDeclaration] = {}
-        self._watch: asyncio.Task[None] | None = None
+        self._watch = BucketWatch(self._declared, lambda name: self._known.pop(name, None))
+
+    def _declared(self, name: str, value: bytes) -> None:
+        self._known[name] = TaskDeclaration.decode(value)
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
@@ -118,28 +121,10 @@ class TaskRegistry:
 
     async def start(self) -> None:
         """Keep every declaration in memory from now on, so that a submission reads none from NATS."""
-        kv = await self._bucket()
-        watcher = await kv.watchall()
-        initial = asyncio.Event()
-
-        async def follow() -> None:
-            async for entry in watcher:
-                if entry is None:
-                    initial.set()  # the end of the values present when the watch began
-                    continue
-                if entry.value and entry.operation is None:
-                    self._known[entry.key] = TaskDeclaration.decode(entry.value)
-                else:
-                    self._known.pop(entry.key, None)
-
-        self._watch = asyncio.create_task(follow())
-        await initial.wait()
+        await self._watch.start(await self._bucket())
 
     async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        await self._watch.stop()
 
     async def lookup(self, name: str) -> TaskDeclaration | None:
         """The declaration of `name`, or None if no pool declared it."""

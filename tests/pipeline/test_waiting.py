@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+from syllabus.presence import LiveWorkers
 from syllabus.taskregistry import TaskDeclaration, TaskRegistry
 from syllabus.v1 import job_pb2, job_service_pb2
 from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, StartWorker
@@ -68,3 +69,21 @@ async def test_a_queued_task_names_its_pool_or_that_no_pool_serves_it_any_more(p
     assert (await read(pipeline, job_id)).status_message == (
         "waiting for a worker: no worker pool serves task 'wait.here' any more"
     )
+
+
+async def test_a_watching_reader_knows_the_workers_and_tasks_present_when_it_starts(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    await present(pipeline, "generator")
+    declaration = TaskDeclaration(name="known.one", pool="acme", max_attempts=2, timeout=1.0)
+    await TaskRegistry(pipeline.nc, pipeline.topology).declare("acme", [declaration])
+    live, tasks = LiveWorkers(pipeline.nc, pipeline.topology), TaskRegistry(pipeline.nc, pipeline.topology)
+    await live.start()
+    await tasks.start()
+    try:
+        assert (await live.any_alive("generator"), await live.any_alive("pool-acme")) == (True, False)
+        assert await tasks.lookup("known.one") == declaration
+    finally:
+        await live.stop()
+        await tasks.stop()

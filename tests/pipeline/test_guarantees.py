@@ -26,7 +26,7 @@ from syllabus.store.base import JobChange, JobQuery, Updated
 from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2
 from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, WaitForChildren, Worker
 from tests.pipeline import handlers
-from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, StartWorker
+from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, RunningWorker, StartWorker
 from tests.pipeline.logwatch import LogWatch, watching_logs
 from tests.pipeline.test_faults import ACK_WAIT as FAULT_ACK_WAIT
 from tests.pipeline.test_faults import start_worker_process
@@ -65,6 +65,14 @@ async def started(pipeline: Pipeline, job_id: str, count: int) -> None:
 async def pending_messages(pipeline: Pipeline) -> int:
     """Messages of the jobs stream not yet acked or termed (a work queue keeps only those)."""
     return await pipeline.messages(pipeline.topology.jobs_stream)
+
+
+async def pending_once_stopped(pipeline: Pipeline, *workers: RunningWorker) -> int:
+    """Pending messages once the workers have dealt with every message they took: a job's terminal event can be
+    seen before the worker has sent its message's ack or term."""
+    for worker in workers:
+        await worker.stop()
+    return await pending_messages(pipeline)
 
 
 @dataclasses.dataclass
@@ -199,12 +207,12 @@ async def test_a_drained_worker_hands_its_running_job_back_uncounted(
     assert handed_back is not None
     assert (handed_back.state, handed_back.attempt, handed_back.lease) == (E.JOB_STATE_QUEUED, 0, 1)
     handlers.release.set()
-    await start_worker()
+    worker = await start_worker()
     history = await pipeline.events(job.id)
     assert types(history) == ["QUEUED", "STARTED", "QUEUED", "STARTED", "SUCCEEDED"]
     stored = await pipeline.store.get_job(job.id)
     assert stored is not None and (stored.attempt, list(stored.errors)) == (1, [])
-    assert await pending_messages(pipeline) == 0
+    assert await pending_once_stopped(pipeline, worker) == 0
 
 
 async def test_a_drained_worker_drops_the_message_of_a_job_whose_record_is_gone(
@@ -271,11 +279,11 @@ async def test_an_attempt_from_before_a_dead_letter_retry_cannot_settle_the_retr
 ) -> None:
     """Both attempts are attempt 1: only the lease tells them apart."""
     stale = StaleAcrossRetry(STALE_OUTCOMES[outcome])
-    await start_worker(config=STALLED, handler_map={"summarize_text": stale.handler})
+    stalled = await start_worker(config=STALLED, handler_map={"summarize_text": stale.handler})
     job = await pipeline.submit("stalls", max_attempts=1)
     await started(pipeline, job.id, 1)
     # The stalled worker has no free slot: this one gets the redelivery, finds no attempt left, dead-letters it.
-    await start_worker(config=HEALTHY, handler_map={"summarize_text": stale.handler})
+    healthy = await start_worker(config=HEALTHY, handler_map={"summarize_text": stale.handler})
     first = await pipeline.events(job.id)
     assert types(first) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
     await pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=job.id), timeout=10)
@@ -292,7 +300,7 @@ async def test_an_attempt_from_before_a_dead_letter_retry_cannot_settle_the_retr
         attempt=1,
         result="done by run 2",
     )
-    assert await pending_messages(pipeline) == 0
+    assert await pending_once_stopped(pipeline, stalled, healthy) == 0
 
 
 def count_reads(
@@ -420,7 +428,7 @@ async def test_a_dead_letter_whose_copy_fails_keeps_the_job_until_it_is_stored(
 ) -> None:
     js = pipeline.nc.jetstream()
     await js.delete_stream(pipeline.topology.dlq_stream)
-    await start_worker()
+    worker = await start_worker()
     job = await pipeline.submit("fail-permanent")
     await logs.wait_for("finished jobs keep their outcome until it answers")
     # Not failed, not dropped: the copy comes before both.
@@ -432,7 +440,7 @@ async def test_a_dead_letter_whose_copy_fails_keeps_the_job_until_it_is_stored(
     assert types(history) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
     letter = await DeadLetters(pipeline.nc, pipeline.topology).get(job.id)
     assert letter is not None and letter.reason == "permanent error"
-    assert await pending_messages(pipeline) == 0
+    assert await pending_once_stopped(pipeline, worker) == 0
 
 
 async def test_a_worker_killed_between_the_dead_letter_copy_and_term_loses_nothing(
@@ -456,13 +464,13 @@ async def test_a_worker_killed_between_the_dead_letter_copy_and_term_loses_nothi
             await process.wait()
         await letters.unsubscribe()
     assert await pending_messages(pipeline) == 1
-    await start_worker(dataclasses.replace(WORKER_CONFIG, ack_wait=FAULT_ACK_WAIT, heartbeat=0.5))
+    worker = await start_worker(dataclasses.replace(WORKER_CONFIG, ack_wait=FAULT_ACK_WAIT, heartbeat=0.5))
     history = await pipeline.events(job.id)
     assert types(history) == ["QUEUED", "STARTED", "STARTED", "DEAD_LETTERED", "FAILED"]
     stored = await pipeline.store.get_job(job.id)
     assert stored is not None and (stored.state, stored.attempt) == (E.JOB_STATE_FAILED, 2)
     assert [error.type for error in stored.errors] == ["BadInput"]
-    assert await pending_messages(pipeline) == 0
+    assert await pending_once_stopped(pipeline, worker) == 0
 
 
 async def test_a_worker_killed_in_a_jobs_last_attempt_dead_letters_it_with_that_reason(
@@ -689,11 +697,11 @@ async def test_a_failure_stored_by_a_worker_that_died_before_announcing_it_is_an
     assert claimed.job is not None
     failed = await pipeline.store.update_job(job.id, lifecycle.fail(lifecycle.Lease.of(claimed.job), error))
     assert failed.applied
-    await start_worker()
+    worker = await start_worker()
     history = await pipeline.events(job.id)
     assert types(history) == ["QUEUED", "FAILED"]
     assert (history[-1].error.type, history[-1].error.message) == ("BadInput", "stored, never announced")
-    assert await pending_messages(pipeline) == 0
+    assert await pending_once_stopped(pipeline, worker) == 0
 
 
 async def test_a_deferred_attempt_is_handed_back_uncounted_with_its_reason(

@@ -424,7 +424,9 @@ def _add_deadletters(subparsers: argparse._SubParsersAction[Any], common: argpar
     )
     retry.add_argument("job", metavar="JOB", help="the dead job's id")
     retry.add_argument(
-        "--json", metavar="SPEC_JSON", help="replace the payload: a JobSpec of the same kind, or just its message"
+        "--json",
+        metavar="SPEC_JSON",
+        help="replace the payload: a JobSpec of the same kind, or just its message (for a task: its new input)",
     )
     retry.set_defaults(func=_command(_dl_retry))
 
@@ -460,7 +462,11 @@ async def _dl_retry(client: SyllabusClient, args: argparse.Namespace) -> int:
     if args.json is not None:
         jobargs.parse_json(args.json)  # bad JSON is reported before anything is asked of the gateway
         dead = await client.dead_letter(args.job)
-        spec = jobargs.parse_spec(args.json, dead.job.kind)
+        if dead.job.kind == TASK_KIND:
+            # A task's edit is its new input; the name stays.
+            spec = jobargs.task_spec(dead.job.spec.task.name, args.json)
+        else:
+            spec = jobargs.parse_spec(args.json, dead.job.kind)
     job = await client.retry_dead_letter(args.job, spec)
     edited = " with the edited payload" if spec is not None else ""
     _out(f"queued job {job.id} again{edited} (state {jobtext.state_name(job.state)}); `syllabus watch {job.id}`")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from google.protobuf import descriptor_pool
+
 from gateway.descriptors import load_descriptor_sets
 from gateway.readiness import Readiness
 from gateway.rest.server import RestGateway, loopback_target, services_named
@@ -21,7 +23,8 @@ log = logging.getLogger(__name__)
 
 async def serve(common: CommonConfig) -> None:
     config = GatewayConfig.from_env()
-    for name in load_descriptor_sets(config.descriptor_sets):
+    own_types = load_descriptor_sets(config.descriptor_sets)
+    for name in own_types:
         log.info("message type %s loaded from SYLLABUS_DESCRIPTOR_SETS", name)
     retry = WorkerConfig.from_env("generator").retry
     stop = stop_signal()
@@ -52,6 +55,7 @@ async def serve(common: CommonConfig) -> None:
         header_timeout=config.http_header_timeout,
         body_timeout=config.http_body_timeout,
         max_connections=config.http_max_connections,
+        messages=[descriptor_pool.Default().FindMessageTypeByName(name) for name in own_types],
     )
     try:
         try:

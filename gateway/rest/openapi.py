@@ -316,9 +316,16 @@ def _success(builder: _Builder, route: Route) -> Schema:
     return {"description": "A successful response.", "content": {"application/json": {"schema": schema}}}
 
 
-def build(routes: Sequence[Route], *, title: str) -> dict[str, Any]:
+def build(routes: Sequence[Route], *, title: str, messages: Sequence[Descriptor] = ()) -> dict[str, Any]:
+    """`messages`: types outside the API that its Any fields carry (typed task inputs and results)."""
     builder = _Builder()
     builder.status()
+    for message in messages:
+        builder.message(message)
+        builder.schemas[message.full_name]["description"] = (
+            f"A type of your own protos, carried in google.protobuf.Any fields (a task's input or result) with "
+            f'"@type": "type.googleapis.com/{message.full_name}" beside its fields.'
+        )
     paths: dict[str, dict[str, Schema]] = {}
     tags: dict[str, str] = {}
     for route in routes:

@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 from aiohttp import web
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.descriptor_pool import Default as default_pool
 from google.protobuf.message import Message
 from google.rpc import code_pb2
@@ -85,7 +85,9 @@ class RestGateway:
         header_timeout: float = 10.0,
         body_timeout: float = 30.0,
         max_connections: int = 1024,
+        messages: Sequence[Descriptor] = (),
     ) -> None:
+        """`messages`: the user's own types (SYLLABUS_DESCRIPTOR_SETS), described in /openapi.json too."""
         routes = routes_of(services)
         for route in routes:
             if route.method.client_streaming:
@@ -102,7 +104,7 @@ class RestGateway:
         self._body_timeout = body_timeout
         self._max_connections = max_connections
         self.server: connections.Server | None = None
-        self.spec = openapi.build(self.routes, title=title)
+        self.spec = openapi.build(self.routes, title=title, messages=messages)
         self._spec_body = protojson.dumps(self.spec)
         self._docs_body = docs.render(self.spec).encode()
         self._sequence = {r.grpc_path: streams.sequence_path(r.method.output_type) for r in self.routes}

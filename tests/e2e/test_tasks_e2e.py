@@ -120,6 +120,9 @@ async def test_a_typed_task_over_rest_is_validated_run_by_the_pool_and_read_back
 
     url = f"http://{stack.env['SYLLABUS_HTTP_ADDR']}/v1/jobs"
     empty = {"spec": {"task": {"name": "math.stats", "message": {"@type": STATS, "numbers": []}}}}
+    described = json.loads(await curl(stack, "/openapi.json"))["components"]["schemas"]["acme.v1.StatsRequest"]
+    assert described["properties"]["numbers"]["type"] == "array"
+
     # buf curl finds the type through the gateway's reflection, which serves the loaded descriptor set too.
     typed_body = {"spec": {"task": {"name": "math.stats", "message": {"@type": STATS, "numbers": [1, 3]}}}}
     by_buf = await buf_curl(stack, "syllabus.v1.JobService/SubmitJob", typed_body)

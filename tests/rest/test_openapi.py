@@ -9,8 +9,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from google.rpc import error_details_pb2
 from openapi_spec_validator import validate
 
+from gateway.rest import openapi
+from gateway.rest.routes import routes_of
+from gateway.rest.server import services_named
+from gateway.services import SERVICE_NAMES
 from tests.rest.conftest import Rest, ShelfRest
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
@@ -149,3 +154,12 @@ async def test_schemathesis_finds_no_server_error(rest: Rest, tmp_path: Path) ->
     text = output.decode(errors="replace")
     assert process.returncode == 0, text
     assert re.search(r"\b1[0-9] passed|\b\d+ passed", text), text
+
+
+def test_the_users_own_types_are_described_beside_the_api() -> None:
+    routes = routes_of(services_named(SERVICE_NAMES))
+    spec = openapi.build(routes, title="t", messages=[error_details_pb2.ErrorInfo.DESCRIPTOR])
+    validate(spec)
+    schema = spec["components"]["schemas"]["google.rpc.ErrorInfo"]
+    assert set(schema["properties"]) == {"reason", "domain", "metadata"}
+    assert '"@type": "type.googleapis.com/google.rpc.ErrorInfo"' in schema["description"]

@@ -10,9 +10,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syllabus.health import wait_healthy
+from onemachine.health import wait_healthy
+from onemachine.servers import NatsServer, ValkeyServer, die_with_parent, free_port
 from syllabus.jetstream import connect, ensure_topology
-from syllabus.servers import NatsServer, ValkeyServer, die_with_parent, free_port
 from syllabus.topology import Topology
 
 ROOT = Path(__file__).resolve().parent.parent

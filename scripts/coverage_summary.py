@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("syllabus", "gateway", "generator", "renderer", "scheduler")
+PACKAGES = ("syllabus", "cli", "onemachine", "gateway", "generator", "renderer", "scheduler")
 MONGO = "syllabus/store/mongo*.py"
 MONGO_ROW = "mongo store"
 TOTAL_ROW = "total"

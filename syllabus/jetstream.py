@@ -24,7 +24,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from syllabus.config import WorkerConfig
-from syllabus.presence import PRESENCE_TTL
+from syllabus.presence import workers_bucket_config
 from syllabus.topology import PRIORITIES, Topology, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -175,8 +175,7 @@ async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits |
             await js.update_stream(config)
     buckets = [
         KeyValueConfig(bucket=topology.tasks_bucket, storage=StorageType.FILE),
-        # Entries a worker stopped writing age out: what is left is alive.
-        KeyValueConfig(bucket=topology.workers_bucket, storage=StorageType.MEMORY, ttl=PRESENCE_TTL),
+        workers_bucket_config(topology),
     ]
     for bucket in buckets:
         try:

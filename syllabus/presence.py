@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from nats.aio.client import Client
-from nats.js.errors import NoKeysError
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from syllabus import outages
@@ -51,6 +52,20 @@ class WorkerPresence:
         return cls(**json.loads(data))
 
 
+def workers_bucket_config(topology: Topology) -> KeyValueConfig:
+    # Entries a worker stopped writing age out: what is left is alive.
+    return KeyValueConfig(bucket=topology.workers_bucket, storage=StorageType.FILE, ttl=PRESENCE_TTL)
+
+
+async def workers_bucket(nc: Client, topology: Topology) -> KeyValue:
+    """The bucket, created again if it is gone (a JetStream that lost its state)."""
+    js = nc.jetstream()
+    try:
+        return await js.key_value(topology.workers_bucket)
+    except NotFoundError:
+        return await js.create_key_value(workers_bucket_config(topology))
+
+
 class Presence:
     """A worker process's own entry, kept while `run` runs."""
 
@@ -79,19 +94,22 @@ class Presence:
         )
 
     async def run(self) -> None:
-        kv = await self._nc.jetstream().key_value(self._topology.workers_bucket)
+        """Never raises: a worker whose presence cannot be written (NATS away, the bucket gone) works on."""
+        kv: KeyValue | None = None
         try:
             while True:
                 try:
+                    kv = kv or await workers_bucket(self._nc, self._topology)
                     await kv.put(self.key, self._entry().encode())
                 except Exception as exc:
-                    # An outage: the entry ages out meanwhile, and is written again once NATS answers.
+                    # The entry ages out meanwhile, and is written again once NATS answers.
                     if outages.unreachable(exc) is None:
                         log.warning("presence of %s not written: %s", self.key, exc)
                 await asyncio.sleep(PRESENCE_INTERVAL)  # a periodic duty, not synchronisation
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(kv.delete(self.key))
+            if kv is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(kv.delete(self.key))
 
 
 class LiveWorkers:
@@ -108,7 +126,7 @@ class LiveWorkers:
         self._seen[key] = time.monotonic()
 
     async def _bucket(self) -> KeyValue:
-        return await self._nc.jetstream().key_value(self._topology.workers_bucket)
+        return await workers_bucket(self._nc, self._topology)
 
     async def start(self) -> None:
         await self._watch.start(await self._bucket())

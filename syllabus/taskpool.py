@@ -1,4 +1,4 @@
-"""`syllabus worker MODULE:ATTRIBUTE`: one process of a task pool, running the TaskApp the user's package holds.
+"""One process of a task pool (`syllabus worker MODULE:ATTRIBUTE`), running the TaskApp the user's package holds.
 
 The app is imported as `celery -A` and `arq` import theirs: from the current directory or PYTHONPATH. Its task
 names are declared (syllabus.taskregistry) before the pool's consumers take any job; a name another pool holds
@@ -7,7 +7,6 @@ stops the process with one line saying so.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
 import sys
@@ -15,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from syllabus.config import CommonConfig, WorkerConfig
-from syllabus.process import run_service, serve_worker
-from syllabus.taskregistry import TaskRegistry, TaskTaken
+from syllabus.process import serve_worker
+from syllabus.taskregistry import TaskRegistry
 from syllabus.tasks import TaskApp
 from syllabus.topology import TASK_KIND, Topology
 
@@ -68,36 +67,3 @@ async def serve_pool(common: CommonConfig, app: TaskApp, concurrency: int | None
         queue=topology.pool_queue(app.pool, names),
         before_start=declare,
     )
-
-
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    parser = subparsers.add_parser(
-        "worker",
-        help="run a worker process of your own task pool (a TaskApp)",
-        description="Run one process of a task pool: the TaskApp at MODULE:ATTRIBUTE, configured by SYLLABUS_* "
-        "(SYLLABUS_WORKER_CONCURRENCY, SYLLABUS_WORKER_ACK_WAIT, ...). Run as many as you like, on any machines.",
-        epilog="example:\n  syllabus worker acme.tasks:app --concurrency 16",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("app", metavar="MODULE:ATTRIBUTE", help="where the TaskApp is, e.g. acme.tasks:app")
-    parser.add_argument("--concurrency", type=_positive, metavar="N", help="jobs run at once in this process")
-    parser.set_defaults(func=_run)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return int(text)
-
-
-def _run(args: argparse.Namespace) -> int:
-    try:
-        app = load_app(args.app)
-    except AppNotFound as exc:
-        print(f"syllabus worker: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return run_service(f"pool-{app.pool}", lambda common: serve_pool(common, app, args.concurrency))
-    except TaskTaken as exc:
-        print(f"syllabus worker: {exc}", file=sys.stderr)
-        return 2

@@ -15,7 +15,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
 
-from syllabus.servers import NatsServer, ValkeyServer
+from onemachine.servers import NatsServer, ValkeyServer
 from syllabus.topology import Topology
 from tests.ports import HOST, held_port
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from syllabus import jobargs, jobtext
-from syllabus.jobargs import UsageError
+from cli import jobargs, jobtext
+from cli.jobargs import UsageError
 from syllabus.v1 import job_pb2
 
 E = job_pb2

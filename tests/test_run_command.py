@@ -7,7 +7,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from syllabus.stack import buf_command
+from onemachine.stack import buf_command
 
 ROOT = Path(__file__).resolve().parents[1]
 

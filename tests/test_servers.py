@@ -12,7 +12,7 @@ import nats
 import pytest
 from redis.asyncio import Redis
 
-from syllabus.servers import NatsServer, ServerError, ValkeyServer
+from onemachine.servers import NatsServer, ServerError, ValkeyServer
 
 # A bound on waits so a broken server fails the test instead of hanging it; never reached when things work.
 DEADLINE = 60.0
@@ -134,7 +134,7 @@ async def test_session_servers_answer(nats_url: str, redis_url: str) -> None:
 _PARENT = """
 import asyncio, sys
 from pathlib import Path
-from syllabus.servers import NatsServer
+from onemachine.servers import NatsServer
 
 async def main() -> None:
     server = NatsServer(Path(sys.argv[1]))

@@ -18,11 +18,11 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from onemachine.health import wait_healthy
+from onemachine.stack import Stack, home_lock, process_names, say
 from syllabus import redaction
 from syllabus.client import SyllabusClient, SyllabusError
 from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig
-from syllabus.health import wait_healthy
-from syllabus.stack import Stack, home_lock, process_names, say
 from syllabus.v1 import course_service_pb2, course_service_pb2_grpc, job_pb2
 from tests.ports import HOST, unassigned_port
 

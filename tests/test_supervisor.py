@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from syllabus.servers import ChildServer, NatsServer, ValkeyServer
-from syllabus.supervisor import RestartPolicy, SupervisedServer, SupervisedService
+from onemachine.servers import ChildServer, NatsServer, ValkeyServer
+from onemachine.supervisor import RestartPolicy, SupervisedServer, SupervisedService
 from tests.ports import unassigned_port
 
 # A bound on waits so a broken supervisor fails the test instead of hanging it; never reached when things work.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cli import main as cli
+from cli.course_command import Progress
 from generator.providers.registry import Registry
-from syllabus import cli
-from syllabus.course_command import Progress
 from syllabus.v1 import job_pb2
 from tests.course.conftest import CourseStack
 from tests.course.test_course_flow import BrokenLesson

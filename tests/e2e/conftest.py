@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from syllabus.health import wait_healthy
+from onemachine.health import wait_healthy
 from tests.ports import HOST, unassigned_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from syllabus.servers import NatsServer
+from onemachine.servers import NatsServer
 from tests.e2e.conftest import ROOT, STEP_DEADLINE, stack_env
 
 pytestmark = pytest.mark.e2e

@@ -25,7 +25,7 @@ import pytest_asyncio
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from syllabus.cli import main
+from cli.main import main
 from syllabus.client import SyllabusClient
 from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, ensure_topology

@@ -15,9 +15,9 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.services import Wiring, add_services
+from onemachine.servers import NatsServer
 from syllabus.config import GatewayConfig
 from syllabus.jetstream import connect, ensure_topology
-from syllabus.servers import NatsServer
 from syllabus.store.base import JobQuery
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology

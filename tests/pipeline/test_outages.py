@@ -28,12 +28,12 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from gateway.readiness import Readiness
 from gateway.services import add_health_and_reflection, add_services
+from onemachine.servers import NatsServer
 from scheduler.relay import DueRelay
 from syllabus import outages
 from syllabus.deadletters import DeadLetters
 from syllabus.errors import BrokerUnavailable
 from syllabus.jetstream import connect, ensure_topology
-from syllabus.servers import NatsServer
 from syllabus.store.base import JobChange, Updated
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.submit import Submitter, build_job

@@ -11,8 +11,8 @@ import grpc
 import pytest_asyncio
 
 from gateway.services import add_services
+from onemachine.servers import NatsServer
 from syllabus.jetstream import connect, ensure_topology
-from syllabus.servers import NatsServer
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from syllabus.presence import LiveWorkers
+from syllabus.presence import LiveWorkers, workers_bucket
 from syllabus.taskregistry import TaskDeclaration, TaskRegistry
 from syllabus.v1 import job_pb2, job_service_pb2
 from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, StartWorker
@@ -87,3 +87,10 @@ async def test_a_watching_reader_knows_the_workers_and_tasks_present_when_it_sta
     finally:
         await live.stop()
         await tasks.stop()
+
+
+async def test_the_workers_bucket_is_made_again_when_jetstream_lost_it(pipeline: Pipeline) -> None:
+    await pipeline.nc.jetstream().delete_key_value(pipeline.topology.workers_bucket)
+    kv = await workers_bucket(pipeline.nc, pipeline.topology)
+    await kv.put("generator.somewhere", b"{}")
+    assert await LiveWorkers(pipeline.nc, pipeline.topology).any_alive("generator")

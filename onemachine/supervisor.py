@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from syllabus.servers import ChildServer, ServerError, die_with_parent
+from onemachine.servers import ChildServer, ServerError, die_with_parent
 
 log = logging.getLogger("syllabus.up")
 
 T = TypeVar("T")
 
-# The exit code of a command stopped by a configuration error (syllabus/cli.py).
+# The exit code of a command stopped by a configuration error (cli/main.py).
 CONFIG_ERROR_EXIT = 2
 # First restart delay; it doubles with each crash in a row, up to RestartPolicy.max_delay.
 FIRST_RESTART_DELAY = 0.5

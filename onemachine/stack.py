@@ -24,13 +24,13 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from onemachine.health import wait_healthy
+from onemachine.servers import ChildServer, NatsServer, ValkeyServer
+from onemachine.supervisor import RestartPolicy, Supervised, SupervisedServer, SupervisedService
 from syllabus import jetstream
 from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig, WorkerConfig
-from syllabus.health import wait_healthy
 from syllabus.logs import setup_logging
 from syllabus.redaction import redact
-from syllabus.servers import ChildServer, NatsServer, ValkeyServer
-from syllabus.supervisor import RestartPolicy, Supervised, SupervisedServer, SupervisedService
 from syllabus.topology import WORKER_SERVICES, Topology
 
 log = logging.getLogger("syllabus.up")
@@ -39,7 +39,7 @@ log = logging.getLogger("syllabus.up")
 STOP_ORDER: tuple[tuple[str, ...], ...] = (("gateway",), ("generator", "renderer"), ("scheduler",))
 # How long to wait for the gateway's health check before saying so (waiting then goes on).
 GATEWAY_HEALTH_TIMEOUT = 60.0
-# The exit code of invalid input (syllabus/cli.py).
+# The exit code of invalid input (cli/main.py).
 USAGE_EXIT = 2
 # Where the banner's notes wrap.
 BANNER_WIDTH = 110

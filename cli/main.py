@@ -11,11 +11,11 @@ from syllabus.config import ConfigError
 
 # Modules that add commands: each has register(subparsers) that sets `func` (args -> exit code).
 COMMAND_MODULES = (
-    "syllabus.stack",  # up
-    "syllabus.services",  # gateway, generator, renderer, scheduler
-    "syllabus.commands",  # submit, get, jobs, watch, cancel, deadletters
-    "syllabus.course_command",  # course
-    "syllabus.taskpool",  # worker
+    "onemachine.stack",  # up
+    "cli.services",  # gateway, generator, renderer, scheduler
+    "cli.commands",  # submit, get, jobs, watch, cancel, deadletters
+    "cli.course_command",  # course
+    "cli.worker_command",  # worker
 )
 
 

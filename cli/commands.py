@@ -19,10 +19,11 @@ from typing import Any, TextIO
 
 import grpc
 
-from syllabus import anyjson, jobargs, jobtext
+from cli import jobargs, jobtext
+from cli.jobargs import UsageError
+from syllabus import anyjson
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError
 from syllabus.config import GatewayConfig
-from syllabus.jobargs import UsageError
 from syllabus.topology import TASK_KIND
 from syllabus.v1 import job_pb2
 

@@ -11,7 +11,7 @@ from gateway.readiness import Readiness
 from gateway.rest.server import RestGateway, loopback_target, services_named
 from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
-from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
+from syllabus.config import CommonConfig, ConfigError, GatewayConfig
 from syllabus.jetstream import disconnect
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
@@ -26,7 +26,6 @@ async def serve(common: CommonConfig) -> None:
     own_types = load_descriptor_sets(config.descriptor_sets)
     for name in own_types:
         log.info("message type %s loaded from SYLLABUS_DESCRIPTOR_SETS", name)
-    retry = WorkerConfig.from_env("generator").retry
     stop = stop_signal()
     readiness = Readiness()
     nc, store = await unless_stopped(open_connections(common, "syllabus-gateway", readiness.on_nats), stop)
@@ -35,7 +34,7 @@ async def serve(common: CommonConfig) -> None:
     tasks, workers = TaskRegistry(nc, topology), LiveWorkers(nc, topology)
     await tasks.start()
     await workers.start()
-    wiring = Wiring(nc, store, topology, config, common.tenant, retry.max_attempts, tasks, workers)
+    wiring = Wiring(nc, store, topology, config, common.tenant, config.default_max_attempts, tasks, workers)
     streams = add_services(server, wiring)
     health_servicer = add_health_and_reflection(server)
     try:

@@ -195,6 +195,23 @@ class CommonConfig:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How a failed attempt is retried: data, not branches."""
+
+    max_attempts: int = 5
+    # Delay before attempt n+1 is backoff[min(n-1, len-1)] seconds, with +-jitter of it.
+    backoff: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0, 300.0)
+    jitter: float = 0.2
+    # Error types (JobError.type) never retried.
+    permanent_errors: frozenset[str] = frozenset({"InvalidJob", "PermanentError", "NotFound"})
+
+    def delay(self, attempt: int, rand: float) -> float:
+        """Backoff before the attempt after `attempt`, with `rand` in [0, 1) spreading it by +-jitter."""
+        base = self.backoff[min(max(attempt, 1), len(self.backoff)) - 1]
+        return max(0.0, base * (1 + self.jitter * (2 * rand - 1)))
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     grpc_addr: str = "127.0.0.1:50051"
     http_addr: str = "127.0.0.1:8080"
@@ -208,11 +225,16 @@ class GatewayConfig:
     # Descriptor sets of the user's own protos (`buf build -o acme.binpb`): typed task inputs and results are
     # validated and written as JSON with them.
     descriptor_sets: tuple[str, ...] = ()
+    # Attempts of a job that asks for none (a task takes its own declaration's).
+    default_max_attempts: int = RetryPolicy.max_attempts
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
         env = os.environ if env is None else env
         return cls(
+            default_max_attempts=_parse(
+                env, "SYLLABUS_MAX_ATTEMPTS", str(cls.default_max_attempts), _positive_int, "an integer >= 1"
+            ),
             descriptor_sets=_parse(env, "SYLLABUS_DESCRIPTOR_SETS", "", _paths, "existing files separated by ':'"),
             grpc_addr=_parse(env, "SYLLABUS_GRPC_ADDR", cls.grpc_addr, _host_port, "host:port"),
             http_addr=_parse(env, "SYLLABUS_HTTP_ADDR", cls.http_addr, _host_port, "host:port"),
@@ -229,23 +251,6 @@ class GatewayConfig:
                 env, "SYLLABUS_HTTP_MAX_CONNECTIONS", str(cls.http_max_connections), _positive_int, "an integer > 0"
             ),
         )
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How a failed attempt is retried: data, not branches."""
-
-    max_attempts: int = 5
-    # Delay before attempt n+1 is backoff[min(n-1, len-1)] seconds, with +-jitter of it.
-    backoff: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0, 300.0)
-    jitter: float = 0.2
-    # Error types (JobError.type) never retried.
-    permanent_errors: frozenset[str] = frozenset({"InvalidJob", "PermanentError", "NotFound"})
-
-    def delay(self, attempt: int, rand: float) -> float:
-        """Backoff before the attempt after `attempt`, with `rand` in [0, 1) spreading it by +-jitter."""
-        base = self.backoff[min(max(attempt, 1), len(self.backoff)) - 1]
-        return max(0.0, base * (1 + self.jitter * (2 * rand - 1)))
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,9 @@ class Presence:
                         log.warning("presence of %s not written: %s", self.key, exc)
                 await asyncio.sleep(PRESENCE_INTERVAL)  # a periodic duty, not synchronisation
         finally:
-            if kv is not None:
+            # Only while connected: a delete buffered for a NATS that is away would be left pending in the client,
+            # which nats-py then fails to write when the connection is closed. The entry ages out anyway.
+            if kv is not None and self._nc.is_connected:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(kv.delete(self.key))
 

@@ -249,3 +249,10 @@ def test_descriptor_sets_must_be_files_and_descriptor_sets(tmp_path: Path) -> No
     garbage.write_bytes(b"\xff\xff\xff")
     with pytest.raises(ConfigError, match=re.escape(f"SYLLABUS_DESCRIPTOR_SETS: {garbage} is not a descriptor set")):
         load_descriptor_sets((str(garbage),))
+
+
+def test_the_gateway_reads_the_default_attempts_itself() -> None:
+    assert GatewayConfig.from_env({}).default_max_attempts == RetryPolicy().max_attempts
+    assert GatewayConfig.from_env({"SYLLABUS_MAX_ATTEMPTS": "3"}).default_max_attempts == 3
+    with pytest.raises(ConfigError, match="SYLLABUS_MAX_ATTEMPTS='0' is not valid: expected an integer >= 1"):
+        GatewayConfig.from_env({"SYLLABUS_MAX_ATTEMPTS": "0"})

@@ -45,8 +45,8 @@ async def tasks_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     acme = base / "acme-project"
     descriptor_set = build_acme(acme)
     async with running_stack(base, {"SYLLABUS_DESCRIPTOR_SETS": str(descriptor_set)}) as stack:
-        # The variables the banner prints for more workers: NATS, and the home of the job store.
-        nats_url = re.search(r"SYLLABUS_NATS_URL=(\S+)", stack.log.read_text())
+        # The NATS that `up` started (logged before any service starts), and the home of the job store.
+        nats_url = re.search(r"nats-server started \(pid \d+\) at (nats://\S+)", stack.log.read_text())
         assert nats_url is not None, stack.log_tail()
         env = stack.env | {"SYLLABUS_NATS_URL": nats_url.group(1)}
         with (base / "worker.log").open("wb") as sink:

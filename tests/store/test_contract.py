@@ -55,6 +55,7 @@ def full_job() -> job_pb2.Job:
         max_attempts=7,
         parent_id=new_id(),
         cancel_requested=True,
+        status_message="waiting for a worker: no process of the generator service is running",
     )
     course = job.spec.generate_course
     course.prompt = "Rust for Python developers"

@@ -35,6 +35,10 @@ def load_app(target: str) -> TaskApp:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise AppNotFound(f"cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:
+        # The user's own code failed (a bad task declaration, a syntax error): one line, and where to see more.
+        hint = f"python -c 'import {module_name}' shows where"
+        raise AppNotFound(f"importing {module_name} failed: {type(exc).__name__}: {exc} ({hint})") from None
     if not hasattr(module, attribute):
         raise AppNotFound(f"{module_name} has no {attribute!r}")
     app = getattr(module, attribute)

@@ -267,6 +267,24 @@ async def test_a_second_pool_claiming_a_served_name_stops_at_start_saying_whose_
     assert (await pipeline.wait_end(job.id)).state == E.JOB_STATE_SUCCEEDED
 
 
+async def test_a_task_module_that_fails_to_import_is_one_line(
+    pipeline: Pipeline, nats_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "broken.py").write_text(
+        "from syllabus.tasks import TaskApp\n"
+        "app = TaskApp('broken')\n"
+        "@app.task('Bad Name')\n"
+        "async def f(ctx, data): ...\n"
+    )
+    process = await start_pool(pipeline, nats_url, tmp_path, "broken:app")
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert stderr.decode().strip() == (
+        "syllabus worker: importing broken failed: ValueError: task name 'Bad Name' must be dot-separated lowercase "
+        "words, e.g. 'math.stats' (python -c 'import broken' shows where)"
+    )
+
+
 @pytest.mark.parametrize(
     ("app", "message"),
     [

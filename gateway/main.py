@@ -11,7 +11,8 @@ from gateway.readiness import Readiness
 from gateway.rest.server import RestGateway, loopback_target, services_named
 from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
-from syllabus.config import CommonConfig, ConfigError, GatewayConfig
+from gateway.workers import add_worker_service
+from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
 from syllabus.jetstream import disconnect
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 async def serve(common: CommonConfig) -> None:
     config = GatewayConfig.from_env()
+    # The runtime the gateway runs for task workers connected over WorkerService (SYLLABUS_WORKER_*).
+    remote_workers = WorkerConfig.from_env("worker")
     own_types = load_descriptor_sets(config.descriptor_sets)
     for name in own_types:
         log.info("message type %s loaded from SYLLABUS_DESCRIPTOR_SETS", name)
@@ -36,6 +39,9 @@ async def serve(common: CommonConfig) -> None:
     await workers.start()
     wiring = Wiring(nc, store, topology, config, common.tenant, config.default_max_attempts, tasks, workers)
     streams = add_services(server, wiring)
+    worker_service = add_worker_service(
+        server, nc=nc, store=store, topology=topology, tasks=tasks, config=remote_workers
+    )
     health_servicer = add_health_and_reflection(server)
     try:
         grpc_port = server.add_insecure_port(config.grpc_addr)
@@ -66,6 +72,8 @@ async def serve(common: CommonConfig) -> None:
     finally:
         await rest.stop()
         await health_servicer.enter_graceful_shutdown()
+        # Before the server stops: the connected workers' attempts are handed back while NATS is still there.
+        await worker_service.close()
         await server.stop(grace=5)
         await streams.close()
         await tasks.stop()

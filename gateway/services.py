@@ -27,8 +27,11 @@ from syllabus.v1 import (
     course_service_pb2_grpc,
     job_service_pb2,
     job_service_pb2_grpc,
+    worker_service_pb2,
 )
 
+# Not among SERVICE_NAMES: a bidirectional stream has no REST form.
+WORKER_SERVICE_NAME = worker_service_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name
 SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
@@ -134,6 +137,9 @@ def add_health_and_reflection(server: grpc.aio.Server) -> health.aio.HealthServi
     health_pb2_grpc.add_HealthServicer_to_server(servicer, registrar)
     # The asyncio servicer named outright: enable_server_reflection picks it only for a grpc.aio.Server itself.
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-        reflection.aio.ReflectionServicer((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)), registrar
+        reflection.aio.ReflectionServicer(
+            (*SERVICE_NAMES, WORKER_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        ),
+        registrar,
     )
     return servicer

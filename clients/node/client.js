@@ -14,6 +14,7 @@ const FILES = [
   'syllabus/v1/job_service.proto',
   'syllabus/v1/admin_service.proto',
   'syllabus/v1/course_service.proto',
+  'syllabus/v1/worker_service.proto',
 ];
 // Transient failures a watch resumes after, from the last event it saw.
 const RESUMABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.INTERNAL]);

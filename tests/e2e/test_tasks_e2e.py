@@ -21,8 +21,10 @@ from grpc_tools import protoc
 
 from tests.e2e.conftest import ROOT, STEP_DEADLINE, Stack, running_stack
 from tests.e2e.test_first_job import buf_curl, json_messages
+from tests.rest import conftest as rest_fixtures
 
 pytestmark = pytest.mark.e2e
+node_client = rest_fixtures.node_client
 STATS = "type.googleapis.com/acme.v1.StatsRequest"
 
 
@@ -156,3 +158,43 @@ async def test_a_json_task_by_buf_curl_and_the_cli_then_dead_lettered_and_retrie
     done = await stack.syllabus("watch", job_id)
     assert done.code == 0, done.err
     assert '"reversed": "desserts"' in done.out
+
+
+async def test_a_node_worker_beside_up_runs_a_task_sent_with_curl(
+    tasks_stack: tuple[Stack, Path], node_client: Path
+) -> None:
+    stack, _ = tasks_stack
+    worker = await asyncio.create_subprocess_exec(
+        "node",
+        "example_worker.js",
+        stack.grpc_addr,
+        "--pool",
+        "node-example",
+        cwd=node_client,
+        stdin=subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert worker.stderr is not None
+        line = (await asyncio.wait_for(worker.stderr.readline(), STEP_DEADLINE)).decode()
+        assert "syllabus worker node-example: connected to" in line, line
+        job = await submitted(
+            stack, {"spec": {"task": {"name": "strings.reverse", "json": {"text": "drawer", "flaky": True}}}}
+        )
+        lines = (await curl(stack, f"/v1/jobs/{job['id']}:watch")).splitlines()
+        events = [json.loads(line)["result"]["event"] for line in lines]
+        assert [e["type"].removeprefix("JOB_EVENT_TYPE_") for e in events] == [
+            "QUEUED",
+            "STARTED",
+            "RETRYING",
+            "STARTED",
+            "PROGRESS",
+            "SUCCEEDED",
+        ]
+        assert events[-1]["result"]["json"] == {"text": "reward", "length": 6.0, "attempt": 2.0}
+        worker.terminate()
+        assert await asyncio.wait_for(worker.wait(), STEP_DEADLINE) == 0
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()

@@ -17,8 +17,10 @@ from gateway.jobs import JobService
 from gateway.readiness import Readiness
 from gateway.services import add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
+from gateway.workers import add_worker_service
+from syllabus.taskregistry import TaskRegistry
 from syllabus.v1 import job_service_pb2
-from tests.pipeline.conftest import Pipeline, wiring
+from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, wiring
 
 WatchRequests = list[job_service_pb2.WatchJobRequest]
 
@@ -61,16 +63,28 @@ async def serve(
 
 
 @asynccontextmanager
-async def serve_gateway(pipeline: Pipeline, *interceptors: grpc.aio.ServerInterceptor) -> AsyncIterator[str]:
-    """The pipeline's services as gateway.main serves them (its server's limits, health, reflection), started;
-    yields "127.0.0.1:port" and stops the server at the end."""
+async def serve_gateway(
+    pipeline: Pipeline, *interceptors: grpc.aio.ServerInterceptor, port: int = 0
+) -> AsyncIterator[str]:
+    """The pipeline's services as gateway.main serves them (its server's limits, health, reflection, and
+    WorkerService, closed first as gateway.main does), started; yields "127.0.0.1:port" and stops it at the end."""
     server = gateway_server(*interceptors)
     streams = add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
+    workers = add_worker_service(
+        server,
+        nc=pipeline.nc,
+        store=pipeline.store,
+        topology=pipeline.topology,
+        tasks=TaskRegistry(pipeline.nc, pipeline.topology),
+        config=WORKER_CONFIG,
+    )
     await Readiness().attach(add_health_and_reflection(server))
-    port = server.add_insecure_port("127.0.0.1:0")
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    assert bound, f"cannot listen on 127.0.0.1:{port}"
     await server.start()
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{bound}"
     finally:
+        await workers.close()
         await server.stop(grace=None)
         await streams.close()

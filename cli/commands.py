@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
@@ -73,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     _add_watch(subparsers, common)
     _add_cancel(subparsers, common)
     _add_deadletters(subparsers, common)
+    _add_artifact(subparsers, common)
 
 
 def _parser(
@@ -162,10 +164,13 @@ def _add_submit(subparsers: argparse._SubParsersAction[Any], common: argparse.Ar
         "  syllabus submit summarize --text - --watch < notes.txt\n"
         '  syllabus submit summarize_text --json \'{"summarizeText": {"text": "...", "maxWords": 40}}\'\n'
         '  syllabus submit course --json \'{"prompt": "Rust for Python developers", "modules": 4}\'\n'
-        "  syllabus submit task math.stats --json '{\"numbers\": [1, 2, 3]}'\n\n"
+        "  syllabus submit task math.stats --json '{\"numbers\": [1, 2, 3]}'\n"
+        "  syllabus submit report --file report.json   # then: syllabus artifact JOB report.pdf\n\n"
         + WATCH_EXIT_CODES.replace("exit codes:", "exit codes with --watch:"),
     )
-    parser.add_argument("kind", metavar="KIND", help="job kind: summarize (summarize_text), course, render, task, ...")
+    parser.add_argument(
+        "kind", metavar="KIND", help="job kind: summarize (summarize_text), course, render, report, task, ..."
+    )
     parser.add_argument("name", metavar="TASK", nargs="?", help="the task's name (task jobs only), e.g. math.stats")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--text", help="the text to summarize (summarize only); - reads it from stdin")
@@ -174,6 +179,7 @@ def _add_submit(subparsers: argparse._SubParsersAction[Any], common: argparse.Ar
         metavar="SPEC_JSON",
         help="the job as protojson: a JobSpec, or just the message of KIND; for a task, its input",
     )
+    what.add_argument("--file", metavar="PATH", help="--json read from a file (- reads stdin), e.g. a report")
     parser.add_argument("--priority", choices=["interactive", "batch"], help="interactive jobs are served first")
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--run-at", metavar="ISO_TIME", help="run no earlier than this, e.g. 2030-01-31T09:00:00Z")
@@ -190,6 +196,8 @@ def _add_submit(subparsers: argparse._SubParsersAction[Any], common: argparse.Ar
 
 def _spec(args: argparse.Namespace) -> job_pb2.JobSpec:
     kind = jobargs.resolve_kind(args.kind)
+    if args.file is not None:
+        args.json = jobargs.read_text_file(args.file, "--file")
     if kind == TASK_KIND:
         if args.text is not None:
             raise UsageError("--text is for summarize; give a task's input as --json '{...}'")
@@ -236,6 +244,42 @@ async def _submit(client: SyllabusClient, args: argparse.Namespace) -> int:
         print(f"(existing job) the idempotency key {args.key!r} matched job {job.id}", file=sys.stderr)
     if args.watch:
         return await _follow(client, job, args.watch_deadline)
+    return EXIT_SUCCEEDED
+
+
+# -- artifact --------------------------------------------------------------------------------------------
+
+
+def _add_artifact(subparsers: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
+    parser = _parser(
+        subparsers,
+        "artifact",
+        common,
+        "download a file a job stored, e.g. a report's PDF (`syllabus get JOB` lists them)",
+        "examples:\n"
+        "  syllabus artifact $JOB report.pdf                # writes the file under the name the gateway gives it\n"
+        "  syllabus artifact $JOB report.html -o q1.html\n"
+        "  syllabus artifact $COURSE_JOB course.pdf -o -   # to stdout\n\n" + EXIT_CODES,
+    )
+    parser.add_argument("job", metavar="JOB", help="the job id")
+    parser.add_argument("name", metavar="NAME", help="the artifact's name, e.g. report.pdf")
+    parser.add_argument("-o", "--out", metavar="FILE", help="where to write it; - is stdout")
+    parser.set_defaults(func=_command(_artifact))
+
+
+async def _artifact(client: SyllabusClient, args: argparse.Namespace) -> int:
+    body, filename = await client.artifact(args.job, args.name)
+    if args.out == "-":
+        sys.stdout.buffer.write(body.data)
+        sys.stdout.buffer.flush()
+        return EXIT_SUCCEEDED
+    # Only the file name the gateway suggests, never a path of its choosing.
+    out = args.out or Path(filename).name or args.name
+    try:
+        await asyncio.to_thread(Path(out).write_bytes, body.data)
+    except OSError as exc:
+        return _fail(f"cannot write {out}: {exc.strerror or exc}", EXIT_FAILED)
+    print(f"wrote {out} ({len(body.data)} bytes, {body.content_type})", file=sys.stderr)
     return EXIT_SUCCEEDED
 
 

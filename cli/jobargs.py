@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import cast
 
 from google.protobuf import json_format
@@ -24,7 +26,12 @@ class UsageError(ValueError):
 
 _KINDS = tuple(field.name for field in job_pb2.JobSpec.DESCRIPTOR.oneofs_by_name["kind"].fields)
 # Short names people type; the full kind names work too.
-ALIASES = {"summarize": "summarize_text", "course": "generate_course", "render": "render_document"}
+ALIASES = {
+    "summarize": "summarize_text",
+    "course": "generate_course",
+    "render": "render_document",
+    "report": "render_report",
+}
 STATES = {
     value.name.removeprefix("JOB_STATE_").lower(): cast(job_pb2.JobState, value.number)
     for value in job_pb2.JobState.DESCRIPTOR.values
@@ -76,6 +83,17 @@ def parse_spec(text: str, kind: str, option: str = "--json") -> job_pb2.JobSpec:
     if given != kind:
         raise UsageError(f"{option} holds a {given or 'empty'} spec, not {kind}")
     return spec
+
+
+def read_text_file(path: str, option: str) -> str:
+    """A file's text for an option; - reads stdin."""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"{option} {path}: cannot read it: {_one_line(reason)}") from None
 
 
 def task_spec(name: str | None, text: str | None) -> job_pb2.JobSpec:

@@ -128,6 +128,8 @@ def job_summary(job: job_pb2.Job) -> str:
     result = job.result
     if result.reference:
         rows.append(("reference", result.reference))
+    for artifact in result.artifacts:
+        rows.append(("artifact", f"{artifact.name} ({artifact.content_type}, {artifact.size_bytes} bytes)"))
     if result.usage.input_tokens or result.usage.output_tokens:
         usage = result.usage
         rows.append(

@@ -10,13 +10,11 @@ Errors: an unknown course is NOT_FOUND; a course that exists but has no document
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 from google.api import httpbody_pb2
 from google.rpc import code_pb2, error_details_pb2
 from nats.aio.client import Client
-from nats.js.errors import NotFoundError, ObjectNotFoundError
 
+from gateway.artifacts import Stored, document_name, download, not_found
 from gateway.jobs import call_timeout
 from gateway.status import Context, abort, build_status
 from syllabus import lifecycle
@@ -30,11 +28,6 @@ from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc,
 DEFAULT_MODULES = 6
 DEFAULT_LANGUAGE = "en"
 _COURSE_RESOURCE = "syllabus.v1.Course"
-
-
-async def _not_found(context: Context, what: str, name: str, message: str) -> NoReturn:
-    info = error_details_pb2.ResourceInfo(resource_type=what, resource_name=name)
-    await abort(context, build_status(code_pb2.NOT_FOUND, message, info))
 
 
 def _abandon(course: course_pb2.Course) -> course_pb2.Course | None:
@@ -67,7 +60,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
     async def _course(self, course_id: str, context: Context) -> course_pb2.Course:
         course = await self._store.get_course(course_id)
         if course is None or course.tenant != self._tenant or not course.job_id:
-            await _not_found(context, _COURSE_RESOURCE, course_id, f"course {course_id!r} not found")
+            await not_found(context, _COURSE_RESOURCE, course_id, f"course {course_id!r} not found")
         return course
 
     async def CreateCourse(
@@ -143,17 +136,15 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             )
         document = next((d for d in course.documents if d.format == wanted), None)
         if document is None:
-            await _not_found(
+            await not_found(
                 context, "syllabus.v1.Document", f"courses/{course.id}/{name}", f"course {course.id!r} has no {name}"
             )
-        try:
-            bucket = await self._js.object_store(self._topology.artifacts_bucket)
-            result = await bucket.get(document.object_name)
-        except (ObjectNotFoundError, NotFoundError):
-            await _not_found(
-                context,
-                "syllabus.v1.Document",
-                document.object_name,
-                f"the {name} of course {course.id!r} is no longer stored",
-            )
-        return httpbody_pb2.HttpBody(content_type=document.content_type, data=result.data or b"")
+        extension = document_name(document).rpartition(".")[2]
+        stored = Stored(
+            object_name=document.object_name,
+            content_type=document.content_type,
+            filename=f"course-{course.id}.{extension}",
+            resource_type="syllabus.v1.Document",
+            resource_name=document.object_name,
+        )
+        return await download(context, self._js, self._topology.artifacts_bucket, stored)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from google.api import httpbody_pb2
 from nats.aio.client import Client
 
+from gateway.artifacts import download, job_artifacts, not_found
 from gateway.status import Context
 from gateway.taskinputs import TaskInputs
 from gateway.waiting import Waiting
@@ -141,6 +143,17 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         job = await self._job(request.job_id)
         async for event in self._streams.job_events(job, request.after_sequence):
             yield job_service_pb2.WatchJobResponse(event=event)
+
+    async def GetJobArtifact(
+        self, request: job_service_pb2.GetJobArtifactRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        job = await self._job(request.job_id)
+        stored = (await job_artifacts(self._store, job)).get(request.name)
+        if stored is None:
+            name = f"jobs/{job.id}/artifacts/{request.name}"
+            await not_found(context, "syllabus.v1.Artifact", name, f"job {job.id!r} has no artifact {request.name!r}")
+        js = self._nc.jetstream(timeout=call_timeout(context, self._config.publish_timeout))
+        return await download(context, js, self._topology.artifacts_bucket, stored)
 
     async def WatchJobs(
         self, request: job_service_pb2.WatchJobsRequest, context: Context

@@ -129,7 +129,8 @@ class DocumentRenderer:
             render = functools.partial(render_markdown, course)
         # Laying out a long course takes a while: it runs on a thread so the worker's event loop keeps serving
         # heartbeats and other jobs.
-        guarded = functools.partial(_rendered, render, f"the {FORMATS[document_format].label} document of {course.id}")
+        what = f"the {FORMATS[document_format].label} document of {course.id}"
+        guarded = functools.partial(guarded_render, render, what)
         return await asyncio.get_running_loop().run_in_executor(None, guarded)
 
     async def _record(self, course_id: str, documents: list[course_pb2.Document]) -> course_pb2.Course:
@@ -177,7 +178,7 @@ class DocumentRenderer:
             )
 
 
-def _rendered(render: Callable[[], bytes], what: str) -> bytes:
+def guarded_render(render: Callable[[], bytes], what: str) -> bytes:
     # Only what the renderer itself raises is permanent: the executor failing to run it (shutting down) is not.
     try:
         return render()
@@ -194,4 +195,10 @@ def _usage(course: course_pb2.Course) -> job_pb2.Usage:
 
 
 def build_handlers(nc: Client, store: Store, topology: Topology, config: RendererConfig) -> dict[str, Handler]:
-    return {"render_document": DocumentRenderer(nc, store, topology, config).render_document}
+    # Imported here: renderer.reports builds on this module's formats.
+    from renderer.reports import ReportRenderer
+
+    return {
+        "render_document": DocumentRenderer(nc, store, topology, config).render_document,
+        "render_report": ReportRenderer(nc, topology, config).render_report,
+    }

@@ -62,26 +62,34 @@ ol.answers > li { margin-bottom: .75rem; }
 
 def render_html(course: course_pb2.Course) -> bytes:
     title = escape(course.title or course.prompt)
-    parts = [
-        "<!DOCTYPE html>",
-        f'<html lang="{escape(course.language or "en")}">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{title}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        "<main>",
-        f"<header><h1>{title}</h1>",
-        f'<p class="meta">{escape(meta_line(course))}</p>',
-    ]
+    parts = [f"<header><h1>{title}</h1>", f'<p class="meta">{escape(meta_line(course))}</p>']
     if course.offline_draft:
         parts.append(f'<p class="notice" role="note"><strong>{escape(OFFLINE_NOTICE)}</strong></p>')
     parts += [f"<p>{_inline(course.description)}</p>", "</header>", _toc(course)]
     parts += [_module(module) for module in course.modules]
     parts += [_answer_key(course), f'<p class="written-by">{escape(written_by(course))}</p>']
-    parts += ["</main>", "</body>", "</html>", ""]
+    return page(course.title or course.prompt, course.language, parts)
+
+
+def page(title: str, language: str, body: Sequence[str]) -> bytes:
+    """A standalone page (the shared style inline) around body, already HTML."""
+    parts = [
+        "<!DOCTYPE html>",
+        f'<html lang="{escape(language or "en")}">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        "<main>",
+        *body,
+        "</main>",
+        "</body>",
+        "</html>",
+        "",
+    ]
     return "\n".join(parts).encode()
 
 
@@ -107,7 +115,7 @@ def _module(module: course_pb2.Module) -> str:
         parts.append('<div class="objectives"><h4>Objectives</h4>' + _list("ul", module.objectives) + "</div>")
     parts += [
         f'<h3 id="{anchor("lesson", module)}">{escape(lesson_heading(module))}</h3>',
-        _lesson(module.lesson.body_markdown, heading_offset=2),
+        markdown_html(module.lesson.body_markdown, heading_offset=2),
     ]
     if module.lesson.key_points:
         parts.append('<div class="key-points"><h4>Key points</h4>' + _list("ul", module.lesson.key_points) + "</div>")
@@ -160,7 +168,8 @@ def _inline(text: str) -> str:
     return _RENDERER.render(PARSER.parseInline(normalized(text)), PARSER.options, {})
 
 
-def _lesson(markdown: str, heading_offset: int) -> str:
+def markdown_html(markdown: str, heading_offset: int = 0) -> str:
+    """Markdown as HTML, as lessons are rendered: raw HTML stays text, images become links."""
     tokens = parse(markdown)
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):

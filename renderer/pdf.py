@@ -30,7 +30,7 @@ from renderer.pdf_fonts import CORE_ENCODING, CORE_FONTS, Fonts, fallback_fonts,
 from renderer.pdf_text import TextWriter, fit
 from syllabus.v1 import course_pb2
 
-__all__ = ["find_font_dir", "render_pdf"]
+__all__ = ["find_font_dir", "render_markdown_pdf", "render_pdf"]
 
 # The table of contents is one line per entry, each of this height: how many pages it fills is a matter of
 # arithmetic, known before the chapters are laid out (fpdf2 reserves the pages up front and requires the exact
@@ -88,6 +88,36 @@ def render_pdf(
     for module in course.modules:
         writer.module(module)
     writer.answer_key(course.modules)
+    return bytes(pdf.output())
+
+
+def render_markdown_pdf(
+    title: str,
+    subtitle: str,
+    markdown: str,
+    *,
+    font_dir: Path | None,
+    page_size: str = "A4",
+    created: datetime,
+    language: str = "en",
+) -> bytes:
+    """A document of one Markdown text under a title, laid out as lessons are; `created` is the PDF's creation
+    date, so that the same input gives the same bytes."""
+    pdf = _CoursePDF(page_size, title)
+    pdf.faces = load_fonts(pdf, font_dir, fallback_fonts(font_dir), set(title + subtitle + markdown))
+    writer = TextWriter(pdf, pdf.faces)
+    pdf.set_title(writer.t(title))
+    pdf.set_author("Syllabus")
+    pdf.set_creator("Syllabus")
+    pdf.set_lang(language)
+    pdf.set_creation_date(created)
+    pdf.add_page()
+    writer.line(title, size=22, style="B", gap=3)
+    if subtitle:
+        pdf.set_text_color(90, 99, 110)
+        writer.line(subtitle, size=11, gap=4)
+        pdf.set_text_color(0, 0, 0)
+    writer.markdown(markdown)
     return bytes(pdf.output())
 
 

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 
 import grpc
+from google.api import httpbody_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -182,6 +183,20 @@ class SyllabusClient:
             self._jobs.GetJob, job_service_pb2.GetJobRequest(job_id=job_id)
         )
         return response.job
+
+    async def artifact(self, job_id: str, name: str) -> tuple[httpbody_pb2.HttpBody, str]:
+        """A file the job stored (see JobResult.artifacts), and the file name the gateway gives it."""
+        try:
+            call = self._jobs.GetJobArtifact(
+                job_service_pb2.GetJobArtifactRequest(job_id=job_id, name=name), timeout=self.timeout
+            )
+            body: httpbody_pb2.HttpBody = await call
+            metadata = await call.initial_metadata()
+        except grpc.aio.AioRpcError as exc:
+            raise error_from(exc, self.addr) from None
+        disposition = next((str(v) for k, v in metadata or () if k == "content-disposition"), "")
+        filename = disposition.partition('filename="')[2].rstrip('"') or name
+        return body, filename
 
     async def list(
         self,

@@ -84,6 +84,7 @@ class CourseServiceServicer:
     def GetCourseDocument(self, request, context):
         """The rendered document, bytes with their content type.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

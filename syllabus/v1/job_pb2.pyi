@@ -77,20 +77,22 @@ JOB_EVENT_TYPE_WAITING: JobEventType
 JOB_EVENT_TYPE_RESUMED: JobEventType
 
 class JobSpec(_message.Message):
-    __slots__ = ("generate_course", "generate_lesson", "generate_quiz", "summarize_text", "render_document", "task")
+    __slots__ = ("generate_course", "generate_lesson", "generate_quiz", "summarize_text", "render_document", "task", "render_report")
     GENERATE_COURSE_FIELD_NUMBER: _ClassVar[int]
     GENERATE_LESSON_FIELD_NUMBER: _ClassVar[int]
     GENERATE_QUIZ_FIELD_NUMBER: _ClassVar[int]
     SUMMARIZE_TEXT_FIELD_NUMBER: _ClassVar[int]
     RENDER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
+    RENDER_REPORT_FIELD_NUMBER: _ClassVar[int]
     generate_course: GenerateCourse
     generate_lesson: GenerateLesson
     generate_quiz: GenerateQuiz
     summarize_text: SummarizeText
     render_document: RenderDocument
     task: Task
-    def __init__(self, generate_course: _Optional[_Union[GenerateCourse, _Mapping]] = ..., generate_lesson: _Optional[_Union[GenerateLesson, _Mapping]] = ..., generate_quiz: _Optional[_Union[GenerateQuiz, _Mapping]] = ..., summarize_text: _Optional[_Union[SummarizeText, _Mapping]] = ..., render_document: _Optional[_Union[RenderDocument, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
+    render_report: RenderReport
+    def __init__(self, generate_course: _Optional[_Union[GenerateCourse, _Mapping]] = ..., generate_lesson: _Optional[_Union[GenerateLesson, _Mapping]] = ..., generate_quiz: _Optional[_Union[GenerateQuiz, _Mapping]] = ..., summarize_text: _Optional[_Union[SummarizeText, _Mapping]] = ..., render_document: _Optional[_Union[RenderDocument, _Mapping]] = ..., task: _Optional[_Union[Task, _Mapping]] = ..., render_report: _Optional[_Union[RenderReport, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("name", "json", "message")
@@ -168,6 +170,54 @@ class RenderDocument(_message.Message):
     formats: _containers.RepeatedScalarFieldContainer[_course_pb2.DocumentFormat]
     def __init__(self, course_id: _Optional[str] = ..., formats: _Optional[_Iterable[_Union[_course_pb2.DocumentFormat, str]]] = ...) -> None: ...
 
+class RenderReport(_message.Message):
+    __slots__ = ("title", "subtitle", "figures", "sections", "formats")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SUBTITLE_FIELD_NUMBER: _ClassVar[int]
+    FIGURES_FIELD_NUMBER: _ClassVar[int]
+    SECTIONS_FIELD_NUMBER: _ClassVar[int]
+    FORMATS_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    subtitle: str
+    figures: _containers.RepeatedCompositeFieldContainer[ReportFigure]
+    sections: _containers.RepeatedCompositeFieldContainer[ReportSection]
+    formats: _containers.RepeatedScalarFieldContainer[_course_pb2.DocumentFormat]
+    def __init__(self, title: _Optional[str] = ..., subtitle: _Optional[str] = ..., figures: _Optional[_Iterable[_Union[ReportFigure, _Mapping]]] = ..., sections: _Optional[_Iterable[_Union[ReportSection, _Mapping]]] = ..., formats: _Optional[_Iterable[_Union[_course_pb2.DocumentFormat, str]]] = ...) -> None: ...
+
+class ReportFigure(_message.Message):
+    __slots__ = ("label", "value")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    value: str
+    def __init__(self, label: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class ReportSection(_message.Message):
+    __slots__ = ("heading", "body_markdown", "tables")
+    HEADING_FIELD_NUMBER: _ClassVar[int]
+    BODY_MARKDOWN_FIELD_NUMBER: _ClassVar[int]
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    heading: str
+    body_markdown: str
+    tables: _containers.RepeatedCompositeFieldContainer[ReportTable]
+    def __init__(self, heading: _Optional[str] = ..., body_markdown: _Optional[str] = ..., tables: _Optional[_Iterable[_Union[ReportTable, _Mapping]]] = ...) -> None: ...
+
+class ReportTable(_message.Message):
+    __slots__ = ("caption", "columns", "rows")
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    caption: str
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    rows: _containers.RepeatedCompositeFieldContainer[ReportRow]
+    def __init__(self, caption: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., rows: _Optional[_Iterable[_Union[ReportRow, _Mapping]]] = ...) -> None: ...
+
+class ReportRow(_message.Message):
+    __slots__ = ("cells",)
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    cells: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cells: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class JobOptions(_message.Message):
     __slots__ = ("priority", "run_at", "idempotency_key", "max_attempts", "timeout", "labels")
     class LabelsEntry(_message.Message):
@@ -210,18 +260,32 @@ class Usage(_message.Message):
     def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("reference", "text", "usage", "json", "message")
+    __slots__ = ("reference", "text", "usage", "json", "message", "artifacts")
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     reference: str
     text: str
     usage: Usage
     json: _struct_pb2.Struct
     message: _any_pb2.Any
-    def __init__(self, reference: _Optional[str] = ..., text: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., json: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., message: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...) -> None: ...
+    artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
+    def __init__(self, reference: _Optional[str] = ..., text: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., json: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., message: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ...) -> None: ...
+
+class Artifact(_message.Message):
+    __slots__ = ("name", "content_type", "size_bytes", "sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    def __init__(self, name: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class JobError(_message.Message):
     __slots__ = ("attempt", "time", "type", "message", "permanent")

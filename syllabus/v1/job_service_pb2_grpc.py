@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from syllabus.v1 import job_service_pb2 as syllabus_dot_v1_dot_job__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -65,6 +66,11 @@ class JobServiceStub:
                 request_serializer=syllabus_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=syllabus_dot_v1_dot_job__service__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
+        self.GetJobArtifact = channel.unary_unary(
+                '/syllabus.v1.JobService/GetJobArtifact',
+                request_serializer=syllabus_dot_v1_dot_job__service__pb2.GetJobArtifactRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.WatchJobs = channel.unary_stream(
                 '/syllabus.v1.JobService/WatchJobs',
                 request_serializer=syllabus_dot_v1_dot_job__service__pb2.WatchJobsRequest.SerializeToString,
@@ -117,6 +123,16 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetJobArtifact(self, request, context):
+        """A file the job stored (JobResult.artifacts; a course job also has its course's documents), bytes with
+        their content type. NOT_FOUND for an unknown job or name.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchJobs(self, request, context):
         """Live events of all the caller's jobs.
         """
@@ -156,6 +172,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=syllabus_dot_v1_dot_job__service__pb2.WatchJobRequest.FromString,
                     response_serializer=syllabus_dot_v1_dot_job__service__pb2.WatchJobResponse.SerializeToString,
+            ),
+            'GetJobArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobArtifact,
+                    request_deserializer=syllabus_dot_v1_dot_job__service__pb2.GetJobArtifactRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'WatchJobs': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJobs,
@@ -326,6 +347,33 @@ class JobService:
             '/syllabus.v1.JobService/WatchJob',
             syllabus_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
             syllabus_dot_v1_dot_job__service__pb2.WatchJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.JobService/GetJobArtifact',
+            syllabus_dot_v1_dot_job__service__pb2.GetJobArtifactRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

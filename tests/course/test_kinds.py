@@ -23,7 +23,7 @@ def test_every_built_in_kind_names_its_service_and_the_services_follow() -> None
     kinds = [field.name for field in job_pb2.JobSpec.DESCRIPTOR.oneofs_by_name["kind"].fields]
     assert sorted(KIND_SERVICE) == sorted(kind for kind in kinds if kind != TASK_KIND)
     assert WORKER_SERVICES == ("generator", "renderer")
-    assert kinds_of("renderer") == {"render_document"}
+    assert kinds_of("renderer") == {"render_document", "render_report"}
     job = job_pb2.Job(kind="generate_quiz", options=job_pb2.JobOptions(priority=job_pb2.PRIORITY_BATCH))
     assert Topology("ns").job_subject(job) == "ns.jobs.generator.generate_quiz.batch"
 

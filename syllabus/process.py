@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import uvloop
@@ -15,6 +15,7 @@ from nats.aio.client import Client
 
 from syllabus import outages
 from syllabus.config import CommonConfig, ConfigError, WorkerConfig
+from syllabus.hooks import WorkerHook
 from syllabus.jetstream import connect, disconnect, ensure_topology
 from syllabus.logs import setup_logging
 from syllabus.store.base import Store
@@ -105,10 +106,11 @@ async def serve_worker(
     queue: WorkQueue | None = None,
     before_start: Callable[[Client], Awaitable[None]] | None = None,
     every_kind: bool = True,
+    hooks: Sequence[WorkerHook] = (),
 ) -> None:
     """Run a worker service (or a task pool: its queue and a step before it takes work) until SIGTERM, then drain
     (see Worker.stop). A service must handle every kind its proto option gives it, and no other (`every_kind`:
-    test workers run a few)."""
+    test workers run a few). `hooks` see every attempt (syllabus.hooks)."""
     stop = stop_signal()
     nc, store = await unless_stopped(open_connections(common, f"syllabus-{service.replace(' ', '-')}"), stop)
     try:
@@ -129,6 +131,7 @@ async def serve_worker(
         topology=Topology(common.namespace),
         config=config or WorkerConfig.from_env(service),
         queue=queue,
+        hooks=hooks,
     )
     run = asyncio.create_task(worker.run())
     stopped = asyncio.create_task(stop.wait())

@@ -70,4 +70,5 @@ async def serve_pool(common: CommonConfig, app: TaskApp, concurrency: int | None
         config=config,
         queue=topology.pool_queue(app.pool, names),
         before_start=declare,
+        hooks=app.hooks,
     )

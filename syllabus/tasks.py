@@ -21,18 +21,19 @@ import asyncio
 import inspect
 import re
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from syllabus.hooks import WorkerHook
 from syllabus.taskregistry import TaskDeclaration
 from syllabus.v1 import job_pb2
 from syllabus.worker import Defer, JobContext, JobError, PermanentError, RetryableError
 
-__all__ = ["Defer", "JobError", "PermanentError", "RetryableError", "TaskApp", "TaskContext"]
+__all__ = ["Defer", "JobError", "PermanentError", "RetryableError", "TaskApp", "TaskContext", "WorkerHook"]
 
 # The rules the gateway's proto validation applies, checked here too so a bad name fails at import.
 _TASK_NAME = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")
@@ -87,12 +88,14 @@ class _Task:
 class TaskApp:
     """A worker pool: the tasks its processes serve. `syllabus worker MODULE:ATTRIBUTE` runs one process of it."""
 
-    def __init__(self, pool: str) -> None:
+    def __init__(self, pool: str, *, hooks: Sequence[WorkerHook] = ()) -> None:
         if not _POOL_NAME.match(pool):
             raise ValueError(
                 f"pool name {pool!r} must be lowercase letters, digits, '-' or '_', starting with a letter"
             )
         self.pool = pool
+        # Given to the worker runtime of each process of the pool (syllabus.hooks).
+        self.hooks = tuple(hooks)
         self._tasks: dict[str, _Task] = {}
 
     def task(

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from syllabus import lifecycle, outages
 from syllabus.config import RetryPolicy, WorkerConfig
 from syllabus.deadletters import DeadLetters
 from syllabus.events import EventPublisher, event_for, event_msg_id
+from syllabus.hooks import WorkerHook
 from syllabus.jetstream import ensure_consumers
 from syllabus.parents import Parents
 from syllabus.presence import Presence
@@ -147,6 +148,7 @@ class Worker:
         config: WorkerConfig,
         queue: WorkQueue | None = None,
         rand: Callable[[], float] = random.random,
+        hooks: Sequence[WorkerHook] = (),
     ) -> None:
         self.service = service
         # A service's queue by default; a task pool brings the queue of its task names.
@@ -158,6 +160,7 @@ class Worker:
         self._topology = topology
         self._config = config
         self._rand = rand
+        self._hooks = tuple(hooks)
         self._events = EventPublisher(nc, topology)
         self._dead_letters = DeadLetters(nc, topology)
         self._parents = Parents(store, self._events)
@@ -354,7 +357,7 @@ class Worker:
         ctx = JobContext(
             job=job, attempt=lease.attempt, _report=lambda pct, text: self._progress(job.id, lease, pct, text)
         )
-        handler_task = asyncio.create_task(handler(ctx))
+        handler_task = asyncio.create_task(self._hooked(handler, ctx) if self._hooks else handler(ctx))
         running.handler_task = handler_task
         if running.stop_reason:
             handler_task.cancel()
@@ -370,6 +373,23 @@ class Worker:
             raise
         settle = self._settlement(running, job, lease, handler_task, ctx.parent_result)
         await self._until_recorded(job.id, settle)
+
+    async def _hooked(self, handler: Handler, ctx: JobContext) -> job_pb2.JobResult:
+        for hook in self._hooks:
+            await hook.before_attempt(ctx)
+        return await handler(ctx)
+
+    async def _ended(
+        self, job: job_pb2.Job, outcome: str, call: Callable[[WorkerHook], Awaitable[None]] | None = None
+    ) -> None:
+        """The hooks of a stored outcome (see syllabus.hooks); none of them can change or repeat it."""
+        for hook in self._hooks:
+            try:
+                if call is not None:
+                    await call(hook)
+                await hook.after_attempt(job, outcome)
+            except Exception:
+                log.exception("hook %s failed on job %s (%s)", type(hook).__name__, job.id, outcome)
 
     def _settlement(
         self,
@@ -473,6 +493,9 @@ class Worker:
             await self._emit(updated.job, E.JOB_EVENT_TYPE_SUCCEEDED)
             await self._end_parent(updated.job)
             await msg.ack()
+            if self._hooks:
+                done = updated.job
+                await self._ended(done, "succeeded", lambda hook: hook.on_success(done))
         else:
             await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
@@ -482,6 +505,8 @@ class Worker:
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_WAITING)
             await msg.ack()
+            if self._hooks:
+                await self._ended(updated.job, "waiting")
         elif updated.job is not None and lifecycle.is_terminal(updated.job.state):
             # The children finished (or one failed) before this attempt could record that it waits for them.
             await msg.ack()
@@ -508,6 +533,9 @@ class Worker:
             await self._emit(updated.job, E.JOB_EVENT_TYPE_RETRYING, error=updated.job.errors[-1], retry_delay=delay)
             await msg.nak(delay=delay)
             log.info("job %s attempt %d failed (%s); retrying in %.1fs", job.id, attempt, error.type, delay)
+            if self._hooks:
+                retrying, stored = updated.job, updated.job.errors[-1]
+                await self._ended(retrying, "retrying", lambda hook: hook.on_retry(retrying, stored, delay))
         else:
             await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
@@ -539,6 +567,8 @@ class Worker:
             await self._parents.child_failed(failed, f"{reason} ({stored_error.type}: {stored_error.message})")
         await msg.term()
         log.warning("job %s dead-lettered: %s (%s: %s)", job.id, reason, stored_error.type, stored_error.message)
+        if self._hooks:
+            await self._ended(failed, "dead_lettered", lambda hook: hook.on_dead_letter(failed, stored_error, reason))
 
     async def _finish_canceled(self, job: job_pb2.Job, lease: lifecycle.Lease, msg: Msg) -> None:
         updated = await self._store.update_job(job.id, lifecycle.canceled_by_worker(lease))
@@ -546,6 +576,8 @@ class Worker:
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
             await msg.term()
+            if self._hooks:
+                await self._ended(updated.job, "canceled")
         else:
             # A newer attempt holds the job: its delivery settles the message (terming it here would leave that
             # attempt's job with no message should its worker die).
@@ -557,6 +589,8 @@ class Worker:
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
             await msg.nak()
+            if self._hooks:
+                await self._ended(updated.job, "requeued")
         else:
             # A nak would hand a newer attempt's job out again, to run beside it.
             await self._lost_lease(job.id, updated.job, lease.attempt, msg)
@@ -571,6 +605,8 @@ class Worker:
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED, error=error, retry_delay=deferral.delay)
             await msg.nak(delay=deferral.delay)
             log.info("job %s deferred for %.1fs: %s", job.id, deferral.delay, deferral.reason)
+            if self._hooks:
+                await self._ended(updated.job, "deferred")
         else:
             await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import grpc
@@ -14,6 +14,7 @@ from nats.aio.client import Client as NatsClient
 from gateway.services import Wiring, add_services
 from scheduler.relay import DueRelay
 from syllabus.config import GatewayConfig, RetryPolicy, WorkerConfig
+from syllabus.hooks import WorkerHook
 from syllabus.jetstream import ensure_topology
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology
@@ -127,7 +128,9 @@ async def start_worker(pipeline: Pipeline) -> AsyncIterator[StartWorker]:
     running: list[RunningWorker] = []
 
     async def start(
-        config: WorkerConfig = WORKER_CONFIG, handler_map: dict[str, Handler] | None = None
+        config: WorkerConfig = WORKER_CONFIG,
+        handler_map: dict[str, Handler] | None = None,
+        hooks: Sequence[WorkerHook] = (),
     ) -> RunningWorker:
         worker = Worker(
             service="generator",
@@ -136,6 +139,7 @@ async def start_worker(pipeline: Pipeline) -> AsyncIterator[StartWorker]:
             store=pipeline.store,
             topology=pipeline.topology,
             config=config,
+            hooks=hooks,
         )
         running.append(RunningWorker(worker, asyncio.create_task(worker.run())))
         return running[-1]

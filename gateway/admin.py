@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from nats.aio.client import Client
-
 from gateway.status import Context
 from syllabus import lifecycle
-from syllabus.deadletters import DeadLetters
 from syllabus.errors import Conflict, InvalidRequest, JobNotFound
-from syllabus.events import EventPublisher
-from syllabus.parents import Parents
-from syllabus.store.base import Store
-from syllabus.submit import Submitter
-from syllabus.topology import Topology
+from syllabus.runtime import Runtime
 from syllabus.v1 import admin_service_pb2 as pb
 from syllabus.v1 import admin_service_pb2_grpc, job_pb2
 
 
 class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
-    def __init__(
-        self, *, nc: Client, store: Store, topology: Topology, tenant: str, default_max_attempts: int, timeout: float
-    ) -> None:
-        self._store = store
+    def __init__(self, *, runtime: Runtime, tenant: str, default_max_attempts: int) -> None:
+        self._store = runtime.store
         self._tenant = tenant
         self._default_max_attempts = default_max_attempts
-        self._dead_letters = DeadLetters(nc, topology)
-        self._submitter = Submitter(nc, store, topology, timeout)
-        self._parents = Parents(store, EventPublisher(nc, topology, timeout))
+        self._dead_letters = runtime.dead_letters
+        self._submitter = runtime.submitter
+        self._parents = runtime.parents
 
     async def _dead_letter(self, job_id: str) -> pb.DeadLetter:
         dead = await self._dead_letters.get(job_id)

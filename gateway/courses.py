@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from google.api import httpbody_pb2
 from google.rpc import code_pb2, error_details_pb2
-from nats.aio.client import Client
 
 from gateway.artifacts import Stored, document_name, download, not_found
 from gateway.jobs import call_timeout
@@ -20,9 +19,8 @@ from gateway.status import Context, abort, build_status
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
 from syllabus.ids import new_id
-from syllabus.store.base import Store
-from syllabus.submit import Submitter, build_job
-from syllabus.topology import Topology
+from syllabus.runtime import Runtime
+from syllabus.submit import build_job
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 
 DEFAULT_MODULES = 6
@@ -42,20 +40,18 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
     def __init__(
         self,
         *,
-        nc: Client,
-        store: Store,
-        topology: Topology,
+        runtime: Runtime,
         config: GatewayConfig,
         tenant: str,
         default_max_attempts: int,
     ) -> None:
-        self._js = nc.jetstream(timeout=config.publish_timeout)
-        self._store = store
-        self._topology = topology
+        self._js = runtime.nc.jetstream(timeout=config.publish_timeout)
+        self._store = runtime.store
+        self._topology = runtime.topology
         self._config = config
         self._tenant = tenant
         self._default_max_attempts = default_max_attempts
-        self._submitter = Submitter(nc, store, topology, config.publish_timeout)
+        self._submitter = runtime.submitter
 
     async def _course(self, course_id: str, context: Context) -> course_pb2.Course:
         course = await self._store.get_course(course_id)

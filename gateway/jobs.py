@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from google.api import httpbody_pb2
-from nats.aio.client import Client
 
 from gateway.artifacts import download, job_artifacts, not_found
 from gateway.status import Context
@@ -15,12 +14,13 @@ from gateway.watch import EventStreams
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
 from syllabus.errors import JobNotFound
-from syllabus.events import EventPublisher, event_for, event_msg_id
+from syllabus.events import event_for, event_msg_id
 from syllabus.presence import LiveWorkers
-from syllabus.store.base import JobQuery, Store
-from syllabus.submit import Submitter, build_job
+from syllabus.runtime import Runtime
+from syllabus.store.base import JobQuery
+from syllabus.submit import build_job
 from syllabus.taskregistry import TaskRegistry
-from syllabus.topology import TASK_KIND, Topology
+from syllabus.topology import TASK_KIND
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 
@@ -36,9 +36,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
     def __init__(
         self,
         *,
-        nc: Client,
-        store: Store,
-        topology: Topology,
+        runtime: Runtime,
         config: GatewayConfig,
         tenant: str,
         default_max_attempts: int,
@@ -46,14 +44,14 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         tasks: TaskRegistry,
         workers: LiveWorkers,
     ) -> None:
-        self._nc = nc
-        self._store = store
-        self._topology = topology
+        self._nc = runtime.nc
+        self._store = runtime.store
+        self._topology = runtime.topology
         self._config = config
         self._tenant = tenant
         self._default_max_attempts = default_max_attempts
-        self._submitter = Submitter(nc, store, topology, config.publish_timeout)
-        self._events = EventPublisher(nc, topology)
+        self._submitter = runtime.submitter
+        self._events = runtime.events
         self._streams = streams
         self._tasks = TaskInputs(tasks)
         self._waiting = Waiting(tasks, workers)

@@ -16,6 +16,7 @@ from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConf
 from syllabus.jetstream import disconnect
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
+from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskRegistry
 from syllabus.topology import Topology
 
@@ -37,11 +38,11 @@ async def serve(common: CommonConfig) -> None:
     tasks, workers = TaskRegistry(nc, topology), LiveWorkers(nc, topology)
     await tasks.start()
     await workers.start()
-    wiring = Wiring(nc, store, topology, config, common.tenant, config.default_max_attempts, tasks, workers)
+    # The gateway's composition root: every service below shares these connections and publishers.
+    runtime = Runtime.build(nc, store, topology, config.publish_timeout)
+    wiring = Wiring(runtime, config, common.tenant, config.default_max_attempts, tasks, workers)
     streams = add_services(server, wiring)
-    worker_service = add_worker_service(
-        server, nc=nc, store=store, topology=topology, tasks=tasks, config=remote_workers
-    )
+    worker_service = add_worker_service(server, runtime=runtime, tasks=tasks, config=remote_workers)
     health_servicer = add_health_and_reflection(server)
     try:
         grpc_port = server.add_insecure_port(config.grpc_addr)

@@ -8,7 +8,6 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
-from nats.aio.client import Client
 
 from gateway.admin import AdminService
 from gateway.courses import CourseService
@@ -17,9 +16,8 @@ from gateway.jobs import JobService
 from gateway.watch import EventStreams
 from syllabus.config import GatewayConfig
 from syllabus.presence import LiveWorkers
-from syllabus.store.base import Store
+from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskRegistry
-from syllabus.topology import Topology
 from syllabus.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -59,11 +57,9 @@ def server(*interceptors: grpc.aio.ServerInterceptor) -> grpc.aio.Server:
 
 @dataclass(frozen=True)
 class Wiring:
-    """What every service needs: the connections and the gateway's settings."""
+    """What every service needs: the process's runtime (its connections and publishers) and the gateway's settings."""
 
-    nc: Client
-    store: Store
-    topology: Topology
+    runtime: Runtime
     config: GatewayConfig
     tenant: str
     default_max_attempts: int
@@ -79,38 +75,28 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
     Returns the gateway's one event consumer, which its owner closes after the server stops and before the NATS
     connection does."""
     w = wiring
-    streams = EventStreams(w.nc, w.topology)
+    nc, topology = w.runtime.nc, w.runtime.topology
+    streams = EventStreams(nc, topology)
     registrar = Registrar(server)
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
         job_service(
-            nc=w.nc,
-            store=w.store,
-            topology=w.topology,
+            runtime=w.runtime,
             config=w.config,
             tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
             streams=streams,
-            tasks=w.tasks or TaskRegistry(w.nc, w.topology),
-            workers=w.workers or LiveWorkers(w.nc, w.topology),
+            tasks=w.tasks or TaskRegistry(nc, topology),
+            workers=w.workers or LiveWorkers(nc, topology),
         ),
         registrar,
     )
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(
-            nc=w.nc,
-            store=w.store,
-            topology=w.topology,
-            tenant=w.tenant,
-            default_max_attempts=w.default_max_attempts,
-            timeout=w.config.publish_timeout,
-        ),
+        AdminService(runtime=w.runtime, tenant=w.tenant, default_max_attempts=w.default_max_attempts),
         registrar,
     )
     course_service_pb2_grpc.add_CourseServiceServicer_to_server(
         CourseService(
-            nc=w.nc,
-            store=w.store,
-            topology=w.topology,
+            runtime=w.runtime,
             config=w.config,
             tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,

@@ -25,16 +25,15 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2
-from nats.aio.client import Client
 
 from gateway.handlers import Registrar
 from gateway.status import abort, bad_request, build_status, violations_of
 from syllabus.anyjson import to_dict
 from syllabus.config import WorkerConfig
-from syllabus.store.base import Store
+from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskDeclaration, TaskRegistry, TaskTaken
 from syllabus.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, UNKNOWN_TASK_DEFER
-from syllabus.topology import TASK_KIND, Topology
+from syllabus.topology import TASK_KIND
 from syllabus.v1 import job_pb2, worker_service_pb2, worker_service_pb2_grpc
 from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, Worker
 
@@ -191,12 +190,8 @@ def _declarations(hello: W.WorkerHello) -> dict[str, TaskDeclaration]:
 
 
 class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
-    def __init__(
-        self, *, nc: Client, store: Store, topology: Topology, tasks: TaskRegistry, config: WorkerConfig
-    ) -> None:
-        self._nc = nc
-        self._store = store
-        self._topology = topology
+    def __init__(self, *, runtime: Runtime, tasks: TaskRegistry, config: WorkerConfig) -> None:
+        self._runtime = runtime
         self._tasks = tasks
         self._config = config
         self._sessions: dict[_Session, Worker] = {}
@@ -215,16 +210,14 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
         worker = Worker(
             service=f"pool {hello.pool}",
             handlers={TASK_KIND: session.handle},
-            nc=self._nc,
-            store=self._store,
-            topology=self._topology,
+            runtime=self._runtime,
             config=replace(
                 self._config,
                 concurrency=hello.concurrency,
                 # The task's own limit applies first; the runtime's must not end it sooner.
                 default_timeout=max([self._config.default_timeout, *(d.timeout for d in declarations.values())]),
             ),
-            queue=self._topology.pool_queue(hello.pool, names),
+            queue=self._runtime.topology.pool_queue(hello.pool, names),
         )
         self._sessions[session] = worker
         log.info(
@@ -302,9 +295,9 @@ def _invalid(field: str, message: str) -> Any:
 
 
 def add_worker_service(
-    server: grpc.aio.Server, *, nc: Client, store: Store, topology: Topology, tasks: TaskRegistry, config: WorkerConfig
+    server: grpc.aio.Server, *, runtime: Runtime, tasks: TaskRegistry, config: WorkerConfig
 ) -> WorkerService:
     """Registers WorkerService; its owner calls close() before stopping the server."""
-    service = WorkerService(nc=nc, store=store, topology=topology, tasks=tasks, config=config)
+    service = WorkerService(runtime=runtime, tasks=tasks, config=config)
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(service, Registrar(server))
     return service

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from nats.aio.client import Client
 from redis.asyncio import Redis
 
 from generator.course import course_handler
@@ -15,11 +14,7 @@ from generator.providers.registry import Registry
 from generator.quiz import quiz_handler
 from generator.summarize import summarize_handler
 from syllabus.config import GeneratorConfig
-from syllabus.events import EventPublisher
-from syllabus.parents import Parents
-from syllabus.store.base import Store
-from syllabus.submit import Submitter
-from syllabus.topology import Topology
+from syllabus.runtime import Runtime
 from syllabus.worker import Handler
 
 
@@ -43,13 +38,11 @@ def build_models(config: GeneratorConfig, registry: Registry, redis: Redis | Non
     return Models(registry, cache=cache, breaker=breaker)
 
 
-def build_handlers(
-    nc: Client, store: Store, topology: Topology, models: Models, default_max_attempts: int
-) -> dict[str, Handler]:
+def build_handlers(runtime: Runtime, models: Models, default_max_attempts: int) -> dict[str, Handler]:
     deps = Deps(
-        store=store,
-        submitter=Submitter(nc, store, topology),
-        parents=Parents(store, EventPublisher(nc, topology)),
+        store=runtime.store,
+        submitter=runtime.submitter,
+        parents=runtime.parents,
         models=models,
         default_max_attempts=default_max_attempts,
     )

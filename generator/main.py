@@ -10,7 +10,6 @@ from generator.handlers import build_handlers, build_models
 from generator.providers.registry import Registry
 from syllabus.config import CommonConfig, GeneratorConfig, WorkerConfig
 from syllabus.process import run_service, serve_worker
-from syllabus.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +25,11 @@ async def serve(common: CommonConfig) -> None:
         "default model provider: %s%s", config.provider, " (offline drafts)" if config.provider == "offline" else ""
     )
     models = build_models(config, registry, redis, common.namespace)
-    topology = Topology(common.namespace)
     try:
         await serve_worker(
             common,
             "generator",
-            lambda nc, store: build_handlers(nc, store, topology, models, worker.retry.max_attempts),
+            lambda runtime: build_handlers(runtime, models, worker.retry.max_attempts),
         )
     finally:
         await registry.aclose()

@@ -19,17 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
-from nats.aio.client import Client
 
 from renderer.html import render_html
 from renderer.markdown import render_markdown
 from renderer.pdf import find_font_dir, render_pdf
 from syllabus import lifecycle
 from syllabus.config import RendererConfig
-from syllabus.events import EventPublisher
-from syllabus.parents import Parents
-from syllabus.store.base import Store
-from syllabus.topology import Topology
+from syllabus.runtime import Runtime
 from syllabus.v1 import course_pb2, job_pb2
 from syllabus.worker import Defer, Handler, JobContext, PermanentError
 
@@ -67,11 +63,11 @@ def is_complete(course: course_pb2.Course) -> bool:
 
 
 class DocumentRenderer:
-    def __init__(self, nc: Client, store: Store, topology: Topology, config: RendererConfig) -> None:
-        self._js = nc.jetstream()
-        self._store = store
-        self._bucket = topology.artifacts_bucket
-        self._parents = Parents(store, EventPublisher(nc, topology))
+    def __init__(self, runtime: Runtime, config: RendererConfig) -> None:
+        self._js = runtime.nc.jetstream()
+        self._store = runtime.store
+        self._bucket = runtime.topology.artifacts_bucket
+        self._parents = runtime.parents
         self._font_dir: Path | None = find_font_dir(config.font_dir)
         self._page_size = config.page_size
         if self._font_dir is None:
@@ -194,11 +190,11 @@ def _usage(course: course_pb2.Course) -> job_pb2.Usage:
     )
 
 
-def build_handlers(nc: Client, store: Store, topology: Topology, config: RendererConfig) -> dict[str, Handler]:
+def build_handlers(runtime: Runtime, config: RendererConfig) -> dict[str, Handler]:
     # Imported here: renderer.reports builds on this module's formats.
     from renderer.reports import ReportRenderer
 
     return {
-        "render_document": DocumentRenderer(nc, store, topology, config).render_document,
-        "render_report": ReportRenderer(nc, topology, config).render_report,
+        "render_document": DocumentRenderer(runtime, config).render_document,
+        "render_report": ReportRenderer(runtime.nc, runtime.topology, config).render_report,
     }

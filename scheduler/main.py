@@ -6,6 +6,7 @@ from scheduler.relay import DueRelay
 from syllabus.config import CommonConfig
 from syllabus.jetstream import disconnect
 from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
+from syllabus.runtime import Runtime
 from syllabus.topology import Topology
 
 
@@ -13,7 +14,7 @@ async def serve(common: CommonConfig) -> None:
     stop = stop_signal()
     nc, store = await unless_stopped(open_connections(common, "syllabus-scheduler"), stop)
     try:
-        await DueRelay(nc, store, Topology(common.namespace)).run(stop)
+        await DueRelay(Runtime.build(nc, store, Topology(common.namespace))).run(stop)
     finally:
         await disconnect(nc)
         await store.close()

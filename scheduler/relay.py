@@ -13,7 +13,6 @@ import contextlib
 import logging
 
 from google.protobuf.message import DecodeError
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -21,9 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from syllabus import lifecycle, outages
 from syllabus.errors import BrokerUnavailable, QueueFull
-from syllabus.store.base import Store
-from syllabus.submit import Submitter
-from syllabus.topology import Topology
+from syllabus.runtime import Runtime
 from syllabus.v1 import job_pb2
 
 log = logging.getLogger(__name__)
@@ -45,13 +42,13 @@ def _queued(job: job_pb2.Job) -> job_pb2.Job | None:
 
 
 class DueRelay:
-    def __init__(self, nc: Client, store: Store, topology: Topology, retry_delay: float = RELAY_RETRY) -> None:
-        self._nc = nc
+    def __init__(self, runtime: Runtime, retry_delay: float = RELAY_RETRY) -> None:
+        self._nc = runtime.nc
         self._retry_delay = retry_delay
-        self._js = nc.jetstream()
-        self._store = store
-        self._topology = topology
-        self._submitter = Submitter(nc, store, topology)
+        self._js = runtime.nc.jetstream()
+        self._store = runtime.store
+        self._topology = runtime.topology
+        self._submitter = runtime.submitter
         # The NATS connection announces its own losses (syllabus.jetstream.connect).
         self._outages = outages.OutageLog(log, announced_elsewhere={outages.NATS})
 

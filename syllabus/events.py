@@ -65,9 +65,12 @@ class EventPublisher:
     detail but never the end; it keeps its order with later events of the same connection and stream.
     """
 
-    def __init__(self, nc: Client, topology: Topology, timeout: float = 5.0) -> None:
+    def __init__(
+        self, nc: Client, topology: Topology, timeout: float = 5.0, *, acked: AckedPublisher | None = None
+    ) -> None:
         self._nc = nc
-        self._acked = AckedPublisher(nc)
+        # The process's one (syllabus.runtime), or one of its own.
+        self._acked = acked or AckedPublisher(nc)
         self._topology = topology
         self._timeout = timeout
 

@@ -18,6 +18,7 @@ from syllabus.config import CommonConfig, ConfigError, WorkerConfig
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import connect, disconnect, ensure_topology
 from syllabus.logs import setup_logging
+from syllabus.runtime import Runtime
 from syllabus.store.base import Store
 from syllabus.store.factory import open_store
 from syllabus.topology import Topology, WorkQueue, check_handlers
@@ -93,8 +94,8 @@ def run_service(name: str, serve: Callable[[CommonConfig], Coroutine[Any, Any, N
     return 0
 
 
-# Builds a service's handlers once its connections exist (handlers that fan out or store results need them).
-HandlerFactory = Callable[[Client, Store], Mapping[str, Handler]]
+# Builds a service's handlers from the process's runtime (handlers that fan out or store results need it).
+HandlerFactory = Callable[[Runtime], Mapping[str, Handler]]
 
 
 async def serve_worker(
@@ -120,15 +121,15 @@ async def serve_worker(
         await disconnect(nc)
         await store.close()
         raise
-    handler_map = handlers(nc, store)
+    # The process's composition root: everything below shares these connections and publishers.
+    runtime = Runtime.build(nc, store, Topology(common.namespace))
+    handler_map = handlers(runtime)
     if queue is None and every_kind:
         check_handlers(service, handler_map)
     worker = Worker(
         service=service,
         handlers=handler_map,
-        nc=nc,
-        store=store,
-        topology=Topology(common.namespace),
+        runtime=runtime,
         config=config or WorkerConfig.from_env(service),
         queue=queue,
         hooks=hooks,

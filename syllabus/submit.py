@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError, NoStreamResponseError
@@ -55,11 +54,13 @@ def build_job(
 
 
 class Submitter:
-    def __init__(self, nc: Client, store: Store, topology: Topology, timeout: float = 5.0) -> None:
-        self._jobs = AckedPublisher(nc)
+    def __init__(
+        self, store: Store, topology: Topology, events: EventPublisher, jobs: AckedPublisher, timeout: float = 5.0
+    ) -> None:
+        self._jobs = jobs
         self._store = store
         self._topology = topology
-        self._events = EventPublisher(nc, topology, timeout)
+        self._events = events
         self._timeout = timeout
 
     async def submit(self, jobs: Sequence[job_pb2.Job], timeout: float | None = None) -> list[Inserted]:

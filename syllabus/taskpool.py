@@ -66,7 +66,7 @@ async def serve_pool(common: CommonConfig, app: TaskApp, concurrency: int | None
     await serve_worker(
         common,
         f"pool {app.pool}",
-        lambda nc, store: {TASK_KIND: app.handle},
+        lambda runtime: {TASK_KIND: app.handle},
         config=config,
         queue=topology.pool_queue(app.pool, names),
         before_start=declare,

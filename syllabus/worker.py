@@ -15,22 +15,20 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.client import JetStreamContext
 
 from syllabus import lifecycle, outages
 from syllabus.config import RetryPolicy, WorkerConfig
-from syllabus.deadletters import DeadLetters
-from syllabus.events import EventPublisher, event_for, event_msg_id
+from syllabus.events import event_for, event_msg_id
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import ensure_consumers
-from syllabus.parents import Parents
 from syllabus.presence import Presence
 from syllabus.redaction import redact
-from syllabus.store.base import Store, Updated
-from syllabus.topology import Topology, WorkQueue
+from syllabus.runtime import Runtime
+from syllabus.store.base import Updated
+from syllabus.topology import WorkQueue
 from syllabus.v1 import job_pb2
 
 log = logging.getLogger(__name__)
@@ -142,9 +140,7 @@ class Worker:
         *,
         service: str,
         handlers: Mapping[str, Handler],
-        nc: Client,
-        store: Store,
-        topology: Topology,
+        runtime: Runtime,
         config: WorkerConfig,
         queue: WorkQueue | None = None,
         rand: Callable[[], float] = random.random,
@@ -152,18 +148,18 @@ class Worker:
     ) -> None:
         self.service = service
         # A service's queue by default; a task pool brings the queue of its task names.
-        self._queue = queue or topology.service_queue(service)
+        self._queue = queue or runtime.topology.service_queue(service)
         self._handlers = dict(handlers)
-        self._nc = nc
-        self._js: JetStreamContext = nc.jetstream()
-        self._store = store
-        self._topology = topology
+        self._nc = runtime.nc
+        self._js: JetStreamContext = runtime.nc.jetstream()
+        self._store = runtime.store
+        self._topology = runtime.topology
         self._config = config
         self._rand = rand
         self._hooks = tuple(hooks)
-        self._events = EventPublisher(nc, topology)
-        self._dead_letters = DeadLetters(nc, topology)
-        self._parents = Parents(store, self._events)
+        self._events = runtime.events
+        self._dead_letters = runtime.dead_letters
+        self._parents = runtime.parents
         self._running: dict[str, _Running] = {}
         self._slot_freed = asyncio.Event()
         self._interactive_drained = asyncio.Event()

@@ -23,6 +23,7 @@ from generator.providers.registry import Registry
 from renderer.documents import build_handlers as build_renderer_handlers
 from syllabus.config import RendererConfig, RetryPolicy, WorkerConfig
 from syllabus.jetstream import ensure_topology
+from syllabus.runtime import Runtime
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology
 from syllabus.v1 import (
@@ -72,24 +73,23 @@ class CourseStack:
             breaker=breaker or LocalBreaker(threshold=5, cooldown=30.0, probe_timeout=30.0),
         )
 
+    def runtime(self) -> Runtime:
+        """A process's runtime on the stack's connections, as syllabus.process builds one."""
+        return Runtime.build(self.nc, self.store, self.topology)
+
     async def start_workers(self, models: Models | None = None, config: WorkerConfig = WORKER_CONFIG) -> None:
         """A generator and a renderer worker with the services' real handlers."""
+        runtime = self.runtime()
         generator = Worker(
             service="generator",
-            handlers=build_handlers(
-                self.nc, self.store, self.topology, models or self.models(), config.retry.max_attempts
-            ),
-            nc=self.nc,
-            store=self.store,
-            topology=self.topology,
+            handlers=build_handlers(runtime, models or self.models(), config.retry.max_attempts),
+            runtime=runtime,
             config=config,
         )
         renderer = Worker(
             service="renderer",
-            handlers=build_renderer_handlers(self.nc, self.store, self.topology, RendererConfig()),
-            nc=self.nc,
-            store=self.store,
-            topology=self.topology,
+            handlers=build_renderer_handlers(runtime, RendererConfig()),
+            runtime=runtime,
             config=dataclasses.replace(config, concurrency=2),
         )
         for worker in (generator, renderer):

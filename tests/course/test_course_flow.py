@@ -113,7 +113,7 @@ async def test_redelivering_children_changes_nothing(stack: CourseStack) -> None
     assert sorted(job.kind for job in kids_before) == ["generate_lesson"] * 2 + ["generate_quiz"] * 2 + [
         "render_document"
     ]
-    handlers = build_handlers(stack.nc, stack.store, stack.topology, stack.models(), 3)
+    handlers = build_handlers(stack.runtime(), stack.models(), 3)
     for child in kids_before:
         if child.kind == "render_document":
             continue

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from generator.providers.breaker import RedisBreaker
 from generator.providers.gemini import GeminiProvider
 from generator.providers.registry import Registry
+from syllabus.runtime import Runtime
 from syllabus.v1 import job_pb2, job_service_pb2
 from syllabus.worker import Defer, JobContext, Worker
 from tests.course.conftest import WORKER_CONFIG, CourseStack
@@ -32,9 +33,7 @@ async def test_a_deferred_job_waits_without_spending_attempts(stack: CourseStack
     worker = Worker(
         service="generator",
         handlers={"summarize_text": handler},
-        nc=stack.nc,
-        store=stack.store,
-        topology=stack.topology,
+        runtime=Runtime.build(stack.nc, stack.store, stack.topology),
         config=WORKER_CONFIG,
     )
     stack.workers.append((worker, asyncio.create_task(worker.run())))

@@ -13,6 +13,7 @@ from generator.models import Models
 from generator.providers.breaker import LocalBreaker
 from renderer.documents import build_handlers as renderer_handlers
 from syllabus.config import RendererConfig
+from syllabus.runtime import Runtime
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import KIND_SERVICE, TASK_KIND, WORKER_SERVICES, Topology, check_handlers, kinds_of
 from syllabus.v1 import job_pb2
@@ -34,8 +35,9 @@ async def test_each_service_has_exactly_one_handler_per_kind(nc: NatsClient, tmp
     models = Models(
         offline_registry(), cache=None, breaker=LocalBreaker(threshold=5, cooldown=30.0, probe_timeout=30.0)
     )
-    check_handlers("generator", generator_handlers(nc, store, topology, models, 3))
-    check_handlers("renderer", renderer_handlers(nc, store, topology, RendererConfig()))
+    runtime = Runtime.build(nc, store, topology)
+    check_handlers("generator", generator_handlers(runtime, models, 3))
+    check_handlers("renderer", renderer_handlers(runtime, RendererConfig()))
 
 
 def test_a_service_missing_a_handler_or_with_one_too_many_does_not_start() -> None:

@@ -16,6 +16,7 @@ import pytest
 from renderer.documents import DocumentRenderer
 from renderer.pdf import find_font_dir
 from syllabus.config import RendererConfig
+from syllabus.runtime import Runtime
 from syllabus.v1 import admin_service_pb2, course_pb2, job_pb2, job_service_pb2
 from syllabus.worker import Worker
 from tests.course.conftest import WORKER_CONFIG, CourseStack
@@ -75,13 +76,11 @@ async def test_every_course_renders_through_the_job_path(
 def broken_renderer(stack: CourseStack, font_dir: Path) -> Worker:
     """A renderer worker whose font directory holds a DejaVuSans.ttf that is not a font."""
     (font_dir / "DejaVuSans.ttf").write_bytes(b"this is not a font")
-    renderer = DocumentRenderer(stack.nc, stack.store, stack.topology, RendererConfig(font_dir=str(font_dir)))
+    renderer = DocumentRenderer(stack.runtime(), RendererConfig(font_dir=str(font_dir)))
     return Worker(
         service="renderer",
         handlers={"render_document": renderer.render_document},
-        nc=stack.nc,
-        store=stack.store,
-        topology=stack.topology,
+        runtime=Runtime.build(stack.nc, stack.store, stack.topology),
         config=dataclasses.replace(WORKER_CONFIG, concurrency=1),
     )
 

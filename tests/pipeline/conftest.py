@@ -16,6 +16,7 @@ from scheduler.relay import DueRelay
 from syllabus.config import GatewayConfig, RetryPolicy, WorkerConfig
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import ensure_topology
+from syllabus.runtime import Runtime
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology
 from syllabus.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2, job_service_pb2_grpc
@@ -34,7 +35,9 @@ WORKER_CONFIG = WorkerConfig(
 
 
 def wiring(nc: NatsClient, store: EmbeddedStore, topology: Topology) -> Wiring:
-    return Wiring(nc, store, topology, GatewayConfig(publish_timeout=5.0), TENANT, WORKER_CONFIG.retry.max_attempts)
+    return Wiring(
+        Runtime.build(nc, store, topology), GatewayConfig(publish_timeout=5.0), TENANT, WORKER_CONFIG.retry.max_attempts
+    )
 
 
 @dataclasses.dataclass
@@ -102,7 +105,7 @@ async def pipeline(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncI
 async def relay(pipeline: Pipeline) -> AsyncIterator[None]:
     """The scheduler's relay on the pipeline: delayed jobs move to their queue when they fall due."""
     stop = asyncio.Event()
-    task = asyncio.create_task(DueRelay(pipeline.nc, pipeline.store, pipeline.topology).run(stop))
+    task = asyncio.create_task(DueRelay(Runtime.build(pipeline.nc, pipeline.store, pipeline.topology)).run(stop))
     yield
     stop.set()
     await task
@@ -135,9 +138,7 @@ async def start_worker(pipeline: Pipeline) -> AsyncIterator[StartWorker]:
         worker = Worker(
             service="generator",
             handlers=handler_map or handlers.HANDLERS,
-            nc=pipeline.nc,
-            store=pipeline.store,
-            topology=pipeline.topology,
+            runtime=Runtime.build(pipeline.nc, pipeline.store, pipeline.topology),
             config=config,
             hooks=hooks,
         )

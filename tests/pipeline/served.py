@@ -18,6 +18,7 @@ from gateway.readiness import Readiness
 from gateway.services import add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
 from gateway.workers import add_worker_service
+from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskRegistry
 from syllabus.v1 import job_service_pb2
 from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, wiring
@@ -72,9 +73,7 @@ async def serve_gateway(
     streams = add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
     workers = add_worker_service(
         server,
-        nc=pipeline.nc,
-        store=pipeline.store,
-        topology=pipeline.topology,
+        runtime=Runtime.build(pipeline.nc, pipeline.store, pipeline.topology),
         tasks=TaskRegistry(pipeline.nc, pipeline.topology),
         config=WORKER_CONFIG,
     )

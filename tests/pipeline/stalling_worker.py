@@ -12,6 +12,7 @@ import sys
 from syllabus.config import CommonConfig, WorkerConfig
 from syllabus.jetstream import connect, ensure_topology
 from syllabus.process import require_nats, run_service
+from syllabus.runtime import Runtime
 from syllabus.store.base import JobChange, Updated
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology
@@ -38,9 +39,7 @@ async def serve(common: CommonConfig) -> None:
     worker = Worker(
         service="generator",
         handlers=handlers.HANDLERS,
-        nc=nc,
-        store=store,
-        topology=topology,
+        runtime=Runtime.build(nc, store, topology),
         config=WorkerConfig.from_env("generator"),
     )
     await worker.run()

@@ -18,6 +18,7 @@ from gateway.services import Wiring, add_services
 from onemachine.servers import NatsServer
 from syllabus.config import GatewayConfig
 from syllabus.jetstream import connect, ensure_topology
+from syllabus.runtime import Runtime
 from syllabus.store.base import JobQuery
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology
@@ -138,7 +139,9 @@ async def test_nats_unreachable_is_unavailable_within_the_deadline(tmp_path: Pat
     store = EmbeddedStore(tmp_path / "store.db")
     await store.open()
     grpc_server = grpc.aio.server()
-    streams = add_services(grpc_server, Wiring(nc, store, topology, GatewayConfig(publish_timeout=30.0), "default", 3))
+    streams = add_services(
+        grpc_server, Wiring(Runtime.build(nc, store, topology), GatewayConfig(publish_timeout=30.0), "default", 3)
+    )
     port = grpc_server.add_insecure_port("127.0.0.1:0")
     await grpc_server.start()
     try:

@@ -22,6 +22,7 @@ from syllabus import lifecycle
 from syllabus.config import RetryPolicy
 from syllabus.deadletters import DeadLetters
 from syllabus.jetstream import StreamLimits, ensure_topology
+from syllabus.runtime import Runtime
 from syllabus.store.base import JobChange, JobQuery, Updated
 from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2
 from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, WaitForChildren, Worker
@@ -381,9 +382,7 @@ async def run_with_policy(
     worker = Worker(
         service="generator",
         handlers={"summarize_text": handler},
-        nc=pipeline.nc,
-        store=pipeline.store,
-        topology=pipeline.topology,
+        runtime=Runtime.build(pipeline.nc, pipeline.store, pipeline.topology),
         config=dataclasses.replace(WORKER_CONFIG, retry=policy),
         rand=lambda: rand,
     )

@@ -34,9 +34,10 @@ from syllabus import outages
 from syllabus.deadletters import DeadLetters
 from syllabus.errors import BrokerUnavailable
 from syllabus.jetstream import connect, ensure_topology
+from syllabus.runtime import Runtime
 from syllabus.store.base import JobChange, Updated
 from syllabus.store.embedded import EmbeddedStore
-from syllabus.submit import Submitter, build_job
+from syllabus.submit import build_job
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from syllabus.worker import Defer, JobContext, PermanentError, Worker
@@ -204,9 +205,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     worker = Worker(
         service="generator",
         handlers={"summarize_text": scripted},
-        nc=nc,
-        store=store,
-        topology=topology,
+        runtime=Runtime.build(nc, store, topology),
         config=WORKER_CONFIG,
     )
     running = asyncio.create_task(worker.run())
@@ -319,7 +318,7 @@ async def test_a_handlers_own_verdict_on_an_outage_stands(rig: Rig) -> None:
 async def test_a_frozen_nats_fails_a_submission_and_a_dead_letter_copy_at_their_timeouts(rig: Rig) -> None:
     # Connected but answering nothing (a stopped process, a partition the client has not noticed yet): no
     # acknowledgement ever comes, so the submission ends at its own deadline, its record removed again.
-    submitter = Submitter(rig.nc, rig.store, rig.topology, timeout=0.5)
+    submitter = Runtime.build(rig.nc, rig.store, rig.topology, 0.5).submitter
     job = build_job(
         E.JobSpec(summarize_text=E.SummarizeText(text="ok")), E.JobOptions(), tenant="t", default_max_attempts=1
     )
@@ -358,7 +357,7 @@ async def test_while_nats_is_down_health_is_not_serving_and_submissions_fail_fas
 async def test_a_worker_started_while_nats_is_away_starts_once_it_answers(rig: Rig) -> None:
     await rig.stop_nats()
     late = Worker(
-        service="renderer", handlers={}, nc=rig.nc, store=rig.store, topology=rig.topology, config=WORKER_CONFIG
+        service="renderer", handlers={}, runtime=Runtime.build(rig.nc, rig.store, rig.topology), config=WORKER_CONFIG
     )
     running = asyncio.create_task(late.run())
     await rig.logs.wait_for("the worker starts once it answers")
@@ -376,7 +375,7 @@ async def test_a_worker_started_while_nats_is_away_starts_once_it_answers(rig: R
 async def test_a_worker_stopped_before_nats_answers_exits_without_starting(rig: Rig) -> None:
     await rig.stop_nats()
     late = Worker(
-        service="renderer", handlers={}, nc=rig.nc, store=rig.store, topology=rig.topology, config=WORKER_CONFIG
+        service="renderer", handlers={}, runtime=Runtime.build(rig.nc, rig.store, rig.topology), config=WORKER_CONFIG
     )
     running = asyncio.create_task(late.run())
     await rig.logs.wait_for("the worker starts once it answers")
@@ -394,7 +393,7 @@ def in_seconds(seconds: float) -> Timestamp:
 @contextlib.asynccontextmanager
 async def relaying(rig: Rig) -> AsyncIterator[asyncio.Task[None]]:
     stop = asyncio.Event()
-    task = asyncio.create_task(DueRelay(rig.nc, rig.store, rig.topology).run(stop))
+    task = asyncio.create_task(DueRelay(Runtime.build(rig.nc, rig.store, rig.topology)).run(stop))
     try:
         yield task
     finally:

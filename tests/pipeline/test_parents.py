@@ -9,8 +9,9 @@ from syllabus import lifecycle
 from syllabus.events import EventPublisher
 from syllabus.jetstream import StreamLimits, ensure_topology
 from syllabus.parents import Parents
+from syllabus.runtime import Runtime
 from syllabus.store.base import JobQuery
-from syllabus.submit import Submitter, build_job
+from syllabus.submit import build_job
 from syllabus.v1 import admin_service_pb2, job_pb2
 from syllabus.worker import Handler, JobContext, WaitForChildren
 from tests.parent_ends import Ended, record_parent_ends
@@ -26,7 +27,7 @@ def children_at_parent_end(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) 
 
 
 def parent_handlers(pipeline: Pipeline) -> dict[str, Handler]:
-    submitter = Submitter(pipeline.nc, pipeline.store, pipeline.topology)
+    submitter = Runtime.build(pipeline.nc, pipeline.store, pipeline.topology).submitter
 
     async def handle(ctx: JobContext) -> job_pb2.JobResult:
         command, _, arg = ctx.job.spec.summarize_text.text.partition(":")

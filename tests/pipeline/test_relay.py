@@ -24,6 +24,7 @@ from scheduler.relay import CONSUMER, DueRelay
 from syllabus import lifecycle
 from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, connect, ensure_topology
+from syllabus.runtime import Runtime
 from syllabus.store.base import Updated
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.v1 import job_pb2, job_service_pb2
@@ -137,7 +138,7 @@ async def rig(pipeline: Pipeline, logs: LogWatch) -> AsyncIterator[Relay]:
 async def relaying(rig: Relay) -> AsyncIterator[asyncio.Task[None]]:
     """The relay runs for the block; on leaving it, it has stopped and its acks are confirmed."""
     stop = asyncio.Event()
-    relay = DueRelay(rig.pipeline.nc, rig.store, rig.pipeline.topology, retry_delay=RETRY)
+    relay = DueRelay(Runtime.build(rig.pipeline.nc, rig.store, rig.pipeline.topology), retry_delay=RETRY)
     task = asyncio.create_task(relay.run(stop))
     try:
         yield task
@@ -332,7 +333,7 @@ async def test_a_relay_whose_connection_is_closed_waits_for_its_stop_without_fai
 
     monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", counted_fetch)
     stop = asyncio.Event()
-    task = asyncio.create_task(DueRelay(nc, rig.store, rig.pipeline.topology).run(stop))
+    task = asyncio.create_task(DueRelay(Runtime.build(nc, rig.store, rig.pipeline.topology)).run(stop))
     await rig.logs.wait_for("scheduler relaying delayed jobs")
     await nc.close()
     await rig.logs.wait_for("NATS is unreachable")
@@ -354,7 +355,7 @@ async def test_a_relay_that_cannot_subscribe_waits_for_nats_and_its_stop(rig: Re
     nc = await connect(nats_url, "relay-under-test")
     await nc.close()
     stop = asyncio.Event()
-    task = asyncio.create_task(DueRelay(nc, rig.store, rig.pipeline.topology).run(stop))
+    task = asyncio.create_task(DueRelay(Runtime.build(nc, rig.store, rig.pipeline.topology)).run(stop))
     await rig.logs.wait_for("NATS is unreachable")
     assert not task.done()
     stop.set()

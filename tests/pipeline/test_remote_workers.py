@@ -15,6 +15,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from gateway.services import server as gateway_server
 from gateway.workers import WorkerService, add_worker_service
+from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskDeclaration, TaskRegistry
 from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2, worker_service_pb2, worker_service_pb2_grpc
 from tests.pipeline.conftest import WORKER_CONFIG, Pipeline
@@ -35,9 +36,7 @@ async def gateway(pipeline: Pipeline) -> AsyncIterator[Gateway]:
     server = gateway_server()
     service = add_worker_service(
         server,
-        nc=pipeline.nc,
-        store=pipeline.store,
-        topology=pipeline.topology,
+        runtime=Runtime.build(pipeline.nc, pipeline.store, pipeline.topology),
         tasks=TaskRegistry(pipeline.nc, pipeline.topology),
         config=replace(WORKER_CONFIG, drain_grace=0.2),
     )

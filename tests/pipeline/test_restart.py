@@ -13,6 +13,7 @@ import pytest_asyncio
 from gateway.services import add_services
 from onemachine.servers import NatsServer
 from syllabus.jetstream import connect, ensure_topology
+from syllabus.runtime import Runtime
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
@@ -67,7 +68,10 @@ async def restartable(tmp_path: Path) -> AsyncIterator[tuple[Restartable, job_se
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     worker = Worker(
-        service="generator", handlers=handlers.HANDLERS, nc=nc, store=store, topology=env.topology, config=WORKER_CONFIG
+        service="generator",
+        handlers=handlers.HANDLERS,
+        runtime=Runtime.build(nc, store, env.topology),
+        config=WORKER_CONFIG,
     )
     running = asyncio.create_task(worker.run())
     handlers.reset()

@@ -10,7 +10,7 @@ from tests.pipeline import handlers
 
 
 async def serve(common: CommonConfig) -> None:
-    await serve_worker(common, "generator", lambda nc, store: handlers.HANDLERS, every_kind=False)
+    await serve_worker(common, "generator", lambda runtime: handlers.HANDLERS, every_kind=False)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from gateway.descriptors import load_descriptor_sets
 from gateway.rest.server import RestGateway, services_named
 from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, ensure_topology
+from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskDeclaration, TaskRegistry
 from syllabus.tasks import TaskApp, TaskContext
 from syllabus.v1 import job_pb2
@@ -340,9 +341,7 @@ async def serving(rest: Rest, app: TaskApp) -> AsyncIterator[None]:
     worker = Worker(
         service=f"pool {app.pool}",
         handlers={"task": app.handle},
-        nc=p.nc,
-        store=p.store,
-        topology=p.topology,
+        runtime=Runtime.build(p.nc, p.store, p.topology),
         config=WORKER_CONFIG,
         queue=p.topology.pool_queue(app.pool, [task.name for task in app.declarations]),
     )

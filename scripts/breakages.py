@@ -128,22 +128,20 @@ BREAKAGES = [
     Breakage(
         "stale cancel terms the message",
         "syllabus/worker.py",
-        """            await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
+        """            # attempt's job with no message should its worker die).
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)""",
+        """            # attempt's job with no message should its worker die).
             await msg.term()
-        else:""",
-        """            await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
-        await msg.term()
-        if False:""",
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)""",
     ),
     Breakage(
         "stale drain naks the message",
         "syllabus/worker.py",
-        """            await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
+        """            # A nak would hand a newer attempt's job out again, to run beside it.
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)""",
+        """            # A nak would hand a newer attempt's job out again, to run beside it.
             await msg.nak()
-        else:""",
-        """            await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
-        await msg.nak()
-        if False:""",
+            await self._lost_lease(job.id, updated.job, lease.attempt, msg)""",
     ),
 ]
 

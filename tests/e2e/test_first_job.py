@@ -138,3 +138,43 @@ async def test_health_check_answers_serving(stack: Stack, service: str) -> None:
     result = await buf_curl(stack, "grpc.health.v1.Health/Check", {"service": service} if service else None)
     assert result.code == 0, result.err
     assert json_messages(result.out) == [{"status": "SERVING"}]
+
+
+async def test_a_report_job_sent_with_curl_is_downloaded_as_a_pdf_with_curl(stack: Stack, tmp_path: Path) -> None:
+    base = f"http://{stack.env['SYLLABUS_HTTP_ADDR']}"
+    report = {
+        "title": "Quarterly report",
+        "figures": [{"label": "Revenue", "value": "EUR 1.2M"}],
+        "sections": [
+            {
+                "heading": "Sales",
+                "bodyMarkdown": "Sales **grew**.",
+                "tables": [{"columns": ["Region", "Orders"], "rows": [{"cells": ["North", "2,001"]}]}],
+            }
+        ],
+    }
+    body = json.dumps({"spec": {"renderReport": report}})
+    posted = await stack.run("curl", "-sS", "--fail-with-body", f"{base}/v1/jobs", "-d", body)
+    assert posted.code == 0, (posted.out, posted.err)
+    job_id = json.loads(posted.out)["job"]["id"]
+    watched = await stack.run("curl", "-sS", "--fail-with-body", f"{base}/v1/jobs/{job_id}:watch")
+    last = json.loads(watched.out.splitlines()[-1])["result"]["event"]
+    assert last["type"] == "JOB_EVENT_TYPE_SUCCEEDED", watched.out
+    assert {a["name"] for a in last["result"]["artifacts"]} == {"report.md", "report.html", "report.pdf"}
+
+    # -OJ: saved under the name the Content-Disposition gives, as a browser would.
+    download = await stack.run(
+        "curl",
+        "-sS",
+        "--fail-with-body",
+        "-OJ",
+        "--output-dir",
+        str(tmp_path),
+        f"{base}/v1/jobs/{job_id}/artifacts/report.pdf",
+    )
+    assert download.code == 0, download.err
+    assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
+    missing = await stack.run(
+        "curl", "-sS", "-w", "%{http_code}", "-o", "/dev/null", f"{base}/v1/jobs/{job_id}/artifacts/nope.pdf"
+    )
+    assert missing.out == "404"

@@ -175,8 +175,14 @@ async def assert_refused_then_the_newer_attempt_decided(
     refusal = f"job {job_id}: attempt 1 lost its lease (now attempt 2, JOB_STATE_RUNNING); result discarded"
     await logs.wait_for(refusal)
     assert refusal in [record.getMessage() for record in logs.records]
-    assert await pending_messages(pipeline) == 1
-    takeover.let_newer_go.set()
+    # The workers publish on this connection: once it is flushed, an ack, nak or term the refusal sent (and must
+    # not have) has reached the server, and the count below sees it.
+    await pipeline.nc.flush()
+    try:
+        assert await pending_messages(pipeline) == 1
+    finally:
+        # Let go whatever happened: the newer attempt ignores stops, so the worker could not drain otherwise.
+        takeover.let_newer_go.set()
     await assert_the_newer_attempt_decided(pipeline, job_id, history_types)
 
 

@@ -17,6 +17,7 @@ import grpc
 
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError, error_from
 from syllabus.config import GatewayConfig
+from syllabus.coursecontract import DEFAULT_LANGUAGE, DEFAULT_MODULES
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 
 EXIT_SUCCEEDED = 0
@@ -49,10 +50,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("prompt", help='what the course is about, e.g. "Intro to Rust for Python developers"')
-    parser.add_argument("--modules", type=int, default=6, help="number of modules, 1 to 20 (default 6)")
+    parser.add_argument(
+        "--modules", type=int, default=DEFAULT_MODULES, help=f"number of modules, 1 to 20 (default {DEFAULT_MODULES})"
+    )
     parser.add_argument("--audience", default="", help='who it is for, e.g. "Python developers"')
     parser.add_argument("--level", choices=sorted(LEVELS), help="beginner, intermediate or advanced")
-    parser.add_argument("--language", default="", help="BCP 47 language tag of the text (default en)")
+    parser.add_argument("--language", default="", help=f"BCP 47 language tag of the text (default {DEFAULT_LANGUAGE})")
     parser.add_argument("--provider", choices=["gemini", "openai", "offline"], help="model provider for this course")
     parser.add_argument("--model", default="", help="model name as the provider knows it, e.g. gemini-2.5-flash")
     parser.add_argument("--format", choices=sorted(FORMATS), help="document format (default: from --out, else pdf)")

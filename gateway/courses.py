@@ -18,13 +18,12 @@ from gateway.jobs import call_timeout
 from gateway.status import Context, abort, build_status
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
+from syllabus.coursecontract import DEFAULT_LANGUAGE, DEFAULT_MODULES
 from syllabus.ids import new_id
 from syllabus.runtime import Runtime
 from syllabus.submit import build_job
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 
-DEFAULT_MODULES = 6
-DEFAULT_LANGUAGE = "en"
 _COURSE_RESOURCE = "syllabus.v1.Course"
 
 

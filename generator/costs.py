@@ -27,11 +27,3 @@ def job_usage(course: course_pb2.Course, job_id: str) -> job_pb2.Usage:
                 estimated_cost_usd=cost.estimated_cost_usd,
             )
     return job_pb2.Usage()
-
-
-def course_usage(course: course_pb2.Course) -> job_pb2.Usage:
-    return job_pb2.Usage(
-        input_tokens=course.input_tokens,
-        output_tokens=course.output_tokens,
-        estimated_cost_usd=course.estimated_cost_usd,
-    )

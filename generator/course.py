@@ -8,11 +8,19 @@ the jobs submitted the first time.
 
 from __future__ import annotations
 
-from generator.costs import course_usage, put_cost
+from generator.costs import put_cost
 from generator.deps import Deps
-from generator.modules import OUTLINE_DONE, child_key, child_options, is_complete, load_course, render_job
-from generator.tasks import DEFAULT_MODULES, LEVELS, OutlineTask
+from generator.modules import child_key, child_options, load_course, render_job
+from generator.tasks import LEVELS, OutlineTask
 from syllabus import lifecycle
+from syllabus.coursecontract import (
+    DEFAULT_LANGUAGE,
+    DEFAULT_MODULES,
+    OUTLINE_DONE,
+    OUTLINE_START,
+    course_usage,
+    is_complete,
+)
 from syllabus.submit import build_job
 from syllabus.v1 import course_pb2, job_pb2
 from syllabus.worker import Handler, JobContext, PermanentError, WaitForChildren
@@ -49,13 +57,13 @@ async def _write_outline(
     ctx: JobContext, deps: Deps, course: course_pb2.Course, spec: job_pb2.GenerateCourse
 ) -> course_pb2.Course:
     modules = spec.modules or DEFAULT_MODULES
-    await ctx.progress(2, f"writing the outline ({_count(modules, 'module')})")
+    await ctx.progress(OUTLINE_START, f"writing the outline ({_count(modules, 'module')})")
     task = OutlineTask(
         prompt_text=course.prompt,
         modules=modules,
         audience=course.audience,
         level=LEVELS.get(course.level, "general"),
-        language=course.language or "en",
+        language=course.language or DEFAULT_LANGUAGE,
     )
     answer = await deps.models.run(task, spec.model)
     outline = answer.value

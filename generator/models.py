@@ -14,7 +14,8 @@ from generator.providers.cache import ReplyCache, cache_key
 from generator.providers.errors import ProviderError
 from generator.providers.prices import estimate_cost
 from generator.providers.registry import Registry
-from generator.tasks import InvalidOutput, Task, parse_reply, repair_prompt
+from generator.shapes import InvalidOutput
+from generator.tasks import Task, parse_reply, repair_prompt
 from syllabus.v1 import course_pb2, job_pb2
 from syllabus.worker import Defer, PermanentError, RetryableError
 

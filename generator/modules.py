@@ -14,15 +14,12 @@ from generator.costs import job_usage, put_cost
 from generator.deps import Deps
 from generator.tasks import Task
 from syllabus import lifecycle
+from syllabus.coursecontract import children_progress, is_complete
 from syllabus.submit import build_job
 from syllabus.v1 import course_pb2, job_pb2
 from syllabus.worker import JobContext, PermanentError
 
 Part = Literal["lesson", "quiz"]
-# Progress of the course job: the outline takes it to OUTLINE_DONE, its children to CHILDREN_DONE, rendering
-# to 100.
-OUTLINE_DONE = 10.0
-CHILDREN_DONE = 90.0
 
 
 def child_key(course_job_id: str, part: str, index: int) -> str:
@@ -42,10 +39,6 @@ def child_options(parent: job_pb2.JobOptions, idempotency_key: str) -> job_pb2.J
     if parent.HasField("timeout"):
         options.timeout.CopyFrom(parent.timeout)
     return options
-
-
-def is_complete(course: course_pb2.Course) -> bool:
-    return bool(course.modules) and all(m.HasField("lesson") and m.HasField("quiz") for m in course.modules)
 
 
 def written(course: course_pb2.Course, part: Part) -> int:
@@ -121,5 +114,5 @@ async def write_part(
 async def _report(deps: Deps, parent_id: str, course: course_pb2.Course, part: Part) -> None:
     total = len(course.modules)
     done = written(course, "lesson") + written(course, "quiz")
-    percent = OUTLINE_DONE + (CHILDREN_DONE - OUTLINE_DONE) * done / (2 * total)
+    percent = children_progress(done, total)
     await deps.parents.progress(parent_id, percent, f"{part} {written(course, part)} of {total} written")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from generator.deps import Deps
 from generator.modules import write_part
-from generator.tasks import DEFAULT_QUESTIONS, ModuleContext, QuizTask
+from generator.tasks import ModuleContext, QuizTask
+from syllabus.coursecontract import DEFAULT_QUESTIONS
 from syllabus.v1 import job_pb2
 from syllabus.worker import Handler, JobContext
 

@@ -1,5 +1,6 @@
-"""What the generator asks a model for: each task renders its prompt, names the JSON shape of the answer, and
-parses and validates the answer into protobuf messages.
+"""What the generator asks a model for: each task renders its prompt and declares the shape of the answer
+once (generator.shapes), from which come both the JSON schema sent to the model and the reading of the answer
+into protobuf messages.
 
 A model's reply is untrusted input: anything that does not fit (bad JSON, a missing field, an answer index
 outside the choices, the wrong number of modules) raises InvalidOutput with a message precise enough to send
@@ -9,17 +10,18 @@ back to the model in a repair request.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from generator.shapes import Integer, InvalidOutput, Items, Record, Shape, Text, Texts, field_path
+from syllabus.coursecontract import DEFAULT_LANGUAGE
 from syllabus.v1 import course_pb2
 
 T_co = TypeVar("T_co", covariant=True)
 T = TypeVar("T")
 
-DEFAULT_MODULES = 6
-DEFAULT_QUESTIONS = 5
 DEFAULT_SUMMARY_WORDS = 120
 CHOICES_PER_QUESTION = 4
 
@@ -34,10 +36,6 @@ _SYSTEM = (
     "You are an experienced instructional designer and teacher. You write accurate, concrete, well-structured "
     "course material. Answer with one JSON object that matches the given JSON schema exactly, and nothing else."
 )
-
-
-class InvalidOutput(ValueError):
-    """The model's reply does not fit the task (the message says how, for a repair request)."""
 
 
 class Task(Protocol[T_co]):
@@ -82,48 +80,17 @@ def repair_prompt(task: Task[Any], reply: str, problem: str) -> str:
     )
 
 
-# --- validation helpers ------------------------------------------------------------------------------------------
+class Replied(ABC, Generic[T]):
+    """A task whose schema and parsing both come from the one shape of its reply."""
 
+    @abstractmethod
+    def reply(self) -> Shape[T]: ...
 
-def _object(data: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(data, dict):
-        raise InvalidOutput(f"{path or 'the answer'} must be a JSON object")
-    return data
+    def schema(self) -> dict[str, Any]:
+        return self.reply().schema()
 
-
-def _text(data: Mapping[str, Any], key: str, path: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidOutput(f"{path}{key} must be a non-empty string")
-    return value.strip()
-
-
-def _texts(data: Mapping[str, Any], key: str, path: str, minimum: int = 1) -> list[str]:
-    value = data.get(key)
-    if not isinstance(value, list) or len(value) < minimum:
-        raise InvalidOutput(f"{path}{key} must be a list of at least {minimum} strings")
-    items = []
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise InvalidOutput(f"{path}{key}[{i}] must be a non-empty string")
-        items.append(item.strip())
-    return items
-
-
-def _list(data: Mapping[str, Any], key: str, path: str, count: int) -> list[Any]:
-    value = data.get(key)
-    if not isinstance(value, list) or len(value) != count:
-        got = len(value) if isinstance(value, list) else "none"
-        raise InvalidOutput(f"{path}{key} must be a list of exactly {count} items (got {got})")
-    return value
-
-
-def _string_schema() -> dict[str, Any]:
-    return {"type": "string"}
-
-
-def _strings_schema(minimum: int = 1) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "string"}, "minItems": minimum}
+    def parse(self, data: Any) -> T:
+        return self.reply().read(data, "")
 
 
 def _audience_line(audience: str, level: str, language: str) -> str:
@@ -142,7 +109,7 @@ class Outline:
 
 
 @dataclass(frozen=True)
-class OutlineTask:
+class OutlineTask(Replied[Outline]):
     prompt_text: str
     modules: int
     audience: str
@@ -163,42 +130,28 @@ class OutlineTask:
             "three to five concrete learning objectives that start with a verb."
         )
 
-    def schema(self) -> dict[str, Any]:
-        module = {
-            "type": "object",
-            "properties": {"title": _string_schema(), "summary": _string_schema(), "objectives": _strings_schema()},
-            "required": ["title", "summary", "objectives"],
-        }
-        return {
-            "type": "object",
-            "properties": {
-                "title": _string_schema(),
-                "description": _string_schema(),
-                "modules": {"type": "array", "items": module, "minItems": self.modules, "maxItems": self.modules},
-            },
-            "required": ["title", "description", "modules"],
-        }
+    def reply(self) -> Shape[Outline]:
+        module = Record(course_pb2.Module, {"title": Text(), "summary": Text(), "objectives": Texts()})
+        return Record(
+            _outline,
+            {"title": Text(), "description": Text(), "modules": Items(module, self.modules)},
+            check=_titles_differ,
+        )
 
-    def parse(self, data: Any) -> Outline:
-        top = _object(data, "")
-        modules = []
-        titles: set[str] = set()
-        for i, item in enumerate(_list(top, "modules", "", self.modules)):
-            path = f"modules[{i}]."
-            entry = _object(item, path.rstrip("."))
-            title = _text(entry, "title", path)
-            if title.casefold() in titles:
-                raise InvalidOutput(f"{path}title repeats an earlier module title ({title!r})")
-            titles.add(title.casefold())
-            modules.append(
-                course_pb2.Module(
-                    index=i,
-                    title=title,
-                    summary=_text(entry, "summary", path),
-                    objectives=_texts(entry, "objectives", path),
-                )
-            )
-        return Outline(_text(top, "title", ""), _text(top, "description", ""), tuple(modules))
+
+def _outline(title: str, description: str, modules: list[course_pb2.Module]) -> Outline:
+    for index, module in enumerate(modules):
+        module.index = index
+    return Outline(title, description, tuple(modules))
+
+
+def _titles_differ(values: Mapping[str, Any], path: str) -> None:
+    titles: set[str] = set()
+    for i, module in enumerate(values["modules"]):
+        if module.title.casefold() in titles:
+            where = field_path(path, f"modules[{i}].title")
+            raise InvalidOutput(f"{where} repeats an earlier module title ({module.title!r})")
+        titles.add(module.title.casefold())
 
 
 @dataclass(frozen=True)
@@ -224,7 +177,7 @@ class ModuleContext:
             course_description=course.description,
             audience=course.audience,
             level=LEVELS.get(course.level, "general"),
-            language=course.language or "en",
+            language=course.language or DEFAULT_LANGUAGE,
             index=index,
             titles=tuple(m.title for m in course.modules),
             title=module.title,
@@ -245,7 +198,7 @@ class ModuleContext:
 
 
 @dataclass(frozen=True)
-class LessonTask:
+class LessonTask(Replied[course_pb2.Lesson]):
     module: ModuleContext
 
     kind = "lesson"
@@ -261,28 +214,12 @@ class LessonTask:
             "and three to six key points a learner should remember."
         )
 
-    def schema(self) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "properties": {
-                "title": _string_schema(),
-                "body_markdown": _string_schema(),
-                "key_points": _strings_schema(),
-            },
-            "required": ["title", "body_markdown", "key_points"],
-        }
-
-    def parse(self, data: Any) -> course_pb2.Lesson:
-        top = _object(data, "")
-        return course_pb2.Lesson(
-            title=_text(top, "title", ""),
-            body_markdown=_text(top, "body_markdown", ""),
-            key_points=_texts(top, "key_points", ""),
-        )
+    def reply(self) -> Shape[course_pb2.Lesson]:
+        return Record(course_pb2.Lesson, {"title": Text(), "body_markdown": Text(), "key_points": Texts()})
 
 
 @dataclass(frozen=True)
-class QuizTask:
+class QuizTask(Replied[course_pb2.Quiz]):
     module: ModuleContext
     questions: int
 
@@ -299,53 +236,23 @@ class QuizTask:
             "answer_index is the zero-based index of the correct choice; the explanation says why it is correct."
         )
 
-    def schema(self) -> dict[str, Any]:
-        question = {
-            "type": "object",
-            "properties": {
-                "text": _string_schema(),
-                "choices": _strings_schema(2),
-                "answer_index": {"type": "integer", "minimum": 0},
-                "explanation": _string_schema(),
-            },
-            "required": ["text", "choices", "answer_index", "explanation"],
-        }
-        return {
-            "type": "object",
-            "properties": {
-                "questions": {
-                    "type": "array",
-                    "items": question,
-                    "minItems": self.questions,
-                    "maxItems": self.questions,
-                }
-            },
-            "required": ["questions"],
-        }
+    def reply(self) -> Shape[course_pb2.Quiz]:
+        question = Record(
+            course_pb2.Question,
+            {"text": Text(), "choices": Texts(2), "answer_index": Integer(0), "explanation": Text()},
+            check=_answer_among_choices,
+        )
+        return Record(course_pb2.Quiz, {"questions": Items(question, self.questions)})
 
-    def parse(self, data: Any) -> course_pb2.Quiz:
-        top = _object(data, "")
-        quiz = course_pb2.Quiz()
-        for i, item in enumerate(_list(top, "questions", "", self.questions)):
-            path = f"questions[{i}]."
-            entry = _object(item, path.rstrip("."))
-            choices = _texts(entry, "choices", path, minimum=2)
-            answer = entry.get("answer_index")
-            if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-                raise InvalidOutput(f"{path}answer_index must be an integer from 0 to {len(choices) - 1}")
-            quiz.questions.append(
-                course_pb2.Question(
-                    text=_text(entry, "text", path),
-                    choices=choices,
-                    answer_index=answer,
-                    explanation=_text(entry, "explanation", path),
-                )
-            )
-        return quiz
+
+def _answer_among_choices(values: Mapping[str, Any], path: str) -> None:
+    last = len(values["choices"]) - 1
+    if values["answer_index"] > last:
+        raise InvalidOutput(f"{field_path(path, 'answer_index')} must be an integer from 0 to {last}")
 
 
 @dataclass(frozen=True)
-class SummaryTask:
+class SummaryTask(Replied[str]):
     text: str
     max_words: int
 
@@ -357,11 +264,14 @@ class SummaryTask:
     def prompt(self) -> str:
         return f"Summarize the following text in at most {self.max_words} words.\n\n---\n{self.text}"
 
-    def schema(self) -> dict[str, Any]:
-        return {"type": "object", "properties": {"summary": _string_schema()}, "required": ["summary"]}
+    def reply(self) -> Shape[str]:
+        return Record(_summary, {"summary": Text()}, check=self._within_words)
 
-    def parse(self, data: Any) -> str:
-        summary = _text(_object(data, ""), "summary", "")
-        if len(summary.split()) > self.max_words * 1.2:
-            raise InvalidOutput(f"summary must have at most {self.max_words} words (got {len(summary.split())})")
-        return summary
+    def _within_words(self, values: Mapping[str, Any], path: str) -> None:
+        words = len(values["summary"].split())
+        if words > self.max_words * 1.2:
+            raise InvalidOutput(f"{field_path(path, 'summary')} must have at most {self.max_words} words (got {words})")
+
+
+def _summary(summary: str) -> str:
+    return summary

@@ -25,15 +25,13 @@ from renderer.markdown import render_markdown
 from renderer.pdf import find_font_dir, render_pdf
 from syllabus import lifecycle
 from syllabus.config import RendererConfig
+from syllabus.coursecontract import course_usage, is_complete, module_written, render_progress
 from syllabus.runtime import Runtime
 from syllabus.v1 import course_pb2, job_pb2
 from syllabus.worker import Defer, Handler, JobContext, PermanentError
 
 log = logging.getLogger(__name__)
 C = course_pb2
-# The course job's progress while its documents are rendered (its children took it to 90).
-RENDER_START = 90.0
-RENDER_END = 99.0
 # States of a course job that will (again) wait for its children: the render job waits for that to finish it.
 # The states lifecycle.finish_waiting finishes: still in its own attempt (the children were quick), or waiting.
 _FINISHABLE = frozenset({job_pb2.JOB_STATE_RUNNING, job_pb2.JOB_STATE_WAITING})
@@ -58,10 +56,6 @@ def object_name(course_id: str, document_format: course_pb2.DocumentFormat) -> s
     return f"courses/{course_id}/course.{FORMATS[document_format].extension}"
 
 
-def is_complete(course: course_pb2.Course) -> bool:
-    return bool(course.modules) and all(m.HasField("lesson") and m.HasField("quiz") for m in course.modules)
-
-
 class DocumentRenderer:
     def __init__(self, runtime: Runtime, config: RendererConfig) -> None:
         self._js = runtime.nc.jetstream()
@@ -84,7 +78,7 @@ class DocumentRenderer:
         if course is None:
             raise PermanentError(f"course {spec.course_id} does not exist", error_type="NotFound")
         if not is_complete(course):
-            missing = [m.index + 1 for m in course.modules if not (m.HasField("lesson") and m.HasField("quiz"))]
+            missing = [m.index + 1 for m in course.modules if not module_written(m)]
             raise PermanentError(
                 f"course {course.id} is not written yet (modules without lesson or quiz: {missing or 'all'})",
                 error_type="InvalidJob",
@@ -94,9 +88,7 @@ class DocumentRenderer:
         documents = []
         for step, document_format in enumerate(formats):
             shape = FORMATS[document_format]
-            # Strictly above the children's 90: a waiting parent's progress only moves forward.
-            percent = RENDER_START + (RENDER_END - RENDER_START) * (step + 1) / (len(formats) + 1)
-            await self._progress(ctx, percent, f"rendering {shape.label}")
+            await self._progress(ctx, render_progress(step, len(formats)), f"rendering {shape.label}")
             data = await self._render(document_format, course)
             name = object_name(course.id, document_format)
             await bucket.put(name, data)
@@ -112,7 +104,7 @@ class DocumentRenderer:
         course = await self._record(course.id, documents)
         reference = f"courses/{course.id}"
         if ctx.job.parent_id:
-            await self._finish_parent(ctx, job_pb2.JobResult(reference=reference, usage=_usage(course)))
+            await self._finish_parent(ctx, job_pb2.JobResult(reference=reference, usage=course_usage(course)))
         return job_pb2.JobResult(reference=reference)
 
     async def _render(self, document_format: course_pb2.DocumentFormat, course: course_pb2.Course) -> bytes:
@@ -180,14 +172,6 @@ def guarded_render(render: Callable[[], bytes], what: str) -> bytes:
         return render()
     except Exception as exc:
         raise PermanentError(f"rendering {what} failed: {type(exc).__name__}: {exc}", error_type="RenderError") from exc
-
-
-def _usage(course: course_pb2.Course) -> job_pb2.Usage:
-    return job_pb2.Usage(
-        input_tokens=course.input_tokens,
-        output_tokens=course.output_tokens,
-        estimated_cost_usd=course.estimated_cost_usd,
-    )
 
 
 def build_handlers(runtime: Runtime, config: RendererConfig) -> dict[str, Handler]:

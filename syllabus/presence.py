@@ -77,6 +77,7 @@ class Presence:
         self._running = running
         self._id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._started = time.time()
+        self._stopped = asyncio.Event()
 
     @property
     def key(self) -> str:
@@ -93,11 +94,17 @@ class Presence:
             started=self._started,
         )
 
+    def stop(self) -> None:
+        """End `run`, which deletes the entry. A flag rather than a cancellation: on Python 3.11 a cancellation that
+        lands just as nats-py's request (asyncio.wait_for inside) completes is swallowed, and the loop would go on."""
+        self._stopped.set()
+
     async def run(self) -> None:
-        """Never raises: a worker whose presence cannot be written (NATS away, the bucket gone) works on."""
+        """Until `stop`. Never raises: a worker whose presence cannot be written (NATS away, the bucket gone) works
+        on."""
         kv: KeyValue | None = None
         try:
-            while True:
+            while not self._stopped.is_set():
                 try:
                     kv = kv or await workers_bucket(self._nc, self._topology)
                     await kv.put(self.key, self._entry().encode())
@@ -105,7 +112,8 @@ class Presence:
                     # The entry ages out meanwhile, and is written again once NATS answers.
                     if outages.unreachable(exc) is None:
                         log.warning("presence of %s not written: %s", self.key, exc)
-                await asyncio.sleep(PRESENCE_INTERVAL)  # a periodic duty, not synchronisation
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), PRESENCE_INTERVAL)
         finally:
             # Only while connected: a delete buffered for a NATS that is away would be left pending in the client,
             # which nats-py then fails to write when the connection is closed. The entry ages out anyway.

@@ -209,9 +209,8 @@ class Worker:
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
             heartbeat.cancel()
-            present.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await present
+            presence.stop()
+            await present
             await cancels.unsubscribe()
 
     async def _fetch_loop(self, priority: str, gate: asyncio.Event | None) -> None:

@@ -25,6 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import KeyNotFoundError
 
 from gateway.readiness import Readiness
 from gateway.services import add_health_and_reflection, add_services
@@ -34,6 +35,7 @@ from syllabus import outages
 from syllabus.deadletters import DeadLetters
 from syllabus.errors import BrokerUnavailable
 from syllabus.jetstream import connect, ensure_topology
+from syllabus.presence import Presence, workers_bucket
 from syllabus.runtime import Runtime
 from syllabus.store.base import JobChange, Updated
 from syllabus.store.embedded import EmbeddedStore
@@ -333,6 +335,24 @@ async def test_a_frozen_nats_fails_a_submission_and_a_dead_letter_copy_at_their_
     finally:
         os.kill(rig.server.pid, signal.SIGCONT)
     assert await rig.store.get_job(job.id) is None
+
+
+async def test_a_presence_stopped_while_its_write_waits_on_a_frozen_nats_ends_and_deletes_its_entry(rig: Rig) -> None:
+    presence = Presence(rig.nc, rig.topology, "generator", 1, lambda: 0)
+    assert rig.server.pid is not None
+    os.kill(rig.server.pid, signal.SIGSTOP)
+    try:
+        running = asyncio.create_task(presence.run())
+        await asyncio.sleep(0)  # one step of the loop: the run goes as far as its first request, then waits
+        assert rig.nc._resp_map, "the presence's first request is out, unanswered"
+        presence.stop()
+    finally:
+        os.kill(rig.server.pid, signal.SIGCONT)
+    # The answer comes once NATS runs again, as the stop is already asked for: the run still ends.
+    await asyncio.wait_for(running, 30)
+    kv = await workers_bucket(rig.nc, rig.topology)
+    with pytest.raises(KeyNotFoundError):
+        await kv.get(presence.key)
 
 
 async def test_while_nats_is_down_health_is_not_serving_and_submissions_fail_fast(rig: Rig) -> None:

@@ -324,3 +324,34 @@ async def test_a_redeclared_task_takes_its_new_defaults(pipeline: Pipeline) -> N
     newer = TaskDeclaration(name="jobs.c", pool="one", max_attempts=7, timeout=9.0)
     await registry.declare("one", [newer])
     assert await TaskRegistry(pipeline.nc, pipeline.topology).lookup("jobs.c") == newer
+
+
+async def test_a_task_apps_hooks_run_in_its_pool_process(pipeline: Pipeline, nats_url: str, tmp_path: Path) -> None:
+    # A before_attempt hook's refusal is the attempt's outcome, so what it did shows in the job, with no race.
+    (tmp_path / "hooked.py").write_text(
+        "from syllabus.tasks import PermanentError, TaskApp, WorkerHook\n"
+        "class Gate(WorkerHook):\n"
+        "    async def before_attempt(self, ctx):\n"
+        "        if ctx.job.spec.task.json['who'] == 'stranger':\n"
+        "            raise PermanentError('the gate hook refuses ' + ctx.job.spec.task.name)\n"
+        "app = TaskApp('hooked', hooks=[Gate()])\n"
+        "@app.task('gate.pass')\n"
+        "async def passes(ctx, data):\n"
+        "    return {'passed': data['who']}\n"
+    )
+    process = await start_pool(pipeline, nats_url, tmp_path, "hooked:app")
+    try:
+        await declared(pipeline, "gate.pass")
+        refused = await pipeline.wait_end((await submit(pipeline, task_request("gate.pass", {"who": "stranger"}))).id)
+        passed = await pipeline.wait_end((await submit(pipeline, task_request("gate.pass", {"who": "friend"}))).id)
+    finally:
+        process.terminate()
+        await process.wait()
+    assert (refused.state, [e.message for e in refused.errors]) == (
+        E.JOB_STATE_FAILED,
+        ["the gate hook refuses gate.pass"],
+    )
+    assert (passed.state, json_format.MessageToDict(passed.result.json)) == (
+        E.JOB_STATE_SUCCEEDED,
+        {"passed": "friend"},
+    )

@@ -109,6 +109,26 @@ class SyllabusClient {
     }
   }
 
+  /**
+   * A file the job stored (see JobResult.artifacts): {contentType, data (a Buffer), filename}, the file name
+   * being the one the gateway gives it in its content-disposition.
+   */
+  getJobArtifact(jobId, name) {
+    return new Promise((resolve, reject) => {
+      let filename = name;
+      const call = this.jobs.GetJobArtifact(
+        { jobId, name },
+        { deadline: deadline(this.timeoutSeconds) },
+        (error, body) => (error ? reject(error) : resolve({ contentType: body.contentType, data: body.data, filename })),
+      );
+      call.on('metadata', (metadata) => {
+        const [disposition] = metadata.get('content-disposition');
+        const match = /filename="([^"]*)"/.exec(disposition || '');
+        filename = match ? match[1] : name;
+      });
+    });
+  }
+
   createCourse(request) {
     return this.unary(this.courses, 'CreateCourse', request);
   }

@@ -3,7 +3,8 @@
 //   node example.js [host:port] [--out DIR] [--skip-course]
 //
 // The address defaults to $SYLLABUS_GRPC_ADDR, else 127.0.0.1:50051. The course document is written to DIR
-// (default: the current directory) as course-<id>.pdf. Exits non-zero if anything does not succeed.
+// (default: the current directory) as course-<id>.pdf, and fetched again as the course job's artifact course.pdf.
+// Exits non-zero if anything does not succeed.
 'use strict';
 
 const fs = require('node:fs');
@@ -58,6 +59,10 @@ async function runCourse(client, out) {
   const file = path.join(out, `course-${course.id}.pdf`);
   fs.writeFileSync(file, document.data);
   console.log(`document ${document.contentType}, ${document.data.length} bytes, written to ${file}`);
+  // The same file is one of the course job's artifacts, downloadable as any job's are.
+  const artifact = await client.getJobArtifact(job.id, 'course.pdf');
+  const same = artifact.data.equals(document.data) ? 'the same bytes' : 'other bytes';
+  console.log(`artifact ${artifact.filename} of job ${job.id}: ${artifact.contentType}, ${artifact.data.length} bytes, ${same}`);
 }
 
 async function main() {

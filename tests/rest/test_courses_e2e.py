@@ -90,5 +90,9 @@ async def test_node_client_writes_a_course(stack: Stack, node_client: Path, tmp_
     assert any("JOB_EVENT_TYPE_WAITING" in line for line in lines), out
     course_line = next(line for line in lines if line.startswith("course "))
     assert course_line.endswith('"An introduction to message queues", 2 modules'), course_line
-    assert lines[-1].startswith("document application/pdf, "), lines[-1]
-    assert saved_pdf(tmp_path).startswith(b"%PDF")
+    job_id = next(line for line in lines if line.startswith("created course ")).split("(job ")[1].rstrip(")")
+    pdf = saved_pdf(tmp_path)
+    assert lines[-2].startswith(f"document application/pdf, {len(pdf)} bytes, "), lines[-2]
+    assert pdf.startswith(b"%PDF")
+    # getJobArtifact: the course job's artifact, under the name the gateway's content-disposition gives.
+    assert lines[-1] == f"artifact course.pdf of job {job_id}: application/pdf, {len(pdf)} bytes, the same bytes"

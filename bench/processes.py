@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,13 @@ class Stack:
             if service == "raw-consumer"
             else [sys.executable, "-m", "syllabus", *service.split()]
         )
+        child = await self.start_argv(name, argv, extra_env)
+        if service == "gateway":
+            await wait_healthy(self.grpc_addr, 60)
+        return child
+
+    async def start_argv(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> Child:
+        """Any program as a measured child (the peer's worker)."""
         process = await asyncio.create_subprocess_exec(
             *die_with_parent(argv),
             cwd=ROOT,
@@ -104,8 +112,6 @@ class Stack:
         )
         child = Child(name, process)
         self.children[name] = child
-        if service == "gateway":
-            await wait_healthy(self.grpc_addr, 60)
         return child
 
     async def stop(self, name: str) -> None:
@@ -135,20 +141,31 @@ class Stack:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds each process spent between start and stop."""
+    """CPU seconds each process spent between start and stop; the bench's own process (the client that submits
+    and counts completions, as BullMQ's producer does) apart, in `client`."""
 
     stack: Stack
     before: dict[str, float] = field(default_factory=dict)
     spent: dict[str, float] = field(default_factory=dict)
+    client: float = 0.0
 
     def __enter__(self) -> CpuMeter:
         self.before = self.stack.cpu()
+        self.client = -time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         after = self.stack.cpu()
+        self.client += time.process_time()
         self.spent = {name: after[name] - self.before.get(name, 0.0) for name in after}
 
     @property
     def total(self) -> float:
         return sum(self.spent.values())
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far: the share stolen by the hypervisor shows how noisy a run was."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user and nice]
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])

@@ -20,12 +20,12 @@ from typing import Any
 
 import grpc
 import nats
-from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from bench import raw
-from bench.processes import CpuMeter, Stack, rss_mb
+from bench import peer, raw
+from bench.percentiles import pct
+from bench.processes import CpuMeter, Stack, machine_ticks, rss_mb
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 
@@ -39,10 +39,26 @@ class Sizes:
     round_trips: int
     watchers: int
     scale: int
+    # Seconds of the open-loop run (jobs arriving at a fixed rate: half the measured drain rate).
+    open_loop: float
 
 
-QUICK = Sizes(unary=1000, callers=50, bulk=4000, batch=500, drain=4000, round_trips=100, watchers=200, scale=2000)
-FULL = Sizes(unary=5000, callers=50, bulk=20000, batch=500, drain=20000, round_trips=500, watchers=1000, scale=10000)
+QUICK = Sizes(
+    unary=1000, callers=50, bulk=4000, batch=500, drain=4000, round_trips=100, watchers=500, scale=2000, open_loop=8
+)
+FULL = Sizes(
+    unary=5000,
+    callers=50,
+    bulk=20000,
+    batch=500,
+    drain=20000,
+    round_trips=500,
+    watchers=10000,
+    scale=10000,
+    open_loop=30,
+)
+# Submissions of the open-loop run go out on this tick (seconds): each carries the jobs that arrived since the last.
+OPEN_LOOP_TICK = 0.005
 TEXT = "Syllabus moves typed jobs through JetStream. Workers summarize this. It is short."
 
 
@@ -62,21 +78,25 @@ def task_request(i: int) -> job_service_pb2.SubmitJobRequest:
 Requests = Callable[[int], job_service_pb2.SubmitJobRequest]
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 class Finished:
-    """Counts SUCCEEDED events off NATS (core subscription, so the bench adds nothing to the pipeline)."""
+    """Counts SUCCEEDED events off NATS (core subscription, so the bench adds nothing to the pipeline), and keeps
+    when the jobs being timed started and finished (the times the worker stamped on their events)."""
 
     def __init__(self) -> None:
         self.count = 0
         self._waiters: list[tuple[int, asyncio.Event]] = []
+        # While timing (the open-loop run): job id -> [started ns, succeeded ns] of every job seen.
+        self.timing = False
+        self.timed: dict[str, list[int]] = {}
 
     async def on_event(self, msg: Msg) -> None:
         event = job_pb2.JobEvent.FromString(msg.data)
+        times = self.timed.setdefault(event.job_id, [0, 0]) if self.timing else None
+        if times is not None and event.type == job_pb2.JOB_EVENT_TYPE_STARTED:
+            times[0] = event.time.ToNanoseconds()
         if event.type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED:
+            if times is not None:
+                times[1] = event.time.ToNanoseconds()
             self.count += 1
             for target, ready in self._waiters:
                 if self.count >= target:
@@ -112,6 +132,7 @@ class Bench:
             stack.topology.events_subjects, cb=self.finished.on_event, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
         await self.raw_ceiling(nc)
+        await self.bullmq()
         await stack.start("gateway", "gateway")
         await stack.start("scheduler", "scheduler")
         channel = grpc.aio.insecure_channel(stack.grpc_addr)
@@ -128,6 +149,7 @@ class Bench:
         self.figures["backlog_cpu_us_per_job"] = self.per_job_us(meter, self.sizes.unary + self.sizes.bulk)
         await self.drain(stub, "drain", self.sizes.drain)
         await self.round_trip(stub)
+        await self.open_loop(stub, self.figures["drain_jobs_per_s"] / 2)
         await self.watchers(stub)
         for workers in (1, 2, 4):
             await self.start_workers(workers, stub)
@@ -157,10 +179,14 @@ class Bench:
         await self.drain(stub, "task_drain", self.sizes.drain, task_request)
 
     async def scale_on_mongo(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
-        """The same scaling drain with the gateway and workers on MongoDB (SYLLABUS_MONGO_URL was set)."""
+        """The drain, the round trip and the scaling drain again with the gateway and workers on MongoDB
+        (SYLLABUS_MONGO_URL was set)."""
         self.store_env = {"SYLLABUS_MONGO_URL": self.stack.mongo_url, "SYLLABUS_MONGO_DATABASE": "syllabus_bench"}
         await self.stack.stop("gateway")
         await self.stack.start("gateway", "gateway", self.store_env)
+        await self.start_workers(2, stub)
+        await self.drain(stub, "mongo_drain", self.sizes.drain)
+        await self.round_trip(stub, "mongo_round_trip")
         for workers in (1, 2, 4):
             await self.start_workers(workers, stub)
             await self.drain(stub, f"mongo_{workers}w", self.sizes.scale)
@@ -195,6 +221,12 @@ class Bench:
         await self.stack.stop("raw0")
         await self.stack.stop("raw1")
         await nc.jetstream().delete_stream(raw.STREAM)
+
+    async def bullmq(self) -> None:
+        try:
+            self.figures |= await peer.measure(self.stack, self.sizes.drain, self.sizes.round_trips)
+        except peer.PeerUnavailable as exc:
+            print(f"BullMQ not measured: {exc}", flush=True)
 
     async def submit_unary(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
         latencies: list[float] = []
@@ -242,8 +274,9 @@ class Bench:
         self.figures[f"{name}_jobs_per_s"] = count / elapsed
         self.figures[f"{name}_cpu_us_per_job"] = self.per_job_us(meter, count)
         self.figures[f"{name}_cpu_split_us"] = {k: round(v / count * 1e6) for k, v in meter.spent.items()}
+        self.figures[f"{name}_client_cpu_us_per_job"] = meter.client / count * 1e6
 
-    async def round_trip(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
+    async def round_trip(self, stub: job_service_pb2_grpc.JobServiceStub, name: str = "round_trip") -> None:
         latencies: list[float] = []
         with CpuMeter(self.stack) as meter:
             for i in range(self.sizes.round_trips):
@@ -253,20 +286,61 @@ class Bench:
                     if response.event.type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED:
                         break
                 latencies.append((time.perf_counter() - started) * 1000)
-        self.figures["round_trip_p50_ms"] = pct(latencies, 0.5)
-        self.figures["round_trip_p99_ms"] = pct(latencies, 0.99)
-        self.figures["round_trip_cpu_us_per_job"] = self.per_job_us(meter, self.sizes.round_trips)
+        self.figures[f"{name}_p50_ms"] = pct(latencies, 0.5)
+        self.figures[f"{name}_p99_ms"] = pct(latencies, 0.99)
+        self.figures[f"{name}_cpu_us_per_job"] = self.per_job_us(meter, self.sizes.round_trips)
+
+    async def open_loop(self, stub: job_service_pb2_grpc.JobServiceStub, rate: float) -> None:
+        """Jobs arriving at a fixed `rate` whatever the system does with them (open loop: a slow answer does not
+        slow the arrivals), for `sizes.open_loop` seconds: how long from submission to start and to finish."""
+        sent: dict[str, int] = {}
+        calls: list[asyncio.Task[None]] = []
+
+        async def submit(count: int, first: int) -> None:
+            requests = [request(first + i) for i in range(count)]
+            at = time.time_ns()
+            response = await stub.SubmitJobs(job_service_pb2.SubmitJobsRequest(requests=requests), timeout=60)
+            for result in response.results:
+                sent[result.job.id] = at
+
+        target = self.finished.count + round(rate * self.sizes.open_loop)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        submitted = 0
+        self.finished.timing = True
+        with CpuMeter(self.stack) as meter:
+            while (elapsed := loop.time() - began) < self.sizes.open_loop:
+                due = min(round(rate * self.sizes.open_loop), round(rate * elapsed))
+                if due > submitted:
+                    calls.append(asyncio.create_task(submit(due - submitted, submitted)))
+                    submitted = due
+                await asyncio.sleep(OPEN_LOOP_TICK)  # the arrival clock, not synchronisation
+            rest = round(rate * self.sizes.open_loop) - submitted
+            if rest > 0:
+                calls.append(asyncio.create_task(submit(rest, submitted)))
+            await asyncio.gather(*calls)
+            await self.finished.until(target)
+        self.finished.timing = False
+        timed = [(sent[job], *self.finished.timed.get(job, (0, 0))) for job in sent]
+        self.finished.timed.clear()
+        to_start = [(started - at) / 1e6 for at, started, _ in timed if started]
+        to_finish = [(ended - at) / 1e6 for at, _, ended in timed if ended]
+        self.figures["open_loop_rate_per_s"] = rate
+        self.figures["open_loop_jobs"] = len(timed)
+        self.figures["open_loop_cpu_us_per_job"] = self.per_job_us(meter, len(timed))
+        for q, label in ((0.5, "p50"), (0.99, "p99"), (0.999, "p999")):
+            self.figures[f"open_loop_start_{label}_ms"] = pct(to_start, q)
+            self.figures[f"open_loop_finish_{label}_ms"] = pct(to_finish, q)
 
     async def watchers(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
-        """W jobs due in a few seconds, each watched by its own stream: delivery delay of their events."""
+        """W queued jobs, each watched by its own stream on one gateway, then run: how long their events take from
+        the worker to each watch, and what the gateway holds while they are attached."""
         count = self.sizes.watchers
-        run_at = Timestamp()
-        run_at.FromNanoseconds(time.time_ns() + 4_000_000_000)
+        for name in [n for n in self.stack.children if n.startswith("generator")]:
+            await self.stack.stop(name)
         jobs = []
         for start in range(0, count, self.sizes.batch):
             requests = [request(i) for i in range(start, min(count, start + self.sizes.batch))]
-            for r in requests:
-                r.options.run_at.CopyFrom(run_at)
             response = await stub.SubmitJobs(job_service_pb2.SubmitJobsRequest(requests=requests), timeout=60)
             jobs += [result.job for result in response.results]
         delays: list[float] = []
@@ -275,33 +349,37 @@ class Bench:
 
         async def watch(job_id: str) -> None:
             nonlocal attached
-            call = stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=120)
+            call = stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=300)
             first = True
             async for response in call:
-                if first:
+                if first:  # QUEUED, from the job's history: the watch is attached
                     first = False
                     attached += 1
                     if attached == count:
                         all_attached.set()
-                if response.event.type != job_pb2.JOB_EVENT_TYPE_SCHEDULED:
+                else:
                     delays.append((time.time_ns() - response.event.time.ToNanoseconds()) / 1e6)
 
         gateway = self.stack.children["gateway"].pid
         base_rss = rss_mb(gateway)
+        target = self.finished.count + count
         with CpuMeter(self.stack) as meter:
             tasks = [asyncio.create_task(watch(job.id)) for job in jobs]
             await all_attached.wait()
             attached_rss = rss_mb(gateway)
+            await self.start_workers(2)
+            await self.finished.until(target)
             await asyncio.gather(*tasks)
         self.figures["watchers"] = count
         self.figures["watchers_delivery_p50_ms"] = pct(delays, 0.5)
         self.figures["watchers_delivery_p99_ms"] = pct(delays, 0.99)
         self.figures["watchers_gateway_rss_mb"] = attached_rss
+        self.figures["watchers_gateway_peak_rss_mb"] = rss_mb(gateway, "VmHWM")
         self.figures["watchers_gateway_rss_before_mb"] = base_rss
         self.figures["watchers_cpu_us_per_job"] = self.per_job_us(meter, count)
 
 
-def machine() -> dict[str, Any]:
+def machine(steal_before: tuple[int, int]) -> dict[str, Any]:
     model = ""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -313,16 +391,133 @@ def machine() -> dict[str, Any]:
             ),
             "",
         )
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version()}
+    steal, total = (after - before for after, before in zip(machine_ticks(), steal_before, strict=True))
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "steal_percent": round(100 * steal / total, 2) if total else 0.0,
+    }
+
+
+# Syllabus's figure over the peer's, same run: for rates above 1 is better, for CPU and latency below 1 is.
+RATIOS = {
+    "vs_bullmq_drain_rate": ("drain_jobs_per_s", "bullmq_drain_jobs_per_s"),
+    "vs_bullmq_drain_cpu": ("drain_cpu_us_per_job", "bullmq_drain_cpu_us_per_job"),
+    "vs_bullmq_drain_cpu_with_clients": (
+        "drain_with_client_cpu_us_per_job",
+        "bullmq_drain_with_producer_cpu_us_per_job",
+    ),
+    "vs_bullmq_round_trip_p50": ("round_trip_p50_ms", "bullmq_round_trip_p50_ms"),
+    "vs_bullmq_round_trip_p99": ("round_trip_p99_ms", "bullmq_round_trip_p99_ms"),
+    "vs_raw_drain_rate": ("drain_jobs_per_s", "raw_drain_jobs_per_s"),
+    "vs_raw_drain_cpu": ("drain_cpu_us_per_job", "raw_drain_cpu_us_per_job"),
+    "vs_raw_round_trip_p50": ("round_trip_p50_ms", "raw_round_trip_p50_ms"),
+}
+
+WATCHERS_TARGET = 10_000
+WATCHERS_RSS_MB = 300.0
+WATCHERS_DELIVERY_P99_MS = 50.0
+UNARY_P99_MS = 20.0
+
+
+def derived(f: dict[str, Any]) -> dict[str, Any]:
+    """Sums and ratios of measured figures (only of those that were measured)."""
+    out: dict[str, Any] = {}
+    if f.get("drain_cpu_us_per_job") is not None and f.get("drain_client_cpu_us_per_job") is not None:
+        out["drain_with_client_cpu_us_per_job"] = f["drain_cpu_us_per_job"] + f["drain_client_cpu_us_per_job"]
+    both = {**f, **out}
+    for name, (ours, theirs) in RATIOS.items():
+        if both.get(ours) is not None and both.get(theirs):
+            out[name] = both[ours] / both[theirs]
+    return out
+
+
+def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """Issue 12's targets: (figure, Syllabus, target, met); met is None when a side was not measured."""
+
+    def at_most(ours: str, limit: float | None) -> bool | None:
+        value = f.get(ours)
+        return None if value is None or limit is None else bool(value <= limit)
+
+    def ms(key: str) -> str:
+        value = f.get(key)
+        return "-" if value is None else f"{value:.2f} ms"
+
+    def us(key: str) -> str:
+        value = f.get(key)
+        return "-" if value is None else f"{value:,.0f} µs"
+
+    rate, peer_rate = f.get("drain_jobs_per_s"), f.get("bullmq_drain_jobs_per_s")
+    watchers_ok = (
+        None
+        if f.get("watchers_gateway_rss_mb") is None
+        else f.get("watchers", 0) >= WATCHERS_TARGET
+        and f["watchers_gateway_rss_mb"] <= WATCHERS_RSS_MB
+        and f["watchers_delivery_p99_ms"] <= WATCHERS_DELIVERY_P99_MS
+    )
+    return [
+        (
+            "drain rate, 2 workers",
+            "-" if rate is None else f"{rate:,.0f} jobs/s",
+            "≥ BullMQ " + ("-" if peer_rate is None else f"{peer_rate:,.0f} jobs/s"),
+            None if rate is None or peer_rate is None else rate >= peer_rate,
+        ),
+        (
+            "CPU per drained job (servers)",
+            us("drain_cpu_us_per_job"),
+            f"≤ BullMQ's worker + Valkey {us('bullmq_drain_cpu_us_per_job')}",
+            at_most("drain_cpu_us_per_job", f.get("bullmq_drain_cpu_us_per_job")),
+        ),
+        (
+            "CPU per drained job (whole system: servers + client)",
+            us("drain_with_client_cpu_us_per_job"),
+            f"≤ BullMQ's + its producer {us('bullmq_drain_with_producer_cpu_us_per_job')}",
+            at_most("drain_with_client_cpu_us_per_job", f.get("bullmq_drain_with_producer_cpu_us_per_job")),
+        ),
+        (
+            "round trip p50",
+            ms("round_trip_p50_ms"),
+            f"≤ BullMQ {ms('bullmq_round_trip_p50_ms')}",
+            at_most("round_trip_p50_ms", f.get("bullmq_round_trip_p50_ms")),
+        ),
+        (
+            "round trip p99",
+            ms("round_trip_p99_ms"),
+            f"≤ BullMQ {ms('bullmq_round_trip_p99_ms')}",
+            at_most("round_trip_p99_ms", f.get("bullmq_round_trip_p99_ms")),
+        ),
+        (
+            f"unary SubmitJob p99, {f.get('callers', 50)} callers",
+            ms("submit_unary_p99_ms"),
+            f"≤ {UNARY_P99_MS:.0f} ms",
+            at_most("submit_unary_p99_ms", UNARY_P99_MS),
+        ),
+        (
+            f"{f.get('watchers', 0):,} watchers on one gateway",
+            f"RSS {f.get('watchers_gateway_rss_mb') or 0:.0f} MB, delivery p99 {ms('watchers_delivery_p99_ms')}",
+            f"{WATCHERS_TARGET:,} at ≤ {WATCHERS_RSS_MB:.0f} MB, p99 ≤ {WATCHERS_DELIVERY_P99_MS:.0f} ms",
+            watchers_ok,
+        ),
+    ]
+
+
+def aligned(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("-+-".join("-" * w for w in widths))
+    out += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(out)
 
 
 def table(f: dict[str, Any]) -> str:
     def r(key: str) -> float:
-        return float(f.get(key, float("nan")))
+        value = f.get(key)
+        return float("nan") if value is None else float(value)
 
     lines = [
         (
-            "submit, unary (50 callers)",
+            f"submit, unary ({f.get('callers', 50)} callers)",
             f"{r('submit_unary_per_s'):,.0f} jobs/s",
             f"p50 {r('submit_unary_p50_ms'):.2f} ms, p99 {r('submit_unary_p99_ms'):.2f} ms",
             f"{r('submit_unary_cpu_us_per_job'):,.0f} µs",
@@ -337,7 +532,8 @@ def table(f: dict[str, Any]) -> str:
             "drain, 2 workers",
             f"{r('drain_jobs_per_s'):,.0f} jobs/s",
             f"{r('drain_jobs_per_s') / r('raw_drain_jobs_per_s'):.0%} of raw ({r('raw_drain_jobs_per_s'):,.0f}/s)",
-            f"{r('drain_cpu_us_per_job'):,.0f} µs (raw {r('raw_drain_cpu_us_per_job'):,.0f})",
+            f"{r('drain_cpu_us_per_job'):,.0f} µs (raw {r('raw_drain_cpu_us_per_job'):,.0f}; "
+            f"client {r('drain_client_cpu_us_per_job'):,.0f})",
         ),
         (
             "round trip",
@@ -347,9 +543,18 @@ def table(f: dict[str, Any]) -> str:
             f"{r('round_trip_cpu_us_per_job'):,.0f} µs",
         ),
         (
-            f"{f.get('watchers', 0)} watchers",
+            f"open loop, {r('open_loop_rate_per_s'):,.0f} jobs/s arriving",
+            f"{r('open_loop_jobs'):,.0f} jobs",
+            f"to start p50/p99/p999 {r('open_loop_start_p50_ms'):.1f}/{r('open_loop_start_p99_ms'):.1f}/"
+            f"{r('open_loop_start_p999_ms'):.1f} ms; to finish {r('open_loop_finish_p50_ms'):.1f}/"
+            f"{r('open_loop_finish_p99_ms'):.1f}/{r('open_loop_finish_p999_ms'):.1f} ms",
+            f"{r('open_loop_cpu_us_per_job'):,.0f} µs",
+        ),
+        (
+            f"{f.get('watchers', 0):,} watchers",
             f"p99 {r('watchers_delivery_p99_ms'):.1f} ms",
-            f"gateway RSS {r('watchers_gateway_rss_mb'):.0f} MB",
+            f"gateway RSS {r('watchers_gateway_rss_mb'):.0f} MB attached, "
+            f"peak {r('watchers_gateway_peak_rss_mb'):.0f} MB",
             f"{r('watchers_cpu_us_per_job'):,.0f} µs",
         ),
     ]
@@ -370,13 +575,114 @@ def table(f: dict[str, Any]) -> str:
             f"{r('task_drain_cpu_us_per_job'):,.0f} µs",
         )
     )
-    widths = [max(len(row[i]) for row in lines) for i in range(4)]
-    header = ("scenario", "rate", "detail", "CPU/job")
-    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
-    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    out.append("-+-".join("-" * w for w in widths))
-    out += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines]
-    return "\n".join(out)
+    if f.get("mongo_drain_jobs_per_s") is not None:
+        lines += [
+            (
+                "MongoDB: drain, 2 workers",
+                f"{r('mongo_drain_jobs_per_s'):,.0f} jobs/s",
+                f"round trip p50 {r('mongo_round_trip_p50_ms'):.2f} ms, p99 {r('mongo_round_trip_p99_ms'):.2f} ms",
+                f"{r('mongo_drain_cpu_us_per_job'):,.0f} µs",
+            ),
+            *(
+                (
+                    f"MongoDB: drain, {w} worker{'s' if w > 1 else ''}",
+                    f"{r(f'mongo_{w}w_jobs_per_s'):,.0f} jobs/s",
+                    "",
+                    f"{r(f'mongo_{w}w_cpu_us_per_job'):,.0f} µs",
+                )
+                for w in (1, 2, 4)
+            ),
+        ]
+    if f.get("bullmq_drain_jobs_per_s") is not None:
+        lines += [
+            (
+                f"BullMQ drain, 1 process c={peer.CONCURRENCY}",
+                f"{r('bullmq_drain_jobs_per_s'):,.0f} jobs/s",
+                f"worker {r('bullmq_worker_cpu_us_per_job'):,.0f} + Valkey {r('bullmq_valkey_cpu_us_per_job'):,.0f}"
+                f" + producer {r('bullmq_producer_cpu_us_per_job'):,.0f}",
+                f"{r('bullmq_drain_cpu_us_per_job'):,.0f} µs",
+            ),
+            (
+                "BullMQ round trip",
+                f"p50 {r('bullmq_round_trip_p50_ms'):.2f} ms",
+                f"p99 {r('bullmq_round_trip_p99_ms'):.2f} ms",
+                "",
+            ),
+        ]
+    ratio_line = (
+        f"Syllabus / BullMQ: drain rate {r('vs_bullmq_drain_rate'):.2f}x, CPU per job {r('vs_bullmq_drain_cpu'):.2f}x"
+        f" ({r('vs_bullmq_drain_cpu_with_clients'):.2f}x with both clients), round trip p50"
+        f" {r('vs_bullmq_round_trip_p50'):.2f}x, p99 {r('vs_bullmq_round_trip_p99'):.2f}x.\n"
+        f"Syllabus / raw JetStream: drain rate {r('vs_raw_drain_rate'):.2f}x, CPU per job {r('vs_raw_drain_cpu'):.2f}x,"
+        f" round trip p50 {r('vs_raw_round_trip_p50'):.2f}x."
+    )
+    verdicts = [
+        (name, ours, target, "not measured" if met is None else "met" if met else "NOT MET")
+        for name, ours, target, met in targets(f)
+    ]
+    steal = f.get("machine", {}).get("steal_percent")
+    return "\n\n".join(
+        [
+            aligned(("scenario", "rate", "detail", "CPU/job"), lines),
+            ratio_line,
+            aligned(("target", "Syllabus", "target", "verdict"), verdicts),
+            f"CPU steal during the run: {steal}%",
+        ]
+    )
+
+
+# Every key the JSON line has, measured or not (null), so lines of different commits compare key by key.
+KEYS = (
+    *(f"raw_{k}" for k in ("publish_per_s", "drain_jobs_per_s", "drain_cpu_us_per_job", "round_trip_p50_ms")),
+    "raw_round_trip_p99_ms",
+    *(
+        f"bullmq_{k}"
+        for k in (
+            "drain_jobs_per_s",
+            "drain_cpu_us_per_job",
+            "drain_with_producer_cpu_us_per_job",
+            "worker_cpu_us_per_job",
+            "valkey_cpu_us_per_job",
+            "producer_cpu_us_per_job",
+            "round_trip_p50_ms",
+            "round_trip_p99_ms",
+        )
+    ),
+    *(f"submit_unary_{k}" for k in ("per_s", "p50_ms", "p99_ms", "cpu_us_per_job")),
+    "submit_bulk_per_s",
+    "submit_bulk_cpu_us_per_job",
+    "backlog_jobs_per_s",
+    "backlog_cpu_us_per_job",
+    *(
+        f"{scenario}_{k}"
+        for scenario in (
+            "drain",
+            "task_drain",
+            "mongo_drain",
+            *(f"{s}_{w}w" for s in ("scale", "mongo") for w in (1, 2, 4)),
+        )
+        for k in ("jobs_per_s", "cpu_us_per_job", "cpu_split_us", "client_cpu_us_per_job")
+    ),
+    "drain_with_client_cpu_us_per_job",
+    *(f"{name}_{k}" for name in ("round_trip", "mongo_round_trip") for k in ("p50_ms", "p99_ms", "cpu_us_per_job")),
+    "open_loop_rate_per_s",
+    "open_loop_jobs",
+    "open_loop_cpu_us_per_job",
+    *(f"open_loop_{edge}_{q}_ms" for edge in ("start", "finish") for q in ("p50", "p99", "p999")),
+    "watchers",
+    *(
+        f"watchers_{k}"
+        for k in (
+            "delivery_p50_ms",
+            "delivery_p99_ms",
+            "gateway_rss_mb",
+            "gateway_peak_rss_mb",
+            "gateway_rss_before_mb",
+        )
+    ),
+    "watchers_cpu_us_per_job",
+    *RATIOS,
+)
 
 
 async def run(sizes: Sizes) -> dict[str, Any]:
@@ -396,8 +702,12 @@ def main() -> int:
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
+    ticks = machine_ticks()
     figures = asyncio.run(run(sizes))
-    figures["machine"] = machine()
+    figures |= derived(figures)
+    figures = dict.fromkeys(KEYS) | figures
+    figures["callers"] = sizes.callers
+    figures["machine"] = machine(ticks)
     figures["mode"] = "quick" if args.quick else "full"
     figures["seconds"] = round(time.perf_counter() - started, 1)
     print(table(figures))

@@ -66,13 +66,13 @@ BREAKAGES = [
         "dead-letter copy after term()",
         "syllabus/worker.py",
         """            await self._dead_letters.put(new, msg.subject, reason)
-            updated = await self._store.update_job(job.id, change)
+            updated = await self._updates.update(job.id, change)
             if not (updated.applied and updated.job is not None):
                 await msg.term()
                 return""",
         """            await msg.term()
             await self._dead_letters.put(new, msg.subject, reason)
-            updated = await self._store.update_job(job.id, change)
+            updated = await self._updates.update(job.id, change)
             if not (updated.applied and updated.job is not None):
                 return""",
     ),
@@ -80,8 +80,8 @@ BREAKAGES = [
         "dead-letter copy after the FAILED event",
         "syllabus/worker.py",
         """            await self._dead_letters.put(new, msg.subject, reason)
-            updated = await self._store.update_job(job.id, change)""",
-        """            updated = await self._store.update_job(job.id, change)
+            updated = await self._updates.update(job.id, change)""",
+        """            updated = await self._updates.update(job.id, change)
             if updated.job is not None:
                 await self._emit(updated.job, E.JOB_EVENT_TYPE_FAILED, error=error)
             await self._dead_letters.put(new, msg.subject, reason)""",
@@ -120,10 +120,10 @@ BREAKAGES = [
     Breakage(
         "the parent ends before the child's success is stored",
         "syllabus/worker.py",
-        """        updated = await self._store.update_job(job.id, lifecycle.succeed(lease, result, parent_result))""",
+        """        updated = await self._updates.update(job.id, lifecycle.succeed(lease, result, parent_result))""",
         """        if parent_result is not None and job.parent_id:
             await self._parents.finish(job.parent_id, parent_result)
-        updated = await self._store.update_job(job.id, lifecycle.succeed(lease, result, parent_result))""",
+        updated = await self._updates.update(job.id, lifecycle.succeed(lease, result, parent_result))""",
     ),
     Breakage(
         "stale cancel terms the message",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -16,19 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.client import JetStreamContext
 
 from syllabus import lifecycle, outages
 from syllabus.config import RetryPolicy, WorkerConfig
 from syllabus.events import event_for, event_msg_id
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import ensure_consumers
+from syllabus.jobupdates import JobUpdates
 from syllabus.presence import Presence
+from syllabus.pull import PullConsumer, pending_after
 from syllabus.redaction import redact
 from syllabus.runtime import Runtime
 from syllabus.store.base import Updated
-from syllabus.topology import WorkQueue
+from syllabus.topology import PRIORITIES, WorkQueue
 from syllabus.v1 import job_pb2
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,9 @@ class Worker:
         self._queue = queue or runtime.topology.service_queue(service)
         self._handlers = dict(handlers)
         self._nc = runtime.nc
-        self._js: JetStreamContext = runtime.nc.jetstream()
         self._store = runtime.store
+        # Claims and outcomes of the attempts in hand, to the store in batches.
+        self._updates = JobUpdates(runtime.store)
         self._topology = runtime.topology
         self._config = config
         self._rand = rand
@@ -161,8 +163,9 @@ class Worker:
         self._dead_letters = runtime.dead_letters
         self._parents = runtime.parents
         self._running: dict[str, _Running] = {}
-        self._slot_freed = asyncio.Event()
-        self._interactive_drained = asyncio.Event()
+        self._pullers: dict[str, PullConsumer] = {}
+        # Whether interactive jobs wait: batch jobs are asked for only while none does.
+        self._interactive_waiting = True
         self._stopping = asyncio.Event()
         # Set when a draining worker stops waiting for outages to end.
         self._abandon = asyncio.Event()
@@ -188,10 +191,7 @@ class Worker:
         except outages.GaveUp:
             return  # stopped before it could start: nothing was fetched
         cancels = await self._nc.subscribe(self._topology.cancel_subjects, cb=self._on_cancel)
-        loops = [
-            asyncio.create_task(self._fetch_loop("interactive", gate=None)),
-            asyncio.create_task(self._fetch_loop("batch", gate=self._interactive_drained)),
-        ]
+        await self._start_pulling()
         heartbeat = asyncio.create_task(self._heartbeat())
         presence = Presence(self._nc, self._topology, self._queue.name, self._config.concurrency, lambda: self.running)
         present = asyncio.create_task(presence.run())
@@ -204,64 +204,90 @@ class Worker:
         try:
             await self._stopping.wait()
         finally:
-            for loop in loops:
-                loop.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            # No interest, no more messages: the server skips a request nobody listens to. (One it sent just
+            # before comes back after its AckWait.) Only then are the jobs in hand handed back, or a handed-back
+            # job could be sent to this worker's own requests again.
+            for puller in self._pullers.values():
+                await puller.stop()
             await self._drain()
             heartbeat.cancel()
             presence.stop()
             await present
             await cancels.unsubscribe()
 
-    async def _fetch_loop(self, priority: str, gate: asyncio.Event | None) -> None:
-        """Long-polls one priority's consumer. The batch loop (gated) fetches only while no interactive job waits.
-
-        Stopping cancels the loop, and the loop also checks the flag: on Python 3.11 a cancellation that lands
-        just as nats-py's fetch (asyncio.wait_for inside) completes can be swallowed.
-        """
-        sub = await self._js.pull_subscribe_bind(
-            durable=self._queue.consumer(priority), stream=self._topology.jobs_stream
-        )
+    async def _start_pulling(self) -> None:
+        for priority in PRIORITIES:
+            puller = PullConsumer(
+                self._nc,
+                self._topology.jobs_stream,
+                self._queue.consumer(priority),
+                on_message=functools.partial(self._arrived, priority),
+                on_credit=self._replenish,
+            )
+            await puller.start()
+            self._pullers[priority] = puller
         try:
-            while not self._stopping.is_set():
-                if gate is not None:
-                    await gate.wait()
-                free = self._config.concurrency - len(self._running)
-                if free <= 0:
-                    self._slot_freed.clear()
-                    await self._slot_freed.wait()
-                    continue
-                try:
-                    msgs = await sub.fetch(free, timeout=1.0)
-                except (TimeoutError, NatsTimeout):
-                    msgs = []
-                except Exception as exc:
-                    # Reconnecting or the server restarting: keep polling, the consumer is durable.
-                    if outages.unreachable(exc) is None:
-                        log.warning("fetch failed: %s", exc)
-                    else:
-                        self._outages.down(outages.NATS, exc, "no jobs are fetched until it answers")
-                    await asyncio.sleep(0.5)  # back off a failing broker instead of spinning; not synchronisation
-                    continue
-                if self._nc.is_connected:
-                    self._outages.up(outages.NATS)
-                if gate is None:
-                    if len(msgs) < free:
-                        self._interactive_drained.set()
-                    else:
-                        self._interactive_drained.clear()
-                for msg in msgs:
-                    self._start(msg)
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            info = await self._nc.jetstream().consumer_info(
+                self._topology.jobs_stream, self._queue.consumer(PRIORITIES[0])
+            )
+            self._interactive_waiting = info.num_pending > 0
+        except Exception as exc:
+            # Not known: the first interactive request will tell (its messages, or its expiring empty).
+            log.debug("interactive backlog unknown at start: %s", exc)
+        self._replenish()
+
+    def _replenish(self) -> None:
+        """Ask for as many jobs as there are free slots: interactive ones, and batch ones while no interactive job
+        waits. Small gaps wait to grow to half the concurrency (one request covers many jobs), unless nothing is
+        asked for at all. An interactive job may run beyond the concurrency by what batch requests still have out,
+        so they never keep it waiting."""
+        if self._stopping.is_set():
+            return
+        interactive, batch = (self._pullers[p] for p in PRIORITIES)
+        capacity = self._config.concurrency
+        threshold = max(1, capacity // 2)
+        free = capacity - len(self._running) - interactive.outstanding
+        if self._interactive_waiting:
+            if free > 0 and (free >= threshold or interactive.outstanding == 0):
+                self._ask(interactive, free)
+            return
+        if interactive.outstanding == 0 and len(self._running) < capacity:
+            # Nothing interactive waits: one free slot's worth, to hear of the next interactive job at once.
+            self._ask(interactive, 1)
+        free = capacity - len(self._running) - batch.outstanding
+        if free > 0 and (free >= threshold or batch.outstanding == 0):
+            self._ask(batch, free)
+
+    def _ask(self, puller: PullConsumer, count: int) -> None:
+        sending = puller.request(count)
+        if sending is not None:
+            sending.add_done_callback(self._asked)
+
+    def _asked(self, sending: asyncio.Task[None]) -> None:
+        exc = None if sending.cancelled() else sending.exception()
+        if exc is None:
+            return
+        dependency = outages.unreachable(exc)
+        if dependency is None:
+            log.warning("asking for jobs failed: %s", exc)
+        else:
+            # The puller's watchdog asks again.
+            self._outages.down(dependency, exc, "no jobs are fetched until it answers")
+
+    def _arrived(self, priority: str, msg: Msg) -> None:
+        self._outages.up(outages.NATS)
+        if priority == PRIORITIES[0]:
+            with contextlib.suppress(ValueError, IndexError):
+                self._interactive_waiting = pending_after(msg) > 0
+        self._start(msg)
+        self._replenish()
 
     def _start(self, msg: Msg) -> None:
         try:
             job = job_pb2.Job.FromString(msg.data)
         except Exception:
             log.error("dropping undecodable message on %s", msg.subject)
-            asyncio.create_task(msg.term())  # noqa: RUF006 - fire and forget: nothing to wait for
+            _spawn(msg.term())
             return
         running = _Running(msg=msg, job_id=job.id)
         self._running[job.id] = running
@@ -272,7 +298,7 @@ class Worker:
         # A redelivery of the same job may have replaced this entry meanwhile; that one is still running.
         if self._running.get(running.job_id) is running:
             del self._running[running.job_id]
-        self._slot_freed.set()
+        self._replenish()
 
     async def _on_cancel(self, msg: Msg) -> None:
         running = self._running.get(msg.subject.rsplit(".", 1)[-1])
@@ -311,7 +337,7 @@ class Worker:
         msg = running.msg
         claim = lifecycle.Claim()
         # Until the claim is stored nothing is ours: an outage here leaves the message to be redelivered.
-        claimed = await self._store.update_job(payload.id, claim.change())
+        claimed = await self._updates.update(payload.id, claim.change())
         self._outages.up(outages.STORE)
         job = claimed.job
         if job is None:
@@ -357,15 +383,15 @@ class Worker:
         if running.stop_reason:
             handler_task.cancel()
         timeout = job.options.timeout.ToNanoseconds() / 1e9 or self._config.default_timeout
+        limit = asyncio.get_running_loop().call_later(timeout, running.stop, "timeout")
         try:
-            done, _ = await asyncio.wait({handler_task}, timeout=timeout)
-            if not done:
-                running.stop("timeout")
             # Waits for the (possibly cancelled) handler to end without raising its outcome here.
             await asyncio.wait({handler_task})
         except BaseException:
             handler_task.cancel()
             raise
+        finally:
+            limit.cancel()
         settle = self._settlement(running, job, lease, handler_task, ctx.parent_result)
         await self._until_recorded(job.id, settle)
 
@@ -470,7 +496,7 @@ class Worker:
                     running.stop("cancel")
 
     async def _progress(self, job_id: str, lease: lifecycle.Lease, percent: float, message: str) -> None:
-        updated = await self._store.update_job(job_id, lifecycle.progress(lease, percent, message))
+        updated = await self._updates.update(job_id, lifecycle.progress(lease, percent, message))
         if updated.applied and updated.job is not None:
             await self._send(updated.job, E.JOB_EVENT_TYPE_PROGRESS)
 
@@ -482,7 +508,7 @@ class Worker:
         msg: Msg,
         parent_result: job_pb2.JobResult | None,
     ) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.succeed(lease, result, parent_result))
+        updated = await self._updates.update(job.id, lifecycle.succeed(lease, result, parent_result))
         if _landed(updated, lease, E.JOB_STATE_SUCCEEDED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_SUCCEEDED)
@@ -495,7 +521,7 @@ class Worker:
             await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
     async def _wait_for_children(self, job: job_pb2.Job, lease: lifecycle.Lease, message: str, msg: Msg) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.wait_for_children(lease, message))
+        updated = await self._updates.update(job.id, lifecycle.wait_for_children(lease, message))
         if _landed(updated, lease, E.JOB_STATE_WAITING):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_WAITING)
@@ -522,7 +548,7 @@ class Worker:
         delay = policy.delay(attempt, self._rand())
         if retry_after is not None:
             delay = max(delay, retry_after)
-        updated = await self._store.update_job(job.id, lifecycle.retry(lease, error))
+        updated = await self._updates.update(job.id, lifecycle.retry(lease, error))
         if _landed(updated, lease, E.JOB_STATE_RETRYING):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_RETRYING, error=updated.job.errors[-1], retry_delay=delay)
@@ -550,7 +576,7 @@ class Worker:
                 return
             # The copy comes first: term() deletes the payload from the work queue.
             await self._dead_letters.put(new, msg.subject, reason)
-            updated = await self._store.update_job(job.id, change)
+            updated = await self._updates.update(job.id, change)
             if not (updated.applied and updated.job is not None):
                 await msg.term()
                 return
@@ -566,7 +592,7 @@ class Worker:
             await self._ended(failed, "dead_lettered", lambda hook: hook.on_dead_letter(failed, stored_error, reason))
 
     async def _finish_canceled(self, job: job_pb2.Job, lease: lifecycle.Lease, msg: Msg) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.canceled_by_worker(lease))
+        updated = await self._updates.update(job.id, lifecycle.canceled_by_worker(lease))
         if _landed(updated, lease, E.JOB_STATE_CANCELED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
@@ -579,7 +605,7 @@ class Worker:
             await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
     async def _requeue(self, job: job_pb2.Job, lease: lifecycle.Lease, msg: Msg) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.requeue(lease))
+        updated = await self._updates.update(job.id, lifecycle.requeue(lease))
         if _landed(updated, lease, E.JOB_STATE_QUEUED):
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
@@ -591,7 +617,7 @@ class Worker:
             await self._lost_lease(job.id, updated.job, lease.attempt, msg)
 
     async def _defer(self, job: job_pb2.Job, lease: lifecycle.Lease, deferral: Defer, msg: Msg) -> None:
-        updated = await self._store.update_job(job.id, lifecycle.requeue(lease))
+        updated = await self._updates.update(job.id, lifecycle.requeue(lease))
         if _landed(updated, lease, E.JOB_STATE_QUEUED):
             assert updated.job is not None
             reason = redact(deferral.reason)
@@ -664,6 +690,17 @@ class Worker:
     ) -> None:
         event = event_for(job, type_, error=error, retry_delay=retry_delay)
         await self._events.publish(event, event_msg_id(event))
+
+
+def _spawn(step: Coroutine[Any, Any, None]) -> None:
+    """A message settled without waiting for it (nothing depends on it being done)."""
+    task = asyncio.create_task(step)
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+
+
+# Fire-and-forget settlements, kept referenced until done.
+_settling: set[asyncio.Task[None]] = set()
 
 
 def _landed(updated: Updated, lease: lifecycle.Lease, state: job_pb2.JobState) -> bool:

@@ -6,6 +6,7 @@ import pytest
 
 from syllabus.store.base import JobChange, JobQuery, Store, Updated
 from syllabus.v1 import job_pb2
+from tests.storefaults import one_by_one
 
 E = job_pb2
 # A parent's id and the state it ended in, with the states its children had then.
@@ -32,4 +33,5 @@ def record_parent_ends(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[En
         return updated
 
     monkeypatch.setattr(store, "update_job", observed)
+    monkeypatch.setattr(store, "update_jobs", one_by_one(store))
     return seen

@@ -79,6 +79,13 @@ class Store(Protocol):
 
     async def update_job(self, job_id: str, change: JobChange) -> Updated: ...
 
+    async def update_jobs(self, changes: Sequence[tuple[str, JobChange]]) -> list[Updated]:
+        """Many update_job calls in one: each change applied to its own job on its own terms, the answers in
+        order, in as few round trips as the store allows (the workers claim and settle a batch at once). Changes
+        of one job apply in the order given, each to the record the one before it left. A change that raises
+        fails the whole call; which of the others were applied is then unknown, as if each had been its own
+        update_job call cut short."""
+
     # Courses.
     async def insert_course(self, course: course_pb2.Course) -> None: ...
 

@@ -224,6 +224,13 @@ class EmbeddedStore:
         job, applied = await self._write(functools.partial(_update_job, job_id=job_id, change=change))
         return Updated(job, applied)
 
+    async def update_jobs(self, changes: Sequence[tuple[str, JobChange]]) -> list[Updated]:
+        if not changes:
+            return []
+        # One call of the store's thread, so one transaction: all of them or (a change raised) none.
+        outcome = await self._write(functools.partial(_update_jobs, changes=list(changes)))
+        return [Updated(job, applied) for job, applied in outcome]
+
     # Courses.
 
     async def insert_course(self, course: course_pb2.Course) -> None:
@@ -473,6 +480,12 @@ def _update_job(conn: sqlite3.Connection, job_id: str, change: JobChange) -> tup
         conn.execute("DELETE FROM job_labels WHERE job_id = ?", (row.id,))
         _insert_labels(conn, row)
     return after, True
+
+
+def _update_jobs(
+    conn: sqlite3.Connection, changes: list[tuple[str, JobChange]]
+) -> list[tuple[job_pb2.Job | None, bool]]:
+    return [_update_job(conn, job_id, change) for job_id, change in changes]
 
 
 def _update_record(

@@ -9,6 +9,7 @@ which MongoDB reads as a path in a query, and "=" cannot occur in a key, so the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -220,6 +221,43 @@ class MongoStore:
             read, records.parse_job, change, records.check_job_identity, write
         )
         return Updated(job, applied)
+
+    async def update_jobs(self, changes: Sequence[tuple[str, JobChange]]) -> list[Updated]:
+        """One read of every job, then the conditional writes all at once (each must match the revision read,
+        and says whether it did: a bulk write would only count the matches). A write that lost its race, and a
+        second change of a job already in the call, go on as update_job does, in order."""
+        results: list[Updated | None] = [None] * len(changes)
+        first: dict[str, int] = {}
+        for index, (job_id, _) in enumerate(changes):
+            first.setdefault(job_id, index)
+        cursor = self._collection("jobs").find({"_id": {"$in": list(first)}}, projection={"revision": 1, "data": 1})
+        rows = {doc["_id"]: (doc["revision"], doc["data"]) async for doc in cursor}
+        writes: list[tuple[int, job_pb2.Job, int]] = []
+        for job_id, index in first.items():
+            row = rows.get(job_id)
+            if row is None:
+                results[index] = Updated(None, False)
+                continue
+            before = records.parse_job(row[1])
+            after = changes[index][1](records.parse_job(row[1]))
+            if after is None or after == before:
+                results[index] = Updated(before, after is not None)
+                continue
+            records.check_job_identity(before, after)
+            writes.append((index, after, row[0]))
+        landed = await asyncio.gather(
+            *(
+                self._write("jobs", after.id, revision, _job_fields(records.job_columns(after)))
+                for _, after, revision in writes
+            )
+        )
+        for (index, after, _), won in zip(writes, landed, strict=True):
+            if won:
+                results[index] = Updated(after, True)
+        done: list[Updated] = []
+        for (job_id, change), result in zip(changes, results, strict=True):
+            done.append(result if result is not None else await self.update_job(job_id, change))
+        return done
 
     # Courses.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 
 from syllabus.config import CommonConfig, WorkerConfig
 from syllabus.jetstream import connect, ensure_topology
@@ -19,6 +20,7 @@ from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
 from syllabus.worker import Worker
 from tests.pipeline import handlers
+from tests.storefaults import one_by_one
 
 
 class HangingOnFailure(EmbeddedStore):
@@ -28,6 +30,9 @@ class HangingOnFailure(EmbeddedStore):
         if after is not None and after.state == job_pb2.JOB_STATE_FAILED:
             await asyncio.Event().wait()
         return await super().update_job(job_id, change)
+
+    async def update_jobs(self, changes: Sequence[tuple[str, JobChange]]) -> list[Updated]:
+        return await one_by_one(self)(changes)
 
 
 async def serve(common: CommonConfig) -> None:

@@ -33,6 +33,7 @@ from tests.pipeline.test_faults import ACK_WAIT as FAULT_ACK_WAIT
 from tests.pipeline.test_faults import start_worker_process
 from tests.pipeline.test_jobs import types
 from tests.pipeline.test_parents import parent_handlers
+from tests.storefaults import one_by_one
 
 E = job_pb2
 # Short enough that a redelivery comes quickly, long enough for a claim on a busy machine.
@@ -519,6 +520,7 @@ async def test_an_outcome_whose_answer_a_bug_lost_is_redelivered_and_completed_o
         return updated
 
     monkeypatch.setattr(pipeline.store, "update_job", loses_the_answer)
+    monkeypatch.setattr(pipeline.store, "update_jobs", one_by_one(pipeline.store))
     await start_worker(config=HEALTHY, handler_map={"summarize_text": counted})
     job = await pipeline.submit("once")
     history = await pipeline.events(job.id)
@@ -543,6 +545,7 @@ async def test_an_outcome_held_through_an_outage_by_a_draining_worker_is_redeliv
         return await write(job_id, change)
 
     monkeypatch.setattr(pipeline.store, "update_job", away_for_successes)
+    monkeypatch.setattr(pipeline.store, "update_jobs", one_by_one(pipeline.store))
     draining = await start_worker(config=STALLED)
     job = await pipeline.submit("ok")
     await logs.wait_for("finished jobs keep their outcome until it answers")
@@ -611,6 +614,7 @@ async def test_a_worker_dying_between_a_childs_success_and_its_parents_end_leave
         return await write(job_id, change)
 
     monkeypatch.setattr(pipeline.store, "update_job", breaks_at_the_parents_end)
+    monkeypatch.setattr(pipeline.store, "update_jobs", one_by_one(pipeline.store))
     await start_worker(config=HEALTHY, handler_map=parent_handlers(pipeline))
     parent = await pipeline.submit("fan-out:finish-parent")
     history = await pipeline.events(parent.id)

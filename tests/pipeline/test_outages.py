@@ -46,6 +46,7 @@ from syllabus.worker import Defer, JobContext, PermanentError, Worker
 from tests.pipeline.conftest import WORKER_CONFIG, wiring
 from tests.pipeline.logwatch import LogWatch
 from tests.pipeline.test_jobs import types
+from tests.storefaults import one_by_one
 
 E = job_pb2
 
@@ -85,6 +86,9 @@ class FlakyStore(EmbeddedStore):
             self.lose_answer[updated.job.state] -= 1
             raise pymongo.errors.AutoReconnect("connection lost before the answer (injected)")
         return updated
+
+    async def update_jobs(self, changes: Sequence[tuple[str, JobChange]]) -> list[Updated]:
+        return await one_by_one(self)(changes)
 
 
 @dataclass

@@ -508,6 +508,101 @@ async def test_a_failing_update_leaves_concurrent_ones_applied(store: Store) -> 
         assert stored.state == (QUEUED if i == 2 else RUNNING)
 
 
+async def test_update_jobs_applies_each_change_on_its_own_terms(store: Store) -> None:
+    applied, refused, unchanged = make_job(), make_job(), make_job()
+    await insert(store, applied, refused, unchanged)
+    missing = new_id()
+
+    def running(current: job_pb2.Job) -> job_pb2.Job:
+        current.state = RUNNING
+        return current
+
+    def refuse(current: job_pb2.Job) -> None:
+        current.state = FAILED
+
+    results = await store.update_jobs(
+        [(applied.id, running), (refused.id, refuse), (missing, running), (unchanged.id, lambda current: current)]
+    )
+
+    expected = job_pb2.Job()
+    expected.CopyFrom(applied)
+    expected.state = RUNNING
+    assert results == [(expected, True), (refused, False), (None, False), (unchanged, True)]
+    assert [await store.get_job(job.id) for job in (applied, refused, unchanged)] == [expected, refused, unchanged]
+    assert await store.get_job(missing) is None
+    assert await list_ids(store, states=frozenset({RUNNING})) == [applied.id]
+
+
+async def test_update_jobs_of_nothing_is_nothing(store: Store) -> None:
+    assert await store.update_jobs([]) == []
+
+
+async def test_update_jobs_applies_the_changes_of_one_job_in_order(store: Store) -> None:
+    job, other = make_job(), make_job()
+    await insert(store, job, other)
+
+    results = await store.update_jobs(
+        [(job.id, appending_error(0)), (other.id, bump_attempt), (job.id, appending_error(1))]
+    )
+
+    assert [[error.attempt for error in updated.job.errors] for updated in results if updated.job is not None] == [
+        [0],
+        [],
+        [0, 1],
+    ]
+    assert all(updated.applied for updated in results)
+    stored = await store.get_job(job.id)
+    assert stored is not None
+    assert [error.attempt for error in stored.errors] == [0, 1]
+
+
+async def test_update_jobs_and_concurrent_updates_of_the_same_jobs_all_land(store: Store) -> None:
+    jobs = [make_job() for _ in range(5)]
+    await store.insert_jobs(jobs)
+    rounds = 8
+
+    await asyncio.gather(
+        *(store.update_jobs([(job.id, appending_error(i)) for job in jobs]) for i in range(rounds)),
+        *(store.update_job(job.id, appending_error(rounds + i)) for i in range(rounds) for job in jobs),
+    )
+
+    for job in jobs:
+        stored = await store.get_job(job.id)
+        assert stored is not None
+        assert sorted(error.attempt for error in stored.errors) == list(range(2 * rounds))
+
+
+async def test_update_jobs_with_a_change_that_raises_raises(store: Store) -> None:
+    good, bad = make_job(), make_job()
+    await insert(store, good, bad)
+
+    def broken(current: job_pb2.Job) -> job_pb2.Job:
+        raise RuntimeError("this change is broken")
+
+    with pytest.raises(RuntimeError, match="broken"):
+        await store.update_jobs([(good.id, bump_attempt), (bad.id, broken)])
+    assert await store.get_job(bad.id) == bad
+    # The store goes on answering.
+    assert (await store.update_jobs([(bad.id, bump_attempt)]))[0].applied
+
+
+async def test_embedded_update_jobs_with_a_change_that_raises_applies_none(db_path: Path) -> None:
+    store = EmbeddedStore(db_path)
+    await store.open()
+    try:
+        good, bad = make_job(), make_job()
+        await insert(store, good, bad)
+
+        def broken(current: job_pb2.Job) -> job_pb2.Job:
+            raise RuntimeError("this change is broken")
+
+        with pytest.raises(RuntimeError):
+            await store.update_jobs([(good.id, bump_attempt), (bad.id, broken)])
+        assert await store.get_job(good.id) == good
+    finally:
+        await store.close()
+
+
 # Courses.
 
 

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -135,8 +136,7 @@ async def _report(ctx: JobContext, progress: W.AttemptProgress) -> None:
 def _assignment(attempt_id: str, ctx: JobContext, limit: float) -> W.Assignment:
     job = ctx.job
     deadline = timestamp_pb2.Timestamp()
-    deadline.GetCurrentTime()
-    deadline.FromNanoseconds(deadline.ToNanoseconds() + int(limit * 1e9))
+    deadline.FromNanoseconds(time.time_ns() + int(limit * 1e9))
     task = job.spec.task
     # JSON as it was given, a typed message in its "@type" form (or its bytes, when the type is not loaded here).
     printed = to_dict(task)

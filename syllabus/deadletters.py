@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
+from syllabus import lifecycle
 from syllabus.store.base import InvalidPageToken
 from syllabus.store.records import page_limit
 from syllabus.topology import Topology
@@ -45,10 +45,8 @@ class DeadLetters:
 
     async def put(self, job: job_pb2.Job, subject: str, reason: str) -> None:
         """Store the job (spec, options, attempts, every error) before its message is terminated."""
-        now = Timestamp()
-        now.GetCurrentTime()
         dead = admin_service_pb2.DeadLetter(job_id=job.id, job=job, subject=subject, reason=reason)
-        dead.dead_letter_time.CopyFrom(now)
+        dead.dead_letter_time.CopyFrom(lifecycle.now())
         await self._js.publish(
             self._topology.dead_letter_subject(job.id),
             dead.SerializeToString(),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from syllabus import lifecycle
 from syllabus.errors import BrokerUnavailable
 from syllabus.publisher import AckedPublisher
 from syllabus.topology import Topology
@@ -32,7 +32,7 @@ def event_for(
         type=type_,
         state=job.state,
         attempt=job.attempt,
-        time=job.update_time if job.HasField("update_time") else _now(),
+        time=job.update_time if job.HasField("update_time") else lifecycle.now(),
         kind=job.kind,
         tenant=job.tenant,
         parent_id=job.parent_id,
@@ -48,12 +48,6 @@ def event_for(
     if retry_delay is not None:
         event.retry_delay.CopyFrom(Duration(seconds=int(retry_delay), nanos=int((retry_delay % 1) * 1e9)))
     return event
-
-
-def _now() -> Timestamp:
-    ts = Timestamp()
-    ts.GetCurrentTime()
-    return ts
 
 
 class EventPublisher:

@@ -137,7 +137,7 @@ class Bench:
         await stack.start("scheduler", "scheduler")
         channel = grpc.aio.insecure_channel(stack.grpc_addr)
         stub = job_service_pb2_grpc.JobServiceStub(channel)
-        await self.submit_unary(stub)
+        await self.submit_unary()
         await self.submit_bulk(stub)
         backlog = self.finished.count + self.sizes.unary + self.sizes.bulk
         await self.start_workers(2)
@@ -228,11 +228,19 @@ class Bench:
         except peer.PeerUnavailable as exc:
             print(f"BullMQ not measured: {exc}", flush=True)
 
-    async def submit_unary(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
+    async def submit_unary(self) -> None:
+        """Callers each with a connection of their own (as separate clients are), one SubmitJob after another."""
         latencies: list[float] = []
         per_caller = self.sizes.unary // self.sizes.callers
+        # A subchannel pool per channel, or grpc would share one connection among them.
+        channels = [
+            grpc.aio.insecure_channel(self.stack.grpc_addr, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(self.sizes.callers)
+        ]
+        for channel in channels:
+            await channel.channel_ready()
 
-        async def caller(offset: int) -> None:
+        async def caller(offset: int, stub: job_service_pb2_grpc.JobServiceStub) -> None:
             for i in range(per_caller):
                 started = time.perf_counter()
                 await stub.SubmitJob(request(offset + i), timeout=30)
@@ -240,13 +248,21 @@ class Bench:
 
         started = time.perf_counter()
         with CpuMeter(self.stack) as meter:
-            await asyncio.gather(*(caller(c * per_caller) for c in range(self.sizes.callers)))
+            await asyncio.gather(
+                *(
+                    caller(c * per_caller, job_service_pb2_grpc.JobServiceStub(channel))
+                    for c, channel in enumerate(channels)
+                )
+            )
         elapsed = time.perf_counter() - started
+        for channel in channels:
+            await channel.close()
         jobs = per_caller * self.sizes.callers
         self.figures["submit_unary_per_s"] = jobs / elapsed
         self.figures["submit_unary_p50_ms"] = pct(latencies, 0.5)
         self.figures["submit_unary_p99_ms"] = pct(latencies, 0.99)
         self.figures["submit_unary_cpu_us_per_job"] = self.per_job_us(meter, jobs)
+        self.figures["submit_unary_client_cpu_us_per_job"] = meter.client / jobs * 1e6
 
     async def bulk(self, stub: job_service_pb2_grpc.JobServiceStub, count: int, make: Requests = request) -> None:
         batch = self.sizes.batch
@@ -654,7 +670,7 @@ KEYS = (
             "round_trip_p99_ms",
         )
     ),
-    *(f"submit_unary_{k}" for k in ("per_s", "p50_ms", "p99_ms", "cpu_us_per_job")),
+    *(f"submit_unary_{k}" for k in ("per_s", "p50_ms", "p99_ms", "cpu_us_per_job", "client_cpu_us_per_job")),
     "submit_bulk_per_s",
     "submit_bulk_cpu_us_per_job",
     "backlog_jobs_per_s",

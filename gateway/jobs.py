@@ -15,6 +15,7 @@ from syllabus import lifecycle
 from syllabus.config import GatewayConfig
 from syllabus.errors import JobNotFound
 from syllabus.events import event_for, event_msg_id
+from syllabus.intake import Intake
 from syllabus.presence import LiveWorkers
 from syllabus.runtime import Runtime
 from syllabus.store.base import JobQuery
@@ -51,6 +52,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self._tenant = tenant
         self._default_max_attempts = default_max_attempts
         self._submitter = runtime.submitter
+        # Single submissions made together go together.
+        self._intake = Intake(runtime.submitter)
         self._events = runtime.events
         self._streams = streams
         self._tasks = TaskInputs(tasks)
@@ -73,9 +76,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
     async def SubmitJob(
         self, request: job_service_pb2.SubmitJobRequest, context: Context
     ) -> job_service_pb2.SubmitJobResponse:
-        [inserted] = await self._submitter.submit(
-            [await self._build(request)], call_timeout(context, self._config.publish_timeout)
-        )
+        job = await self._build(request)
+        inserted = await self._intake.submit(job, call_timeout(context, self._config.publish_timeout))
         return job_service_pb2.SubmitJobResponse(job=inserted.job, created=inserted.created)
 
     async def SubmitJobs(
@@ -138,8 +140,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: job_service_pb2.WatchJobRequest, context: Context
     ) -> AsyncIterator[job_service_pb2.WatchJobResponse]:
-        job = await self._job(request.job_id)
-        async for event in self._streams.job_events(job, request.after_sequence):
+        async for event in self._streams.job_events(request.job_id, self._job(request.job_id), request.after_sequence):
             yield job_service_pb2.WatchJobResponse(event=event)
 
     async def GetJobArtifact(

@@ -15,7 +15,7 @@ from gateway.workers import add_worker_service
 from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
 from syllabus.jetstream import disconnect
 from syllabus.presence import LiveWorkers
-from syllabus.process import open_connections, run_service, stop_signal, unless_stopped
+from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
 from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskRegistry
 from syllabus.topology import Topology
@@ -69,6 +69,7 @@ async def serve(common: CommonConfig) -> None:
         except OSError as exc:
             raise ConfigError(f"SYLLABUS_HTTP_ADDR={config.http_addr}: cannot listen there ({exc.strerror})") from exc
         log.info("gateway listening on http://%s (REST; API page at /docs)", http_addr)
+        serving()
         await stop.wait()
     finally:
         await rest.stop()

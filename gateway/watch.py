@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
 
@@ -25,6 +29,9 @@ from syllabus.errors import WatchFellBehind
 from syllabus.events import decode_event, event_for
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 _END_EVENT = {
     job_pb2.JOB_STATE_SUCCEEDED: job_pb2.JOB_EVENT_TYPE_SUCCEEDED,
@@ -82,6 +89,7 @@ class EventStreams:
         self._following: asyncio.Task[None] | None = None
         self._subscription: JetStreamContext.PushSubscription | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._replies = Replies(nc)
 
     async def _ensure_following(self) -> None:
         if self._idle is not None:
@@ -122,6 +130,7 @@ class EventStreams:
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             await _quietly_unsubscribe(subscription)
+        await self._replies.close()
 
     async def _follow(self) -> None:
         self._subscription = await self._js.subscribe(
@@ -158,14 +167,23 @@ class EventStreams:
                 del registry[key]
             self._maybe_idle()
 
-    async def job_events(self, job: job_pb2.Job, after_sequence: int) -> AsyncGenerator[job_pb2.JobEvent, None]:
-        """The job's events after `after_sequence`, ending with the terminal event that nothing follows."""
-        await self._ensure_following()
-        with self._listening(self._by_job, job.id) as live:
-            history = await self._history(job.id, after_sequence)
-            if not history and lifecycle.is_terminal(job.state) and after_sequence == 0:
+    async def job_events(
+        self, job_id: str, job: Awaitable[job_pb2.Job], after_sequence: int
+    ) -> AsyncGenerator[job_pb2.JobEvent, None]:
+        """The events after `after_sequence` of the job `job` gives (the caller's lookup, which raises for a job
+        the caller may not see), ending with the terminal event that nothing follows. The lookup and the
+        history read go together; nothing is yielded before the lookup answered."""
+        lookup = asyncio.ensure_future(job)
+        try:
+            await self._ensure_following()
+        except BaseException:
+            lookup.cancel()
+            raise
+        with self._listening(self._by_job, job_id) as live:
+            found, history = await _both(lookup, self._history(job_id, after_sequence))
+            if not history and lifecycle.is_terminal(found.state) and after_sequence == 0:
                 # The events aged out of the stream; the record still says how it ended.
-                yield event_for(job, _END_EVENT[job.state])
+                yield event_for(found, _END_EVENT[found.state])
                 return
             last = after_sequence
             ended = False
@@ -191,9 +209,7 @@ class EventStreams:
         """The job's stored events after `after_sequence`, read in one round trip per HISTORY_BATCH events
         (a batched direct get: the messages, then an end-of-batch status)."""
         events: list[job_pb2.JobEvent] = []
-        inbox = self._nc.new_inbox()
-        sub = await self._nc.subscribe(inbox)
-        try:
+        async with self._replies.inbox() as (inbox, replies):
             while True:
                 request = {
                     "seq": (events[-1].sequence if events else after_sequence) + 1,
@@ -202,7 +218,10 @@ class EventStreams:
                 }
                 await self._nc.publish(self._direct_get, json.dumps(request).encode(), reply=inbox)
                 while True:
-                    msg = await sub.next_msg(timeout=self._timeout)
+                    try:
+                        msg = await asyncio.wait_for(replies.get(), self._timeout)
+                    except TimeoutError:
+                        raise NatsTimeoutError from None
                     headers = msg.headers or {}
                     status = headers.get("Status")
                     if status is None:
@@ -219,8 +238,6 @@ class EventStreams:
                     if headers.get("Nats-Num-Pending", "0") == "0":
                         return events
                     break
-        finally:
-            await sub.unsubscribe()
 
     async def tenant_events(
         self, tenant: str, kind: str, subscribed: Callable[[], Awaitable[None]]
@@ -233,6 +250,58 @@ class EventStreams:
                 event = await live.get()
                 if not kind or event.kind == kind:
                     yield event
+
+
+class Replies:
+    """One wildcard subscription for the replies to every history read of a gateway: a read would otherwise
+    subscribe an inbox of its own and unsubscribe it again, two more messages to the server in each watch's
+    start (what a round trip waits on)."""
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._prefix = nc.new_inbox()
+        self._tokens = itertools.count()
+        self._waiting: dict[str, asyncio.Queue[Msg]] = {}
+        self._sub: Subscription | None = None
+        self._subscribing = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def inbox(self) -> AsyncIterator[tuple[str, asyncio.Queue[Msg]]]:
+        """A reply subject of its own, and the queue its replies arrive on, for as long as the block runs."""
+        if self._sub is None:
+            async with self._subscribing:
+                if self._sub is None:
+                    self._sub = await self._nc.subscribe(
+                        f"{self._prefix}.*", cb=self._on_reply, pending_msgs_limit=-1, pending_bytes_limit=-1
+                    )
+        token = str(next(self._tokens))
+        replies: asyncio.Queue[Msg] = asyncio.Queue()
+        self._waiting[token] = replies
+        try:
+            yield f"{self._prefix}.{token}", replies
+        finally:
+            del self._waiting[token]
+
+    async def _on_reply(self, msg: Msg) -> None:
+        replies = self._waiting.get(msg.subject.rsplit(".", 1)[-1])
+        if replies is not None:  # a reply to a read that gave up already goes nowhere
+            replies.put_nowait(msg)
+
+    async def close(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+
+async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both results; if either fails, the other is cancelled and the failure raised."""
+    one, two = asyncio.ensure_future(first), asyncio.ensure_future(second)
+    try:
+        return await one, await two
+    finally:
+        one.cancel()
+        two.cancel()
 
 
 async def _quietly_unsubscribe(sub: JetStreamContext.PushSubscription) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -71,6 +72,12 @@ async def open_connections(
     return nc, store
 
 
+def serving() -> None:
+    """A service is set up: what it holds now (modules, descriptors, connections) lives as long as the process,
+    so the collector stops looking at it. Full collections then walk only what came after, a fraction."""
+    gc.freeze()
+
+
 def stop_signal() -> asyncio.Event:
     """Set on SIGTERM or SIGINT: the process then finishes what it is doing and exits."""
     stop = asyncio.Event()
@@ -83,6 +90,9 @@ def stop_signal() -> asyncio.Event:
 def run_service(name: str, serve: Callable[[CommonConfig], Coroutine[Any, Any, None]]) -> int:
     common = CommonConfig.from_env()
     setup_logging(common, name)
+    # Collections far apart: a service allocates (and frees) a few objects per message, and the cyclic collector,
+    # run every 700 allocations by default, paused it for tens of milliseconds at the tail of its latency.
+    gc.set_threshold(20_000, 20, 20)
     try:
         # uvloop's event loop costs a fraction of asyncio's per callback; every service is callback-bound.
         uvloop.run(serve(common))
@@ -135,6 +145,7 @@ async def serve_worker(
         hooks=hooks,
     )
     run = asyncio.create_task(worker.run())
+    serving()
     stopped = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)

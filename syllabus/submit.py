@@ -65,11 +65,27 @@ class Submitter:
 
     async def submit(self, jobs: Sequence[job_pb2.Job], timeout: float | None = None) -> list[Inserted]:
         """Store and enqueue; returns once JetStream acknowledged every new job. Existing keys come back as is."""
-        inserted = await self._store.insert_jobs(jobs)
+        # One deadline for every publish of the call, however many rounds it takes.
+        limit = asyncio.get_running_loop().time() + (timeout or self._timeout)
+        if any(job.options.idempotency_key for job in jobs):
+            # A key may name an earlier job: only what the store took is announced.
+            inserted = await self._store.insert_jobs(jobs)
+            announced = None
+        else:
+            # Without keys every job is new (fresh ids), so their arrival is announced while they are stored: one
+            # round trip less before the caller has its answer. Should storing fail, the announcements stay in the
+            # history of jobs that do not exist, as when a publish fails after them.
+            announced = asyncio.ensure_future(self._announce(jobs, limit))
+            try:
+                inserted = await self._store.insert_jobs(jobs)
+            except BaseException:
+                announced.cancel()
+                raise
         new = [item.job for item in inserted if item.created]
         if new:
             try:
-                await self._publish([(job, job.id) for job in new], timeout or self._timeout)
+                await (announced if announced is not None else self._announce(new, limit))
+                await self._enqueue([(job, job.id) for job in new], limit)
             except BaseException:
                 await self._store.delete_jobs([job.id for job in new])
                 raise
@@ -77,20 +93,32 @@ class Submitter:
         # again under the same message ids, which JetStream drops if the first publish did land.
         unsure = [item.job for item in inserted if not item.created and _maybe_unpublished(item.job)]
         if unsure:
-            await self._publish([(job, job.id) for job in unsure], timeout or self._timeout)
+            await self._publish([(job, job.id) for job in unsure], limit)
         return inserted
 
     async def enqueue(self, job: job_pb2.Job, msg_id: str) -> None:
         """Put an already stored job on its queue again (dead-letter retry, scheduler relay)."""
-        await self._publish([(job, msg_id)], self._timeout)
+        await self._publish([(job, msg_id)], asyncio.get_running_loop().time() + self._timeout)
 
-    async def _publish(self, jobs: Sequence[tuple[job_pb2.Job, str]], timeout: float) -> None:
+    async def _publish(self, jobs: Sequence[tuple[job_pb2.Job, str]], deadline: float) -> None:
+        # The arrival events are stored first, so no worker's STARTED can come before a job's QUEUED.
+        await self._announce([job for job, _ in jobs], deadline)
+        await self._enqueue(jobs, deadline)
+
+    async def _announce(self, jobs: Sequence[job_pb2.Job], deadline: float) -> None:
+        """Each job's arrival event (QUEUED, or SCHEDULED), stored by `deadline` (the loop's clock)."""
         try:
-            async with asyncio.timeout(timeout):
-                # The arrival events are stored first, so no worker's STARTED can come before a job's QUEUED.
-                events = [event_for(job, _arrival_event(job)) for job, _ in jobs]
+            async with asyncio.timeout_at(deadline):
+                events = [event_for(job, _arrival_event(job)) for job in jobs]
                 stored = [await self._events.publish_async(event, event_msg_id(event)) for event in events]
                 await asyncio.gather(*stored)
+        except BaseException as exc:
+            raise _translate(exc) from exc
+
+    async def _enqueue(self, jobs: Sequence[tuple[job_pb2.Job, str]], deadline: float) -> None:
+        """Each job on its queue (or its schedule), stored by `deadline` (the loop's clock)."""
+        try:
+            async with asyncio.timeout_at(deadline):
                 acks = [await self._publish_job(job, msg_id) for job, msg_id in jobs]
                 await asyncio.gather(*acks)
         except BaseException as exc:

@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import grpc
+import pymongo.errors
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
@@ -520,3 +521,22 @@ async def test_a_job_stored_before_the_duplicate_window_is_not_published_again(p
     assert again.job.id == orphan.id and not again.created
     for stream in (pipeline.topology.jobs_stream, pipeline.topology.events_stream):
         assert await pipeline.messages(stream) == 0
+
+
+async def test_a_job_whose_record_cannot_be_stored_is_refused_and_never_queued(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an idempotency key a job's arrival is announced while its record is stored: a store that fails
+    then leaves nothing on the queue, and the caller is told to try again."""
+
+    async def away(jobs: object) -> None:
+        raise pymongo.errors.AutoReconnect("connection refused (injected)")
+
+    monkeypatch.setattr(pipeline.store, "insert_jobs", away)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pipeline.submit("never stored")
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert await pipeline.messages(pipeline.topology.jobs_stream) == 0
+    monkeypatch.undo()
+    listed = await pipeline.jobs.ListJobs(job_service_pb2.ListJobsRequest())
+    assert list(listed.jobs) == []

@@ -93,7 +93,7 @@ async def test_a_history_read_the_server_refuses_fails_naming_the_job_and_the_st
     job = job_pb2.Job(id="j1", tenant="acme", state=job_pb2.JOB_STATE_QUEUED)
     try:
         with pytest.raises(RuntimeError, match=r"^reading the events of job j1 failed: 503 "):
-            await anext(streams.job_events(job, 0))
+            await anext(streams.job_events(job.id, found(job), 0))
     finally:
         await streams.close()
 
@@ -107,10 +107,15 @@ async def test_a_history_read_nobody_answers_fails_at_the_timeout(nc: NatsClient
     job = job_pb2.Job(id="j1", tenant="acme", state=job_pb2.JOB_STATE_QUEUED)
     try:
         with pytest.raises(NatsTimeoutError):
-            await anext(streams.job_events(job, 0))
+            await anext(streams.job_events(job.id, found(job), 0))
     finally:
         await streams.close()
         await silent.unsubscribe()
+
+
+async def found(job: job_pb2.Job) -> job_pb2.Job:
+    """The watched job, as the gateway's lookup gives it."""
+    return job
 
 
 async def publish_event(nc: NatsClient, topology: Topology, job_id: str) -> None:
@@ -179,7 +184,8 @@ async def test_the_shared_consumer_stays_while_any_watch_remains(
     try:
         tenant_first = asyncio.ensure_future(anext(tenant_watch))
         await asyncio.wait_for(subscribed.wait(), 10)
-        job_watch = streams.job_events(job_pb2.Job(id="short", tenant="acme", state=job_pb2.JOB_STATE_QUEUED), 0)
+        short = job_pb2.Job(id="short", tenant="acme", state=job_pb2.JOB_STATE_QUEUED)
+        job_watch = streams.job_events(short.id, found(short), 0)
         job_first = asyncio.ensure_future(anext(job_watch))
         await publish_event(nc, topology, "short")
         assert (await asyncio.wait_for(job_first, 10)).job_id == "short"

@@ -57,6 +57,8 @@ FULL = Sizes(
     scale=10000,
     open_loop=30,
 )
+# Watches opened at once, each wave attached before the next.
+WATCH_WAVE = 1000
 # Submissions of the open-loop run go out on this tick (seconds): each carries the jobs that arrived since the last.
 OPEN_LOOP_TICK = 0.005
 TEXT = "Syllabus moves typed jobs through JetStream. Workers summarize this. It is short."
@@ -68,11 +70,15 @@ def request(i: int) -> job_service_pb2.SubmitJobRequest:
     )
 
 
-def task_request(i: int) -> job_service_pb2.SubmitJobRequest:
-    """A job of bench.tasks' no-op task."""
-    spec = job_pb2.JobSpec(task=job_pb2.Task(name="bench.echo"))
+def task_request(i: int, name: str = "bench.echo") -> job_service_pb2.SubmitJobRequest:
+    """A job of a task of bench.tasks' pool: by default the one that does nothing."""
+    spec = job_pb2.JobSpec(task=job_pb2.Task(name=name))
     spec.task.json.update({"i": i})
     return job_service_pb2.SubmitJobRequest(spec=spec)
+
+
+def paced_request(i: int) -> job_service_pb2.SubmitJobRequest:
+    return task_request(i, "bench.pace")
 
 
 Requests = Callable[[int], job_service_pb2.SubmitJobRequest]
@@ -137,20 +143,20 @@ class Bench:
         await stack.start("scheduler", "scheduler")
         channel = grpc.aio.insecure_channel(stack.grpc_addr)
         stub = job_service_pb2_grpc.JobServiceStub(channel)
-        await self.submit_unary()
+        unary = await self.submit_unary()
         await self.submit_bulk(stub)
-        backlog = self.finished.count + self.sizes.unary + self.sizes.bulk
+        backlog = self.finished.count + unary + self.sizes.bulk
         await self.start_workers(2)
         started = time.perf_counter()
         with CpuMeter(stack) as meter:
             await self.finished.until(backlog)
         elapsed = time.perf_counter() - started
-        self.figures["backlog_jobs_per_s"] = (self.sizes.unary + self.sizes.bulk) / elapsed
-        self.figures["backlog_cpu_us_per_job"] = self.per_job_us(meter, self.sizes.unary + self.sizes.bulk)
+        self.figures["backlog_jobs_per_s"] = (unary + self.sizes.bulk) / elapsed
+        self.figures["backlog_cpu_us_per_job"] = self.per_job_us(meter, unary + self.sizes.bulk)
         await self.drain(stub, "drain", self.sizes.drain)
         await self.round_trip(stub)
         await self.open_loop(stub, self.figures["drain_jobs_per_s"] / 2)
-        await self.watchers(stub)
+        await self.watchers(nc, stub)
         for workers in (1, 2, 4):
             await self.start_workers(workers, stub)
             await self.drain(stub, f"scale_{workers}w", self.sizes.scale)
@@ -165,18 +171,22 @@ class Bench:
         """The drain again with task jobs, run by two processes of the bench's pool instead of generators."""
         for name in [n for n in self.stack.children if n.startswith("generator")]:
             await self.stack.stop(name)
-        kv = await nc.jetstream().key_value(self.stack.topology.tasks_bucket)
-        watcher = await kv.watch("bench.echo")
         for i in range(2):
-            await self.stack.start(f"pool{i}", "worker bench.tasks:app", {"SYLLABUS_WORKER_CONCURRENCY": "64"})
-        async for entry in watcher:
-            if entry is not None and entry.value:
-                break
-        await watcher.stop()
+            await self.start_pool(nc, f"pool{i}", "bench.echo", concurrency=64)
         target = self.finished.count + 100
         await self.bulk(stub, 100, task_request)
         await self.finished.until(target)
         await self.drain(stub, "task_drain", self.sizes.drain, task_request)
+
+    async def start_pool(self, nc: Client, name: str, task: str, concurrency: int) -> None:
+        """A process of bench.tasks' pool, returned once `task` is declared (jobs of it are accepted)."""
+        kv = await nc.jetstream().key_value(self.stack.topology.tasks_bucket)
+        watcher = await kv.watch(task)
+        await self.stack.start(name, "worker bench.tasks:app", {"SYLLABUS_WORKER_CONCURRENCY": str(concurrency)})
+        async for entry in watcher:
+            if entry is not None and entry.value:
+                break
+        await watcher.stop()
 
     async def scale_on_mongo(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
         """The drain, the round trip and the scaling drain again with the gateway and workers on MongoDB
@@ -228,8 +238,9 @@ class Bench:
         except peer.PeerUnavailable as exc:
             print(f"BullMQ not measured: {exc}", flush=True)
 
-    async def submit_unary(self) -> None:
-        """Callers each with a connection of their own (as separate clients are), one SubmitJob after another."""
+    async def submit_unary(self) -> int:
+        """Callers each with a connection of their own (as separate clients are), one SubmitJob after another.
+        Returns how many jobs were submitted, the round not measured included."""
         latencies: list[float] = []
         per_caller = self.sizes.unary // self.sizes.callers
         # A subchannel pool per channel, or grpc would share one connection among them.
@@ -246,14 +257,13 @@ class Bench:
                 await stub.SubmitJob(request(offset + i), timeout=30)
                 latencies.append((time.perf_counter() - started) * 1000)
 
+        stubs = [job_service_pb2_grpc.JobServiceStub(channel) for channel in channels]
+        # A round not measured first: the connections' first calls, and the processes started just before.
+        await asyncio.gather(*(caller(c * per_caller, stub) for c, stub in enumerate(stubs)))
+        latencies.clear()
         started = time.perf_counter()
         with CpuMeter(self.stack) as meter:
-            await asyncio.gather(
-                *(
-                    caller(c * per_caller, job_service_pb2_grpc.JobServiceStub(channel))
-                    for c, channel in enumerate(channels)
-                )
-            )
+            await asyncio.gather(*(caller(c * per_caller, stub) for c, stub in enumerate(stubs)))
         elapsed = time.perf_counter() - started
         for channel in channels:
             await channel.close()
@@ -263,6 +273,8 @@ class Bench:
         self.figures["submit_unary_p99_ms"] = pct(latencies, 0.99)
         self.figures["submit_unary_cpu_us_per_job"] = self.per_job_us(meter, jobs)
         self.figures["submit_unary_client_cpu_us_per_job"] = meter.client / jobs * 1e6
+        self.figures["submit_unary_cpu_split_us"] = {k: round(v / jobs * 1e6) for k, v in meter.spent.items()}
+        return 2 * jobs
 
     async def bulk(self, stub: job_service_pb2_grpc.JobServiceStub, count: int, make: Requests = request) -> None:
         batch = self.sizes.batch
@@ -348,44 +360,56 @@ class Bench:
             self.figures[f"open_loop_start_{label}_ms"] = pct(to_start, q)
             self.figures[f"open_loop_finish_{label}_ms"] = pct(to_finish, q)
 
-    async def watchers(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
-        """W queued jobs, each watched by its own stream on one gateway, then run: how long their events take from
-        the worker to each watch, and what the gateway holds while they are attached."""
+    async def watchers(self, nc: Client, stub: job_service_pb2_grpc.JobServiceStub) -> None:
+        """W queued jobs, each watched by its own stream on one gateway, then run at a pace (bench.tasks' paced
+        task, 1,000 a second): how long their events take from the worker to each watch, and what the gateway
+        holds while they are attached."""
         count = self.sizes.watchers
         for name in [n for n in self.stack.children if n.startswith("generator")]:
             await self.stack.stop(name)
+        # The pool declares its tasks, then stops: the jobs wait, queued, until every watch is attached.
+        await self.start_pool(nc, "pace0", "bench.pace", concurrency=5)
+        await self.stack.stop("pace0")
         jobs = []
         for start in range(0, count, self.sizes.batch):
-            requests = [request(i) for i in range(start, min(count, start + self.sizes.batch))]
+            requests = [paced_request(i) for i in range(start, min(count, start + self.sizes.batch))]
             response = await stub.SubmitJobs(job_service_pb2.SubmitJobsRequest(requests=requests), timeout=60)
             jobs += [result.job for result in response.results]
         delays: list[float] = []
         attached = 0
-        all_attached = asyncio.Event()
+        wave_attached = asyncio.Event()
 
         async def watch(job_id: str) -> None:
             nonlocal attached
-            call = stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=300)
+            call = stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=600)
             first = True
             async for response in call:
                 if first:  # QUEUED, from the job's history: the watch is attached
                     first = False
                     attached += 1
-                    if attached == count:
-                        all_attached.set()
+                    wave_attached.set()
                 else:
                     delays.append((time.time_ns() - response.event.time.ToNanoseconds()) / 1e6)
 
         gateway = self.stack.children["gateway"].pid
         base_rss = rss_mb(gateway)
         target = self.finished.count + count
+        tasks = []
         with CpuMeter(self.stack) as meter:
-            tasks = [asyncio.create_task(watch(job.id)) for job in jobs]
-            await all_attached.wait()
+            # In waves: grpc's overload protection cancels streams that arrive faster than the server takes them
+            # (about a tenth of 2,000 opened at once), as a crowd of clients would not.
+            for start in range(0, count, WATCH_WAVE):
+                tasks += [asyncio.create_task(watch(job.id)) for job in jobs[start : start + WATCH_WAVE]]
+                while attached < len(tasks):
+                    wave_attached.clear()
+                    await wave_attached.wait()
             attached_rss = rss_mb(gateway)
-            await self.start_workers(2)
+            for i in range(2):
+                await self.stack.start(f"pace{i}", "worker bench.tasks:app", {"SYLLABUS_WORKER_CONCURRENCY": "5"})
             await self.finished.until(target)
             await asyncio.gather(*tasks)
+        for i in range(2):
+            await self.stack.stop(f"pace{i}")
         self.figures["watchers"] = count
         self.figures["watchers_delivery_p50_ms"] = pct(delays, 0.5)
         self.figures["watchers_delivery_p99_ms"] = pct(delays, 0.99)
@@ -670,7 +694,10 @@ KEYS = (
             "round_trip_p99_ms",
         )
     ),
-    *(f"submit_unary_{k}" for k in ("per_s", "p50_ms", "p99_ms", "cpu_us_per_job", "client_cpu_us_per_job")),
+    *(
+        f"submit_unary_{k}"
+        for k in ("per_s", "p50_ms", "p99_ms", "cpu_us_per_job", "client_cpu_us_per_job", "cpu_split_us")
+    ),
     "submit_bulk_per_s",
     "submit_bulk_cpu_us_per_job",
     "backlog_jobs_per_s",

@@ -137,11 +137,11 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await self._nc.publish(self._topology.cancel_subject(job.id), request.reason.encode())
         return job_service_pb2.CancelJobResponse(job=job)
 
-    async def WatchJob(
-        self, request: job_service_pb2.WatchJobRequest, context: Context
-    ) -> AsyncIterator[job_service_pb2.WatchJobResponse]:
+    async def WatchJob(self, request: job_service_pb2.WatchJobRequest, context: Context) -> None:
+        # Written rather than yielded: a gateway may hold ten thousand of these, and a generator (with grpc's
+        # iteration of it) is one more object each.
         async for event in self._streams.job_events(request.job_id, self._job(request.job_id), request.after_sequence):
-            yield job_service_pb2.WatchJobResponse(event=event)
+            await context.write(job_service_pb2.WatchJobResponse(event=event))
 
     async def GetJobArtifact(
         self, request: job_service_pb2.GetJobArtifactRequest, context: Context

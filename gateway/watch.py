@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from nats.aio.client import Client
@@ -48,24 +48,40 @@ LISTENER_LIMIT = 10_000
 
 class Listener:
     """One watch's queue of live events. One that overflows is cut off rather than grow without bound, as NATS
-    does with slow consumers; its client resumes after the last sequence it got."""
+    does with slow consumers; its client resumes after the last sequence it got.
+
+    A deque and a future, made when first needed, rather than an asyncio.Queue (four deques and an Event): a
+    gateway holds one per watch, and ten thousand watches mostly wait."""
+
+    __slots__ = ("_events", "_waiter", "overflowed")
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[job_pb2.JobEvent] = asyncio.Queue(maxsize=LISTENER_LIMIT)
+        self._events: deque[job_pb2.JobEvent] | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
 
     def put(self, event: job_pb2.JobEvent) -> None:
         if self.overflowed:
             return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if self._events is None:
+            self._events = deque()
+        if len(self._events) >= LISTENER_LIMIT:
             self.overflowed = True
+            return
+        self._events.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def get(self) -> job_pb2.JobEvent:
-        if self.overflowed and self.queue.empty():
-            raise WatchFellBehind(LISTENER_LIMIT)
-        return await self.queue.get()
+        while not self._events:
+            if self.overflowed:
+                raise WatchFellBehind(LISTENER_LIMIT)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._events.popleft()
 
 
 # How long the shared consumer outlives its last watcher: watches often come one after another, but while it
@@ -84,8 +100,9 @@ class EventStreams:
         self._timeout = timeout
         self._direct_get = f"$JS.API.DIRECT.GET.{topology.events_stream}"
         self._topology = topology
-        self._by_job: defaultdict[str, set[Listener]] = defaultdict(set)
-        self._by_tenant: defaultdict[str, set[Listener]] = defaultdict(set)
+        # Lists, not sets: nearly every job has one watch, and a gateway may hold ten thousand.
+        self._by_job: dict[str, list[Listener]] = {}
+        self._by_tenant: dict[str, list[Listener]] = {}
         self._following: asyncio.Task[None] | None = None
         self._subscription: JetStreamContext.PushSubscription | None = None
         self._idle: asyncio.TimerHandle | None = None
@@ -155,17 +172,18 @@ class EventStreams:
             for listener in listeners:
                 listener.put(event)
 
-    @contextlib.contextmanager
-    def _listening(self, registry: defaultdict[str, set[Listener]], key: str) -> Iterator[Listener]:
+    @staticmethod
+    def _listen(registry: dict[str, list[Listener]], key: str) -> Listener:
         listener = Listener()
-        registry[key].add(listener)
-        try:
-            yield listener
-        finally:
-            registry[key].discard(listener)
-            if not registry[key]:
-                del registry[key]
-            self._maybe_idle()
+        registry.setdefault(key, []).append(listener)
+        return listener
+
+    def _unlisten(self, registry: dict[str, list[Listener]], key: str, listener: Listener) -> None:
+        listeners = registry[key]
+        listeners.remove(listener)
+        if not listeners:
+            del registry[key]
+        self._maybe_idle()
 
     async def job_events(
         self, job_id: str, job: Awaitable[job_pb2.Job], after_sequence: int
@@ -179,8 +197,10 @@ class EventStreams:
         except BaseException:
             lookup.cancel()
             raise
-        with self._listening(self._by_job, job_id) as live:
+        live = self._listen(self._by_job, job_id)
+        try:
             found, history = await _both(lookup, self._history(job_id, after_sequence))
+            del lookup, job  # a watch may last hours: it keeps no more than it needs
             if not history and lifecycle.is_terminal(found.state) and after_sequence == 0:
                 # The events aged out of the stream; the record still says how it ended.
                 yield event_for(found, _END_EVENT[found.state])
@@ -196,6 +216,7 @@ class EventStreams:
             # A terminal event ends the watch unless a retry of the job (a dead letter's) followed it.
             if ended:
                 return
+            del found, history
             while True:
                 event = await live.get()
                 if event.sequence <= last:
@@ -204,6 +225,8 @@ class EventStreams:
                 last = event.sequence
                 if event.terminal:
                     return
+        finally:
+            self._unlisten(self._by_job, job_id, live)
 
     async def _history(self, job_id: str, after_sequence: int) -> list[job_pb2.JobEvent]:
         """The job's stored events after `after_sequence`, read in one round trip per HISTORY_BATCH events
@@ -244,12 +267,15 @@ class EventStreams:
     ) -> AsyncGenerator[job_pb2.JobEvent, None]:
         """Live events of every job of the tenant, from the moment `subscribed` is called on."""
         await self._ensure_following()
-        with self._listening(self._by_tenant, tenant) as live:
+        live = self._listen(self._by_tenant, tenant)
+        try:
             await subscribed()
             while True:
                 event = await live.get()
                 if not kind or event.kind == kind:
                     yield event
+        finally:
+            self._unlisten(self._by_tenant, tenant, live)
 
 
 class Replies:

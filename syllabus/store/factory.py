@@ -5,11 +5,13 @@ from __future__ import annotations
 from syllabus.config import CommonConfig
 from syllabus.store.base import Store
 from syllabus.store.embedded import EmbeddedStore
-from syllabus.store.mongo import MongoStore
 
 
 def open_store(config: CommonConfig) -> Store:
     """The configured store, not yet opened: the caller awaits `open()` inside its event loop."""
     if config.mongo_url:
+        # Imported only here: a process on the embedded store never loads pymongo.
+        from syllabus.store.mongo import MongoStore
+
         return MongoStore(config.mongo_url, config.mongo_database)
     return EmbeddedStore(config.home / "store.db")

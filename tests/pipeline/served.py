@@ -33,12 +33,9 @@ class RecordingJobService(JobService):
         super().__init__(**kwargs)
         self._watch_requests = watch_requests
 
-    async def WatchJob(
-        self, request: job_service_pb2.WatchJobRequest, context: Any
-    ) -> AsyncIterator[job_service_pb2.WatchJobResponse]:
+    async def WatchJob(self, request: job_service_pb2.WatchJobRequest, context: Any) -> None:
         self._watch_requests.append(request)
-        async for response in super().WatchJob(request, context):
-            yield response
+        await super().WatchJob(request, context)
 
 
 @asynccontextmanager

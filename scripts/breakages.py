@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The targeted tests first, so a caught breakage fails within seconds (pytest runs each test once).
 TESTS = [
     "tests/test_lifecycle.py",
+    "tests/pipeline/test_pull.py",
     "tests/pipeline/test_guarantees.py",
     "tests/pipeline/test_relay.py",
     "tests/pipeline",
@@ -133,6 +134,22 @@ BREAKAGES = [
         """            # attempt's job with no message should its worker die).
             await msg.term()
             await self._lost_lease(job.id, updated.job, lease.attempt, msg)""",
+    ),
+    Breakage(
+        "a stopping worker hands its jobs back before it stops pulling",
+        "syllabus/worker.py",
+        """            for puller in self._pullers.values():
+                await puller.stop()
+            await self._drain()""",
+        """            await self._drain()
+            for puller in self._pullers.values():
+                await puller.stop()""",
+    ),
+    Breakage(
+        "pull requests lost with the server are never asked again",
+        "syllabus/pull.py",
+        "            if silent > 3 * self._heartbeat and (self.outstanding > 0 or silent > self._expires):",
+        "            if False:",
     ),
     Breakage(
         "stale drain naks the message",

@@ -51,6 +51,7 @@ def _raised_by(exc: BaseException, library: tuple[str, tuple[str, ...]]) -> bool
     module = sys.modules.get(library[0])
     return module is not None and isinstance(exc, tuple(getattr(module, name) for name in library[1]))
 
+
 # Seconds between tries of a step while what it needs is unreachable: doubling up to the max.
 RETRY_FIRST = 0.25
 RETRY_MAX = 5.0

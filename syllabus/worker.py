@@ -222,7 +222,7 @@ class Worker:
                 self._topology.jobs_stream,
                 self._queue.consumer(priority),
                 on_message=functools.partial(self._arrived, priority),
-                on_credit=self._replenish,
+                on_credit=functools.partial(self._credit_back, priority),
             )
             await puller.start()
             self._pullers[priority] = puller
@@ -234,6 +234,14 @@ class Worker:
         except Exception as exc:
             # Not known: the first interactive request will tell (its messages, or its expiring empty).
             log.debug("interactive backlog unknown at start: %s", exc)
+        self._replenish()
+
+    def _credit_back(self, priority: str) -> None:
+        """Jobs asked for will not come: a request ended unfilled, or requests were lost. An interactive request
+        that ended unfilled saw no interactive job waiting for as long as it was out (and if requests were lost
+        instead, the next interactive job says otherwise at once)."""
+        if priority == PRIORITIES[0]:
+            self._interactive_waiting = False
         self._replenish()
 
     def _replenish(self) -> None:

@@ -397,6 +397,21 @@ async def test_interactive_jobs_are_served_before_batch_jobs(pipeline: Pipeline,
     assert served == [urgent.id, *(job.id for job in batch)]
 
 
+async def test_a_worker_that_started_while_interactive_jobs_waited_takes_batch_jobs_once_none_wait(
+    pipeline: Pipeline, start_worker: StartWorker
+) -> None:
+    """Both workers start while an interactive job waits, so both ask for interactive jobs only. One takes it (and
+    is held by it); the other's request ends unfilled, which tells it no interactive job waits any more: it must
+    then serve batch jobs, or they would wait for ever."""
+    await pipeline.submit("block", priority=E.PRIORITY_INTERACTIVE)
+    one_at_a_time = dataclasses.replace(WORKER_CONFIG, concurrency=1)
+    await start_worker(one_at_a_time)
+    await start_worker(one_at_a_time)
+    batch = await pipeline.submit("ok", priority=E.PRIORITY_BATCH)
+    history = await pipeline.events(batch.id)
+    assert types(history) == ["QUEUED", "STARTED", "SUCCEEDED"]
+
+
 async def test_invalid_input_is_invalid_argument_with_field_violations(pipeline: Pipeline) -> None:
     bad = job_service_pb2.SubmitJobRequest(
         spec=E.JobSpec(summarize_text=E.SummarizeText(text="")),

@@ -483,7 +483,7 @@ def derived(f: dict[str, Any]) -> dict[str, Any]:
 
 
 def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
-    """Issue 12's targets: (figure, Syllabus, target, met); met is None when a side was not measured."""
+    """The targets against BullMQ: (figure, Syllabus, target, met); met is None when a side was not measured."""
 
     def at_most(ours: str, limit: float | None) -> bool | None:
         value = f.get(ours)

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import DeliverPolicy
 from nats.js.client import JetStreamContext
@@ -27,6 +25,7 @@ from nats.js.client import JetStreamContext
 from syllabus import lifecycle
 from syllabus.errors import WatchFellBehind
 from syllabus.events import decode_event, event_for
+from syllabus.replies import ReplyRoutes
 from syllabus.topology import Topology
 from syllabus.v1 import job_pb2
 
@@ -106,7 +105,8 @@ class EventStreams:
         self._following: asyncio.Task[None] | None = None
         self._subscription: JetStreamContext.PushSubscription | None = None
         self._idle: asyncio.TimerHandle | None = None
-        self._replies = Replies(nc)
+        # Every history read's replies, each on its own reply subject to its own queue.
+        self._replies: ReplyRoutes[asyncio.Queue[Msg]] = ReplyRoutes(nc, _enqueue)
 
     async def _ensure_following(self) -> None:
         if self._idle is not None:
@@ -232,7 +232,9 @@ class EventStreams:
         """The job's stored events after `after_sequence`, read in one round trip per HISTORY_BATCH events
         (a batched direct get: the messages, then an end-of-batch status)."""
         events: list[job_pb2.JobEvent] = []
-        async with self._replies.inbox() as (inbox, replies):
+        replies: asyncio.Queue[Msg] = asyncio.Queue()
+        inbox = await self._replies.add(replies)
+        try:
             while True:
                 request = {
                     "seq": (events[-1].sequence if events else after_sequence) + 1,
@@ -261,6 +263,8 @@ class EventStreams:
                     if headers.get("Nats-Num-Pending", "0") == "0":
                         return events
                     break
+        finally:
+            self._replies.remove(inbox)
 
     async def tenant_events(
         self, tenant: str, kind: str, subscribed: Callable[[], Awaitable[None]]
@@ -278,46 +282,8 @@ class EventStreams:
             self._unlisten(self._by_tenant, tenant, live)
 
 
-class Replies:
-    """One wildcard subscription for the replies to every history read of a gateway: a read would otherwise
-    subscribe an inbox of its own and unsubscribe it again, two more messages to the server in each watch's
-    start (what a round trip waits on)."""
-
-    def __init__(self, nc: Client) -> None:
-        self._nc = nc
-        self._prefix = nc.new_inbox()
-        self._tokens = itertools.count()
-        self._waiting: dict[str, asyncio.Queue[Msg]] = {}
-        self._sub: Subscription | None = None
-        self._subscribing = asyncio.Lock()
-
-    @contextlib.asynccontextmanager
-    async def inbox(self) -> AsyncIterator[tuple[str, asyncio.Queue[Msg]]]:
-        """A reply subject of its own, and the queue its replies arrive on, for as long as the block runs."""
-        if self._sub is None:
-            async with self._subscribing:
-                if self._sub is None:
-                    self._sub = await self._nc.subscribe(
-                        f"{self._prefix}.*", cb=self._on_reply, pending_msgs_limit=-1, pending_bytes_limit=-1
-                    )
-        token = str(next(self._tokens))
-        replies: asyncio.Queue[Msg] = asyncio.Queue()
-        self._waiting[token] = replies
-        try:
-            yield f"{self._prefix}.{token}", replies
-        finally:
-            del self._waiting[token]
-
-    async def _on_reply(self, msg: Msg) -> None:
-        replies = self._waiting.get(msg.subject.rsplit(".", 1)[-1])
-        if replies is not None:  # a reply to a read that gave up already goes nowhere
-            replies.put_nowait(msg)
-
-    async def close(self) -> None:
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+def _enqueue(replies: asyncio.Queue[Msg], msg: Msg) -> None:
+    replies.put_nowait(msg)
 
 
 async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:

@@ -24,17 +24,30 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from syllabus.v1 import job_pb2 as syllabus_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsyllabus/v1/admin_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15syllabus/v1/job.proto\"\xa4\x01\n\nDeadLetter\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x10.syllabus.v1.Job\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x34\n\x10\x64\x65\x61\x64_letter_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08sequence\x18\x06 \x01(\x04\"i\n\x16ListDeadLettersRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1a\n\tpage_size\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"a\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.syllabus.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x14GetDeadLetterRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"E\n\x15GetDeadLetterResponse\x12,\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.DeadLetter\"\x81\x01\n\x16RetryDeadLetterRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\"\n\x04spec\x18\x02 \x01(\x0b\x32\x14.syllabus.v1.JobSpec\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\"8\n\x17RetryDeadLetterResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\"0\n\x17PurgeDeadLettersRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\"*\n\x18PurgeDeadLettersResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x03\x32\xa5\x04\n\x0c\x41\x64minService\x12{\n\x0fListDeadLetters\x12#.syllabus.v1.ListDeadLettersRequest\x1a$.syllabus.v1.ListDeadLettersResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/admin/deadletters\x12~\n\rGetDeadLetter\x12!.syllabus.v1.GetDeadLetterRequest\x1a\".syllabus.v1.GetDeadLetterResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/admin/deadletters/{job_id}\x12\x8d\x01\n\x0fRetryDeadLetter\x12#.syllabus.v1.RetryDeadLetterRequest\x1a$.syllabus.v1.RetryDeadLetterResponse\"/\x82\xd3\xe4\x93\x02)\"$/v1/admin/deadletters/{job_id}:retry:\x01*\x12\x87\x01\n\x10PurgeDeadLetters\x12$.syllabus.v1.PurgeDeadLettersRequest\x1a%.syllabus.v1.PurgeDeadLettersResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/admin/deadletters:purge:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsyllabus/v1/admin_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15syllabus/v1/job.proto\"\xef\x01\n\x06Worker\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\r\n\x05kinds\x18\x05 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\x05\x12\x0f\n\x07job_ids\x18\x07 \x03(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eheartbeat_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x12ListWorkersRequest\x12\x16\n\x05queue\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\";\n\x13ListWorkersResponse\x12$\n\x07workers\x18\x01 \x03(\x0b\x32\x13.syllabus.v1.Worker\"\xdc\x01\n\tJobCounts\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\'\n\x08priority\x18\x02 \x01(\x0e\x32\x15.syllabus.v1.Priority\x12\x11\n\tscheduled\x18\x03 \x01(\x03\x12\x0f\n\x07waiting\x18\x04 \x01(\x03\x12\x0f\n\x07running\x18\x05 \x01(\x03\x12\x10\n\x08retrying\x18\x06 \x01(\x03\x12\x1c\n\x14waiting_for_children\x18\x07 \x01(\x03\x12\x11\n\tsucceeded\x18\x08 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\t \x01(\x03\x12\x10\n\x08\x63\x61nceled\x18\n \x01(\x03\"\x81\x01\n\rConsumerStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x08priority\x18\x02 \x01(\x0e\x32\x15.syllabus.v1.Priority\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x13\n\x0b\x61\x63k_pending\x18\x04 \x01(\x03\x12\x13\n\x0bredelivered\x18\x05 \x01(\x03\"\xca\x01\n\nQueueStats\x12\r\n\x05queue\x18\x01 \x01(\t\x12&\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x16.syllabus.v1.JobCounts\x12\x35\n\x12oldest_waiting_age\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\tconsumers\x18\x04 \x03(\x0b\x32\x1a.syllabus.v1.ConsumerStats\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\x0f\n\x07workers\x18\x06 \x01(\x05\"l\n\x14GetQueueStatsRequest\x12\x16\n\x05queue\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12<\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x11\xbaH\x0e\xaa\x01\x0b\"\x05\x08\x80\xbd\xa3\x01\x32\x02\x08\x01\"k\n\x15GetQueueStatsResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.syllabus.v1.QueueStats\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"-\n\x11PauseQueueRequest\x12\x18\n\x05queue\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"<\n\x12PauseQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.QueueStats\".\n\x12ResumeQueueRequest\x12\x18\n\x05queue\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"=\n\x13ResumeQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.QueueStats\"\x85\x01\n\x10PurgeJobsRequest\x12\x35\n\nolder_than\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x17\x64\x65\x61\x64_letters_older_than\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"J\n\x11PurgeJobsResponse\x12\x0c\n\x04jobs\x18\x01 \x01(\x03\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x02 \x01(\x03\x12\x11\n\tartifacts\x18\x03 \x01(\x03\"\xa4\x01\n\nDeadLetter\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x10.syllabus.v1.Job\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x34\n\x10\x64\x65\x61\x64_letter_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08sequence\x18\x06 \x01(\x04\"i\n\x16ListDeadLettersRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1a\n\tpage_size\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"a\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.syllabus.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x14GetDeadLetterRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"E\n\x15GetDeadLetterResponse\x12,\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.DeadLetter\"\x81\x01\n\x16RetryDeadLetterRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\"\n\x04spec\x18\x02 \x01(\x0b\x32\x14.syllabus.v1.JobSpec\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\"8\n\x17RetryDeadLetterResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\"0\n\x17PurgeDeadLettersRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\"*\n\x18PurgeDeadLettersResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x03\x32\xe9\x08\n\x0c\x41\x64minService\x12{\n\x0fListDeadLetters\x12#.syllabus.v1.ListDeadLettersRequest\x1a$.syllabus.v1.ListDeadLettersResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/admin/deadletters\x12~\n\rGetDeadLetter\x12!.syllabus.v1.GetDeadLetterRequest\x1a\".syllabus.v1.GetDeadLetterResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/admin/deadletters/{job_id}\x12\x8d\x01\n\x0fRetryDeadLetter\x12#.syllabus.v1.RetryDeadLetterRequest\x1a$.syllabus.v1.RetryDeadLetterResponse\"/\x82\xd3\xe4\x93\x02)\"$/v1/admin/deadletters/{job_id}:retry:\x01*\x12\x87\x01\n\x10PurgeDeadLetters\x12$.syllabus.v1.PurgeDeadLettersRequest\x1a%.syllabus.v1.PurgeDeadLettersResponse\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/admin/deadletters:purge:\x01*\x12k\n\x0bListWorkers\x12\x1f.syllabus.v1.ListWorkersRequest\x1a .syllabus.v1.ListWorkersResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/admin/workers\x12p\n\rGetQueueStats\x12!.syllabus.v1.GetQueueStatsRequest\x1a\".syllabus.v1.GetQueueStatsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/queues\x12x\n\nPauseQueue\x12\x1e.syllabus.v1.PauseQueueRequest\x1a\x1f.syllabus.v1.PauseQueueResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/admin/queues/{queue}:pause:\x01*\x12|\n\x0bResumeQueue\x12\x1f.syllabus.v1.ResumeQueueRequest\x1a .syllabus.v1.ResumeQueueResponse\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/admin/queues/{queue}:resume:\x01*\x12k\n\tPurgeJobs\x12\x1d.syllabus.v1.PurgeJobsRequest\x1a\x1e.syllabus.v1.PurgeJobsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/admin/jobs:purge:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'syllabus.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTWORKERSREQUEST'].fields_by_name['queue']._loaded_options = None
+  _globals['_LISTWORKERSREQUEST'].fields_by_name['queue']._serialized_options = b'\272H\004r\002\030@'
+  _globals['_GETQUEUESTATSREQUEST'].fields_by_name['queue']._loaded_options = None
+  _globals['_GETQUEUESTATSREQUEST'].fields_by_name['queue']._serialized_options = b'\272H\004r\002\030@'
+  _globals['_GETQUEUESTATSREQUEST'].fields_by_name['window']._loaded_options = None
+  _globals['_GETQUEUESTATSREQUEST'].fields_by_name['window']._serialized_options = b'\272H\016\252\001\013\"\005\010\200\275\243\0012\002\010\001'
+  _globals['_PAUSEQUEUEREQUEST'].fields_by_name['queue']._loaded_options = None
+  _globals['_PAUSEQUEUEREQUEST'].fields_by_name['queue']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_RESUMEQUEUEREQUEST'].fields_by_name['queue']._loaded_options = None
+  _globals['_RESUMEQUEUEREQUEST'].fields_by_name['queue']._serialized_options = b'\272H\006r\004\020\001\030@'
+  _globals['_PURGEJOBSREQUEST'].fields_by_name['older_than']._loaded_options = None
+  _globals['_PURGEJOBSREQUEST'].fields_by_name['older_than']._serialized_options = b'\272H\003\310\001\001'
   _globals['_LISTDEADLETTERSREQUEST'].fields_by_name['kind']._loaded_options = None
   _globals['_LISTDEADLETTERSREQUEST'].fields_by_name['kind']._serialized_options = b'\272H\004r\002\030@'
   _globals['_LISTDEADLETTERSREQUEST'].fields_by_name['page_size']._loaded_options = None
@@ -55,24 +68,62 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINSERVICE'].methods_by_name['RetryDeadLetter']._serialized_options = b'\202\323\344\223\002)\"$/v1/admin/deadletters/{job_id}:retry:\001*'
   _globals['_ADMINSERVICE'].methods_by_name['PurgeDeadLetters']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['PurgeDeadLetters']._serialized_options = b'\202\323\344\223\002 \"\033/v1/admin/deadletters:purge:\001*'
-  _globals['_DEADLETTER']._serialized_start=164
-  _globals['_DEADLETTER']._serialized_end=328
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=330
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=435
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=437
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=534
-  _globals['_GETDEADLETTERREQUEST']._serialized_start=536
-  _globals['_GETDEADLETTERREQUEST']._serialized_end=585
-  _globals['_GETDEADLETTERRESPONSE']._serialized_start=587
-  _globals['_GETDEADLETTERRESPONSE']._serialized_end=656
-  _globals['_RETRYDEADLETTERREQUEST']._serialized_start=659
-  _globals['_RETRYDEADLETTERREQUEST']._serialized_end=788
-  _globals['_RETRYDEADLETTERRESPONSE']._serialized_start=790
-  _globals['_RETRYDEADLETTERRESPONSE']._serialized_end=846
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=848
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=896
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=898
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=940
-  _globals['_ADMINSERVICE']._serialized_start=943
-  _globals['_ADMINSERVICE']._serialized_end=1492
+  _globals['_ADMINSERVICE'].methods_by_name['ListWorkers']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ListWorkers']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/admin/workers'
+  _globals['_ADMINSERVICE'].methods_by_name['GetQueueStats']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['GetQueueStats']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/admin/queues'
+  _globals['_ADMINSERVICE'].methods_by_name['PauseQueue']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['PauseQueue']._serialized_options = b'\202\323\344\223\002#\"\036/v1/admin/queues/{queue}:pause:\001*'
+  _globals['_ADMINSERVICE'].methods_by_name['ResumeQueue']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['ResumeQueue']._serialized_options = b'\202\323\344\223\002$\"\037/v1/admin/queues/{queue}:resume:\001*'
+  _globals['_ADMINSERVICE'].methods_by_name['PurgeJobs']._loaded_options = None
+  _globals['_ADMINSERVICE'].methods_by_name['PurgeJobs']._serialized_options = b'\202\323\344\223\002\031\"\024/v1/admin/jobs:purge:\001*'
+  _globals['_WORKER']._serialized_start=196
+  _globals['_WORKER']._serialized_end=435
+  _globals['_LISTWORKERSREQUEST']._serialized_start=437
+  _globals['_LISTWORKERSREQUEST']._serialized_end=481
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=483
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=542
+  _globals['_JOBCOUNTS']._serialized_start=545
+  _globals['_JOBCOUNTS']._serialized_end=765
+  _globals['_CONSUMERSTATS']._serialized_start=768
+  _globals['_CONSUMERSTATS']._serialized_end=897
+  _globals['_QUEUESTATS']._serialized_start=900
+  _globals['_QUEUESTATS']._serialized_end=1102
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1104
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1212
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1214
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1321
+  _globals['_PAUSEQUEUEREQUEST']._serialized_start=1323
+  _globals['_PAUSEQUEUEREQUEST']._serialized_end=1368
+  _globals['_PAUSEQUEUERESPONSE']._serialized_start=1370
+  _globals['_PAUSEQUEUERESPONSE']._serialized_end=1430
+  _globals['_RESUMEQUEUEREQUEST']._serialized_start=1432
+  _globals['_RESUMEQUEUEREQUEST']._serialized_end=1478
+  _globals['_RESUMEQUEUERESPONSE']._serialized_start=1480
+  _globals['_RESUMEQUEUERESPONSE']._serialized_end=1541
+  _globals['_PURGEJOBSREQUEST']._serialized_start=1544
+  _globals['_PURGEJOBSREQUEST']._serialized_end=1677
+  _globals['_PURGEJOBSRESPONSE']._serialized_start=1679
+  _globals['_PURGEJOBSRESPONSE']._serialized_end=1753
+  _globals['_DEADLETTER']._serialized_start=1756
+  _globals['_DEADLETTER']._serialized_end=1920
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1922
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2027
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2029
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2126
+  _globals['_GETDEADLETTERREQUEST']._serialized_start=2128
+  _globals['_GETDEADLETTERREQUEST']._serialized_end=2177
+  _globals['_GETDEADLETTERRESPONSE']._serialized_start=2179
+  _globals['_GETDEADLETTERRESPONSE']._serialized_end=2248
+  _globals['_RETRYDEADLETTERREQUEST']._serialized_start=2251
+  _globals['_RETRYDEADLETTERREQUEST']._serialized_end=2380
+  _globals['_RETRYDEADLETTERRESPONSE']._serialized_start=2382
+  _globals['_RETRYDEADLETTERRESPONSE']._serialized_end=2438
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=2440
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=2488
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=2490
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=2532
+  _globals['_ADMINSERVICE']._serialized_start=2535
+  _globals['_ADMINSERVICE']._serialized_end=3664
 # @@protoc_insertion_point(module_scope)

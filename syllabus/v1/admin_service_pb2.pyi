@@ -2,6 +2,7 @@ import datetime
 
 from buf.validate import validate_pb2 as _validate_pb2
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from syllabus.v1 import job_pb2 as _job_pb2
 from google.protobuf.internal import containers as _containers
@@ -11,6 +12,154 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class Worker(_message.Message):
+    __slots__ = ("worker_id", "queue", "host", "pid", "kinds", "concurrency", "job_ids", "version", "start_time", "heartbeat_time")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_TIME_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    queue: str
+    host: str
+    pid: int
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    concurrency: int
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    version: str
+    start_time: _timestamp_pb2.Timestamp
+    heartbeat_time: _timestamp_pb2.Timestamp
+    def __init__(self, worker_id: _Optional[str] = ..., queue: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., concurrency: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListWorkersRequest(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    def __init__(self, queue: _Optional[str] = ...) -> None: ...
+
+class ListWorkersResponse(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[Worker]
+    def __init__(self, workers: _Optional[_Iterable[_Union[Worker, _Mapping]]] = ...) -> None: ...
+
+class JobCounts(_message.Message):
+    __slots__ = ("kind", "priority", "scheduled", "waiting", "running", "retrying", "waiting_for_children", "succeeded", "failed", "canceled")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    RETRYING_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELED_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    priority: _job_pb2.Priority
+    scheduled: int
+    waiting: int
+    running: int
+    retrying: int
+    waiting_for_children: int
+    succeeded: int
+    failed: int
+    canceled: int
+    def __init__(self, kind: _Optional[str] = ..., priority: _Optional[_Union[_job_pb2.Priority, str]] = ..., scheduled: _Optional[int] = ..., waiting: _Optional[int] = ..., running: _Optional[int] = ..., retrying: _Optional[int] = ..., waiting_for_children: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., canceled: _Optional[int] = ...) -> None: ...
+
+class ConsumerStats(_message.Message):
+    __slots__ = ("name", "priority", "pending", "ack_pending", "redelivered")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    ACK_PENDING_FIELD_NUMBER: _ClassVar[int]
+    REDELIVERED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    priority: _job_pb2.Priority
+    pending: int
+    ack_pending: int
+    redelivered: int
+    def __init__(self, name: _Optional[str] = ..., priority: _Optional[_Union[_job_pb2.Priority, str]] = ..., pending: _Optional[int] = ..., ack_pending: _Optional[int] = ..., redelivered: _Optional[int] = ...) -> None: ...
+
+class QueueStats(_message.Message):
+    __slots__ = ("queue", "counts", "oldest_waiting_age", "consumers", "paused", "workers")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_WAITING_AGE_FIELD_NUMBER: _ClassVar[int]
+    CONSUMERS_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    counts: _containers.RepeatedCompositeFieldContainer[JobCounts]
+    oldest_waiting_age: _duration_pb2.Duration
+    consumers: _containers.RepeatedCompositeFieldContainer[ConsumerStats]
+    paused: bool
+    workers: int
+    def __init__(self, queue: _Optional[str] = ..., counts: _Optional[_Iterable[_Union[JobCounts, _Mapping]]] = ..., oldest_waiting_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., consumers: _Optional[_Iterable[_Union[ConsumerStats, _Mapping]]] = ..., paused: _Optional[bool] = ..., workers: _Optional[int] = ...) -> None: ...
+
+class GetQueueStatsRequest(_message.Message):
+    __slots__ = ("queue", "window")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    window: _duration_pb2.Duration
+    def __init__(self, queue: _Optional[str] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class GetQueueStatsResponse(_message.Message):
+    __slots__ = ("queues", "window")
+    QUEUES_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    queues: _containers.RepeatedCompositeFieldContainer[QueueStats]
+    window: _duration_pb2.Duration
+    def __init__(self, queues: _Optional[_Iterable[_Union[QueueStats, _Mapping]]] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class PauseQueueRequest(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    def __init__(self, queue: _Optional[str] = ...) -> None: ...
+
+class PauseQueueResponse(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: QueueStats
+    def __init__(self, queue: _Optional[_Union[QueueStats, _Mapping]] = ...) -> None: ...
+
+class ResumeQueueRequest(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    def __init__(self, queue: _Optional[str] = ...) -> None: ...
+
+class ResumeQueueResponse(_message.Message):
+    __slots__ = ("queue",)
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    queue: QueueStats
+    def __init__(self, queue: _Optional[_Union[QueueStats, _Mapping]] = ...) -> None: ...
+
+class PurgeJobsRequest(_message.Message):
+    __slots__ = ("older_than", "dead_letters_older_than")
+    OLDER_THAN_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERS_OLDER_THAN_FIELD_NUMBER: _ClassVar[int]
+    older_than: _duration_pb2.Duration
+    dead_letters_older_than: _duration_pb2.Duration
+    def __init__(self, older_than: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., dead_letters_older_than: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class PurgeJobsResponse(_message.Message):
+    __slots__ = ("jobs", "dead_letters", "artifacts")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    jobs: int
+    dead_letters: int
+    artifacts: int
+    def __init__(self, jobs: _Optional[int] = ..., dead_letters: _Optional[int] = ..., artifacts: _Optional[int] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
     __slots__ = ("job_id", "job", "subject", "dead_letter_time", "reason", "sequence")

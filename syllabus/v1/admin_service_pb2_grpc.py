@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Operate the pipeline: see and retry dead letters.
+    """Operate the pipeline: the workers that run, the queues and their counts, dead letters, retention.
     """
 
     def __init__(self, channel):
@@ -55,10 +55,35 @@ class AdminServiceStub:
                 request_serializer=syllabus_dot_v1_dot_admin__service__pb2.PurgeDeadLettersRequest.SerializeToString,
                 response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.PurgeDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/syllabus.v1.AdminService/ListWorkers',
+                request_serializer=syllabus_dot_v1_dot_admin__service__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
+        self.GetQueueStats = channel.unary_unary(
+                '/syllabus.v1.AdminService/GetQueueStats',
+                request_serializer=syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsResponse.FromString,
+                _registered_method=True)
+        self.PauseQueue = channel.unary_unary(
+                '/syllabus.v1.AdminService/PauseQueue',
+                request_serializer=syllabus_dot_v1_dot_admin__service__pb2.PauseQueueRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.PauseQueueResponse.FromString,
+                _registered_method=True)
+        self.ResumeQueue = channel.unary_unary(
+                '/syllabus.v1.AdminService/ResumeQueue',
+                request_serializer=syllabus_dot_v1_dot_admin__service__pb2.ResumeQueueRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.ResumeQueueResponse.FromString,
+                _registered_method=True)
+        self.PurgeJobs = channel.unary_unary(
+                '/syllabus.v1.AdminService/PurgeJobs',
+                request_serializer=syllabus_dot_v1_dot_admin__service__pb2.PurgeJobsRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.PurgeJobsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """Operate the pipeline: see and retry dead letters.
+    """Operate the pipeline: the workers that run, the queues and their counts, dead letters, retention.
     """
 
     def ListDeadLetters(self, request, context):
@@ -88,6 +113,41 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkers(self, request, context):
+        """The worker processes alive now (built-in services and task pools), with what each holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQueueStats(self, request, context):
+        """Per queue: its jobs counted by state, kind and priority, its JetStream consumers, workers and pause.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseQueue(self, request, context):
+        """Workers stop taking the queue's jobs (running ones finish) until it is resumed, across restarts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeQueue(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeJobs(self, request, context):
+        """Removes finished jobs (with their events), dead letters and artifacts older than the given ages now, as
+        the scheduler's retention does on its own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +171,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.PurgeDeadLettersRequest.FromString,
                     response_serializer=syllabus_dot_v1_dot_admin__service__pb2.PurgeDeadLettersResponse.SerializeToString,
             ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.ListWorkersRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_admin__service__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'GetQueueStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueueStats,
+                    request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsResponse.SerializeToString,
+            ),
+            'PauseQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseQueue,
+                    request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.PauseQueueRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_admin__service__pb2.PauseQueueResponse.SerializeToString,
+            ),
+            'ResumeQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeQueue,
+                    request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.ResumeQueueRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_admin__service__pb2.ResumeQueueResponse.SerializeToString,
+            ),
+            'PurgeJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeJobs,
+                    request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.PurgeJobsRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_admin__service__pb2.PurgeJobsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'syllabus.v1.AdminService', rpc_method_handlers)
@@ -120,7 +205,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Operate the pipeline: see and retry dead letters.
+    """Operate the pipeline: the workers that run, the queues and their counts, dead letters, retention.
     """
 
     @staticmethod
@@ -221,6 +306,141 @@ class AdminService:
             '/syllabus.v1.AdminService/PurgeDeadLetters',
             syllabus_dot_v1_dot_admin__service__pb2.PurgeDeadLettersRequest.SerializeToString,
             syllabus_dot_v1_dot_admin__service__pb2.PurgeDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.AdminService/ListWorkers',
+            syllabus_dot_v1_dot_admin__service__pb2.ListWorkersRequest.SerializeToString,
+            syllabus_dot_v1_dot_admin__service__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueueStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.AdminService/GetQueueStats',
+            syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsRequest.SerializeToString,
+            syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.AdminService/PauseQueue',
+            syllabus_dot_v1_dot_admin__service__pb2.PauseQueueRequest.SerializeToString,
+            syllabus_dot_v1_dot_admin__service__pb2.PauseQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.AdminService/ResumeQueue',
+            syllabus_dot_v1_dot_admin__service__pb2.ResumeQueueRequest.SerializeToString,
+            syllabus_dot_v1_dot_admin__service__pb2.ResumeQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.AdminService/PurgeJobs',
+            syllabus_dot_v1_dot_admin__service__pb2.PurgeJobsRequest.SerializeToString,
+            syllabus_dot_v1_dot_admin__service__pb2.PurgeJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,11 +22,12 @@ import grpc
 
 from cli import jobargs, jobtext
 from cli.jobargs import UsageError
+from cli.purge_command import add_purge
 from syllabus import anyjson
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError
 from syllabus.config import GatewayConfig
 from syllabus.topology import TASK_KIND
-from syllabus.v1 import job_pb2
+from syllabus.v1 import job_pb2, job_service_pb2
 
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
@@ -51,6 +52,10 @@ EXIT_CODES = """exit codes:
   2  invalid input, or no such job"""
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_LIMIT = 20
+JOB_ORDERS = {
+    "created": job_service_pb2.JOB_ORDER_CREATE_TIME_DESC,
+    "ended": job_service_pb2.JOB_ORDER_END_TIME_DESC,
+}
 
 Handler = Callable[[SyllabusClient, argparse.Namespace], Awaitable[int]]
 
@@ -306,7 +311,7 @@ def _limit(text: str) -> int:
 
 
 def _add_jobs(subparsers: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
-    parser = _parser(subparsers, "jobs", common, "list jobs, newest first", EXIT_CODES)
+    parser = _parser(subparsers, "jobs", common, "list jobs, newest first (or most recently ended)", EXIT_CODES)
     parser.add_argument(
         "--state",
         action="append",
@@ -316,8 +321,18 @@ def _add_jobs(subparsers: argparse._SubParsersAction[Any], common: argparse.Argu
     parser.add_argument("--kind", default="", help="only jobs of this kind, e.g. summarize_text")
     parser.add_argument("--label", metavar="KEY=VALUE", action="append", default=[], help="only jobs with this label")
     parser.add_argument("--limit", metavar="N", default=str(DEFAULT_LIMIT), help=f"at most N jobs ({DEFAULT_LIMIT})")
+    parser.add_argument(
+        "--order",
+        choices=sorted(JOB_ORDERS),
+        default="created",
+        help="created: newest first (default); ended: ended jobs only, most recently ended first",
+    )
+    parser.add_argument("--schedule", metavar="SCHEDULE_ID", default="", help="only jobs made by this schedule")
     parser.add_argument("--json", action="store_true", help="print a JSON array of jobs (protojson)")
     parser.set_defaults(func=_command(_jobs))
+    # Without an action it lists, as it always did.
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    add_purge(actions, common, _command, EXIT_CODES)
 
 
 async def _jobs(client: SyllabusClient, args: argparse.Namespace) -> int:
@@ -326,14 +341,28 @@ async def _jobs(client: SyllabusClient, args: argparse.Namespace) -> int:
     limit = _limit(args.limit)
     kind = jobargs.resolve_kind(args.kind) if args.kind else ""
     jobs: list[job_pb2.Job] = []
-    async for job in client.iter_jobs(states=states, kind=kind, labels=labels, page_size=min(limit, 1000)):
-        jobs.append(job)
-        if len(jobs) == limit:
+    token, total = "", 0
+    while len(jobs) < limit:
+        page = await client.list(
+            states=states,
+            kind=kind,
+            labels=labels,
+            page_size=min(limit - len(jobs), 1000),
+            page_token=token,
+            order_by=JOB_ORDERS[args.order],
+            schedule_id=args.schedule,
+        )
+        jobs += page.items
+        token, total = page.next_page_token, page.total_size
+        if not token:
             break
     if args.json:
         _out(json.dumps([anyjson.to_dict(job) for job in jobs], indent=2))
     else:
         _out(jobtext.jobs_table(jobs) if jobs else "no jobs")
+        if jobs:
+            # On stderr, so the table stays the whole of stdout for scripts.
+            print(f"{len(jobs)} of {total} job(s)", file=sys.stderr)
     return EXIT_SUCCEEDED
 
 

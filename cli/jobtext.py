@@ -71,6 +71,19 @@ def _error_lines(errors: Sequence[job_pb2.JobError]) -> list[str]:
     return lines
 
 
+def _attempt_lines(attempts: Sequence[job_pb2.JobAttempt]) -> list[str]:
+    lines = []
+    for attempt in attempts:
+        where = f"{attempt.worker_id} on {attempt.host}" if attempt.host else attempt.worker_id or "unknown worker"
+        if attempt.HasField("end_time"):
+            took = seconds_text(_between(attempt.start_time, attempt.end_time))
+            ended = f"{state_name(attempt.outcome)} after {took}"
+        else:
+            ended = "running"
+        lines.append(f"  attempt {attempt.attempt}  {time_text(attempt.start_time)}  {where}  {ended}")
+    return lines
+
+
 def _packed(value: any_pb2.Any) -> str:
     """A typed message as JSON when its type is known here (the CLI has no user protos), else its type and size."""
     try:
@@ -107,6 +120,8 @@ def job_summary(job: job_pb2.Job) -> str:
         ("state", state_name(job.state) + ("  (cancel requested)" if job.cancel_requested else "")),
         ("attempts", f"{job.attempt} of {job.max_attempts}"),
     ]
+    if job.stall_count:
+        rows.append(("stalled", f"{job.stall_count} time(s): its worker stopped heart-beating"))
     if job.status_message:
         rows.append(("status", job.status_message))
     if job.parent_id:
@@ -144,6 +159,8 @@ def job_summary(job: job_pb2.Job) -> str:
         lines += ["result", *_indented(result.text)]
     if output := result_output(result):
         lines += ["result", *_indented(output)]
+    if job.attempts:
+        lines += [f"attempt history ({len(job.attempts)})", *_attempt_lines(job.attempts)]
     if job.errors:
         lines += [f"errors ({len(job.errors)})", *_error_lines(job.errors)]
     return "\n".join(lines)

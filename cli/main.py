@@ -14,8 +14,10 @@ COMMAND_MODULES = (
     "onemachine.stack",  # up
     "cli.services",  # gateway, generator, renderer, scheduler
     "cli.commands",  # submit, get, jobs, watch, cancel, deadletters
+    "cli.queue_commands",  # stats, workers, queues
     "cli.course_command",  # course
     "cli.worker_command",  # worker
+    "cli.schedule_command",  # schedules
 )
 
 

@@ -1,17 +1,39 @@
-"""AdminService: dead letters can be seen, retried (as they were or edited) and purged."""
+"""AdminService: dead letters can be seen, retried (as they were or edited) and purged; the workers and queues
+can be seen, and queues paused (gateway.queues)."""
 
 from __future__ import annotations
 
+from gateway.queues import Queues, window_message, window_of
+from gateway.retention import purge_jobs
 from gateway.status import Context
 from syllabus import lifecycle
 from syllabus.errors import Conflict, InvalidRequest, JobNotFound
+from syllabus.presence import LiveWorkers
 from syllabus.runtime import Runtime
+from syllabus.taskregistry import TaskRegistry
 from syllabus.v1 import admin_service_pb2 as pb
 from syllabus.v1 import admin_service_pb2_grpc, job_pb2
 
 
 class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
-    def __init__(self, *, runtime: Runtime, tenant: str, default_max_attempts: int) -> None:
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        tenant: str,
+        default_max_attempts: int,
+        tasks: TaskRegistry | None = None,
+        workers: LiveWorkers | None = None,
+    ) -> None:
+        self._queues = Queues(
+            nc=runtime.nc,
+            store=runtime.store,
+            topology=runtime.topology,
+            tenant=tenant,
+            tasks=tasks or TaskRegistry(runtime.nc, runtime.topology),
+            workers=workers or LiveWorkers(runtime.nc, runtime.topology),
+        )
+        self._runtime = runtime
         self._store = runtime.store
         self._tenant = tenant
         self._default_max_attempts = default_max_attempts
@@ -72,3 +94,20 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: pb.PurgeDeadLettersRequest, context: Context
     ) -> pb.PurgeDeadLettersResponse:
         return pb.PurgeDeadLettersResponse(purged=await self._dead_letters.purge(self._tenant, request.kind))
+
+    async def PurgeJobs(self, request: pb.PurgeJobsRequest, context: Context) -> pb.PurgeJobsResponse:
+        return await purge_jobs(self._runtime, self._tenant, request)
+
+    async def ListWorkers(self, request: pb.ListWorkersRequest, context: Context) -> pb.ListWorkersResponse:
+        return pb.ListWorkersResponse(workers=await self._queues.list_workers(request.queue))
+
+    async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Context) -> pb.GetQueueStatsResponse:
+        window = window_of(request)
+        queues = await self._queues.stats(request.queue, window)
+        return pb.GetQueueStatsResponse(queues=queues, window=window_message(window))
+
+    async def PauseQueue(self, request: pb.PauseQueueRequest, context: Context) -> pb.PauseQueueResponse:
+        return pb.PauseQueueResponse(queue=await self._queues.set_paused(request.queue, True))
+
+    async def ResumeQueue(self, request: pb.ResumeQueueRequest, context: Context) -> pb.ResumeQueueResponse:
+        return pb.ResumeQueueResponse(queue=await self._queues.set_paused(request.queue, False))

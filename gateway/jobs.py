@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from google.api import httpbody_pb2
 
@@ -23,6 +24,13 @@ from syllabus.submit import build_job
 from syllabus.taskregistry import TaskRegistry
 from syllabus.topology import TASK_KIND
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
+
+# How the store orders each JobOrder (the enum's values are checked by the request's proto rules).
+ORDERS: dict[int, Literal["created", "ended"]] = {
+    job_service_pb2.JOB_ORDER_UNSPECIFIED: "created",
+    job_service_pb2.JOB_ORDER_CREATE_TIME_DESC: "created",
+    job_service_pb2.JOB_ORDER_END_TIME_DESC: "ended",
+}
 
 
 def call_timeout(context: Context, ceiling: float) -> float:
@@ -107,11 +115,16 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
                 parent_id=request.parent_id,
                 page_size=request.page_size,
                 page_token=request.page_token,
+                schedule_id=request.schedule_id,
+                order=ORDERS[request.order_by],
+                with_total=True,
             )
         )
         jobs = list(page.jobs)
         await self._waiting.explain(jobs)
-        return job_service_pb2.ListJobsResponse(jobs=jobs, next_page_token=page.next_page_token)
+        return job_service_pb2.ListJobsResponse(
+            jobs=jobs, next_page_token=page.next_page_token, total_size=page.total_size or 0
+        )
 
     async def CancelJob(
         self, request: job_service_pb2.CancelJobRequest, context: Context

@@ -13,6 +13,7 @@ from gateway.admin import AdminService
 from gateway.courses import CourseService
 from gateway.handlers import Registrar
 from gateway.jobs import JobService
+from gateway.schedules import ScheduleService
 from gateway.watch import EventStreams
 from syllabus.config import GatewayConfig
 from syllabus.presence import LiveWorkers
@@ -25,6 +26,8 @@ from syllabus.v1 import (
     course_service_pb2_grpc,
     job_service_pb2,
     job_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
     worker_service_pb2,
 )
 
@@ -34,6 +37,7 @@ SERVICE_NAMES = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     course_service_pb2.DESCRIPTOR.services_by_name["CourseService"].full_name,
+    schedule_service_pb2.DESCRIPTOR.services_by_name["ScheduleService"].full_name,
 )
 
 # grpc's own default, named so the REST shim can refuse a larger message before sending it.
@@ -70,14 +74,16 @@ class Wiring:
 
 
 def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobService] = JobService) -> EventStreams:
-    """Registers JobService, AdminService and CourseService (tests may pass a JobService subclass), each method
-    handler wrapped by gateway.handlers (undecodable or invalid requests refused, failures mapped to a Status).
-    Returns the gateway's one event consumer, which its owner closes after the server stops and before the NATS
-    connection does."""
+    """Registers JobService, AdminService, CourseService and ScheduleService (tests may pass a JobService
+    subclass), each method handler wrapped by gateway.handlers (undecodable or invalid requests refused, failures
+    mapped to a Status). Returns the gateway's one event consumer, which its owner closes after the server stops
+    and before the NATS connection does."""
     w = wiring
     nc, topology = w.runtime.nc, w.runtime.topology
     streams = EventStreams(nc, topology)
     registrar = Registrar(server)
+    tasks = w.tasks or TaskRegistry(nc, topology)
+    workers = w.workers or LiveWorkers(nc, topology)
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
         job_service(
             runtime=w.runtime,
@@ -85,13 +91,19 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
             tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
             streams=streams,
-            tasks=w.tasks or TaskRegistry(nc, topology),
-            workers=w.workers or LiveWorkers(nc, topology),
+            tasks=tasks,
+            workers=workers,
         ),
         registrar,
     )
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(runtime=w.runtime, tenant=w.tenant, default_max_attempts=w.default_max_attempts),
+        AdminService(
+            runtime=w.runtime,
+            tenant=w.tenant,
+            default_max_attempts=w.default_max_attempts,
+            tasks=tasks,
+            workers=workers,
+        ),
         registrar,
     )
     course_service_pb2_grpc.add_CourseServiceServicer_to_server(
@@ -101,6 +113,10 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
             tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
         ),
+        registrar,
+    )
+    schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
+        ScheduleService(runtime=w.runtime, tenant=w.tenant, default_max_attempts=w.default_max_attempts, tasks=tasks),
         registrar,
     )
     return streams

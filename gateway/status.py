@@ -18,11 +18,13 @@ from grpc_status import rpc_status
 
 from syllabus import outages
 from syllabus.errors import (
+    AlreadyExists,
     BrokerUnavailable,
     Conflict,
     InvalidFields,
     InvalidRequest,
     JobNotFound,
+    NotFound,
     QueueFull,
     WatchFellBehind,
 )
@@ -189,6 +191,11 @@ def status_for(exc: Exception) -> status_pb2.Status | None:
     if isinstance(exc, JobNotFound):
         info = error_details_pb2.ResourceInfo(resource_type="syllabus.v1.Job", resource_name=exc.job_id)
         return build_status(code_pb2.NOT_FOUND, str(exc), info)
+    if isinstance(exc, NotFound):
+        info = error_details_pb2.ResourceInfo(resource_type=exc.resource_type, resource_name=exc.name)
+        return build_status(code_pb2.NOT_FOUND, str(exc), info)
+    if isinstance(exc, AlreadyExists):
+        return build_status(code_pb2.ALREADY_EXISTS, str(exc))
     if isinstance(exc, InvalidRequest):
         return bad_request([(exc.field, exc.description)])
     if isinstance(exc, InvalidFields):

@@ -189,6 +189,19 @@ def _declarations(hello: W.WorkerHello) -> dict[str, TaskDeclaration]:
     }
 
 
+def _peer_host(context: Any) -> str:
+    """Where the remote worker connects from ("ipv4:10.0.0.5:51234" gives 10.0.0.5), as its attempts show."""
+    try:
+        peer = str(context.peer())
+    except Exception:  # a context without a peer (a REST stream): the attempts show no host
+        return ""
+    kind, _, address = peer.partition(":")
+    if kind == "unix":
+        return "localhost"
+    host = address.rpartition(":")[0] if kind in ("ipv4", "ipv6") else address
+    return host.strip("[]")
+
+
 class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
     def __init__(self, *, runtime: Runtime, tasks: TaskRegistry, config: WorkerConfig) -> None:
         self._runtime = runtime
@@ -218,6 +231,8 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                 default_timeout=max([self._config.default_timeout, *(d.timeout for d in declarations.values())]),
             ),
             queue=self._runtime.topology.pool_queue(hello.pool, names),
+            worker_id=session.worker_id,
+            host=_peer_host(context),
         )
         self._sessions[session] = worker
         log.info(

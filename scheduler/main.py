@@ -1,8 +1,14 @@
-"""The scheduler process: relays delayed jobs when they fall due."""
+"""The scheduler process: relays delayed jobs when they fall due, and recurring schedules' firings into jobs;
+dead-letters jobs JetStream gave up on; and, on one scheduler at a time, sweeps orphaned and old jobs."""
 
 from __future__ import annotations
 
+import asyncio
+
+from scheduler.advisories import MaxDeliveries
+from scheduler.recurring import FiringRelay
 from scheduler.relay import DueRelay
+from scheduler.sweeps import run_elected
 from syllabus.config import CommonConfig
 from syllabus.jetstream import disconnect
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
@@ -14,9 +20,14 @@ async def serve(common: CommonConfig) -> None:
     stop = stop_signal()
     nc, store = await unless_stopped(open_connections(common, "syllabus-scheduler"), stop)
     try:
-        relay = DueRelay(Runtime.build(nc, store, Topology(common.namespace)))
+        runtime = Runtime.build(nc, store, Topology(common.namespace))
         serving()
-        await relay.run(stop)
+        await asyncio.gather(
+            DueRelay(runtime).run(stop),
+            FiringRelay(runtime, common.tenant).run(stop),
+            MaxDeliveries(runtime).run(stop),
+            run_elected(runtime, common, stop),
+        )
     finally:
         await disconnect(nc)
         await store.close()

@@ -1,4 +1,5 @@
-"""Moves delayed jobs into JOBS when their JetStream message schedule fires.
+"""Relays from the SCHEDULED stream: delayed jobs into JOBS when their JetStream message schedule fires, and
+(scheduler.recurring) recurring schedules' firings into jobs.
 
 Schedules live in the SCHEDULED stream (JOBS discards new messages when full, which schedules do not allow,
 and a schedule can only target its own stream). Any number of schedulers may relay: the consumer is a work
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
@@ -41,7 +43,14 @@ def _queued(job: job_pb2.Job) -> job_pb2.Job | None:
     return new
 
 
-class DueRelay:
+class Relay(ABC):
+    """Takes one kind of message from SCHEDULED and hands each to `_relay`; a failure offers it again later."""
+
+    consumer: str
+    # What it relays ("delayed jobs"), and when ("when they fall due"), for its log.
+    what: str
+    when: str
+
     def __init__(self, runtime: Runtime, retry_delay: float = RELAY_RETRY) -> None:
         self._nc = runtime.nc
         self._retry_delay = retry_delay
@@ -55,10 +64,10 @@ class DueRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set. NATS or the store going away pauses the relay; it never ends it."""
         try:
-            sub = await outages.until_reachable(self._subscribe, self._outages, "delayed jobs wait for it", stop)
+            sub = await outages.until_reachable(self._subscribe, self._outages, f"{self.what} wait for it", stop)
         except outages.GaveUp:
             return
-        log.info("scheduler relaying delayed jobs from %s when they fall due", self._topology.scheduled_stream)
+        log.info("scheduler relaying %s from %s %s", self.what, self._topology.scheduled_stream, self.when)
         try:
             while not stop.is_set():
                 try:
@@ -80,44 +89,65 @@ class DueRelay:
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         return await self._js.pull_subscribe(
-            self._topology.due_subjects,
-            durable=CONSUMER,
+            self._subjects(),
+            durable=self.consumer,
             stream=self._topology.scheduled_stream,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
         )
 
+    @abstractmethod
+    def _subjects(self) -> str: ...
+
     def _fetch_failed(self, exc: Exception) -> None:
         dependency = outages.unreachable(exc)
         if dependency is None:
-            log.warning("fetching due jobs failed: %s", outages.describe(exc))
+            log.warning("fetching %s failed: %s", self.what, outages.describe(exc))
         else:
-            self._outages.down(dependency, exc, "delayed jobs wait for it")
+            self._outages.down(dependency, exc, f"{self.what} wait for it")
 
     async def _relay_or_hand_back(self, msg: Msg) -> None:
-        """Relay one due job; while the store or NATS is away, or a bug stops it, its message is offered again a
-        little later, and the relay goes on with the others."""
+        """Relay one message; while the store or NATS is away, or a bug stops it, it is offered again a little
+        later, and the relay goes on with the others."""
         try:
-            job = job_pb2.Job.FromString(msg.data)
+            await self._relay(msg)
         except DecodeError:
             log.error("dropping undecodable message on %s", msg.subject)
             with contextlib.suppress(Exception):  # NATS away: the message comes back and is dropped then
                 await msg.term()
             return
-        try:
-            await self._relay(job, msg)
         except Exception as exc:
             dependency = outages.unreachable(exc)
             if dependency is None:
-                log.exception("delayed job %s: relaying it failed; it is offered again", job.id)
+                log.exception("%s: relaying it failed; it is offered again", self._name(msg))
             else:
-                self._outages.down(dependency, exc, "delayed jobs wait for it")
+                self._outages.down(dependency, exc, f"{self.what} wait for it")
             # If NATS itself is away the nak is lost too, and the message comes back after its ack wait.
             with contextlib.suppress(Exception):
                 await msg.nak(delay=self._retry_delay)
         else:
             self._outages.all_up()
 
-    async def _relay(self, job: job_pb2.Job, msg: Msg) -> None:
+    @abstractmethod
+    async def _relay(self, msg: Msg) -> None: ...
+
+    @abstractmethod
+    def _name(self, msg: Msg) -> str:
+        """What the message stands for, for people: "delayed job <id>"."""
+
+
+class DueRelay(Relay):
+    consumer = CONSUMER
+    what = "delayed jobs"
+    when = "when they fall due"
+
+    def _subjects(self) -> str:
+        return self._topology.due_subjects
+
+    def _name(self, msg: Msg) -> str:
+        return f"delayed job {msg.subject.rsplit('.', 1)[-1]}"
+
+    async def _relay(self, msg: Msg) -> None:
+        job = job_pb2.Job.FromString(msg.data)
         current = await self._store.get_job(job.id)
         due = current is not None and (
             current.state == job_pb2.JOB_STATE_SCHEDULED

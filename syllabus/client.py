@@ -1,4 +1,4 @@
-"""An async Python client for the gateway's JobService and AdminService (grpc.aio).
+"""An async Python client for the gateway's JobService, AdminService and ScheduleService (grpc.aio).
 
     async with SyllabusClient.connect("127.0.0.1:50051") as client:
         job, created = await client.submit(JobSpec(summarize_text=SummarizeText(text="...")))
@@ -23,7 +23,15 @@ from google.api import httpbody_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from syllabus.v1 import admin_service_pb2, admin_service_pb2_grpc, job_pb2, job_service_pb2, job_service_pb2_grpc
+from syllabus.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    job_pb2,
+    job_service_pb2,
+    job_service_pb2_grpc,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,6 +117,8 @@ class Page(NamedTuple, Generic[T]):
     items: builtins.list[T]
     # Empty on the last page; pass it back to get the next one.
     next_page_token: str
+    # How many items match, over every page, where the call says (ListJobs).
+    total_size: int = 0
 
 
 class SyllabusClient:
@@ -128,6 +138,7 @@ class SyllabusClient:
         self._channel = channel
         self._jobs = job_service_pb2_grpc.JobServiceStub(channel)
         self._admin = admin_service_pb2_grpc.AdminServiceStub(channel)
+        self._schedules = schedule_service_pb2_grpc.ScheduleServiceStub(channel)
 
     @classmethod
     def connect(
@@ -207,8 +218,11 @@ class SyllabusClient:
         parent_id: str = "",
         page_size: int = 0,
         page_token: str = "",
+        order_by: job_service_pb2.JobOrder = job_service_pb2.JOB_ORDER_CREATE_TIME_DESC,
+        schedule_id: str = "",
     ) -> Page[job_pb2.Job]:
-        """One page of jobs, newest first; `labels` must all match."""
+        """One page of jobs, newest first (or, with JOB_ORDER_END_TIME_DESC, the ended ones most recently ended
+        first); `labels` must all match. The page's total_size counts every match."""
         request = job_service_pb2.ListJobsRequest(
             states=states,
             kind=kind,
@@ -216,9 +230,11 @@ class SyllabusClient:
             parent_id=parent_id,
             page_size=page_size,
             page_token=page_token,
+            order_by=order_by,
+            schedule_id=schedule_id,
         )
         response: job_service_pb2.ListJobsResponse = await self._unary(self._jobs.ListJobs, request)
-        return Page(builtins.list(response.jobs), response.next_page_token)
+        return Page(builtins.list(response.jobs), response.next_page_token, response.total_size)
 
     async def iter_jobs(
         self,
@@ -306,6 +322,50 @@ class SyllabusClient:
         finally:
             call.cancel()
 
+    # -- ScheduleService ----------------------------------------------------------------------------------
+
+    async def create_schedule(self, schedule: job_pb2.Schedule) -> job_pb2.Schedule:
+        request = schedule_service_pb2.CreateScheduleRequest(schedule=schedule)
+        response: schedule_service_pb2.CreateScheduleResponse = await self._unary(
+            self._schedules.CreateSchedule, request
+        )
+        return response.schedule
+
+    async def get_schedule(self, schedule_id: str) -> job_pb2.Schedule:
+        request = schedule_service_pb2.GetScheduleRequest(schedule_id=schedule_id)
+        response: schedule_service_pb2.GetScheduleResponse = await self._unary(self._schedules.GetSchedule, request)
+        return response.schedule
+
+    async def list_schedules(self) -> builtins.list[job_pb2.Schedule]:
+        response: schedule_service_pb2.ListSchedulesResponse = await self._unary(
+            self._schedules.ListSchedules, schedule_service_pb2.ListSchedulesRequest()
+        )
+        return builtins.list(response.schedules)
+
+    async def pause_schedule(self, schedule_id: str) -> job_pb2.Schedule:
+        request = schedule_service_pb2.PauseScheduleRequest(schedule_id=schedule_id)
+        response: schedule_service_pb2.PauseScheduleResponse = await self._unary(self._schedules.PauseSchedule, request)
+        return response.schedule
+
+    async def resume_schedule(self, schedule_id: str) -> job_pb2.Schedule:
+        request = schedule_service_pb2.ResumeScheduleRequest(schedule_id=schedule_id)
+        response: schedule_service_pb2.ResumeScheduleResponse = await self._unary(
+            self._schedules.ResumeSchedule, request
+        )
+        return response.schedule
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        request = schedule_service_pb2.DeleteScheduleRequest(schedule_id=schedule_id)
+        await self._unary(self._schedules.DeleteSchedule, request)
+
+    async def trigger_schedule(self, schedule_id: str) -> job_pb2.Job:
+        """One job from the schedule's template now."""
+        request = schedule_service_pb2.TriggerScheduleRequest(schedule_id=schedule_id)
+        response: schedule_service_pb2.TriggerScheduleResponse = await self._unary(
+            self._schedules.TriggerSchedule, request
+        )
+        return response.job
+
     # -- AdminService -------------------------------------------------------------------------------------
 
     async def dead_letters(
@@ -341,6 +401,41 @@ class SyllabusClient:
         request = admin_service_pb2.RetryDeadLetterRequest(job_id=job_id, spec=spec, options=options)
         response: admin_service_pb2.RetryDeadLetterResponse = await self._unary(self._admin.RetryDeadLetter, request)
         return response.job
+
+    async def workers(self, queue: str = "") -> builtins.list[admin_service_pb2.Worker]:
+        """The worker processes alive (of `queue`, or all), with the jobs each holds."""
+        response: admin_service_pb2.ListWorkersResponse = await self._unary(
+            self._admin.ListWorkers, admin_service_pb2.ListWorkersRequest(queue=queue)
+        )
+        return builtins.list(response.workers)
+
+    async def queue_stats(
+        self, queue: str = "", window: float | None = None
+    ) -> builtins.list[admin_service_pb2.QueueStats]:
+        """Every queue's counts (or only `queue`'s); ended jobs are counted over the last `window` seconds (1 h)."""
+        request = admin_service_pb2.GetQueueStatsRequest(queue=queue)
+        if window is not None:
+            request.window.FromNanoseconds(int(window * 1e9))
+        response: admin_service_pb2.GetQueueStatsResponse = await self._unary(self._admin.GetQueueStats, request)
+        return builtins.list(response.queues)
+
+    async def pause_queue(self, queue: str) -> admin_service_pb2.QueueStats:
+        """Workers stop taking the queue's jobs (running ones finish) until it is resumed."""
+        response: admin_service_pb2.PauseQueueResponse = await self._unary(
+            self._admin.PauseQueue, admin_service_pb2.PauseQueueRequest(queue=queue)
+        )
+        return response.queue
+
+    async def resume_queue(self, queue: str) -> admin_service_pb2.QueueStats:
+        response: admin_service_pb2.ResumeQueueResponse = await self._unary(
+            self._admin.ResumeQueue, admin_service_pb2.ResumeQueueRequest(queue=queue)
+        )
+        return response.queue
+
+    async def purge_jobs(self, request: admin_service_pb2.PurgeJobsRequest) -> admin_service_pb2.PurgeJobsResponse:
+        """Remove ended jobs (with events and artifacts) and dead letters older than the request's ages."""
+        response: admin_service_pb2.PurgeJobsResponse = await self._unary(self._admin.PurgeJobs, request)
+        return response
 
     async def purge_dead_letters(self, kind: str = "") -> int:
         """Remove dead letters (of `kind`, or all) for good; their jobs stay FAILED. Returns how many."""

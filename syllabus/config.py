@@ -46,6 +46,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
     # "inf" and "nan" parse as floats but are no use as a number of seconds.
@@ -204,6 +211,12 @@ class RetryPolicy:
     jitter: float = 0.2
     # Error types (JobError.type) never retried.
     permanent_errors: frozenset[str] = frozenset({"InvalidJob", "PermanentError", "NotFound"})
+    # Times a running job may be found abandoned by its worker (it stopped heart-beating) and taken up again;
+    # the next stall fails it (BullMQ's maxStalledCount).
+    max_stalls: int = 1
+    # Deliveries of one job message (attempts, stalls, hand-backs, deferrals) after which JetStream gives up on it
+    # and the scheduler dead-letters the job from the max-deliveries advisory: a backstop, not the retry rule.
+    max_deliveries: int = 1000
 
     def delay(self, attempt: int, rand: float) -> float:
         """Backoff before the attempt after `attempt`, with `rand` in [0, 1) spreading it by +-jitter."""
@@ -300,6 +313,57 @@ class WorkerConfig:
                     _backoff,
                     "comma-separated seconds, e.g. 1,5,15",
                 ),
+                max_stalls=_parse(
+                    env, "SYLLABUS_MAX_STALLS", str(default.retry.max_stalls), _non_negative_int, "an integer >= 0"
+                ),
+                max_deliveries=_parse(
+                    env,
+                    "SYLLABUS_MAX_DELIVERIES",
+                    str(default.retry.max_deliveries),
+                    _positive_int,
+                    "an integer >= 1",
+                ),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """The scheduler's sweeps (orphaned jobs, retention), run by one scheduler at a time under a Redis lease."""
+
+    # Seconds between two sweeps of the leader.
+    sweep_interval: float = 10.0
+    # Seconds the leader's lease lasts unless renewed: a leader killed outright is replaced within this.
+    leader_lease: float = 15.0
+    # Seconds a stored job may wait for its first publish before the sweep publishes it (a live gateway has
+    # published it, or given up and removed it, by then).
+    orphan_grace: float = 30.0
+    # Ended jobs (with their events and artifacts) and dead letters older than these many seconds are removed.
+    job_retention: float = 7 * 24 * 3600.0
+    dead_letter_retention: float = 7 * 24 * 3600.0
+    # Records removed at once; the sweep yields between batches.
+    retention_batch: int = 500
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerConfig:
+        env = os.environ if env is None else env
+        leader_lease = _parse(
+            env, "SYLLABUS_SCHEDULER_LEADER_LEASE", str(cls.leader_lease), _positive_float, "seconds > 0"
+        )
+        return cls(
+            sweep_interval=_parse(
+                env, "SYLLABUS_SCHEDULER_SWEEP_INTERVAL", str(cls.sweep_interval), _positive_float, "seconds > 0"
+            ),
+            leader_lease=leader_lease,
+            orphan_grace=_parse(
+                env, "SYLLABUS_SCHEDULER_ORPHAN_GRACE", str(cls.orphan_grace), _positive_float, "seconds > 0"
+            ),
+            job_retention=_parse(env, "SYLLABUS_JOB_RETENTION", str(cls.job_retention), _positive_float, "seconds > 0"),
+            dead_letter_retention=_parse(
+                env, "SYLLABUS_DEAD_LETTER_RETENTION", str(cls.dead_letter_retention), _positive_float, "seconds > 0"
+            ),
+            retention_batch=_parse(
+                env, "SYLLABUS_RETENTION_BATCH", str(cls.retention_batch), _positive_int, "an integer >= 1"
             ),
         )
 

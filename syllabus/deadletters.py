@@ -88,6 +88,20 @@ class DeadLetters:
     async def remove(self, job_id: str) -> None:
         await self._js.purge_stream(self._topology.dlq_stream, subject=self._topology.dead_letter_subject(job_id))
 
+    async def remove_older(self, tenant: str, before_ns: int, limit: int) -> int:
+        """Remove up to `limit` of the tenant's letters dead-lettered before `before_ns`; returns how many. Letters
+        are stored in the order they were made, so the first one too young ends the look."""
+        removed = 0
+        seq = 1
+        while removed < limit and (dead := await self._next(seq)) is not None:
+            seq = dead.sequence + 1
+            if dead.dead_letter_time.ToNanoseconds() >= before_ns:
+                break
+            if dead.job.tenant == tenant:
+                await self._js.delete_msg(self._topology.dlq_stream, dead.sequence)
+                removed += 1
+        return removed
+
     async def purge(self, tenant: str, kind: str) -> int:
         """Remove the tenant's letters (of one kind, if given); other tenants' stay."""
         purged = 0

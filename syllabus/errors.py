@@ -21,6 +21,19 @@ class JobNotFound(Exception):
         self.job_id = job_id
 
 
+class NotFound(Exception):
+    """Something other than a job that the caller named and that is not there (or not theirs)."""
+
+    def __init__(self, resource_type: str, name: str) -> None:
+        super().__init__(f"{resource_type.rsplit('.', 1)[-1].lower()} {name!r} not found")
+        self.resource_type = resource_type
+        self.name = name
+
+
+class AlreadyExists(Exception):
+    """A create named an id that is taken."""
+
+
 class InvalidRequest(Exception):
     """A request that passed the proto rules but breaks a rule only the service knows."""
 

@@ -25,6 +25,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from syllabus.config import WorkerConfig
 from syllabus.presence import workers_bucket_config
+from syllabus.queuecontrol import paused_bucket_config
 from syllabus.topology import PRIORITIES, Topology, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,13 @@ def _stream_configs(topology: Topology, limits: StreamLimits) -> list[StreamConf
             duplicate_window=limits.duplicate_window,
             allow_direct=True,
         ),
+        # So that none is lost while no scheduler runs: each becomes a dead letter (scheduler.advisories).
+        StreamConfig(
+            name=topology.advisories_stream,
+            subjects=[topology.max_deliveries_subjects],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+        ),
     ]
 
 
@@ -176,6 +184,7 @@ async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits |
     buckets = [
         KeyValueConfig(bucket=topology.tasks_bucket, storage=StorageType.FILE),
         workers_bucket_config(topology),
+        paused_bucket_config(topology),
     ]
     for bucket in buckets:
         try:
@@ -203,8 +212,9 @@ def consumer_config(queue: WorkQueue, priority: str, worker: WorkerConfig) -> Co
         **_filters(queue.subjects[priority]),
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=worker.ack_wait,
-        # Attempts are counted by the worker against each job's own max_attempts, not by the server.
-        max_deliver=-1,
+        # Attempts are counted by the worker against each job's own max_attempts; this only bounds a message
+        # that never gets an outcome (its advisory dead-letters the job: scheduler.advisories).
+        max_deliver=worker.retry.max_deliveries,
         max_ack_pending=max(64, worker.concurrency * 4),
         max_waiting=512,
     )

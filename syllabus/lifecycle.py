@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from syllabus.config import RetryPolicy
 from syllabus.store.base import JobChange
 from syllabus.v1 import job_pb2
 
@@ -77,33 +78,90 @@ def _ended(job: job_pb2.Job, state: job_pb2.JobState, error: job_pb2.JobError | 
     if error is not None:
         new.errors.append(error)
     new.end_time.CopyFrom(new.update_time)
+    _end_attempt(new, state)
     return new
+
+
+def _open_attempt(job: job_pb2.Job) -> job_pb2.JobAttempt | None:
+    """The attempt that started and has not ended, if any: only the newest can be."""
+    if job.attempts and not job.attempts[-1].HasField("end_time"):
+        return job.attempts[-1]
+    return None
+
+
+def _end_attempt(new: job_pb2.Job, outcome: job_pb2.JobState) -> None:
+    """The open attempt of `new` (a changed copy) ends with the change, in `outcome`."""
+    attempt = _open_attempt(new)
+    if attempt is not None:
+        attempt.end_time.CopyFrom(new.update_time)
+        attempt.outcome = outcome
 
 
 @dataclass
 class Claim:
-    """What a claim found. The worker reads it after update_job to decide what to do with the message."""
+    """What a claim found. The worker reads it after update_job to decide what to do with the message.
 
-    # "run": the attempt is ours; "finished": nothing to do; "exhausted": out of attempts before running.
+    Each attempt records the stream sequence of the message it ran from. A job has one message at a time (retries,
+    deferrals and hand-backs redeliver it, even after a server restart that forgot how often it was delivered), so
+    a message of another sequence, while the job's attempts ran from one, is the same job published twice (e.g. by
+    the orphan sweep while its first message still waited) and is dropped. A dead-letter retry, which publishes
+    anew, starts with no attempts. A message delivered again while
+    its job is RUNNING with an attempt that never ended means that attempt's worker stopped heart-beating: the
+    attempt is closed as QUEUED and the stall counted; past `max_stalls` the job fails.
+    """
+
+    worker_id: str = ""
+    host: str = ""
+    # The stream sequence of the message claiming the job; 0 when unknown.
+    sequence: int = 0
+    max_stalls: int = RetryPolicy.max_stalls
+    # "run": the attempt is ours; "finished": nothing to do; "exhausted": out of attempts before running;
+    # "stalled": stalled more often than max_stalls; "duplicate": another message of the job was claimed.
     outcome: str = ""
+    # The attempt this claim found abandoned (its worker stopped heart-beating), as the claim closed it.
+    stalled: job_pb2.JobAttempt | None = None
 
     def change(self) -> JobChange:
         def claim(job: job_pb2.Job) -> job_pb2.Job | None:
+            self.stalled = None
             if is_terminal(job.state):
                 self.outcome = "finished"
                 return None
+            if self.sequence and job.attempts and job.attempts[-1].message_sequence not in (0, self.sequence):
+                self.outcome = "duplicate"
+                return None
+            new = _copy(job)
+            closed = False
+            if job.state == S.JOB_STATE_RUNNING and (_open_attempt(job) is not None or not job.attempts):
+                closed = True
+                own = bool(self.worker_id and job.attempts) and job.attempts[-1].worker_id == self.worker_id
+                _end_attempt(new, S.JOB_STATE_QUEUED)
+                # Fences the abandoned attempt out, should its worker come back.
+                new.lease += 1
+                if not own:
+                    # This worker's own open attempt is a claim whose answer it lost (an outage): no stall.
+                    new.stall_count += 1
+                    self.stalled = job_pb2.JobAttempt()
+                    if new.attempts:
+                        self.stalled.CopyFrom(new.attempts[-1])
+            if new.state == S.JOB_STATE_RUNNING and new.stall_count > self.max_stalls:
+                self.outcome = "stalled"
+                return new if closed else None
             if job.attempt >= job.max_attempts:
                 # The last attempt was lost (its worker died); the job is dead-lettered, not run again.
                 self.outcome = "exhausted"
-                return None
+                return new if closed else None
             self.outcome = "run"
-            new = _copy(job)
             new.state = S.JOB_STATE_RUNNING
             new.attempt = job.attempt + 1
-            new.lease = job.lease + 1
+            new.lease += 1
             new.cancel_requested = False
             if not job.HasField("start_time"):
                 new.start_time.CopyFrom(new.update_time)
+            started = new.attempts.add(
+                attempt=new.attempt, worker_id=self.worker_id, host=self.host, message_sequence=self.sequence
+            )
+            started.start_time.CopyFrom(new.update_time)
             return new
 
         return claim
@@ -132,6 +190,7 @@ def retry(lease: Lease, error: job_pb2.JobError) -> JobChange:
         new = _copy(job)
         new.state = S.JOB_STATE_RETRYING
         new.errors.append(error)
+        _end_attempt(new, S.JOB_STATE_RETRYING)
         return new
 
     return change
@@ -168,6 +227,7 @@ def requeue(lease: Lease) -> JobChange:
         new = _copy(job)
         new.state = S.JOB_STATE_QUEUED
         new.attempt = lease.attempt - 1
+        _end_attempt(new, S.JOB_STATE_QUEUED)
         return new
 
     return change
@@ -225,9 +285,11 @@ def revive(spec: job_pb2.JobSpec | None, options: job_pb2.JobOptions | None, def
         )
         new.state = S.JOB_STATE_SCHEDULED if delayed else S.JOB_STATE_QUEUED
         new.attempt = 0
+        new.stall_count = 0
         new.lease = job.lease + 1
         new.max_attempts = new.options.max_attempts or default_max_attempts
         del new.errors[:]
+        del new.attempts[:]
         new.ClearField("result")
         new.ClearField("progress")
         new.ClearField("start_time")
@@ -260,6 +322,7 @@ def wait_for_children(lease: Lease, message: str) -> JobChange:
         new = _copy(job)
         new.state = S.JOB_STATE_WAITING
         new.progress.message = message
+        _end_attempt(new, S.JOB_STATE_WAITING)
         return new
 
     return change

@@ -4,24 +4,29 @@ The entry (key `<queue>.<worker id>`) is written again every PRESENCE_INTERVAL s
 and deleted when it stops; the bucket's max age drops an entry not written for PRESENCE_TTL seconds, so a worker
 killed outright is gone within that. Readers (the gateway) keep the entries in memory from a watch, and count
 an entry as alive for PRESENCE_TTL after they last saw it written, by their own clock.
+
+The entry says what the worker is (its queue, the job kinds or task names it runs, its version, since when) and
+what it holds (the ids of the jobs it runs), as of its last write: AdminService.ListWorkers shows them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import importlib.metadata
 import json
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import NoKeysError, NotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
 from syllabus import outages
@@ -33,6 +38,16 @@ PRESENCE_INTERVAL = 5.0
 PRESENCE_TTL = 15.0
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("syllabus")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+VERSION = _version()
+
+
 @dataclass(frozen=True)
 class WorkerPresence:
     worker_id: str
@@ -42,14 +57,27 @@ class WorkerPresence:
     pid: int
     concurrency: int
     running: int
+    # Unix seconds.
     started: float
+    # The job kinds (or, in a task pool, the task names) it runs.
+    kinds: tuple[str, ...] = ()
+    # The jobs in its hand.
+    job_ids: tuple[str, ...] = ()
+    version: str = ""
+    # When the entry was written, Unix seconds by the worker's clock.
+    written: float = 0.0
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> WorkerPresence:
-        return cls(**json.loads(data))
+        # Fields a newer or older build wrote that this one does not know are left out.
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {name: value for name, value in json.loads(data).items() if name in known}
+        for name in ("kinds", "job_ids"):
+            fields[name] = tuple(fields.get(name, ()))
+        return cls(**fields)
 
 
 def workers_bucket_config(topology: Topology) -> KeyValueConfig:
@@ -69,29 +97,49 @@ async def workers_bucket(nc: Client, topology: Topology) -> KeyValue:
 class Presence:
     """A worker process's own entry, kept while `run` runs."""
 
-    def __init__(self, nc: Client, topology: Topology, queue: str, concurrency: int, running: Callable[[], int]):
+    def __init__(
+        self,
+        nc: Client,
+        topology: Topology,
+        queue: str,
+        concurrency: int,
+        holding: Callable[[], Collection[str]],
+        worker_id: str = "",
+        kinds: Sequence[str] = (),
+    ):
         self._nc = nc
         self._topology = topology
         self._queue = queue
         self._concurrency = concurrency
-        self._running = running
-        self._id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._holding = holding
+        self._kinds = tuple(sorted(kinds))
+        # A remote worker's is the one its stream was given (gateway.workers).
+        self._id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._started = time.time()
         self._stopped = asyncio.Event()
+
+    @property
+    def worker_id(self) -> str:
+        return self._id
 
     @property
     def key(self) -> str:
         return f"{self._queue}.{self._id}"
 
     def _entry(self) -> WorkerPresence:
+        held = tuple(sorted(self._holding()))
         return WorkerPresence(
             worker_id=self._id,
             queue=self._queue,
             host=socket.gethostname(),
             pid=os.getpid(),
             concurrency=self._concurrency,
-            running=self._running(),
+            running=len(held),
             started=self._started,
+            kinds=self._kinds,
+            job_ids=held,
+            version=VERSION,
+            written=time.time(),
         )
 
     def stop(self) -> None:
@@ -128,12 +176,12 @@ class LiveWorkers:
     def __init__(self, nc: Client, topology: Topology) -> None:
         self._nc = nc
         self._topology = topology
-        # Key -> when this process last saw it written (monotonic clock).
-        self._seen: dict[str, float] = {}
+        # Key -> when this process last saw it written (monotonic clock), and what was written.
+        self._seen: dict[str, tuple[float, bytes]] = {}
         self._watch = BucketWatch(self._saw, lambda key: self._seen.pop(key, None))
 
     def _saw(self, key: str, value: bytes) -> None:
-        self._seen[key] = time.monotonic()
+        self._seen[key] = (time.monotonic(), value)
 
     async def _bucket(self) -> KeyValue:
         return await workers_bucket(self._nc, self._topology)
@@ -154,4 +202,38 @@ class LiveWorkers:
                 return False
             return any(key.startswith(f"{queue}.") for key in keys)
         horizon = time.monotonic() - PRESENCE_TTL
-        return any(key.startswith(f"{queue}.") and seen > horizon for key, seen in self._seen.items())
+        return any(key.startswith(f"{queue}.") and seen > horizon for key, (seen, _) in self._seen.items())
+
+    async def workers(self, queue: str = "") -> list[WorkerPresence]:
+        """The entries of the workers alive (of `queue`, or all), by queue and id."""
+        if self._watch.watching:
+            horizon = time.monotonic() - PRESENCE_TTL
+            values = [value for seen, value in self._seen.values() if seen > horizon]
+        else:
+            values = await self._read_all()
+        found = []
+        for value in values:
+            try:
+                entry = WorkerPresence.decode(value)
+            except (ValueError, TypeError) as exc:
+                log.warning("unreadable worker entry skipped: %s", exc)
+                continue
+            if not queue or entry.queue == queue:
+                found.append(entry)
+        return sorted(found, key=lambda entry: (entry.queue, entry.worker_id))
+
+    async def _read_all(self) -> list[bytes]:
+        # Not watching: the bucket itself, whose max age drops entries not written within PRESENCE_TTL.
+        kv = await self._bucket()
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return []
+
+        async def read(key: str) -> bytes | None:
+            try:
+                return (await kv.get(key)).value
+            except (KeyNotFoundError, KeyDeletedError):
+                return None  # gone since the keys were listed
+
+        return [value for value in await asyncio.gather(*(read(key) for key in keys)) if value]

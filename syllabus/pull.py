@@ -43,6 +43,9 @@ class PullConsumer:
     `outstanding` counts the messages asked for and neither received nor given back. The owner asks with
     `request(n)`; `on_credit` is called whenever messages it asked for will not come (a request expired, or the
     requests were presumed lost), so it can ask again.
+
+    `pause()` stops the asking: requests are refused until `resume()`, and a message that a request sent before the
+    pause still brings is handed back to the queue rather than to `on_message`.
     """
 
     def __init__(
@@ -61,6 +64,10 @@ class PullConsumer:
         self.durable = durable
         self._inbox = nc.new_inbox()
         self._on_message = on_message
+        # Where a message goes: on_message, or back to the queue while paused. Swapped, not tested per message.
+        self._deliver = on_message
+        self.paused = False
+        self._handing_back: set[asyncio.Task[None]] = set()
         self._on_credit = on_credit
         self._expires = expires
         self._heartbeat = heartbeat
@@ -90,10 +97,33 @@ class PullConsumer:
     def request(self, count: int) -> asyncio.Task[None] | None:
         """Ask for up to `count` more messages. They count as outstanding at once, so that asking again before
         the request is sent does not ask twice; the task sending it fails if it cannot be sent."""
-        if count <= 0 or self._sub is None:
+        if count <= 0 or self._sub is None or self.paused:
             return None
         self.outstanding += count
         return asyncio.create_task(self._send(count))
+
+    def pause(self) -> None:
+        self.paused = True
+        self._deliver = self._hand_back
+
+    def resume(self) -> None:
+        """Ask again: `on_credit` is called for the owner to."""
+        self.paused = False
+        self._deliver = self._on_message
+        self._on_credit()
+
+    def _hand_back(self, msg: Msg) -> None:
+        # Not before the requests out at the pause have expired, or they would be handed it again (and again).
+        task = asyncio.create_task(msg.nak(delay=self._expires))
+        self._handing_back.add(task)
+        task.add_done_callback(self._handed_back)
+
+    def _handed_back(self, task: asyncio.Task[None]) -> None:
+        self._handing_back.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            # Not handed back (the connection is away): the message comes back after its AckWait instead.
+            log.info("a message of %s delivered while paused was not handed back: %s", self.durable, exc)
 
     async def _send(self, count: int) -> None:
         body = {
@@ -113,7 +143,7 @@ class PullConsumer:
         status = msg.headers.get("Status") if msg.headers and not msg.data else None
         if status is None:
             self.outstanding = max(0, self.outstanding - 1)
-            self._on_message(msg)
+            self._deliver(msg)
             return
         if status == _HEARTBEAT:
             return

@@ -119,6 +119,10 @@ class TaskRegistry:
                     found[name] = TaskDeclaration.decode(entry.value)
         return found
 
+    async def declarations(self) -> list[TaskDeclaration]:
+        """Every declaration, read from the bucket (the queue stats name every pool's queue)."""
+        return list((await self._all(await self._bucket())).values())
+
     async def start(self) -> None:
         """Keep every declaration in memory from now on, so that a submission reads none from NATS."""
         await self._watch.start(await self._bucket())

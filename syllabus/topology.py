@@ -62,6 +62,8 @@ class WorkQueue:
 
     name: str
     subjects: dict[str, tuple[str, ...]]
+    # A task pool's task names; empty for a service, whose kinds its handlers are.
+    tasks: tuple[str, ...] = ()
 
     def consumer(self, priority: str) -> str:
         return f"{self.name}-{priority}"
@@ -122,12 +124,17 @@ class Topology:
     def pool_queue(self, pool: str, tasks: Iterable[str]) -> WorkQueue:
         names = sorted(tasks)
         subjects = {p: tuple(self.task_subject(name, p) for name in names) for p in PRIORITIES}
-        return WorkQueue(pool_queue_name(pool), subjects)
+        return WorkQueue(pool_queue_name(pool), subjects, tuple(names))
 
     @property
     def workers_bucket(self) -> str:
         """Which worker processes are alive (syllabus.presence)."""
         return f"{self.namespace}_workers" if self.namespace else "workers"
+
+    @property
+    def paused_bucket(self) -> str:
+        """Which work queues are paused (syllabus.queuecontrol)."""
+        return f"{self.namespace}_paused" if self.namespace else "paused"
 
     @property
     def tasks_bucket(self) -> str:
@@ -145,6 +152,18 @@ class Topology:
     @property
     def due_subjects(self) -> str:
         return self._subject("scheduled.due.*")
+
+    def timer_subject(self, schedule_id: str) -> str:
+        """Holds a recurring schedule's timer (header Nats-Schedule: a cron expression or @every)."""
+        return self._subject(f"scheduled.recurring.{schedule_id}")
+
+    def fired_subject(self, schedule_id: str) -> str:
+        """Where a recurring schedule's timer fires; the scheduler makes the jobs from here."""
+        return self._subject(f"scheduled.fired.{schedule_id}")
+
+    @property
+    def fired_subjects(self) -> str:
+        return self._subject("scheduled.fired.*")
 
     def consumer(self, service: str, priority: str) -> str:
         return self.service_queue(service).consumer(priority)
@@ -165,6 +184,16 @@ class Topology:
     @property
     def dead_letter_subjects(self) -> str:
         return self._subject("deadletters.>")
+
+    @property
+    def advisories_stream(self) -> str:
+        """JetStream's max-deliveries advisories about JOBS' consumers, kept until the scheduler has read them."""
+        return self._stream("JOB_ADVISORIES")
+
+    @property
+    def max_deliveries_subjects(self) -> str:
+        # JetStream's own subject: the namespace is in the stream's name, not in a prefix.
+        return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.jobs_stream}.*"
 
     def cancel_subject(self, job_id: str) -> str:
         """Core NATS (not stored): tells whichever worker runs the job to stop it."""

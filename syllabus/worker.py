@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import random
+import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from syllabus.jetstream import ensure_consumers
 from syllabus.jobupdates import JobUpdates
 from syllabus.presence import Presence
 from syllabus.pull import PullConsumer, pending_after
+from syllabus.queuecontrol import PauseWatch
 from syllabus.redaction import redact
 from syllabus.runtime import Runtime
 from syllabus.store.base import Updated
@@ -146,6 +148,8 @@ class Worker:
         queue: WorkQueue | None = None,
         rand: Callable[[], float] = random.random,
         hooks: Sequence[WorkerHook] = (),
+        worker_id: str = "",
+        host: str = "",
     ) -> None:
         self.service = service
         # A service's queue by default; a task pool brings the queue of its task names.
@@ -171,10 +175,29 @@ class Worker:
         self._abandon = asyncio.Event()
         # The NATS connection announces its own losses (syllabus.jetstream.connect).
         self._outages = outages.OutageLog(log, announced_elsewhere={outages.NATS})
+        self._presence = Presence(
+            self._nc,
+            self._topology,
+            self._queue.name,
+            config.concurrency,
+            self._running.keys,
+            worker_id,
+            kinds=self._queue.tasks or tuple(self._handlers),
+        )
+        # While the queue is paused (AdminService.PauseQueue) its pullers ask for nothing.
+        self._pause = PauseWatch(self._nc, self._topology, self._queue.name, self._paused)
+        # Who runs an attempt, as its record shows (Job.attempts): the presence entry's id, and the host.
+        self.worker_id = self._presence.worker_id
+        self._host = host or socket.gethostname()
 
     @property
     def running(self) -> int:
         return len(self._running)
+
+    @property
+    def paused(self) -> bool:
+        """Whether its queue is paused, as this worker has heard."""
+        return self._pause.paused
 
     def stop(self) -> None:
         """Begin draining: fetch nothing more; run() returns once running jobs are finished or handed back."""
@@ -183,7 +206,7 @@ class Worker:
     async def run(self) -> None:
         try:
             await outages.until_reachable(
-                lambda: ensure_consumers(self._nc, self._topology, self._queue, self._config),
+                self._prepare,
                 self._outages,
                 "the worker starts once it answers",
                 self._stopping,
@@ -193,7 +216,7 @@ class Worker:
         cancels = await self._nc.subscribe(self._topology.cancel_subjects, cb=self._on_cancel)
         await self._start_pulling()
         heartbeat = asyncio.create_task(self._heartbeat())
-        presence = Presence(self._nc, self._topology, self._queue.name, self._config.concurrency, lambda: self.running)
+        presence = self._presence
         present = asyncio.create_task(presence.run())
         log.info(
             "%s worker running %s (concurrency %d)",
@@ -214,6 +237,20 @@ class Worker:
             presence.stop()
             await present
             await cancels.unsubscribe()
+            await self._pause.stop()
+
+    async def _prepare(self) -> None:
+        await ensure_consumers(self._nc, self._topology, self._queue, self._config)
+        if not self._pause.watching:
+            # Before the first request: the worker of a paused queue asks for nothing from the start.
+            await self._pause.start()
+
+    def _paused(self, paused: bool) -> None:
+        for puller in self._pullers.values():
+            if paused:
+                puller.pause()
+            else:
+                puller.resume()
 
     async def _start_pulling(self) -> None:
         for priority in PRIORITIES:
@@ -224,6 +261,8 @@ class Worker:
                 on_message=functools.partial(self._arrived, priority),
                 on_credit=functools.partial(self._credit_back, priority),
             )
+            if self._pause.paused:
+                puller.pause()
             await puller.start()
             self._pullers[priority] = puller
         try:
@@ -343,7 +382,12 @@ class Worker:
 
     async def _attempt(self, running: _Running, payload: job_pb2.Job) -> None:
         msg = running.msg
-        claim = lifecycle.Claim()
+        claim = lifecycle.Claim(
+            worker_id=self.worker_id,
+            host=self._host,
+            sequence=_stream_sequence(msg),
+            max_stalls=self._config.retry.max_stalls,
+        )
         # Until the claim is stored nothing is ours: an outage here leaves the message to be redelivered.
         claimed = await self._updates.update(payload.id, claim.change())
         self._outages.up(outages.STORE)
@@ -355,6 +399,27 @@ class Worker:
         if claim.outcome == "finished":
             # Redelivered after its result was stored (the ack was lost): make sure the end was announced.
             await self._until_recorded(job.id, lambda: self._announce_end(job, msg))
+            return
+        if claim.outcome == "duplicate":
+            # Another message of the job was claimed since this one was published: that one carries the job.
+            log.info("job %s: dropping a second message of it (its attempts ran from another)", job.id)
+            await msg.term()
+            return
+        stalled = claim.stalled
+        if stalled is not None:
+            await self._until_recorded(job.id, lambda: self._stall_event(job, stalled))
+        if claim.outcome == "stalled":
+            limit = self._config.retry.max_stalls
+            error = job_pb2.JobError(
+                attempt=stalled.attempt if stalled is not None else job.attempt,
+                type="Stalled",
+                message=f"the job stalled {job.stall_count} times (its worker stopped heart-beating); "
+                f"at most {limit} allowed",
+                permanent=True,
+            )
+            error.time.CopyFrom(lifecycle.now())
+            reason = f"stalled more than {limit} times"
+            await self._until_recorded(job.id, lambda: self._dead_letter(job, None, error, msg, reason))
             return
         if claim.outcome == "exhausted":
             error = job_pb2.JobError(
@@ -502,6 +567,20 @@ class Worker:
                     continue
                 if current is not None and current.cancel_requested:
                     running.stop("cancel")
+
+    async def _stall_event(self, job: job_pb2.Job, stalled: job_pb2.JobAttempt) -> None:
+        """STALLED: the abandoned attempt went back to the queue (what the job does next has its own event)."""
+        error = job_pb2.JobError(
+            attempt=stalled.attempt,
+            type="Stalled",
+            message=f"worker {stalled.worker_id or 'unknown'} stopped heart-beating during attempt {stalled.attempt}",
+        )
+        error.time.CopyFrom(job.update_time)
+        event = event_for(job, E.JOB_EVENT_TYPE_STALLED, error=error)
+        event.state = E.JOB_STATE_QUEUED
+        event.attempt = stalled.attempt
+        await self._events.publish(event, event_msg_id(event))
+        log.warning("job %s: %s (stall %d)", job.id, error.message, job.stall_count)
 
     async def _progress(self, job_id: str, lease: lifecycle.Lease, percent: float, message: str) -> None:
         updated = await self._updates.update(job_id, lifecycle.progress(lease, percent, message))
@@ -709,6 +788,14 @@ def _spawn(step: Coroutine[Any, Any, None]) -> None:
 
 # Fire-and-forget settlements, kept referenced until done.
 _settling: set[asyncio.Task[None]] = set()
+
+
+def _stream_sequence(msg: Msg) -> int:
+    """Where `msg` is stored in JOBS; 0 for a message that is not a JetStream delivery (its reply says nothing)."""
+    try:
+        return int(msg.metadata.sequence.stream)
+    except Exception:
+        return 0
 
 
 def _landed(updated: Updated, lease: lifecycle.Lease, state: job_pb2.JobState) -> bool:

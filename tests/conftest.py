@@ -66,12 +66,13 @@ async def topology(nats_url: str) -> AsyncIterator[Topology]:
     nc = await nats.connect(nats_url, name="pytest-cleanup")
     try:
         js = nc.jetstream()
-        for stream in (topology.jobs_stream, topology.events_stream, topology.dlq_stream, topology.scheduled_stream):
+        streams = (topology.jobs_stream, topology.events_stream, topology.dlq_stream, topology.scheduled_stream)
+        for stream in (*streams, topology.advisories_stream):
             with contextlib.suppress(NotFoundError):
                 await js.delete_stream(stream)
         with contextlib.suppress(NotFoundError):
             await js.delete_object_store(topology.artifacts_bucket)
-        for bucket in (topology.tasks_bucket, topology.workers_bucket):
+        for bucket in (topology.tasks_bucket, topology.workers_bucket, topology.paused_bucket):
             with contextlib.suppress(NotFoundError):
                 await js.delete_key_value(bucket)
     finally:

@@ -119,7 +119,11 @@ def test_a_claim_keeps_the_first_start_time() -> None:
 
 def test_a_claim_of_a_job_whose_attempts_are_spent_is_refused_as_exhausted() -> None:
     claim = lifecycle.Claim()
-    assert apply(claim.change(), job(E.JOB_STATE_RUNNING, attempt=3, max_attempts=3)) is None
+    # The lost last attempt is recorded as a stall; nothing runs.
+    stalled = apply(claim.change(), job(E.JOB_STATE_RUNNING, attempt=3, max_attempts=3))
+    assert stalled is not None and (stalled.attempt, stalled.stall_count) == (3, 1)
+    assert claim.outcome == "exhausted"
+    assert apply(claim.change(), job(E.JOB_STATE_RETRYING, attempt=3, max_attempts=3)) is None
     assert claim.outcome == "exhausted"
     last_but_one = lifecycle.Claim()
     assert apply(last_but_one.change(), job(E.JOB_STATE_RUNNING, attempt=2, max_attempts=3)) is not None
@@ -282,7 +286,8 @@ def test_only_a_failed_job_is_revived(state: int) -> None:
 
 
 def claimed(record: job_pb2.Job) -> job_pb2.Job:
-    claim = lifecycle.Claim()
+    # Claims of a running job count stalls: these tests are about leases, not the stall limit.
+    claim = lifecycle.Claim(max_stalls=10)
     after = apply(claim.change(), record)
     assert claim.outcome == "run" and after is not None
     return after
@@ -293,8 +298,9 @@ def test_an_attempt_from_before_a_dead_letter_retry_never_holds_the_retried_job(
     number while it is still running."""
     stalled = claimed(claimed(job(E.JOB_STATE_QUEUED, attempt=0, max_attempts=2, lease=0)))
     stale = lifecycle.Lease.of(stalled)
-    exhausted = lifecycle.Claim()
-    assert apply(exhausted.change(), stalled) is None and exhausted.outcome == "exhausted"
+    exhausted = lifecycle.Claim(max_stalls=10)
+    apply(exhausted.change(), stalled)
+    assert exhausted.outcome == "exhausted"
     failed = apply(lifecycle.fail(None, error()), stalled)
     assert failed is not None
     revived = apply(lifecycle.revive(None, None, default_max_attempts=2), failed)

@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from onemachine.health import wait_healthy
@@ -529,3 +530,66 @@ async def test_up_fails_clearly_when_the_grpc_address_is_taken(tmp_path: Path) -
     assert "SYLLABUS_GRPC_ADDR" in text and "cannot listen there" in text
     assert "gateway could not start with this configuration" in text
     assert "Traceback" not in text
+
+
+def _fire_second(job: job_pb2.Job) -> int:
+    """The second a schedule's job was due: its id is a ULID of that time."""
+    value = 0
+    for char in job.id[:10]:
+        value = value * 32 + "0123456789abcdefghjkmnpqrstvwxyz".index(char)
+    return value // 1000
+
+
+@pytest.mark.e2e
+async def test_a_schedule_makes_one_job_per_firing_across_a_scheduler_kill_and_a_nats_restart(stack: Up) -> None:
+    async with SyllabusClient.connect(stack.grpc_addr, timeout=STEP_DEADLINE) as client:
+        mark = len(stack.lines)
+        # Every firing runs (a firing skipped because the previous run is unfinished would look like a gap).
+        every_second = job_pb2.Schedule(
+            id="survivor",
+            interval=duration_pb2.Duration(seconds=1),
+            spec=summarize("tick"),
+            overlap_policy=job_pb2.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL,
+        )
+        await client.create_schedule(every_second)
+        index, _ = await stack.wait_for(r"schedule survivor fired", after=mark)
+
+        scheduler = stack.pid_of("scheduler")
+        os.kill(scheduler, signal.SIGKILL)
+        index, _ = await stack.wait_for(r"scheduler exited with signal SIGKILL", after=index)
+        index, _ = await stack.wait_for(r"scheduler started \(pid \d+\)", after=index)
+        index, _ = await stack.wait_for(r"schedule survivor fired", after=index)
+
+        os.kill(stack.pid_of("nats-server"), signal.SIGKILL)
+        index, _ = await stack.wait_for(r"nats-server exited with signal SIGKILL", after=index)
+        index, _ = await stack.wait_for(r"nats-server started \(pid \d+\)", after=index)
+        for _ in range(3):
+            index, _ = await stack.wait_for(r"schedule survivor fired", after=index + 1)
+
+        paused = await pause_when_available(client, "survivor")
+        assert paused.paused
+        jobs: list[job_pb2.Job] = []
+        token = ""
+        while True:
+            page = await client.list(schedule_id="survivor", page_size=500, page_token=token)
+            jobs += page.items
+            token = page.next_page_token
+            if not token:
+                break
+    seconds = sorted(_fire_second(job) for job in jobs)
+    # One job per firing: no second made twice, and none missing while the scheduler or NATS was down.
+    assert seconds == list(range(seconds[0], seconds[0] + len(seconds))), seconds
+    async with SyllabusClient.connect(stack.grpc_addr) as client:
+        await assert_succeeded_once(stack, client, jobs)
+
+
+async def pause_when_available(client: SyllabusClient, schedule_id: str) -> job_pb2.Schedule:
+    """Pauses the schedule, again while the gateway answers UNAVAILABLE (its NATS connection is coming back)."""
+    async with asyncio.timeout(STEP_DEADLINE):
+        while True:
+            try:
+                return await client.pause_schedule(schedule_id)
+            except SyllabusError as exc:
+                if exc.code != grpc.StatusCode.UNAVAILABLE:
+                    raise
+            await wait_healthy(client.addr, STEP_DEADLINE)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from syllabus.v1 import course_pb2, job_pb2
 
@@ -43,11 +43,30 @@ class JobQuery:
     page_size: int = 50
     # Opaque: the next_page_token of the previous page.
     page_token: str = ""
+    schedule_id: str = ""
+    # "created": newest first; "ended": ended jobs only, most recently ended first.
+    order: Literal["created", "ended"] = "created"
+    # Also count every job matching the filters, over all pages (JobPage.total_size).
+    with_total: bool = False
 
 
 class JobPage(NamedTuple):
     jobs: list[job_pb2.Job]
     next_page_token: str
+    # Set when the query asked for it.
+    total_size: int | None = None
+
+
+class JobCount(NamedTuple):
+    """How many of a tenant's jobs share a kind, task name ("" unless a task), priority and state."""
+
+    kind: str
+    task: str
+    priority: int
+    state: int
+    jobs: int
+    # The earliest create time among them, ns.
+    oldest_create_ns: int
 
 
 class CoursePage(NamedTuple):
@@ -78,6 +97,24 @@ class Store(Protocol):
         """Newest first. Raises InvalidPageToken for a token it did not produce."""
 
     async def update_job(self, job_id: str, change: JobChange) -> Updated: ...
+
+    async def count_jobs(self, tenant: str, ended_since_ns: int) -> list[JobCount]:
+        """The tenant's jobs counted in one grouped query: every job not ended, and the ended ones (SUCCEEDED,
+        FAILED, CANCELED) whose end time is at or after `ended_since_ns`."""
+
+    async def ended_jobs(self, tenant: str, ended_before_ns: int, limit: int) -> list[job_pb2.Job]:
+        """The tenant's jobs that ended (SUCCEEDED, FAILED, CANCELED) before `ended_before_ns`, earliest ended
+        first, at most `limit` (retention removes them a batch at a time)."""
+
+    async def delete_ended_jobs(self, job_ids: Sequence[str], ended_before_ns: int) -> list[str]:
+        """Delete those of `job_ids` that are still ended before `ended_before_ns` (one retried from the dead-letter
+        queue since it was listed is not); returns the ids deleted."""
+
+    async def waiting_jobs(
+        self, tenant: str, created_after_ns: int, created_before_ns: int, limit: int
+    ) -> list[job_pb2.Job]:
+        """The tenant's QUEUED or SCHEDULED jobs created after `created_after_ns` and at or before
+        `created_before_ns`, oldest first, at most `limit` (the orphan sweep looks for those never published)."""
 
     async def update_jobs(self, changes: Sequence[tuple[str, JobChange]]) -> list[Updated]:
         """Many update_job calls in one: each change applied to its own job on its own terms, the answers in

@@ -27,6 +27,7 @@ from syllabus.store.base import (
     CoursePage,
     Inserted,
     JobChange,
+    JobCount,
     JobPage,
     JobQuery,
     ScheduleChange,
@@ -37,7 +38,7 @@ from syllabus.v1 import course_pb2, job_pb2
 T = TypeVar("T")
 M = TypeVar("M", course_pb2.Course, job_pb2.Schedule)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Host parameters per statement: SQLite's default limit is 32,766 (999 before 3.32); a batch reads in chunks.
 _MAX_PARAMS = 500
 # Other processes hold the write lock for one short transaction at a time; wait for them rather than fail.
@@ -81,6 +82,24 @@ CREATE TABLE IF NOT EXISTS schedules (
 );
 CREATE INDEX IF NOT EXISTS schedules_tenant_id ON schedules (tenant, id);
 """
+
+# Job columns later than the first schema: added to a table that lacks them (a new one, or one made by an older
+# build, whose rows are then filled in from their records) before their indexes are made.
+_ADDED_JOB_COLUMNS = {
+    "task": "TEXT NOT NULL DEFAULT ''",
+    "priority": "INTEGER NOT NULL DEFAULT 0",
+    "create_ns": "INTEGER NOT NULL DEFAULT 0",
+    "end_ns": "INTEGER",
+    "schedule_id": "TEXT NOT NULL DEFAULT ''",
+}
+_ADDED_JOB_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_tenant_end ON jobs (tenant, end_ns DESC, id DESC) WHERE end_ns IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_tenant_schedule ON jobs (tenant, schedule_id, id) WHERE schedule_id != '';
+CREATE INDEX IF NOT EXISTS jobs_tenant_state_create ON jobs (tenant, state, create_ns);
+"""
+_NOT_ENDED_STATES = tuple(
+    sorted(int(state) for state in job_pb2.JobState.values() if state and state not in records.ENDED_STATES)
+)
 
 
 Settled = list[tuple["asyncio.Future[Any]", Any, BaseException | None]]
@@ -216,11 +235,20 @@ class EmbeddedStore:
 
     async def list_jobs(self, query: JobQuery) -> JobPage:
         limit = records.page_limit(query.page_size)
-        after_id = records.decode_page_token(records.JOBS_TOKEN, query.page_token)
-        rows = await self._read(functools.partial(_list_jobs, query=query, after_id=after_id, limit=limit + 1))
-        return JobPage(
-            [records.parse_job(data) for _, data in rows[:limit]], _next_token(records.JOBS_TOKEN, rows, limit)
-        )
+        if query.order == "ended":
+            after: tuple[int, str] | str | None = records.decode_end_token(query.page_token)
+        else:
+            after = records.decode_page_token(records.JOBS_TOKEN, query.page_token)
+        rows, total = await self._read(functools.partial(_list_jobs, query=query, after=after, limit=limit + 1))
+        token = ""
+        if len(rows) > limit:
+            # One row more than the page was read: there is a next page.
+            last_id, last_end, _ = rows[limit - 1]
+            if query.order == "ended":
+                token = records.encode_end_token(last_end or 0, last_id)
+            else:
+                token = records.encode_page_token(records.JOBS_TOKEN, last_id)
+        return JobPage([records.parse_job(data) for _, _, data in rows[:limit]], token, total)
 
     async def update_job(self, job_id: str, change: JobChange) -> Updated:
         job, applied = await self._write(functools.partial(_update_job, job_id=job_id, change=change))
@@ -232,6 +260,34 @@ class EmbeddedStore:
         # One call of the store's thread, so one transaction: all of them or (a change raised) none.
         outcome = await self._write(functools.partial(_update_jobs, changes=list(changes)))
         return [Updated(job, applied) for job, applied in outcome]
+
+    async def count_jobs(self, tenant: str, ended_since_ns: int) -> list[JobCount]:
+        rows = await self._read(functools.partial(_count_jobs, tenant=tenant, ended_since_ns=ended_since_ns))
+        return [JobCount(*row) for row in rows]
+
+    async def ended_jobs(self, tenant: str, ended_before_ns: int, limit: int) -> list[job_pb2.Job]:
+        rows = await self._read(
+            functools.partial(_ended_jobs, tenant=tenant, ended_before_ns=ended_before_ns, limit=limit)
+        )
+        return [records.parse_job(data) for data in rows]
+
+    async def delete_ended_jobs(self, job_ids: Sequence[str], ended_before_ns: int) -> list[str]:
+        if not job_ids:
+            return []
+        deleted: list[str] = await self._write(
+            functools.partial(_delete_ended_jobs, job_ids=list(job_ids), ended_before_ns=ended_before_ns)
+        )
+        return deleted
+
+    async def waiting_jobs(
+        self, tenant: str, created_after_ns: int, created_before_ns: int, limit: int
+    ) -> list[job_pb2.Job]:
+        rows = await self._read(
+            functools.partial(
+                _waiting_jobs, tenant=tenant, after_ns=created_after_ns, before_ns=created_before_ns, limit=limit
+            )
+        )
+        return [records.parse_job(data) for data in rows]
 
     # Courses.
 
@@ -410,7 +466,27 @@ def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        _add_job_columns(conn)
+        for statement in _ADDED_JOB_INDEXES.split(";"):
+            if statement.strip():
+                conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _add_job_columns(conn: sqlite3.Connection) -> None:
+    present = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    missing = [name for name in _ADDED_JOB_COLUMNS if name not in present]
+    if not missing:
+        return
+    for name in missing:
+        conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {_ADDED_JOB_COLUMNS[name]}")
+    filled = []
+    for job_id, data in conn.execute("SELECT id, data FROM jobs"):
+        row = records.job_columns(records.parse_job(data))
+        filled.append((row.task, row.priority, row.create_ns, row.end_ns, row.schedule_id, job_id))
+    conn.executemany(
+        "UPDATE jobs SET task = ?, priority = ?, create_ns = ?, end_ns = ?, schedule_id = ? WHERE id = ?", filled
+    )
 
 
 def _select(conn: sqlite3.Connection, table: str, record_id: str) -> bytes | None:
@@ -433,9 +509,22 @@ def _insert_jobs(conn: sqlite3.Connection, rows: list[records.JobColumns]) -> li
                 continue
         try:
             conn.execute(
-                "INSERT INTO jobs (id, tenant, state, kind, parent_id, idempotency_key, revision, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-                (row.id, row.tenant, row.state, row.kind, row.parent_id, row.idempotency_key, row.data),
+                "INSERT INTO jobs (id, tenant, state, kind, parent_id, idempotency_key, revision, data,"
+                " task, priority, create_ns, end_ns, schedule_id) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.id,
+                    row.tenant,
+                    row.state,
+                    row.kind,
+                    row.parent_id,
+                    row.idempotency_key,
+                    row.data,
+                    row.task,
+                    row.priority,
+                    row.create_ns,
+                    row.end_ns,
+                    row.schedule_id,
+                ),
             )
         except sqlite3.IntegrityError:
             raise records.DuplicateId(f"job {row.id} already exists") from None
@@ -473,16 +562,16 @@ def _update_job(conn: sqlite3.Connection, job_id: str, change: JobChange) -> tup
 
 def _write_job(conn: sqlite3.Connection, before: job_pb2.Job, after: job_pb2.Job) -> None:
     row = records.job_columns(after)
-    # Only the columns that can change are set: SQLite rewrites every index on a column named in SET.
-    if (row.kind, row.parent_id) == (before.kind, before.parent_id):
-        conn.execute(
-            "UPDATE jobs SET state = ?, data = ?, revision = revision + 1 WHERE id = ?", (row.state, row.data, row.id)
-        )
-    else:
-        conn.execute(
-            "UPDATE jobs SET state = ?, kind = ?, parent_id = ?, data = ?, revision = revision + 1 WHERE id = ?",
-            (row.state, row.kind, row.parent_id, row.data, row.id),
-        )
+    # Only the columns that changed are set: SQLite rewrites every index on a column named in SET.
+    columns: dict[str, object] = {"state": row.state, "data": row.data}
+    if (row.kind, row.parent_id) != (before.kind, before.parent_id):
+        columns |= {"kind": row.kind, "parent_id": row.parent_id}
+    if row.end_ns != records.end_ns(before):
+        columns["end_ns"] = row.end_ns
+    if row.priority != before.options.priority:
+        columns["priority"] = row.priority
+    sets = ", ".join(f"{name} = ?" for name in columns)
+    conn.execute(f"UPDATE jobs SET {sets}, revision = revision + 1 WHERE id = ?", (*columns.values(), row.id))
     if before.options.labels != after.options.labels:
         conn.execute("DELETE FROM job_labels WHERE job_id = ?", (row.id,))
         _insert_labels(conn, row)
@@ -504,6 +593,7 @@ def _update_jobs(
         found.update((row[0], row[1]) for row in rows)
     outcome: list[tuple[job_pb2.Job | None, bool]] = []
     plain: list[tuple[int, bytes, str]] = []
+    ending: list[tuple[int, int | None, bytes, str]] = []
     for job_id, change in changes:
         data = found.get(job_id)
         if data is None:
@@ -515,14 +605,19 @@ def _update_jobs(
             outcome.append((before, after is not None))
             continue
         records.check_job_identity(before, after)
-        if (after.kind, after.parent_id) != (before.kind, before.parent_id) or (
-            before.options.labels != after.options.labels
+        if (
+            (after.kind, after.parent_id) != (before.kind, before.parent_id)
+            or before.options.labels != after.options.labels
+            or before.options.priority != after.options.priority
         ):
             _write_job(conn, before, after)
+        elif (end := records.end_ns(after)) != records.end_ns(before):
+            ending.append((int(after.state), end, records.serialize(after), job_id))
         else:
             plain.append((int(after.state), records.serialize(after), job_id))
         outcome.append((after, True))
     conn.executemany("UPDATE jobs SET state = ?, data = ?, revision = revision + 1 WHERE id = ?", plain)
+    conn.executemany("UPDATE jobs SET state = ?, end_ns = ?, data = ?, revision = revision + 1 WHERE id = ?", ending)
     return outcome
 
 
@@ -549,9 +644,36 @@ def _update_record(
     return after
 
 
-def _list_jobs(conn: sqlite3.Connection, query: JobQuery, after_id: str, limit: int) -> list[tuple[str, bytes]]:
+def _list_jobs(
+    conn: sqlite3.Connection, query: JobQuery, after: tuple[int, str] | str | None, limit: int
+) -> tuple[list[tuple[str, int | None, bytes]], int | None]:
+    """A page (one row more than asked, if there is one) and, if asked for, the count of every matching job."""
+    clauses, params = _job_filters(query)
+    where = " AND ".join(clauses)
+    total = None
+    if query.with_total:
+        total = int(conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()[0])
+    if isinstance(after, tuple):
+        where += " AND (end_ns < ? OR (end_ns = ? AND id < ?))"
+        params += [after[0], after[0], after[1]]
+    elif after:
+        where += " AND id < ?"
+        params.append(after)
+    order = "end_ns DESC, id DESC" if query.order == "ended" else "id DESC"
+    sql = f"SELECT id, end_ns, data FROM jobs WHERE {where} ORDER BY {order} LIMIT ?"
+    rows = [(row[0], row[1], row[2]) for row in conn.execute(sql, [*params, limit])]
+    return rows, total
+
+
+def _job_filters(query: JobQuery) -> tuple[list[str], list[str | int]]:
     clauses = ["tenant = ?"]
     params: list[str | int] = [query.tenant]
+    if query.order == "ended":
+        clauses.append("end_ns IS NOT NULL")
+    if query.schedule_id:
+        # The redundant `!= ''` lets SQLite prove the partial index applies.
+        clauses.append("schedule_id = ? AND schedule_id != ''")
+        params.append(query.schedule_id)
     if query.states:
         clauses.append(f"state IN ({', '.join('?' * len(query.states))})")
         params.extend(sorted(query.states))
@@ -564,12 +686,22 @@ def _list_jobs(conn: sqlite3.Connection, query: JobQuery, after_id: str, limit: 
     for key, value in sorted(query.labels.items()):
         clauses.append("EXISTS (SELECT 1 FROM job_labels WHERE job_id = jobs.id AND key = ? AND value = ?)")
         params.extend((key, value))
-    if after_id:
-        clauses.append("id < ?")
-        params.append(after_id)
-    params.append(limit)
-    sql = f"SELECT id, data FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?"
-    return [(row[0], row[1]) for row in conn.execute(sql, params)]
+    return clauses, params
+
+
+def _count_jobs(
+    conn: sqlite3.Connection, tenant: str, ended_since_ns: int
+) -> list[tuple[str, str, int, int, int, int]]:
+    # Two halves of one statement, each served by its own index: the jobs not ended by state, the ended by end time.
+    columns = "kind, task, priority, state, COUNT(*), MIN(create_ns)"
+    group = "GROUP BY kind, task, priority, state"
+    states = ", ".join("?" * len(_NOT_ENDED_STATES))
+    sql = (
+        f"SELECT {columns} FROM jobs WHERE tenant = ? AND state IN ({states}) {group}"
+        f" UNION ALL SELECT {columns} FROM jobs WHERE tenant = ? AND end_ns >= ? {group}"
+    )
+    params = [tenant, *_NOT_ENDED_STATES, tenant, ended_since_ns]
+    return [(row[0], row[1], row[2], row[3], row[4], row[5]) for row in conn.execute(sql, params)]
 
 
 def _insert_record(conn: sqlite3.Connection, table: str, record_id: str, tenant: str, data: bytes) -> None:
@@ -596,3 +728,38 @@ def _list_schedules(conn: sqlite3.Connection, tenant: str) -> list[bytes]:
 
 def _delete_schedule(conn: sqlite3.Connection, schedule_id: str) -> bool:
     return conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)).rowcount == 1
+
+
+_ENDED = tuple(sorted(int(state) for state in records.ENDED_STATES))
+_WAITING = (int(job_pb2.JOB_STATE_QUEUED), int(job_pb2.JOB_STATE_SCHEDULED))
+
+
+def _ended_jobs(conn: sqlite3.Connection, tenant: str, ended_before_ns: int, limit: int) -> list[bytes]:
+    cursor = conn.execute(
+        "SELECT data FROM jobs WHERE tenant = ? AND end_ns IS NOT NULL AND end_ns < ?"
+        f" AND state IN ({', '.join('?' * len(_ENDED))}) ORDER BY end_ns, id LIMIT ?",
+        (tenant, ended_before_ns, *_ENDED, limit),
+    )
+    return [row[0] for row in cursor]
+
+
+def _delete_ended_jobs(conn: sqlite3.Connection, job_ids: list[str], ended_before_ns: int) -> list[str]:
+    deleted = []
+    for job_id in job_ids:
+        # Their labels go with them (ON DELETE CASCADE).
+        cursor = conn.execute(
+            f"DELETE FROM jobs WHERE id = ? AND end_ns < ? AND state IN ({', '.join('?' * len(_ENDED))})",
+            (job_id, ended_before_ns, *_ENDED),
+        )
+        if cursor.rowcount == 1:
+            deleted.append(job_id)
+    return deleted
+
+
+def _waiting_jobs(conn: sqlite3.Connection, tenant: str, after_ns: int, before_ns: int, limit: int) -> list[bytes]:
+    cursor = conn.execute(
+        "SELECT data FROM jobs WHERE tenant = ? AND state IN (?, ?) AND create_ns > ? AND create_ns <= ?"
+        " ORDER BY create_ns, id LIMIT ?",
+        (tenant, *_WAITING, after_ns, before_ns, limit),
+    )
+    return [row[0] for row in cursor]

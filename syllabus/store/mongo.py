@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -23,6 +23,7 @@ from syllabus.store.base import (
     CoursePage,
     Inserted,
     JobChange,
+    JobCount,
     JobPage,
     JobQuery,
     ScheduleChange,
@@ -47,7 +48,24 @@ _JOB_INDEXES = [
     IndexModel([("tenant", 1), ("kind", 1), ("_id", -1)], name="jobs_tenant_kind_id"),
     IndexModel([("parent_id", 1), ("_id", -1)], name="jobs_parent"),
     IndexModel([("tenant", 1), ("labels", 1), ("_id", -1)], name="jobs_tenant_labels"),
+    # end_ns is null until the job ends; null is not greater than 0.
+    IndexModel(
+        [("tenant", 1), ("end_ns", -1), ("_id", -1)],
+        name="jobs_tenant_end",
+        partialFilterExpression={"end_ns": {"$gt": 0}},
+    ),
+    IndexModel([("tenant", 1), ("state", 1), ("create_ns", 1)], name="jobs_tenant_state_create"),
+    IndexModel(
+        [("tenant", 1), ("schedule_id", 1), ("_id", -1)],
+        name="jobs_tenant_schedule",
+        partialFilterExpression={"schedule_id": {"$gt": ""}},
+    ),
 ]
+_NOT_ENDED_STATES = sorted(
+    int(state) for state in job_pb2.JobState.values() if state and state not in records.ENDED_STATES
+)
+# Documents written before a field was added get it filled in from their record on open, this many at a time.
+_FILL_BATCH = 500
 
 
 def _label_pairs(labels: dict[str, str]) -> list[str]:
@@ -64,6 +82,11 @@ def _job_fields(row: records.JobColumns) -> Document:
         "idempotency_key": row.idempotency_key,
         "labels": _label_pairs(row.labels),
         "data": row.data,
+        "task": row.task,
+        "priority": row.priority,
+        "create_ns": row.create_ns,
+        "end_ns": row.end_ns,
+        "schedule_id": row.schedule_id,
     }
 
 
@@ -81,6 +104,7 @@ class MongoStore:
         client: AsyncMongoClient[Document] = AsyncMongoClient(self._url)
         try:
             db = client[self._database]
+            await _fill_added_fields(db["jobs"])
             await db["jobs"].create_indexes(_JOB_INDEXES)
             await db["courses"].create_indexes([IndexModel([("tenant", 1), ("_id", -1)], name="courses_tenant_id")])
             await db["schedules"].create_indexes([IndexModel([("tenant", 1), ("_id", 1)], name="schedules_tenant_id")])
@@ -193,8 +217,14 @@ class MongoStore:
 
     async def list_jobs(self, query: JobQuery) -> JobPage:
         limit = records.page_limit(query.page_size)
-        after_id = records.decode_page_token(records.JOBS_TOKEN, query.page_token)
+        ended = query.order == "ended"
+        after_end = records.decode_end_token(query.page_token) if ended else None
+        after_id = "" if ended else records.decode_page_token(records.JOBS_TOKEN, query.page_token)
         filter_: Document = {"tenant": query.tenant}
+        if ended:
+            filter_["end_ns"] = {"$gt": 0}
+        if query.schedule_id:
+            filter_["schedule_id"] = query.schedule_id
         if query.states:
             filter_["state"] = {"$in": sorted(query.states)}
         if query.kind:
@@ -203,12 +233,88 @@ class MongoStore:
             filter_["parent_id"] = query.parent_id
         if query.labels:
             filter_["labels"] = {"$all": _label_pairs(dict(query.labels))}
+        total = await self._collection("jobs").count_documents(filter_) if query.with_total else None
         if after_id:
             filter_["_id"] = {"$lt": after_id}
-        docs = await self._find_data("jobs", filter_, [("_id", -1)], limit + 1)
-        return JobPage(
-            [records.parse_job(doc["data"]) for doc in docs[:limit]], _next_token(records.JOBS_TOKEN, docs, limit)
+        if after_end is not None:
+            end, last_id = after_end
+            filter_["$or"] = [{"end_ns": {"$lt": end}}, {"end_ns": end, "_id": {"$lt": last_id}}]
+        sort = [("end_ns", -1), ("_id", -1)] if ended else [("_id", -1)]
+        cursor = self._collection("jobs").find(filter_, projection={"data": 1, "end_ns": 1}, sort=sort, limit=limit + 1)
+        docs = [doc async for doc in cursor]
+        token = ""
+        if len(docs) > limit:
+            last = docs[limit - 1]
+            if ended:
+                token = records.encode_end_token(int(last["end_ns"]), last["_id"])
+            else:
+                token = records.encode_page_token(records.JOBS_TOKEN, last["_id"])
+        return JobPage([records.parse_job(doc["data"]) for doc in docs[:limit]], token, total)
+
+    async def ended_jobs(self, tenant: str, ended_before_ns: int, limit: int) -> list[job_pb2.Job]:
+        filter_: Document = {
+            "tenant": tenant,
+            "end_ns": {"$gt": 0, "$lt": ended_before_ns},
+            "state": {"$in": sorted(records.ENDED_STATES)},
+        }
+        docs = await self._find_data("jobs", filter_, [("end_ns", 1), ("_id", 1)], limit)
+        return [records.parse_job(doc["data"]) for doc in docs]
+
+    async def delete_ended_jobs(self, job_ids: Sequence[str], ended_before_ns: int) -> list[str]:
+        if not job_ids:
+            return []
+        jobs = self._collection("jobs")
+        filter_: Document = {
+            "_id": {"$in": list(job_ids)},
+            "end_ns": {"$gt": 0, "$lt": ended_before_ns},
+            "state": {"$in": sorted(records.ENDED_STATES)},
+        }
+        # Each document is deleted only at the revision read: one retried in between stays.
+        found = [(doc["_id"], doc["revision"]) async for doc in jobs.find(filter_, projection={"revision": 1})]
+        results = await asyncio.gather(
+            *(jobs.delete_one({"_id": job_id, "revision": revision}) for job_id, revision in found)
         )
+        return [job_id for (job_id, _), result in zip(found, results, strict=True) if result.deleted_count == 1]
+
+    async def waiting_jobs(
+        self, tenant: str, created_after_ns: int, created_before_ns: int, limit: int
+    ) -> list[job_pb2.Job]:
+        filter_: Document = {
+            "tenant": tenant,
+            "state": {"$in": [int(job_pb2.JOB_STATE_QUEUED), int(job_pb2.JOB_STATE_SCHEDULED)]},
+            "create_ns": {"$gt": created_after_ns, "$lte": created_before_ns},
+        }
+        docs = await self._find_data("jobs", filter_, [("create_ns", 1), ("_id", 1)], limit)
+        return [records.parse_job(doc["data"]) for doc in docs]
+
+    async def count_jobs(self, tenant: str, ended_since_ns: int) -> list[JobCount]:
+        pipeline: list[Document] = [
+            {
+                "$match": {
+                    "tenant": tenant,
+                    "$or": [{"state": {"$in": _NOT_ENDED_STATES}}, {"end_ns": {"$gte": max(1, ended_since_ns)}}],
+                }
+            },
+            {
+                "$group": {
+                    "_id": {"kind": "$kind", "task": "$task", "priority": "$priority", "state": "$state"},
+                    "count": {"$sum": 1},
+                    "oldest": {"$min": "$create_ns"},
+                }
+            },
+        ]
+        cursor = await self._collection("jobs").aggregate(pipeline)
+        return [
+            JobCount(
+                kind=doc["_id"]["kind"],
+                task=doc["_id"].get("task") or "",
+                priority=int(doc["_id"].get("priority") or 0),
+                state=int(doc["_id"]["state"]),
+                jobs=int(doc["count"]),
+                oldest_create_ns=int(doc.get("oldest") or 0),
+            )
+            async for doc in cursor
+        ]
 
     async def update_job(self, job_id: str, change: JobChange) -> Updated:
         async def read() -> tuple[int, bytes] | None:
@@ -330,6 +436,22 @@ class MongoStore:
             )
         except DuplicateKeyError:
             raise records.DuplicateId(f"{collection} record {record_id} already exists") from None
+
+
+async def _fill_added_fields(jobs: AsyncCollection[Document]) -> None:
+    """Documents stored before the count and order fields existed get them, from their records."""
+    while True:
+        cursor = jobs.find({"create_ns": {"$exists": False}}, projection={"data": 1}, limit=_FILL_BATCH)
+        updates = []
+        async for doc in cursor:
+            row = records.job_columns(records.parse_job(doc["data"]))
+            fields = {
+                name: _job_fields(row)[name] for name in ("task", "priority", "create_ns", "end_ns", "schedule_id")
+            }
+            updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": fields}))
+        if not updates:
+            return
+        await jobs.bulk_write(updates, ordered=False)
 
 
 def _next_token(kind: str, docs: list[Document], limit: int) -> str:

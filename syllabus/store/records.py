@@ -21,6 +21,8 @@ MAX_PAGE_SIZE = 1000
 
 # A token names what it pages through, so a courses token handed to list_jobs is refused, not misread.
 JOBS_TOKEN = "jobs"
+# Pages of ended jobs by end time: the token holds the last job's end time and id.
+ENDED_JOBS_TOKEN = "ended-jobs"
 COURSES_TOKEN = "courses"
 _TOKEN_VERSION = "v1"
 
@@ -38,6 +40,23 @@ class JobColumns(NamedTuple):
     idempotency_key: str
     labels: dict[str, str]
     data: bytes
+    # The task's name for a task job, else "": jobs are counted per task name (a pool serves several).
+    task: str = ""
+    priority: int = 0
+    create_ns: int = 0
+    # Set only once the job ended (SUCCEEDED, FAILED, CANCELED): it orders and windows the ended jobs.
+    end_ns: int | None = None
+    schedule_id: str = ""
+
+
+ENDED_STATES = frozenset({job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_FAILED, job_pb2.JOB_STATE_CANCELED})
+
+
+def end_ns(job: job_pb2.Job) -> int | None:
+    if job.state not in ENDED_STATES or not job.HasField("end_time"):
+        return None
+    ns: int = job.end_time.ToNanoseconds()
+    return ns
 
 
 def job_columns(job: job_pb2.Job) -> JobColumns:
@@ -50,6 +69,11 @@ def job_columns(job: job_pb2.Job) -> JobColumns:
         idempotency_key=job.options.idempotency_key,
         labels=dict(job.options.labels),
         data=serialize(job),
+        task=job.spec.task.name if job.spec.HasField("task") else "",
+        priority=int(job.options.priority),
+        create_ns=job.create_time.ToNanoseconds(),
+        end_ns=end_ns(job),
+        schedule_id=job.schedule_id,
     )
 
 
@@ -128,6 +152,20 @@ def decode_page_token(kind: str, token: str) -> str:
     if version != _TOKEN_VERSION or token_kind != kind or not last_id:
         raise InvalidPageToken("page token is not valid")
     return last_id
+
+
+def encode_end_token(end: int, last_id: str) -> str:
+    return encode_page_token(ENDED_JOBS_TOKEN, f"{end}/{last_id}")
+
+
+def decode_end_token(token: str) -> tuple[int, str] | None:
+    """(end time in ns, id) of the previous page's last job, or None for the first page."""
+    if not token:
+        return None
+    end, _, last_id = decode_page_token(ENDED_JOBS_TOKEN, token).partition("/")
+    if not end.isdigit() or not last_id:
+        raise InvalidPageToken("page token is not valid")
+    return int(end), last_id
 
 
 async def conditional_update(

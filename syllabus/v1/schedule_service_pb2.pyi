@@ -45,12 +45,14 @@ class ListSchedulesResponse(_message.Message):
     def __init__(self, schedules: _Optional[_Iterable[_Union[_job_pb2.Schedule, _Mapping]]] = ...) -> None: ...
 
 class UpdateScheduleRequest(_message.Message):
-    __slots__ = ("schedule", "update_mask")
+    __slots__ = ("schedule_id", "schedule", "update_mask")
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    schedule_id: str
     schedule: _job_pb2.Schedule
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, schedule: _Optional[_Union[_job_pb2.Schedule, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    def __init__(self, schedule_id: _Optional[str] = ..., schedule: _Optional[_Union[_job_pb2.Schedule, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class UpdateScheduleResponse(_message.Message):
     __slots__ = ("schedule",)

@@ -181,5 +181,6 @@ async def test_health_list_answers_what_check_does(gateway: Gateway, gateway_log
         "syllabus.v1.JobService": serving,
         "syllabus.v1.AdminService": serving,
         "syllabus.v1.CourseService": serving,
+        "syllabus.v1.ScheduleService": serving,
     }
     assert gateway_log() == []

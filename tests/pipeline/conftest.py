@@ -19,7 +19,13 @@ from syllabus.jetstream import ensure_topology
 from syllabus.runtime import Runtime
 from syllabus.store.embedded import EmbeddedStore
 from syllabus.topology import Topology
-from syllabus.v1 import admin_service_pb2_grpc, job_pb2, job_service_pb2, job_service_pb2_grpc
+from syllabus.v1 import (
+    admin_service_pb2_grpc,
+    job_pb2,
+    job_service_pb2,
+    job_service_pb2_grpc,
+    schedule_service_pb2_grpc,
+)
 from syllabus.worker import Handler, Worker
 from tests.pipeline import handlers
 
@@ -48,6 +54,7 @@ class Pipeline:
     jobs: job_service_pb2_grpc.JobServiceStub
     admin: admin_service_pb2_grpc.AdminServiceStub
     home: Path
+    schedules: schedule_service_pb2_grpc.ScheduleServiceStub
 
     async def submit(self, text: str, **options: object) -> job_pb2.Job:
         request = job_service_pb2.SubmitJobRequest(
@@ -92,6 +99,7 @@ async def pipeline(nc: NatsClient, topology: Topology, tmp_path: Path) -> AsyncI
             jobs=job_service_pb2_grpc.JobServiceStub(channel),
             admin=admin_service_pb2_grpc.AdminServiceStub(channel),
             home=tmp_path,
+            schedules=schedule_service_pb2_grpc.ScheduleServiceStub(channel),
         )
     finally:
         handlers.release.set()

@@ -62,7 +62,7 @@ async def test_worker_killed_mid_job_is_redelivered_and_completes_once(
     assert done.attempt == 2
     assert done.result.text == "done by attempt 2: block-in-subprocess"
     history = types(await pipeline.events(job.id))
-    assert history == ["QUEUED", "STARTED", "STARTED", "SUCCEEDED"]
+    assert history == ["QUEUED", "STARTED", "STALLED", "STARTED", "SUCCEEDED"]
 
 
 async def test_sigterm_drains_and_hands_unfinished_jobs_back(

@@ -41,7 +41,7 @@ ACK_WAIT = 1.0
 # No heartbeat: the worker holding the first attempt lets its lease lapse, as a stalled process does.
 STALLED = dataclasses.replace(WORKER_CONFIG, concurrency=1, ack_wait=ACK_WAIT, heartbeat=3600.0, drain_grace=0.1)
 # The history of a job whose second attempt, after a takeover, succeeded.
-DECIDED = ("QUEUED", "STARTED", "STARTED", "SUCCEEDED")
+DECIDED = ("QUEUED", "STARTED", "STALLED", "STARTED", "SUCCEEDED")
 # The worker that takes the job over keeps its own lease alive.
 HEALTHY = dataclasses.replace(WORKER_CONFIG, ack_wait=ACK_WAIT, heartbeat=0.2)
 
@@ -257,7 +257,7 @@ async def test_a_stale_attempt_stopped_by_a_cancel_leaves_the_newer_attempt_its_
     await pipeline.jobs.CancelJob(job_service_pb2.CancelJobRequest(job_id=job.id), timeout=10)
     # Termed here, the job would have no message left should the newer attempt's worker die.
     await assert_refused_then_the_newer_attempt_decided(
-        pipeline, logs, takeover, job.id, ("QUEUED", "STARTED", "STARTED", "CANCEL_REQUESTED", "SUCCEEDED")
+        pipeline, logs, takeover, job.id, ("QUEUED", "STARTED", "STALLED", "STARTED", "CANCEL_REQUESTED", "SUCCEEDED")
     )
 
 
@@ -293,7 +293,7 @@ async def test_an_attempt_from_before_a_dead_letter_retry_cannot_settle_the_retr
     # The stalled worker has no free slot: this one gets the redelivery, finds no attempt left, dead-letters it.
     healthy = await start_worker(config=HEALTHY, handler_map={"summarize_text": stale.handler})
     first = await pipeline.events(job.id)
-    assert types(first) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    assert types(first) == ["QUEUED", "STARTED", "STALLED", "DEAD_LETTERED", "FAILED"]
     await pipeline.admin.RetryDeadLetter(admin_service_pb2.RetryDeadLetterRequest(job_id=job.id), timeout=10)
     await started(pipeline, job.id, 2)
     stale.let_stale_go.set()
@@ -472,7 +472,7 @@ async def test_a_worker_killed_between_the_dead_letter_copy_and_term_loses_nothi
     assert await pending_messages(pipeline) == 1
     worker = await start_worker(dataclasses.replace(WORKER_CONFIG, ack_wait=FAULT_ACK_WAIT, heartbeat=0.5))
     history = await pipeline.events(job.id)
-    assert types(history) == ["QUEUED", "STARTED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    assert types(history) == ["QUEUED", "STARTED", "STALLED", "STARTED", "DEAD_LETTERED", "FAILED"]
     stored = await pipeline.store.get_job(job.id)
     assert stored is not None and (stored.state, stored.attempt) == (E.JOB_STATE_FAILED, 2)
     assert [error.type for error in stored.errors] == ["BadInput"]
@@ -492,7 +492,7 @@ async def test_a_worker_killed_in_a_jobs_last_attempt_dead_letters_it_with_that_
     # This worker would finish the job if it ran it: it must not, the one attempt was spent.
     await start_worker(dataclasses.replace(WORKER_CONFIG, ack_wait=FAULT_ACK_WAIT, heartbeat=0.5))
     history = await pipeline.events(job.id)
-    assert types(history) == ["QUEUED", "STARTED", "DEAD_LETTERED", "FAILED"]
+    assert types(history) == ["QUEUED", "STARTED", "STALLED", "DEAD_LETTERED", "FAILED"]
     assert history[-1].error.type == "AttemptsExhausted"
     letter = await DeadLetters(pipeline.nc, pipeline.topology).get(job.id)
     assert letter is not None and letter.reason == "max attempts exhausted (last attempt lost)"
@@ -554,7 +554,7 @@ async def test_an_outcome_held_through_an_outage_by_a_draining_worker_is_redeliv
     down = False
     await start_worker(config=HEALTHY)
     history = await pipeline.events(job.id)
-    assert types(history) == ["QUEUED", "STARTED", "STARTED", "SUCCEEDED"]
+    assert types(history) == ["QUEUED", "STARTED", "STALLED", "STARTED", "SUCCEEDED"]
     stored = await pipeline.store.get_job(job.id)
     assert stored is not None and (stored.state, stored.attempt) == (E.JOB_STATE_SUCCEEDED, 2)
     assert list(stored.errors) == []

@@ -342,7 +342,7 @@ async def test_a_frozen_nats_fails_a_submission_and_a_dead_letter_copy_at_their_
 
 
 async def test_a_presence_stopped_while_its_write_waits_on_a_frozen_nats_ends_and_deletes_its_entry(rig: Rig) -> None:
-    presence = Presence(rig.nc, rig.topology, "generator", 1, lambda: 0)
+    presence = Presence(rig.nc, rig.topology, "generator", 1, lambda: ())
     assert rig.server.pid is not None
     os.kill(rig.server.pid, signal.SIGSTOP)
     try:

@@ -50,7 +50,7 @@ async def test_openapi_document_is_valid_and_describes_every_route(rest: Rest) -
     assert "JOB_STATE_SUCCEEDED" in schemas["syllabus.v1.JobState"]["enum"]
     assert set(schemas["google.rpc.Status"]["properties"]) == {"code", "message", "details"}
     listing = {p["name"]: p for p in spec["paths"]["/v1/jobs"]["get"]["parameters"]}
-    assert set(listing) == {"states", "kind", "labels", "parentId", "pageSize", "pageToken"}
+    assert set(listing) == {"states", "kind", "labels", "parentId", "pageSize", "pageToken", "orderBy", "scheduleId"}
     assert listing["states"]["schema"]["items"] == {"$ref": "#/components/schemas/syllabus.v1.JobState"}
     assert listing["states"]["explode"] is True
     cancel = spec["paths"]["/v1/jobs/{job_id}:cancel"]["post"]

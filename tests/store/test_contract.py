@@ -56,7 +56,13 @@ def full_job() -> job_pb2.Job:
         parent_id=new_id(),
         cancel_requested=True,
         status_message="waiting for a worker: no process of the generator service is running",
+        schedule_id=new_id(),
+        stall_count=1,
     )
+    for number, outcome in ((1, job_pb2.JOB_STATE_QUEUED), (2, job_pb2.JOB_STATE_RETRYING)):
+        ran = job.attempts.add(attempt=number, worker_id=new_id(), host="worker-7", outcome=outcome)
+        ran.start_time.FromSeconds(1_800_000_000 + number)
+        ran.end_time.FromSeconds(1_800_000_010 + number)
     course = job.spec.generate_course
     course.prompt = "Rust for Python developers"
     course.modules = 4

@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # The targeted tests first, so a caught breakage fails within seconds (pytest runs each test once).
 TESTS = [
     "tests/test_lifecycle.py",
+    "tests/test_attempts.py",
+    "tests/pipeline/test_recurring.py",
+    "tests/pipeline/test_sweeps.py",
+    "tests/pipeline/test_queues.py",
     "tests/pipeline/test_pull.py",
     "tests/pipeline/test_guarantees.py",
     "tests/pipeline/test_relay.py",
@@ -159,6 +163,36 @@ BREAKAGES = [
         """            # A nak would hand a newer attempt's job out again, to run beside it.
             await msg.nak()
             await self._lost_lease(job.id, updated.job, lease.attempt, msg)""",
+    ),
+    Breakage(
+        "a firing's job has no idempotency key",
+        "syllabus/firings.py",
+        '        job.options.idempotency_key = f"schedule:{schedule.id}:{int(due.timestamp() * 1000)}"\n',
+        "",
+    ),
+    Breakage(
+        "a second message of a claimed job runs",
+        "syllabus/lifecycle.py",
+        "if self.sequence and job.attempts and job.attempts[-1].message_sequence not in (0, self.sequence):",
+        "if False:",
+    ),
+    Breakage(
+        "stalls are not counted",
+        "syllabus/lifecycle.py",
+        "                    new.stall_count += 1\n",
+        "",
+    ),
+    Breakage(
+        "a paused queue's puller still asks",
+        "syllabus/pull.py",
+        "if count <= 0 or self._sub is None or self.paused:",
+        "if count <= 0 or self._sub is None:",
+    ),
+    Breakage(
+        "the orphan sweep publishes nothing",
+        "scheduler/sweeps.py",
+        "    return job.lease == 0 and job.attempt == 0",
+        "    return False",
     ),
 ]
 

@@ -25,6 +25,7 @@ from syllabus import redaction
 from syllabus.client import SyllabusClient, SyllabusError
 from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig
 from syllabus.v1 import course_service_pb2, course_service_pb2_grpc, job_pb2
+from tests.pipeline.test_recurring import fire_second
 from tests.ports import HOST, unassigned_port
 
 # Generous bounds so a slow machine never fails a test; a healthy run takes a fraction of them.
@@ -532,14 +533,6 @@ async def test_up_fails_clearly_when_the_grpc_address_is_taken(tmp_path: Path) -
     assert "Traceback" not in text
 
 
-def _fire_second(job: job_pb2.Job) -> int:
-    """The second a schedule's job was due: its id is a ULID of that time."""
-    value = 0
-    for char in job.id[:10]:
-        value = value * 32 + "0123456789abcdefghjkmnpqrstvwxyz".index(char)
-    return value // 1000
-
-
 @pytest.mark.e2e
 async def test_a_schedule_makes_one_job_per_firing_across_a_scheduler_kill_and_a_nats_restart(stack: Up) -> None:
     async with SyllabusClient.connect(stack.grpc_addr, timeout=STEP_DEADLINE) as client:
@@ -576,7 +569,7 @@ async def test_a_schedule_makes_one_job_per_firing_across_a_scheduler_kill_and_a
             token = page.next_page_token
             if not token:
                 break
-    seconds = sorted(_fire_second(job) for job in jobs)
+    seconds = sorted(fire_second(job) for job in jobs)
     # One job per firing: no second made twice, and none missing while the scheduler or NATS was down.
     assert seconds == list(range(seconds[0], seconds[0] + len(seconds))), seconds
     async with SyllabusClient.connect(stack.grpc_addr) as client:

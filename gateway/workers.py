@@ -232,7 +232,9 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             ),
             queue=self._runtime.topology.pool_queue(hello.pool, names),
             worker_id=session.worker_id,
-            host=_peer_host(context),
+            host=hello.host or _peer_host(context),
+            # Unsaid, no pid: the gateway's own would mislead.
+            pid=hello.pid,
         )
         self._sessions[session] = worker
         log.info(

@@ -106,6 +106,8 @@ class Presence:
         holding: Callable[[], Collection[str]],
         worker_id: str = "",
         kinds: Sequence[str] = (),
+        host: str = "",
+        pid: int | None = None,
     ):
         self._nc = nc
         self._topology = topology
@@ -113,6 +115,9 @@ class Presence:
         self._concurrency = concurrency
         self._holding = holding
         self._kinds = tuple(sorted(kinds))
+        # A remote worker's own host and pid (gateway.workers), not the gateway's.
+        self._host = host or socket.gethostname()
+        self._pid = os.getpid() if pid is None else pid
         # A remote worker's is the one its stream was given (gateway.workers).
         self._id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._started = time.time()
@@ -131,8 +136,8 @@ class Presence:
         return WorkerPresence(
             worker_id=self._id,
             queue=self._queue,
-            host=socket.gethostname(),
-            pid=os.getpid(),
+            host=self._host,
+            pid=self._pid,
             concurrency=self._concurrency,
             running=len(held),
             started=self._started,

@@ -150,7 +150,10 @@ class Worker:
         hooks: Sequence[WorkerHook] = (),
         worker_id: str = "",
         host: str = "",
+        pid: int | None = None,
     ) -> None:
+        """`worker_id`, `host` and `pid` name a remote worker the gateway runs this runtime for; by default the
+        worker is this process."""
         self.service = service
         # A service's queue by default; a task pool brings the queue of its task names.
         self._queue = queue or runtime.topology.service_queue(service)
@@ -183,6 +186,8 @@ class Worker:
             self._running.keys,
             worker_id,
             kinds=self._queue.tasks or tuple(self._handlers),
+            host=host,
+            pid=pid,
         )
         # While the queue is paused (AdminService.PauseQueue) its pullers ask for nothing.
         self._pause = PauseWatch(self._nc, self._topology, self._queue.name, self._paused)

@@ -189,6 +189,8 @@ class TaskWorker {
           tasks: [...this._tasks.values()].map((task) => task.definition),
           concurrency: this.concurrency,
           description: `node ${process.version} on ${os.hostname()} pid ${process.pid}`,
+          host: os.hostname(),
+          pid: process.pid,
         },
       });
       if (this._stopping) {

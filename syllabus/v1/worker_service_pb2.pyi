@@ -25,16 +25,20 @@ class WorkRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., progress: _Optional[_Union[AttemptProgress, _Mapping]] = ..., outcome: _Optional[_Union[AttemptOutcome, _Mapping]] = ..., drain: _Optional[_Union[WorkerDrain, _Mapping]] = ...) -> None: ...
 
 class WorkerHello(_message.Message):
-    __slots__ = ("pool", "tasks", "concurrency", "description")
+    __slots__ = ("pool", "tasks", "concurrency", "description", "host", "pid")
     POOL_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
     pool: str
     tasks: _containers.RepeatedCompositeFieldContainer[TaskDefinition]
     concurrency: int
     description: str
-    def __init__(self, pool: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskDefinition, _Mapping]]] = ..., concurrency: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+    host: str
+    pid: int
+    def __init__(self, pool: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[TaskDefinition, _Mapping]]] = ..., concurrency: _Optional[int] = ..., description: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class TaskDefinition(_message.Message):
     __slots__ = ("name", "max_attempts", "timeout")

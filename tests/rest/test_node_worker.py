@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ async def test_a_node_worker_runs_retries_and_dead_letters_its_tasks(
 
     events = await rest.pipeline.events(plain)
     assert types(events) == ["QUEUED", "STARTED", "PROGRESS", "SUCCEEDED"]
+    # The worker as the node process describes itself, not as the gateway running its runtime is.
+    listed = await rest.pipeline.admin.ListWorkers(admin_service_pb2.ListWorkersRequest(queue="pool-node-test"))
+    (worker,) = listed.workers
+    assert (worker.host, worker.pid) == (socket.gethostname(), node_worker.pid)
+    assert {"strings.reverse", "timer.wait"} <= set(worker.kinds)
+    ran = await rest.pipeline.store.get_job(plain)
+    assert ran is not None and [(a.worker_id, a.host) for a in ran.attempts] == [(worker.worker_id, worker.host)]
     got = await rest.http.get(f"/v1/jobs/{plain}")
     assert got.json()["job"]["result"]["json"] == {"text": "desserts", "length": 8.0, "attempt": 1.0}
 

@@ -36,7 +36,7 @@ DEFAULT_CATCHUP = timedelta(seconds=60)
 # A firing this late is still on time: the server fires within milliseconds, a busy relay takes longer.
 _SLACK = timedelta(seconds=1)
 # A firing stored this much before its time still stands for it (clocks of a cluster's nodes differ a little).
-_EARLY = timedelta(milliseconds=500)
+EARLY_FIRING = timedelta(milliseconds=500)
 # Jobs one firing may make when it catches up after an outage.
 MAX_CATCHUP_JOBS = 100
 RECENT_RUNS = 10
@@ -156,10 +156,10 @@ def due_slots(schedule: job_pb2.Schedule, fired: datetime) -> tuple[list[datetim
     slots: list[datetime] = []
     if schedule.HasField("next_run_time"):
         expected = to_datetime(schedule.next_run_time)
-        if expected <= fired + _EARLY:
+        if expected <= fired + EARLY_FIRING:
             slots.append(expected)
             for when in timing.times_after(expected):
-                if when > fired + _EARLY:
+                if when > fired + EARLY_FIRING:
                     break
                 slots.append(when)
     if not slots:

@@ -113,3 +113,25 @@ def test_job_ids_are_ulids_of_the_due_time_the_same_for_the_same_firing(schedule
     assert first != schedules.job_id(schedule_id + "x", due)
     # Time-ordered like every other id: sorting by id sorts by due time.
     assert first < schedules.job_id(schedule_id, due + timedelta(seconds=1))
+
+
+@given(
+    interval=st.integers(min_value=1, max_value=3600),
+    window=st.integers(min_value=0, max_value=7200),
+    late=st.integers(min_value=0, max_value=10 * 3600 * 1000),
+)
+def test_a_late_firing_stands_for_each_due_time_once_within_the_window(interval: int, window: int, late: int) -> None:
+    every = job_pb2.Schedule(interval=duration_pb2.Duration(seconds=interval))
+    every.catchup_window.FromSeconds(window)
+    expected = at("2026-12-07T10:00:00Z")
+    every.next_run_time.FromDatetime(expected)
+    fired = expected + timedelta(milliseconds=late)
+    slots, missed = schedules.due_slots(every, fired)
+    due = [expected + timedelta(seconds=interval * n) for n in range(late // (interval * 1000) + 2)]
+    due = [when for when in due if when <= fired + schedules.EARLY_FIRING]
+    # Every due time is run or counted as missed, none twice, none after the firing, in order.
+    assert len(slots) + missed == len(due)
+    assert slots == sorted(set(slots)) and set(slots) <= set(due)
+    assert slots[-1] == due[-1], "the newest due time always runs"
+    assert all(fired - when <= timedelta(seconds=window + 1) for when in slots[:-1])
+    assert len(slots) <= schedules.MAX_CATCHUP_JOBS

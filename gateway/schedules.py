@@ -159,9 +159,11 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
         schedules.timing_of(schedule)
         if schedule.spec.WhichOneof("kind") is None:
             raise InvalidRequest("schedule.spec", "set the kind of job each firing makes")
-        for name in ("run_at", "idempotency_key"):
-            if schedule.options.HasField(name) if name == "run_at" else schedule.options.idempotency_key:
-                raise InvalidRequest(f"schedule.options.{name}", "not allowed: each firing makes its own job")
+        own = "not allowed: each firing makes its own job"
+        if schedule.options.HasField("run_at"):
+            raise InvalidRequest("schedule.options.run_at", own)
+        if schedule.options.idempotency_key:
+            raise InvalidRequest("schedule.options.idempotency_key", own)
         max_attempts = self._default_max_attempts
         if schedule.spec.WhichOneof("kind") == TASK_KIND:
             max_attempts = (await self._tasks.check(schedule.spec.task, "schedule.spec.task")).max_attempts

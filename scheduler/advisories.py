@@ -9,76 +9,45 @@ of one whose record has not ended is failed and dead-lettered like any failure; 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 
-from syllabus import lifecycle, outages
+from scheduler.relay import Relay
+from syllabus import lifecycle
 from syllabus.events import event_for, event_msg_id
 from syllabus.runtime import Runtime
 from syllabus.v1 import job_pb2
 
 log = logging.getLogger(__name__)
 CONSUMER = "scheduler-advisories"
-# Seconds before an advisory whose handling met an outage is offered again.
-RETRY = 5.0
-FETCH_PAUSE = 0.5
 E = job_pb2
 
 
-class MaxDeliveries:
+class MaxDeliveries(Relay):
+    consumer = CONSUMER
+    what = "max-deliveries advisories"
+    when = "as JetStream gives jobs up"
+
     def __init__(self, runtime: Runtime) -> None:
-        self._nc = runtime.nc
-        self._js = runtime.nc.jetstream()
-        self._store = runtime.store
-        self._topology = runtime.topology
+        super().__init__(runtime)
         self._events = runtime.events
         self._dead_letters = runtime.dead_letters
         self._parents = runtime.parents
-        self._outages = outages.OutageLog(log, announced_elsewhere={outages.NATS})
 
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            sub = await outages.until_reachable(self._subscribe, self._outages, "advisories wait for it", stop)
-        except outages.GaveUp:
-            return
-        try:
-            while not stop.is_set():
-                try:
-                    msgs = await sub.fetch(16, timeout=1.0)
-                except (TimeoutError, NatsTimeout):
-                    continue
-                except Exception as exc:
-                    dependency = outages.unreachable(exc)
-                    if dependency is None:
-                        log.warning("fetching advisories failed: %s", outages.describe(exc))
-                    else:
-                        self._outages.down(dependency, exc, "advisories wait for it")
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), FETCH_PAUSE)
-                    continue
-                for msg in msgs:
-                    await self._handle(msg)
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+    def _stream(self) -> str:
+        return self._topology.advisories_stream
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        return await self._js.pull_subscribe(
-            self._topology.max_deliveries_subjects,
-            durable=CONSUMER,
-            stream=self._topology.advisories_stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
-        )
+    def _subjects(self) -> str:
+        return self._topology.max_deliveries_subjects
 
-    async def _handle(self, msg: Msg) -> None:
+    def _name(self, msg: Msg) -> str:
+        return f"an advisory on {msg.subject}"
+
+    async def _relay(self, msg: Msg) -> None:
         try:
             advisory = json.loads(msg.data)
             seq, deliveries = int(advisory["stream_seq"]), int(advisory["deliveries"])
@@ -87,18 +56,7 @@ class MaxDeliveries:
             with contextlib.suppress(Exception):
                 await msg.term()
             return
-        try:
-            await self.dead_letter(seq, deliveries)
-        except Exception as exc:
-            dependency = outages.unreachable(exc)
-            if dependency is None:
-                log.exception("advisory of JOBS message %d: handling it failed; it is offered again", seq)
-            else:
-                self._outages.down(dependency, exc, "advisories wait for it")
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=RETRY)
-            return
-        self._outages.all_up()
+        await self.dead_letter(seq, deliveries)
         await msg.ack_sync()
 
     async def dead_letter(self, seq: int, deliveries: int) -> job_pb2.Job | None:

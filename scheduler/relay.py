@@ -1,5 +1,7 @@
-"""Relays from the SCHEDULED stream: delayed jobs into JOBS when their JetStream message schedule fires, and
-(scheduler.recurring) recurring schedules' firings into jobs.
+"""The scheduler's relays: a work-queue consumer each, whose messages are handled one at a time and offered again
+when handling one fails. Delayed jobs go into JOBS when their JetStream message schedule fires (here);
+recurring schedules' firings become jobs (scheduler.recurring); max-deliveries advisories become dead letters
+(scheduler.advisories).
 
 Schedules live in the SCHEDULED stream (JOBS discards new messages when full, which schedules do not allow,
 and a schedule can only target its own stream). Any number of schedulers may relay: the consumer is a work
@@ -44,7 +46,8 @@ def _queued(job: job_pb2.Job) -> job_pb2.Job | None:
 
 
 class Relay(ABC):
-    """Takes one kind of message from SCHEDULED and hands each to `_relay`; a failure offers it again later."""
+    """Takes one kind of message from a stream (SCHEDULED unless `_stream` says otherwise) and hands each to
+    `_relay`; a failure offers it again later."""
 
     consumer: str
     # What it relays ("delayed jobs"), and when ("when they fall due"), for its log.
@@ -67,7 +70,7 @@ class Relay(ABC):
             sub = await outages.until_reachable(self._subscribe, self._outages, f"{self.what} wait for it", stop)
         except outages.GaveUp:
             return
-        log.info("scheduler relaying %s from %s %s", self.what, self._topology.scheduled_stream, self.when)
+        log.info("scheduler relaying %s from %s %s", self.what, self._stream(), self.when)
         try:
             while not stop.is_set():
                 try:
@@ -91,12 +94,15 @@ class Relay(ABC):
         return await self._js.pull_subscribe(
             self._subjects(),
             durable=self.consumer,
-            stream=self._topology.scheduled_stream,
+            stream=self._stream(),
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
         )
 
     @abstractmethod
     def _subjects(self) -> str: ...
+
+    def _stream(self) -> str:
+        return self._topology.scheduled_stream
 
     def _fetch_failed(self, exc: Exception) -> None:
         dependency = outages.unreachable(exc)

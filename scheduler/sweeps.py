@@ -41,9 +41,6 @@ class Sweeps:
         self._retention = Retention(runtime, config.retention_batch)
         self._cursor_key = f"{runtime.topology.namespace or 'syllabus'}:{tenant}:orphan-cursor"
         self._outages = outages.OutageLog(log, announced_elsewhere={outages.NATS})
-        # Set after each full round of sweeps (tests wait on it).
-        self.swept = asyncio.Event()
-        self.rounds = 0
 
     async def run(self) -> None:
         """Sweep every interval, for as long as this scheduler leads (it is cancelled when it stops)."""
@@ -63,8 +60,6 @@ class Sweeps:
                     self._outages.down(dependency, exc, "the sweeps wait for it")
             else:
                 self._outages.all_up()
-                self.rounds += 1
-                self.swept.set()
             await asyncio.sleep(self._config.sweep_interval)
 
     async def sweep_orphans(self) -> int:

@@ -6,9 +6,10 @@ import json
 import os
 
 from syllabus.v1 import job_pb2
+from tests.conditions import eventually
 from tests.pipeline.conftest import Pipeline, StartWorker
 from tests.pipeline.test_cli import Syllabus, addr, syllabus
-from tests.pipeline.test_queues import eventually, no_pull_request_waits, workers
+from tests.pipeline.test_queues import no_pull_request_waits, workers
 
 E = job_pb2
 # The fixtures of test_cli, used here by name.

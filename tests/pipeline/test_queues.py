@@ -3,7 +3,6 @@ and stopped), each queue's counts as jobs run, pausing and resuming a queue, and
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -17,22 +16,13 @@ from grpc_status import rpc_status
 from syllabus.presence import PRESENCE_TTL
 from syllabus.v1 import admin_service_pb2 as pb
 from syllabus.v1 import job_pb2, job_service_pb2
+from tests.conditions import eventually
 from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
 from tests.pipeline.test_faults import start_worker_process
 from tests.pipeline.test_jobs import first_event, watch
 
 E = job_pb2
-# How often a condition that no event announces (an entry aging out, a pull request expiring) is looked at.
-LOOK_EVERY = 0.2
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    """Wait until `check` holds, looking again every LOOK_EVERY seconds; TimeoutError if it never does."""
-    async with asyncio.timeout(timeout):
-        # Polled: nothing announces an entry aging out or a pull request expiring.
-        while not await check():  # noqa: ASYNC110
-            await asyncio.sleep(LOOK_EVERY)
 
 
 async def workers(pipeline: Pipeline, queue: str = "") -> list[pb.Worker]:

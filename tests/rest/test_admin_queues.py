@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conditions import eventually
 from tests.pipeline.conftest import StartWorker
-from tests.pipeline.test_queues import eventually
 from tests.rest import rawhttp
 from tests.rest.conftest import LogProblems, Rest
 from tests.rest.test_bad_input import violation

@@ -3,6 +3,7 @@ from google.api import annotations_pb2 as _annotations_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
 from syllabus.v1 import course_pb2 as _course_pb2
 from syllabus.v1 import job_pb2 as _job_pb2
+from syllabus.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -25,11 +25,13 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19syllabus/v1/options.proto\x12\x0bsyllabus.v1\x1a google/protobuf/descriptor.proto:0\n\x07service\x12\x1d.google.protobuf.FieldOptions\x18\xd1\x86\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19syllabus/v1/options.proto\x12\x0bsyllabus.v1\x1a google/protobuf/descriptor.proto*f\n\x06\x41\x63\x63\x65ss\x12\x16\n\x12\x41\x43\x43\x45SS_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x43\x43\x45SS_READ\x10\x01\x12\x10\n\x0c\x41\x43\x43\x45SS_WRITE\x10\x02\x12\x10\n\x0c\x41\x43\x43\x45SS_ADMIN\x10\x03\x12\x0f\n\x0b\x41\x43\x43\x45SS_WORK\x10\x04:0\n\x07service\x12\x1d.google.protobuf.FieldOptions\x18\xd1\x86\x03 \x01(\t:E\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xd2\x86\x03 \x01(\x0e\x32\x13.syllabus.v1.Accessb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'syllabus.v1.options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ACCESS']._serialized_start=76
+  _globals['_ACCESS']._serialized_end=178
 # @@protoc_insertion_point(module_scope)

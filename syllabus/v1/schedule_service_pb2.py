@@ -26,9 +26,10 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from syllabus.v1 import job_pb2 as syllabus_dot_v1_dot_job__pb2
+from syllabus.v1 import options_pb2 as syllabus_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"syllabus/v1/schedule_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x15syllabus/v1/job.proto\"H\n\x15\x43reateScheduleRequest\x12/\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.ScheduleB\x06\xbaH\x03\xc8\x01\x01\"A\n\x16\x43reateScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"4\n\x12GetScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\">\n\x13GetScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"\x16\n\x14ListSchedulesRequest\"A\n\x15ListSchedulesResponse\x12(\n\tschedules\x18\x01 \x03(\x0b\x32\x15.syllabus.v1.Schedule\"\x99\x01\n\x15UpdateScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12/\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.ScheduleB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"A\n\x16UpdateScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"6\n\x14PauseScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"@\n\x15PauseScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"7\n\x15ResumeScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"A\n\x16ResumeScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"7\n\x15\x44\x65leteScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"\x18\n\x16\x44\x65leteScheduleResponse\"8\n\x16TriggerScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"8\n\x17TriggerScheduleResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job2\x9f\x08\n\x0fScheduleService\x12z\n\x0e\x43reateSchedule\x12\".syllabus.v1.CreateScheduleRequest\x1a#.syllabus.v1.CreateScheduleResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\r/v1/schedules:\x08schedule\x12u\n\x0bGetSchedule\x12\x1f.syllabus.v1.GetScheduleRequest\x1a .syllabus.v1.GetScheduleResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/schedules/{schedule_id}\x12m\n\rListSchedules\x12!.syllabus.v1.ListSchedulesRequest\x1a\".syllabus.v1.ListSchedulesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/schedules\x12\x88\x01\n\x0eUpdateSchedule\x12\".syllabus.v1.UpdateScheduleRequest\x1a#.syllabus.v1.UpdateScheduleResponse\"-\x82\xd3\xe4\x93\x02\'2\x1b/v1/schedules/{schedule_id}:\x08schedule\x12\x84\x01\n\rPauseSchedule\x12!.syllabus.v1.PauseScheduleRequest\x1a\".syllabus.v1.PauseScheduleResponse\",\x82\xd3\xe4\x93\x02&\"!/v1/schedules/{schedule_id}:pause:\x01*\x12\x88\x01\n\x0eResumeSchedule\x12\".syllabus.v1.ResumeScheduleRequest\x1a#.syllabus.v1.ResumeScheduleResponse\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/schedules/{schedule_id}:resume:\x01*\x12~\n\x0e\x44\x65leteSchedule\x12\".syllabus.v1.DeleteScheduleRequest\x1a#.syllabus.v1.DeleteScheduleResponse\"#\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/schedules/{schedule_id}\x12\x8c\x01\n\x0fTriggerSchedule\x12#.syllabus.v1.TriggerScheduleRequest\x1a$.syllabus.v1.TriggerScheduleResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/schedules/{schedule_id}:trigger:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"syllabus/v1/schedule_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"H\n\x15\x43reateScheduleRequest\x12/\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.ScheduleB\x06\xbaH\x03\xc8\x01\x01\"A\n\x16\x43reateScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"4\n\x12GetScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\">\n\x13GetScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"\x16\n\x14ListSchedulesRequest\"A\n\x15ListSchedulesResponse\x12(\n\tschedules\x18\x01 \x03(\x0b\x32\x15.syllabus.v1.Schedule\"\x99\x01\n\x15UpdateScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12/\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.ScheduleB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"A\n\x16UpdateScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"6\n\x14PauseScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"@\n\x15PauseScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"7\n\x15ResumeScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"A\n\x16ResumeScheduleResponse\x12\'\n\x08schedule\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.Schedule\"7\n\x15\x44\x65leteScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"\x18\n\x16\x44\x65leteScheduleResponse\"8\n\x16TriggerScheduleRequest\x12\x1e\n\x0bschedule_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"8\n\x17TriggerScheduleResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job2\xc0\x08\n\x0fScheduleService\x12~\n\x0e\x43reateSchedule\x12\".syllabus.v1.CreateScheduleRequest\x1a#.syllabus.v1.CreateScheduleResponse\"#\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x19\"\r/v1/schedules:\x08schedule\x12y\n\x0bGetSchedule\x12\x1f.syllabus.v1.GetScheduleRequest\x1a .syllabus.v1.GetScheduleResponse\"\'\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/schedules/{schedule_id}\x12q\n\rListSchedules\x12!.syllabus.v1.ListSchedulesRequest\x1a\".syllabus.v1.ListSchedulesResponse\"\x19\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/schedules\x12\x8c\x01\n\x0eUpdateSchedule\x12\".syllabus.v1.UpdateScheduleRequest\x1a#.syllabus.v1.UpdateScheduleResponse\"1\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\'2\x1b/v1/schedules/{schedule_id}:\x08schedule\x12\x88\x01\n\rPauseSchedule\x12!.syllabus.v1.PauseScheduleRequest\x1a\".syllabus.v1.PauseScheduleResponse\"0\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02&\"!/v1/schedules/{schedule_id}:pause:\x01*\x12\x8c\x01\n\x0eResumeSchedule\x12\".syllabus.v1.ResumeScheduleRequest\x1a#.syllabus.v1.ResumeScheduleResponse\"1\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\'\"\"/v1/schedules/{schedule_id}:resume:\x01*\x12\x82\x01\n\x0e\x44\x65leteSchedule\x12\".syllabus.v1.DeleteScheduleRequest\x1a#.syllabus.v1.DeleteScheduleResponse\"\'\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1d*\x1b/v1/schedules/{schedule_id}\x12\x90\x01\n\x0fTriggerSchedule\x12#.syllabus.v1.TriggerScheduleRequest\x1a$.syllabus.v1.TriggerScheduleResponse\"2\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02(\"#/v1/schedules/{schedule_id}:trigger:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,53 +53,53 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRIGGERSCHEDULEREQUEST'].fields_by_name['schedule_id']._loaded_options = None
   _globals['_TRIGGERSCHEDULEREQUEST'].fields_by_name['schedule_id']._serialized_options = b'\272H\006r\004\020\001\030@'
   _globals['_SCHEDULESERVICE'].methods_by_name['CreateSchedule']._loaded_options = None
-  _globals['_SCHEDULESERVICE'].methods_by_name['CreateSchedule']._serialized_options = b'\202\323\344\223\002\031\"\r/v1/schedules:\010schedule'
+  _globals['_SCHEDULESERVICE'].methods_by_name['CreateSchedule']._serialized_options = b'\220\265\030\002\202\323\344\223\002\031\"\r/v1/schedules:\010schedule'
   _globals['_SCHEDULESERVICE'].methods_by_name['GetSchedule']._loaded_options = None
-  _globals['_SCHEDULESERVICE'].methods_by_name['GetSchedule']._serialized_options = b'\202\323\344\223\002\035\022\033/v1/schedules/{schedule_id}'
+  _globals['_SCHEDULESERVICE'].methods_by_name['GetSchedule']._serialized_options = b'\220\265\030\001\202\323\344\223\002\035\022\033/v1/schedules/{schedule_id}'
   _globals['_SCHEDULESERVICE'].methods_by_name['ListSchedules']._loaded_options = None
-  _globals['_SCHEDULESERVICE'].methods_by_name['ListSchedules']._serialized_options = b'\202\323\344\223\002\017\022\r/v1/schedules'
+  _globals['_SCHEDULESERVICE'].methods_by_name['ListSchedules']._serialized_options = b'\220\265\030\001\202\323\344\223\002\017\022\r/v1/schedules'
   _globals['_SCHEDULESERVICE'].methods_by_name['UpdateSchedule']._loaded_options = None
-  _globals['_SCHEDULESERVICE'].methods_by_name['UpdateSchedule']._serialized_options = b'\202\323\344\223\002\'2\033/v1/schedules/{schedule_id}:\010schedule'
+  _globals['_SCHEDULESERVICE'].methods_by_name['UpdateSchedule']._serialized_options = b'\220\265\030\002\202\323\344\223\002\'2\033/v1/schedules/{schedule_id}:\010schedule'
   _globals['_SCHEDULESERVICE'].methods_by_name['PauseSchedule']._loaded_options = None
-  _globals['_SCHEDULESERVICE'].methods_by_name['PauseSchedule']._serialized_options = b'\202\323\344\223\002&\"!/v1/schedules/{schedule_id}:pause:\001*'
+  _globals['_SCHEDULESERVICE'].methods_by_name['PauseSchedule']._serialized_options = b'\220\265\030\002\202\323\344\223\002&\"!/v1/schedules/{schedule_id}:pause:\001*'
   _globals['_SCHEDULESERVICE'].methods_by_name['ResumeSchedule']._loaded_options = None
-  _globals['_SCHEDULESERVICE'].methods_by_name['ResumeSchedule']._serialized_options = b'\202\323\344\223\002\'\"\"/v1/schedules/{schedule_id}:resume:\001*'
+  _globals['_SCHEDULESERVICE'].methods_by_name['ResumeSchedule']._serialized_options = b'\220\265\030\002\202\323\344\223\002\'\"\"/v1/schedules/{schedule_id}:resume:\001*'
   _globals['_SCHEDULESERVICE'].methods_by_name['DeleteSchedule']._loaded_options = None
-  _globals['_SCHEDULESERVICE'].methods_by_name['DeleteSchedule']._serialized_options = b'\202\323\344\223\002\035*\033/v1/schedules/{schedule_id}'
+  _globals['_SCHEDULESERVICE'].methods_by_name['DeleteSchedule']._serialized_options = b'\220\265\030\002\202\323\344\223\002\035*\033/v1/schedules/{schedule_id}'
   _globals['_SCHEDULESERVICE'].methods_by_name['TriggerSchedule']._loaded_options = None
-  _globals['_SCHEDULESERVICE'].methods_by_name['TriggerSchedule']._serialized_options = b'\202\323\344\223\002(\"#/v1/schedules/{schedule_id}:trigger:\001*'
-  _globals['_CREATESCHEDULEREQUEST']._serialized_start=167
-  _globals['_CREATESCHEDULEREQUEST']._serialized_end=239
-  _globals['_CREATESCHEDULERESPONSE']._serialized_start=241
-  _globals['_CREATESCHEDULERESPONSE']._serialized_end=306
-  _globals['_GETSCHEDULEREQUEST']._serialized_start=308
-  _globals['_GETSCHEDULEREQUEST']._serialized_end=360
-  _globals['_GETSCHEDULERESPONSE']._serialized_start=362
-  _globals['_GETSCHEDULERESPONSE']._serialized_end=424
-  _globals['_LISTSCHEDULESREQUEST']._serialized_start=426
-  _globals['_LISTSCHEDULESREQUEST']._serialized_end=448
-  _globals['_LISTSCHEDULESRESPONSE']._serialized_start=450
-  _globals['_LISTSCHEDULESRESPONSE']._serialized_end=515
-  _globals['_UPDATESCHEDULEREQUEST']._serialized_start=518
-  _globals['_UPDATESCHEDULEREQUEST']._serialized_end=671
-  _globals['_UPDATESCHEDULERESPONSE']._serialized_start=673
-  _globals['_UPDATESCHEDULERESPONSE']._serialized_end=738
-  _globals['_PAUSESCHEDULEREQUEST']._serialized_start=740
-  _globals['_PAUSESCHEDULEREQUEST']._serialized_end=794
-  _globals['_PAUSESCHEDULERESPONSE']._serialized_start=796
-  _globals['_PAUSESCHEDULERESPONSE']._serialized_end=860
-  _globals['_RESUMESCHEDULEREQUEST']._serialized_start=862
-  _globals['_RESUMESCHEDULEREQUEST']._serialized_end=917
-  _globals['_RESUMESCHEDULERESPONSE']._serialized_start=919
-  _globals['_RESUMESCHEDULERESPONSE']._serialized_end=984
-  _globals['_DELETESCHEDULEREQUEST']._serialized_start=986
-  _globals['_DELETESCHEDULEREQUEST']._serialized_end=1041
-  _globals['_DELETESCHEDULERESPONSE']._serialized_start=1043
-  _globals['_DELETESCHEDULERESPONSE']._serialized_end=1067
-  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_start=1069
-  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_end=1125
-  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_start=1127
-  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_end=1183
-  _globals['_SCHEDULESERVICE']._serialized_start=1186
-  _globals['_SCHEDULESERVICE']._serialized_end=2241
+  _globals['_SCHEDULESERVICE'].methods_by_name['TriggerSchedule']._serialized_options = b'\220\265\030\002\202\323\344\223\002(\"#/v1/schedules/{schedule_id}:trigger:\001*'
+  _globals['_CREATESCHEDULEREQUEST']._serialized_start=194
+  _globals['_CREATESCHEDULEREQUEST']._serialized_end=266
+  _globals['_CREATESCHEDULERESPONSE']._serialized_start=268
+  _globals['_CREATESCHEDULERESPONSE']._serialized_end=333
+  _globals['_GETSCHEDULEREQUEST']._serialized_start=335
+  _globals['_GETSCHEDULEREQUEST']._serialized_end=387
+  _globals['_GETSCHEDULERESPONSE']._serialized_start=389
+  _globals['_GETSCHEDULERESPONSE']._serialized_end=451
+  _globals['_LISTSCHEDULESREQUEST']._serialized_start=453
+  _globals['_LISTSCHEDULESREQUEST']._serialized_end=475
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_start=477
+  _globals['_LISTSCHEDULESRESPONSE']._serialized_end=542
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_start=545
+  _globals['_UPDATESCHEDULEREQUEST']._serialized_end=698
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_start=700
+  _globals['_UPDATESCHEDULERESPONSE']._serialized_end=765
+  _globals['_PAUSESCHEDULEREQUEST']._serialized_start=767
+  _globals['_PAUSESCHEDULEREQUEST']._serialized_end=821
+  _globals['_PAUSESCHEDULERESPONSE']._serialized_start=823
+  _globals['_PAUSESCHEDULERESPONSE']._serialized_end=887
+  _globals['_RESUMESCHEDULEREQUEST']._serialized_start=889
+  _globals['_RESUMESCHEDULEREQUEST']._serialized_end=944
+  _globals['_RESUMESCHEDULERESPONSE']._serialized_start=946
+  _globals['_RESUMESCHEDULERESPONSE']._serialized_end=1011
+  _globals['_DELETESCHEDULEREQUEST']._serialized_start=1013
+  _globals['_DELETESCHEDULEREQUEST']._serialized_end=1068
+  _globals['_DELETESCHEDULERESPONSE']._serialized_start=1070
+  _globals['_DELETESCHEDULERESPONSE']._serialized_end=1094
+  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_start=1096
+  _globals['_TRIGGERSCHEDULEREQUEST']._serialized_end=1152
+  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_start=1154
+  _globals['_TRIGGERSCHEDULERESPONSE']._serialized_end=1210
+  _globals['_SCHEDULESERVICE']._serialized_start=1213
+  _globals['_SCHEDULESERVICE']._serialized_end=2301
 # @@protoc_insertion_point(module_scope)

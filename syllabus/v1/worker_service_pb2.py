@@ -26,9 +26,10 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from syllabus.v1 import job_pb2 as syllabus_dot_v1_dot_job__pb2
+from syllabus.v1 import options_pb2 as syllabus_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n syllabus/v1/worker_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15syllabus/v1/job.proto\"\xd7\x01\n\x0bWorkRequest\x12)\n\x05hello\x18\x01 \x01(\x0b\x32\x18.syllabus.v1.WorkerHelloH\x00\x12\x30\n\x08progress\x18\x02 \x01(\x0b\x32\x1c.syllabus.v1.AttemptProgressH\x00\x12.\n\x07outcome\x18\x03 \x01(\x0b\x32\x1b.syllabus.v1.AttemptOutcomeH\x00\x12)\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x18.syllabus.v1.WorkerDrainH\x00\x42\x10\n\x07message\x12\x05\xbaH\x02\x08\x01\"\xe2\x01\n\x0bWorkerHello\x12,\n\x04pool\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x32\x17^[a-z][a-z0-9_-]{0,63}$\x12\x37\n\x05tasks\x18\x02 \x03(\x0b\x32\x1b.syllabus.v1.TaskDefinitionB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xe8\x07\x12\x1f\n\x0b\x63oncurrency\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x01\x12\x1d\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x16\n\x04host\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\xff\x01\x12\x14\n\x03pid\x18\x06 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\"\xb0\x01\n\x0eTaskDefinition\x12\x41\n\x04name\x18\x01 \x01(\tB3\xbaH0r.\x10\x01\x18\x80\x01\x32\'^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$\x12\x1f\n\x0cmax_attempts\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12:\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x0e\xbaH\x0b\xaa\x01\x08\"\x04\x08\x80\xa3\x05*\x00\"\r\n\x0bWorkerDrain\"k\n\x0f\x41ttemptProgress\x12\x1b\n\nattempt_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12 \n\x07percent\x18\x02 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\xc8\x42-\x00\x00\x00\x00\x12\x19\n\x07message\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xf4\x03\"\xe2\x01\n\x0e\x41ttemptOutcome\x12\x1b\n\nattempt_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x15\n\x0bresult_json\x18\x02 \x01(\tH\x00\x12(\n\x06result\x18\x03 \x01(\x0b\x32\x16.syllabus.v1.JobResultH\x00\x12.\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x1b.syllabus.v1.AttemptFailureH\x00\x12\x30\n\x08\x64\x65\x66\x65rral\x18\x05 \x01(\x0b\x32\x1c.syllabus.v1.AttemptDeferralH\x00\x42\x10\n\x07outcome\x12\x05\xbaH\x02\x08\x01\"\x87\x01\n\x0e\x41ttemptFailure\x12\x17\n\x04type\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\x12\x19\n\x07message\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xd0\x0f\x12\x11\n\tpermanent\x18\x03 \x01(\x08\x12.\n\x0bretry_after\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"U\n\x0f\x41ttemptDeferral\x12(\n\x05\x64\x65lay\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xf4\x03\"\xa5\x01\n\x0cWorkResponse\x12-\n\x07welcome\x18\x01 \x01(\x0b\x32\x1a.syllabus.v1.WorkerWelcomeH\x00\x12-\n\nassignment\x18\x02 \x01(\x0b\x32\x17.syllabus.v1.AssignmentH\x00\x12,\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x1a.syllabus.v1.AttemptCancelH\x00\x42\t\n\x07message\"\"\n\rWorkerWelcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\xad\x02\n\nAssignment\x12\x12\n\nattempt_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x12\n\ninput_json\x18\x04 \x01(\t\x12 \n\x05input\x18\x05 \x01(\x0b\x32\x11.syllabus.v1.Task\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12\x33\n\x06labels\x18\x08 \x03(\x0b\x32#.syllabus.v1.Assignment.LabelsEntry\x12,\n\x08\x64\x65\x61\x64line\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\rAttemptCancel\x12\x12\n\nattempt_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t2P\n\rWorkerService\x12?\n\x04Work\x12\x18.syllabus.v1.WorkRequest\x1a\x19.syllabus.v1.WorkResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n syllabus/v1/worker_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"\xd7\x01\n\x0bWorkRequest\x12)\n\x05hello\x18\x01 \x01(\x0b\x32\x18.syllabus.v1.WorkerHelloH\x00\x12\x30\n\x08progress\x18\x02 \x01(\x0b\x32\x1c.syllabus.v1.AttemptProgressH\x00\x12.\n\x07outcome\x18\x03 \x01(\x0b\x32\x1b.syllabus.v1.AttemptOutcomeH\x00\x12)\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x18.syllabus.v1.WorkerDrainH\x00\x42\x10\n\x07message\x12\x05\xbaH\x02\x08\x01\"\xe2\x01\n\x0bWorkerHello\x12,\n\x04pool\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x32\x17^[a-z][a-z0-9_-]{0,63}$\x12\x37\n\x05tasks\x18\x02 \x03(\x0b\x32\x1b.syllabus.v1.TaskDefinitionB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xe8\x07\x12\x1f\n\x0b\x63oncurrency\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x01\x12\x1d\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x16\n\x04host\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\xff\x01\x12\x14\n\x03pid\x18\x06 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\"\xb0\x01\n\x0eTaskDefinition\x12\x41\n\x04name\x18\x01 \x01(\tB3\xbaH0r.\x10\x01\x18\x80\x01\x32\'^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$\x12\x1f\n\x0cmax_attempts\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12:\n\x07timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x0e\xbaH\x0b\xaa\x01\x08\"\x04\x08\x80\xa3\x05*\x00\"\r\n\x0bWorkerDrain\"k\n\x0f\x41ttemptProgress\x12\x1b\n\nattempt_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12 \n\x07percent\x18\x02 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\xc8\x42-\x00\x00\x00\x00\x12\x19\n\x07message\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xf4\x03\"\xe2\x01\n\x0e\x41ttemptOutcome\x12\x1b\n\nattempt_id\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x10\x01\x12\x15\n\x0bresult_json\x18\x02 \x01(\tH\x00\x12(\n\x06result\x18\x03 \x01(\x0b\x32\x16.syllabus.v1.JobResultH\x00\x12.\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x1b.syllabus.v1.AttemptFailureH\x00\x12\x30\n\x08\x64\x65\x66\x65rral\x18\x05 \x01(\x0b\x32\x1c.syllabus.v1.AttemptDeferralH\x00\x42\x10\n\x07outcome\x12\x05\xbaH\x02\x08\x01\"\x87\x01\n\x0e\x41ttemptFailure\x12\x17\n\x04type\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\x12\x19\n\x07message\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xd0\x0f\x12\x11\n\tpermanent\x18\x03 \x01(\x08\x12.\n\x0bretry_after\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"U\n\x0f\x41ttemptDeferral\x12(\n\x05\x64\x65lay\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xf4\x03\"\xa5\x01\n\x0cWorkResponse\x12-\n\x07welcome\x18\x01 \x01(\x0b\x32\x1a.syllabus.v1.WorkerWelcomeH\x00\x12-\n\nassignment\x18\x02 \x01(\x0b\x32\x17.syllabus.v1.AssignmentH\x00\x12,\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x1a.syllabus.v1.AttemptCancelH\x00\x42\t\n\x07message\"\"\n\rWorkerWelcome\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\xad\x02\n\nAssignment\x12\x12\n\nattempt_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x12\n\ninput_json\x18\x04 \x01(\t\x12 \n\x05input\x18\x05 \x01(\x0b\x32\x11.syllabus.v1.Task\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12\x33\n\x06labels\x18\x08 \x03(\x0b\x32#.syllabus.v1.Assignment.LabelsEntry\x12,\n\x08\x64\x65\x61\x64line\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\rAttemptCancel\x12\x12\n\nattempt_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t2V\n\rWorkerService\x12\x45\n\x04Work\x12\x18.syllabus.v1.WorkRequest\x1a\x19.syllabus.v1.WorkResponse\"\x04\x90\xb5\x18\x04(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -73,32 +74,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTEMPTDEFERRAL'].fields_by_name['reason']._serialized_options = b'\272H\005r\003\030\364\003'
   _globals['_ASSIGNMENT_LABELSENTRY']._loaded_options = None
   _globals['_ASSIGNMENT_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_WORKREQUEST']._serialized_start=167
-  _globals['_WORKREQUEST']._serialized_end=382
-  _globals['_WORKERHELLO']._serialized_start=385
-  _globals['_WORKERHELLO']._serialized_end=611
-  _globals['_TASKDEFINITION']._serialized_start=614
-  _globals['_TASKDEFINITION']._serialized_end=790
-  _globals['_WORKERDRAIN']._serialized_start=792
-  _globals['_WORKERDRAIN']._serialized_end=805
-  _globals['_ATTEMPTPROGRESS']._serialized_start=807
-  _globals['_ATTEMPTPROGRESS']._serialized_end=914
-  _globals['_ATTEMPTOUTCOME']._serialized_start=917
-  _globals['_ATTEMPTOUTCOME']._serialized_end=1143
-  _globals['_ATTEMPTFAILURE']._serialized_start=1146
-  _globals['_ATTEMPTFAILURE']._serialized_end=1281
-  _globals['_ATTEMPTDEFERRAL']._serialized_start=1283
-  _globals['_ATTEMPTDEFERRAL']._serialized_end=1368
-  _globals['_WORKRESPONSE']._serialized_start=1371
-  _globals['_WORKRESPONSE']._serialized_end=1536
-  _globals['_WORKERWELCOME']._serialized_start=1538
-  _globals['_WORKERWELCOME']._serialized_end=1572
-  _globals['_ASSIGNMENT']._serialized_start=1575
-  _globals['_ASSIGNMENT']._serialized_end=1876
-  _globals['_ASSIGNMENT_LABELSENTRY']._serialized_start=1831
-  _globals['_ASSIGNMENT_LABELSENTRY']._serialized_end=1876
-  _globals['_ATTEMPTCANCEL']._serialized_start=1878
-  _globals['_ATTEMPTCANCEL']._serialized_end=1929
-  _globals['_WORKERSERVICE']._serialized_start=1931
-  _globals['_WORKERSERVICE']._serialized_end=2011
+  _globals['_WORKERSERVICE'].methods_by_name['Work']._loaded_options = None
+  _globals['_WORKERSERVICE'].methods_by_name['Work']._serialized_options = b'\220\265\030\004'
+  _globals['_WORKREQUEST']._serialized_start=194
+  _globals['_WORKREQUEST']._serialized_end=409
+  _globals['_WORKERHELLO']._serialized_start=412
+  _globals['_WORKERHELLO']._serialized_end=638
+  _globals['_TASKDEFINITION']._serialized_start=641
+  _globals['_TASKDEFINITION']._serialized_end=817
+  _globals['_WORKERDRAIN']._serialized_start=819
+  _globals['_WORKERDRAIN']._serialized_end=832
+  _globals['_ATTEMPTPROGRESS']._serialized_start=834
+  _globals['_ATTEMPTPROGRESS']._serialized_end=941
+  _globals['_ATTEMPTOUTCOME']._serialized_start=944
+  _globals['_ATTEMPTOUTCOME']._serialized_end=1170
+  _globals['_ATTEMPTFAILURE']._serialized_start=1173
+  _globals['_ATTEMPTFAILURE']._serialized_end=1308
+  _globals['_ATTEMPTDEFERRAL']._serialized_start=1310
+  _globals['_ATTEMPTDEFERRAL']._serialized_end=1395
+  _globals['_WORKRESPONSE']._serialized_start=1398
+  _globals['_WORKRESPONSE']._serialized_end=1563
+  _globals['_WORKERWELCOME']._serialized_start=1565
+  _globals['_WORKERWELCOME']._serialized_end=1599
+  _globals['_ASSIGNMENT']._serialized_start=1602
+  _globals['_ASSIGNMENT']._serialized_end=1903
+  _globals['_ASSIGNMENT_LABELSENTRY']._serialized_start=1858
+  _globals['_ASSIGNMENT_LABELSENTRY']._serialized_end=1903
+  _globals['_ATTEMPTCANCEL']._serialized_start=1905
+  _globals['_ATTEMPTCANCEL']._serialized_end=1956
+  _globals['_WORKERSERVICE']._serialized_start=1958
+  _globals['_WORKERSERVICE']._serialized_end=2044
 # @@protoc_insertion_point(module_scope)

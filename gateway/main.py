@@ -62,6 +62,8 @@ async def serve(common: CommonConfig) -> None:
         body_timeout=config.http_body_timeout,
         max_connections=config.http_max_connections,
         messages=[descriptor_pool.Default().FindMessageTypeByName(name) for name in own_types],
+        cors_origins=config.http_cors_origins,
+        allowed_hosts=config.http_allowed_hosts,
     )
     try:
         try:

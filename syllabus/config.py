@@ -6,6 +6,7 @@ defaults and turns any invalid value into a ConfigError whose message names the 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -235,6 +236,12 @@ class GatewayConfig:
     http_header_timeout: float = 10.0
     http_body_timeout: float = 30.0
     http_max_connections: int = 1024
+    # Origins whose web pages may call the REST shim from a browser (CORS), as `scheme://host[:port]`; ("*",): any.
+    # Empty: CORS is off, and browsers let no other site's page call it.
+    http_cors_origins: tuple[str, ...] = ()
+    # Host names (or addresses) the REST shim answers besides loopback ones, against DNS rebinding; ("*",): any.
+    # Empty: any Host, unless the shim listens on loopback, where only loopback names are answered.
+    http_allowed_hosts: tuple[str, ...] = ()
     # Descriptor sets of the user's own protos (`buf build -o acme.binpb`): typed task inputs and results are
     # validated and written as JSON with them.
     descriptor_sets: tuple[str, ...] = ()
@@ -244,6 +251,39 @@ class GatewayConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
         env = os.environ if env is None else env
+
+        def listed(raw: str, one: Callable[[str], str]) -> tuple[str, ...]:
+            entries = tuple(part.strip() for part in raw.split(","))
+            if entries == ("",):
+                return ()
+            if entries == ("*",):
+                return entries
+            return tuple(one(entry) for entry in entries)
+
+        def origin(entry: str) -> str:
+            # Exactly what a browser sends as Origin: scheme://host[:port], nothing after it.
+            parts = urlparse(entry)
+            if (
+                not parts.scheme
+                or not parts.hostname
+                or "@" in parts.netloc
+                or entry != f"{parts.scheme}://{parts.netloc}"
+            ):
+                raise ValueError(entry)
+            _ = parts.port  # a port that is not a number raises ValueError
+            return entry.lower()
+
+        def host(entry: str) -> str:
+            name = entry.lower().removeprefix("[").removesuffix("]")
+            try:
+                return ipaddress.ip_address(name).compressed
+            except ValueError:
+                # A name, then: letters, digits, "-" and "_" (container names have them), in dot-separated labels.
+                labels = name.removesuffix(".").split(".")
+                if not all(label and set(label) <= set("abcdefghijklmnopqrstuvwxyz0123456789-_") for label in labels):
+                    raise
+                return name
+
         return cls(
             default_max_attempts=_parse(
                 env, "SYLLABUS_MAX_ATTEMPTS", str(cls.default_max_attempts), _positive_int, "an integer >= 1"
@@ -262,6 +302,20 @@ class GatewayConfig:
             ),
             http_max_connections=_parse(
                 env, "SYLLABUS_HTTP_MAX_CONNECTIONS", str(cls.http_max_connections), _positive_int, "an integer > 0"
+            ),
+            http_cors_origins=_parse(
+                env,
+                "SYLLABUS_HTTP_CORS_ORIGINS",
+                "",
+                lambda raw: listed(raw, origin),
+                "* or origins such as https://app.example.com:8443 (scheme://host[:port], no path), comma-separated",
+            ),
+            http_allowed_hosts=_parse(
+                env,
+                "SYLLABUS_HTTP_ALLOWED_HOSTS",
+                "",
+                lambda raw: listed(raw, host),
+                "* or host names or IP addresses without a port, comma-separated",
             ),
         )
 

@@ -158,6 +158,7 @@ def render(spec: dict[str, Any]) -> str:
 <h1>{escape(info["title"])} <span class="muted">{escape(info["version"])}</span></h1>
 <p>{escape(info.get("description", ""))}</p>
 <p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI {escape(spec["openapi"])}).
+Request bodies are JSON, sent with <code>Content-Type: application/json</code> (any other type is 415).
 Streams answer newline-delimited JSON, or Server-Sent Events with <code>Accept: text/event-stream</code>.
 Headers <code>Authorization</code> and <code>Grpc-Metadata-*</code> become gRPC metadata;
 <code>Grpc-Timeout</code> (e.g. <code>30S</code>, <code>500m</code>) sets the deadline.

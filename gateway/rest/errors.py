@@ -62,6 +62,11 @@ def http_status(code: int) -> int:
     return HTTP_STATUS.get(code, 500)
 
 
+def quoted(value: str, limit: int = 80) -> str:
+    """A client's header value as an error message shows it: quoted, and cut short."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
 def bad_request(message: str, violations: Sequence[tuple[str, str]] = ()) -> status_pb2.Status:
     if not violations:
         return build_status(code_pb2.INVALID_ARGUMENT, message)

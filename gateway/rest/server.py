@@ -5,6 +5,10 @@ exactly the gRPC ones, and every route comes from the services' google.api.http 
 RPC. It also serves /openapi.json and /docs, both generated from the same descriptors. Every answer that is not
 a success is a google.rpc.Status, including those to requests too large, too slow or not HTTP at all
 (gateway.rest.connections).
+
+Before any of that, a request must be one a browser could not have been tricked into sending: addressed to a host
+this listener serves (gateway.rest.hosts), not another site's write (gateway.rest.origins), its body declared JSON
+(gateway.rest.mediatypes); CORS preflights are answered for the configured origins only.
 """
 
 from __future__ import annotations
@@ -23,7 +27,19 @@ from google.protobuf.descriptor_pool import Default as default_pool
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 
-from gateway.rest import connections, docs, errors, headers, openapi, protojson, streams, transcode
+from gateway.rest import (
+    connections,
+    docs,
+    errors,
+    headers,
+    hosts,
+    mediatypes,
+    openapi,
+    origins,
+    protojson,
+    streams,
+    transcode,
+)
 from gateway.rest.routes import Resolved, Route, Router, RoutingError, routes_of
 from gateway.services import MAX_MESSAGE
 from gateway.status import build_status
@@ -86,14 +102,22 @@ class RestGateway:
         body_timeout: float = 30.0,
         max_connections: int = 1024,
         messages: Sequence[Descriptor] = (),
+        cors_origins: Sequence[str] = (),
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
-        """`messages`: the user's own types (SYLLABUS_DESCRIPTOR_SETS), described in /openapi.json too."""
+        """`messages`: the user's own types (SYLLABUS_DESCRIPTOR_SETS), described in /openapi.json too.
+        `cors_origins`: origins (or `*`) whose pages may call the API from a browser (gateway.rest.origins);
+        `allowed_hosts`: Host names served besides loopback ones (gateway.rest.hosts)."""
         routes = routes_of(services)
         for route in routes:
             if route.method.client_streaming:
                 log.warning("%s is client-streaming: the REST shim does not serve it", route.method.full_name)
         self.routes = [route for route in routes if not route.method.client_streaming]
         self.router = Router(self.routes)
+        self._origins = origins.Origins(cors_origins, (route.http_method for route in self.routes))
+        self._allowed_hosts = tuple(allowed_hosts)
+        # Set for the address start() binds: the Host check depends on whether it is loopback.
+        self._hosts = hosts.HostPolicy("", self._allowed_hosts)
         self._target = target
         self._channel: grpc.aio.Channel | None = None
         self._calls: dict[str, Call] = {}
@@ -126,6 +150,7 @@ class RestGateway:
         self._runner = web.ServerRunner(self.server, shutdown_timeout=5.0)
         await self._runner.setup()
         host, _, port = addr.rpartition(":")
+        self._hosts = hosts.HostPolicy(host, self._allowed_hosts)
         site = web.TCPSite(self._runner, host.strip("[]"), int(port))
         await site.start()
         bound = self._runner.addresses[0]
@@ -154,6 +179,20 @@ class RestGateway:
         return call
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        misdirected = self._hosts.refusal(request.headers.getall("Host", []))
+        if misdirected is not None:
+            return errors.response(misdirected.status, http=misdirected.http)
+        if self._origins.is_preflight(request):
+            return self._origins.preflight(request)
+        response = await self._answer(request)
+        if not response.prepared:
+            self._origins.decorate(request, response.headers)
+        return response
+
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        refusal = self._origins.cross_origin_refusal(request) or mediatypes.refusal(request)
+        if refusal is not None:
+            return errors.response(refusal.status, http=refusal.http)
         path = request.rel_url.raw_path
         if request.method == "GET" and path == "/openapi.json":
             return web.Response(body=self._spec_body, content_type="application/json")
@@ -193,8 +232,7 @@ class RestGateway:
             self._active.discard(call)
             call.cancel()
 
-    @staticmethod
-    async def _refuse(request: web.BaseRequest, refusal: errors.ClientError) -> web.StreamResponse:
+    async def _refuse(self, request: web.BaseRequest, refusal: errors.ClientError) -> web.StreamResponse:
         response = errors.response(refusal.status, http=refusal.http)
         if refusal.http == 413:
             # The rest of the body is not wanted: aiohttp reads and drops what still comes for a while (closing on
@@ -203,6 +241,7 @@ class RestGateway:
         elif refusal.http == 408:
             # The client stopped sending: waiting on for the rest of its body would only hold the connection.
             response.force_close()
+            self._origins.decorate(request, response.headers)
             await response.prepare(request)
             await response.write_eof()
             request.protocol.force_close()
@@ -299,6 +338,7 @@ class RestGateway:
         out = headers.outgoing(await call.initial_metadata())
         out |= {"Content-Type": self._stream_type(sse), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         response = web.StreamResponse(status=200, headers=out)
+        self._origins.decorate(request, response.headers)
         response.enable_chunked_encoding()
         await response.prepare(request)
         message: Message | None = first

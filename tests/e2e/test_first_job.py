@@ -154,7 +154,8 @@ async def test_a_report_job_sent_with_curl_is_downloaded_as_a_pdf_with_curl(stac
         ],
     }
     body = json.dumps({"spec": {"renderReport": report}})
-    posted = await stack.run("curl", "-sS", "--fail-with-body", f"{base}/v1/jobs", "-d", body)
+    json_type = ("-H", "Content-Type: application/json")
+    posted = await stack.run("curl", "-sS", "--fail-with-body", f"{base}/v1/jobs", *json_type, "-d", body)
     assert posted.code == 0, (posted.out, posted.err)
     job_id = json.loads(posted.out)["job"]["id"]
     watched = await stack.run("curl", "-sS", "--fail-with-body", f"{base}/v1/jobs/{job_id}:watch")

@@ -74,7 +74,7 @@ async def tasks_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 
 async def curl(stack: Stack, path: str, body: dict[str, Any] | None = None) -> Any:
     url = f"http://{stack.env['SYLLABUS_HTTP_ADDR']}{path}"
-    data = ["-d", json.dumps(body)] if body is not None else []
+    data = ["-H", "Content-Type: application/json", "-d", json.dumps(body)] if body is not None else []
     run = await stack.run("curl", "-sS", "--fail-with-body", url, *data)
     assert run.code == 0, (run.out, run.err)
     return run.out
@@ -131,7 +131,8 @@ async def test_a_typed_task_over_rest_is_validated_run_by_the_pool_and_read_back
     assert by_buf.code == 0, by_buf.err
     assert json_messages(by_buf.out)[0]["job"]["spec"]["task"]["message"] == {"@type": STATS, "numbers": [1, 3]}
 
-    refused = await stack.run("curl", "-sS", "-o", "/dev/stderr", "-w", "%{http_code}", url, "-d", json.dumps(empty))
+    json_body = ("-H", "Content-Type: application/json", "-d", json.dumps(empty))
+    refused = await stack.run("curl", "-sS", "-o", "/dev/stderr", "-w", "%{http_code}", url, *json_body)
     assert refused.out == "400"
     assert json.loads(refused.err)["details"][0]["fieldViolations"][0]["field"] == "spec.task.message.numbers"
 

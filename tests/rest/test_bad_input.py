@@ -13,6 +13,7 @@ from tests.rest import rawhttp
 from tests.rest.conftest import LogProblems, Rest
 
 SPEC = {"summarizeText": {"text": "hello"}}
+JSON = {"Content-Type": "application/json"}
 
 
 def violation(status: dict[str, Any]) -> str:
@@ -23,7 +24,8 @@ def violation(status: dict[str, Any]) -> str:
 
 
 async def test_json_nested_deeper_than_python_can_parse(rest: Rest, gateway_log: LogProblems) -> None:
-    got = await rest.http.post("/v1/jobs", content=b'{"spec": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    body = b'{"spec": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    got = await rest.http.post("/v1/jobs", content=body, headers=JSON)
     status = rawhttp.assert_status(got.status_code, got.headers["content-type"], got.content)
     assert got.status_code == 400 and "nested too deeply" in status["message"]
     assert gateway_log() == []
@@ -39,7 +41,7 @@ async def test_json_nested_deeper_than_python_can_parse(rest: Rest, gateway_log:
     ],
 )
 async def test_lone_surrogates_in_json(rest: Rest, gateway_log: LogProblems, body: bytes, field: str) -> None:
-    got = await rest.http.post("/v1/jobs", content=body)
+    got = await rest.http.post("/v1/jobs", content=body, headers=JSON)
     status = rawhttp.assert_status(got.status_code, got.headers["content-type"], got.content)
     assert got.status_code == 400 and violation(status).startswith(field)
     assert gateway_log() == []
@@ -48,7 +50,7 @@ async def test_lone_surrogates_in_json(rest: Rest, gateway_log: LogProblems, bod
 @pytest.mark.parametrize("value", [b"\xff\xfe", b"caf\xc3\xa9", b"tab\there"])
 async def test_grpc_metadata_that_grpc_cannot_carry(rest: Rest, gateway_log: LogProblems, value: bytes) -> None:
     request = (
-        b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nGrpc-Metadata-Trace: " + value + b"\r\n\r\n"
+        b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nGrpc-Metadata-Trace: " + value + b"\r\n\r\n"
     )
     [answer], _ = await rawhttp.exchange(rest.url, request)
     status = rawhttp.assert_status_answer(answer)
@@ -58,7 +60,7 @@ async def test_grpc_metadata_that_grpc_cannot_carry(rest: Rest, gateway_log: Log
 
 async def test_other_headers_grpc_cannot_carry_are_left_out(rest: Rest, gateway_log: LogProblems) -> None:
     # User-Agent travels only for information (grpcgateway-user-agent): the request goes on without it.
-    request = b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nUser-Agent: caf\xc3\xa9\r\nConnection: close\r\n\r\n"
+    request = b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nUser-Agent: caf\xc3\xa9\r\nConnection: close\r\n\r\n"
     [answer], _ = await rawhttp.exchange(rest.url, request)
     assert answer.status == 200
     assert "grpcgateway-user-agent" not in rest.metadata.last("ListJobs")
@@ -99,7 +101,8 @@ async def test_message_over_the_grpc_limit_is_413_naming_it(rest: Rest, gateway_
 async def test_body_over_the_shims_limit_is_413_before_it_is_read(rest: Rest, gateway_log: LogProblems) -> None:
     reader, writer = await rawhttp.connect(rest.url)
     try:
-        writer.write(b"POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nContent-Length: %d\r\n\r\n{" % (17 << 20))
+        head = b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        writer.write(head % (17 << 20) + b"\r\n{")
         answer = await rawhttp.read_answer(reader)
     finally:
         writer.close()
@@ -127,8 +130,8 @@ async def test_unsupported_expectation_is_417(rest: Rest, gateway_log: LogProble
 async def test_expect_100_continue_is_answered_before_the_body(rest: Rest, gateway_log: LogProblems) -> None:
     body = b'{"spec": {"summarizeText": {"text": "hello"}}}'
     head = (
-        b"POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nExpect: 100-continue\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
+        b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nExpect: 100-continue\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
     )
     reader, writer = await rawhttp.connect(rest.url)
     try:
@@ -147,16 +150,16 @@ async def test_expect_100_continue_is_answered_before_the_body(rest: Rest, gatew
     ("request_bytes", "http", "words"),
     [
         (b"GARBAGE\r\n\r\n", 400, "Invalid method"),
-        (b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nBad Header: x\r\n\r\n", 400, "Invalid header"),
+        (b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n", 400, "Invalid header"),
         (b"GET /v1/jobs HTTP/1.1\r\n\r\n", 400, "Host"),
-        (b"GET /v1/jobs HTTP/9.9\r\nHost: gateway\r\n\r\n", 400, "malformed HTTP request"),
+        (b"GET /v1/jobs HTTP/9.9\r\nHost: localhost\r\n\r\n", 400, "malformed HTTP request"),
         (
-            b"POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
+            b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
             400,
             "chunk",
         ),
         (
-            b"POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+            b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
             400,
             "Content-Length",
         ),
@@ -165,8 +168,8 @@ async def test_expect_100_continue_is_answered_before_the_body(rest: Rest, gatew
             431,
             "Too many headers",
         ),
-        (b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nX-Long: " + b"y" * 10_000 + b"\r\n\r\n", 431, "8190"),
-        (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: gateway\r\n\r\n", 431, "8190"),
+        (b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nX-Long: " + b"y" * 10_000 + b"\r\n\r\n", 431, "8190"),
+        (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 431, "8190"),
         (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, "malformed HTTP request"),
     ],
 )
@@ -184,7 +187,7 @@ async def test_an_error_answer_survives_the_input_left_unread(rest: Rest, gatewa
     # server closed then, with that body unread, the kernel would reset the connection and the reset would
     # discard the answer before the client read it.
     body = b"x" * 4_000_000
-    head = b"POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nBad Header: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    head = b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\nContent-Length: %d\r\n\r\n" % len(body)
     reader, writer = await rawhttp.connect(rest.url)
     try:
         writer.write(head)
@@ -203,7 +206,10 @@ async def test_an_error_answer_survives_the_input_left_unread(rest: Rest, gatewa
 async def test_a_bad_chunk_after_the_headers_arrived(rest: Rest, gateway_log: LogProblems) -> None:
     reader, writer = await rawhttp.connect(rest.url)
     try:
-        writer.write(b'POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"sp\r\n')
+        writer.write(
+            b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"sp\r\n'
+        )
         await writer.drain()
         writer.write(b"zz\r\n")
         answers = rawhttp.parse(await reader.read())
@@ -218,7 +224,10 @@ async def test_a_body_found_malformed_only_after_the_answer(rest: Rest, gateway_
     # ListJobs takes no body, so it is answered first; aiohttp then reads the body to drop it, and finds it is
     # not the gzip it claims to be.
     body = b"not gzip at all"
-    head = b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+    head = (
+        b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\n\r\n"
+    )
     [answer], _ = await rawhttp.exchange(rest.url, head % len(body) + body)
     assert answer.status == 200
     assert gateway_log() == []

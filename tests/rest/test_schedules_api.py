@@ -50,7 +50,9 @@ async def test_bad_schedules_are_4xx_naming_the_field(rest: Rest) -> None:
         assert answer.status_code == 400, answer.text
         violations = answer.json()["details"][0]["fieldViolations"]
         assert field in [violation["field"] for violation in violations], answer.text
-    assert (await rest.http.post("/v1/schedules", content=b"{not json")).status_code == 400
+    json_type = {"Content-Type": "application/json"}
+    malformed = await rest.http.post("/v1/schedules", content=b"{not json", headers=json_type)
+    assert malformed.status_code == 400
     created = await rest.http.post("/v1/schedules", json={"id": "once", "interval": "3600s", "spec": spec})
     assert created.status_code == 200, created.text
     again = await rest.http.post("/v1/schedules", json={"id": "once", "interval": "3600s", "spec": spec})

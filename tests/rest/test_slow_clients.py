@@ -82,7 +82,7 @@ async def test_a_client_that_sends_nothing_is_closed(shim: Shim, gateway_log: Lo
 async def test_a_client_that_stops_in_its_headers_is_closed(shim: Shim, gateway_log: LogProblems) -> None:
     gateway = await shim(header_timeout=QUICK)
     reader, writer = await rawhttp.connect(gateway.url)
-    writer.write(b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nAccept: appl")
+    writer.write(b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nAccept: appl")
     await closed_without_answer(reader)
     writer.close()
     assert gateway_log() == []
@@ -91,7 +91,7 @@ async def test_a_client_that_stops_in_its_headers_is_closed(shim: Shim, gateway_
 async def test_an_idle_keep_alive_connection_is_closed(shim: Shim, gateway_log: LogProblems) -> None:
     gateway = await shim(header_timeout=QUICK)
     reader, writer = await rawhttp.connect(gateway.url)
-    writer.write(b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    writer.write(b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\n\r\n")
     answer = await rawhttp.read_answer(reader)
     assert answer.status == 200
     await closed_without_answer(reader)
@@ -102,7 +102,10 @@ async def test_an_idle_keep_alive_connection_is_closed(shim: Shim, gateway_log: 
 async def test_a_client_that_stops_in_its_body_gets_408_and_is_closed(shim: Shim, gateway_log: LogProblems) -> None:
     gateway = await shim(body_timeout=QUICK)
     reader, writer = await rawhttp.connect(gateway.url)
-    writer.write(b'POST /v1/jobs HTTP/1.1\r\nHost: gateway\r\nContent-Length: 100\r\n\r\n{"spec": ')
+    writer.write(
+        b"POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        b'{"spec": '
+    )
     answers = rawhttp.parse(await reader.read())
     writer.close()
     [answer] = answers
@@ -119,7 +122,7 @@ async def test_streams_outlive_the_read_timeouts(
     await start_worker()
     job = await submit(rest, text="block")
     reader, writer = await rawhttp.connect(gateway.url)
-    writer.write(b"GET /v1/jobs/%s:watch HTTP/1.1\r\nHost: gateway\r\n\r\n" % job["id"].encode())
+    writer.write(b"GET /v1/jobs/%s:watch HTTP/1.1\r\nHost: localhost\r\n\r\n" % job["id"].encode())
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 OK")
     # A connection opened after the watch started is closed by the header timeout: by then the watch has been
     # open longer than both timeouts.
@@ -145,7 +148,7 @@ async def test_connections_over_the_limit_get_503_and_the_gateway_keeps_serving(
     url = gateway.url
     held = [await rawhttp.connect(url) for _ in range(3)]
     # Over the limit: answered at once, whether or not the client sent its request yet.
-    for request in (b"", b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\n\r\n"):
+    for request in (b"", b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\n\r\n"):
         reader, writer = await rawhttp.connect(url)
         writer.write(request)
         [answer] = rawhttp.parse(await reader.read())
@@ -159,7 +162,7 @@ async def test_connections_over_the_limit_get_503_and_the_gateway_keeps_serving(
     await closed_without_answer(reader)
     writer.close()
     # ... and the gateway serves again.
-    [answer], _ = await rawhttp.exchange(url, b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
+    [answer], _ = await rawhttp.exchange(url, b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert answer.status == 200
     for _, writer in held:
         writer.close()
@@ -186,7 +189,7 @@ async def test_a_flood_over_the_limit_is_closed_unanswered(shim: Shim, gateway_l
     await closed_without_answer(reader)
     writer.close()
     [answer], _ = await rawhttp.exchange(
-        gateway.url, b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n"
+        gateway.url, b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     assert answer.status == 200
     assert gateway_log() == []
@@ -199,7 +202,7 @@ async def test_silent_clients_cannot_hold_the_connections(shim: Shim, gateway_lo
     for reader, writer in silent:
         await closed_without_answer(reader)
         writer.close()
-    [answer], _ = await rawhttp.exchange(url, b"GET /v1/jobs HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
+    [answer], _ = await rawhttp.exchange(url, b"GET /v1/jobs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert answer.status == 200
     assert gateway_log() == []
 

@@ -25,7 +25,7 @@ from cli.jobargs import UsageError
 from cli.purge_command import add_purge
 from syllabus import anyjson
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError
-from syllabus.config import GatewayConfig
+from syllabus.config import ClientConfig, GatewayConfig
 from syllabus.topology import TASK_KIND
 from syllabus.v1 import job_pb2, job_service_pb2
 
@@ -124,7 +124,10 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
 
 async def _with_client(handler: Handler, args: argparse.Namespace, addr: str, timeout: float) -> int:
-    async with SyllabusClient.connect(addr, timeout=timeout) as client:
+    identity = ClientConfig.from_env()
+    async with SyllabusClient.connect(
+        addr, timeout=timeout, token=identity.token or None, tenant=identity.tenant or None
+    ) as client:
         return await handler(client, args)
 
 

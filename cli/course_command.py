@@ -15,8 +15,9 @@ from typing import Any, TextIO
 
 import grpc
 
+from syllabus import credentials
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError, error_from
-from syllabus.config import GatewayConfig
+from syllabus.config import ClientConfig, GatewayConfig
 from syllabus.coursecontract import DEFAULT_LANGUAGE, DEFAULT_MODULES
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 
@@ -107,7 +108,8 @@ async def write_course(
     stream: TextIO,
 ) -> int:
     """Create the course, follow its job to the end, and write the document to `out`. Returns the exit code."""
-    channel = grpc.aio.insecure_channel(addr)
+    identity = ClientConfig.from_env()
+    channel = credentials.channel(addr, token=identity.token or None, tenant=identity.tenant or None)
     client = SyllabusClient(channel, addr, timeout=CALL_TIMEOUT)
     courses = course_service_pb2_grpc.CourseServiceStub(channel)
     try:

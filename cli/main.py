@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "cli.course_command",  # course
     "cli.worker_command",  # worker
     "cli.schedule_command",  # schedules
+    "cli.keys_command",  # keys
 )
 
 

@@ -3,6 +3,7 @@ can be seen, and queues paused (gateway.queues)."""
 
 from __future__ import annotations
 
+from gateway.auth import caller
 from gateway.queues import Queues, window_message, window_of
 from gateway.retention import purge_jobs
 from gateway.status import Context
@@ -20,7 +21,6 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         self,
         *,
         runtime: Runtime,
-        tenant: str,
         default_max_attempts: int,
         tasks: TaskRegistry | None = None,
         workers: LiveWorkers | None = None,
@@ -29,13 +29,11 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             nc=runtime.nc,
             store=runtime.store,
             topology=runtime.topology,
-            tenant=tenant,
             tasks=tasks or TaskRegistry(runtime.nc, runtime.topology),
             workers=workers or LiveWorkers(runtime.nc, runtime.topology),
         )
         self._runtime = runtime
         self._store = runtime.store
-        self._tenant = tenant
         self._default_max_attempts = default_max_attempts
         self._dead_letters = runtime.dead_letters
         self._submitter = runtime.submitter
@@ -43,13 +41,13 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
 
     async def _dead_letter(self, job_id: str) -> pb.DeadLetter:
         dead = await self._dead_letters.get(job_id)
-        if dead is None or dead.job.tenant != self._tenant:
+        if dead is None or dead.job.tenant != caller.tenant():
             raise JobNotFound(job_id)
         return dead
 
     async def ListDeadLetters(self, request: pb.ListDeadLettersRequest, context: Context) -> pb.ListDeadLettersResponse:
         letters, token = await self._dead_letters.list(request.kind, request.page_size, request.page_token)
-        mine = [dead for dead in letters if dead.job.tenant == self._tenant]
+        mine = [dead for dead in letters if dead.job.tenant == caller.tenant()]
         return pb.ListDeadLettersResponse(dead_letters=mine, next_page_token=token)
 
     async def GetDeadLetter(self, request: pb.GetDeadLetterRequest, context: Context) -> pb.GetDeadLetterResponse:
@@ -93,10 +91,10 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
     async def PurgeDeadLetters(
         self, request: pb.PurgeDeadLettersRequest, context: Context
     ) -> pb.PurgeDeadLettersResponse:
-        return pb.PurgeDeadLettersResponse(purged=await self._dead_letters.purge(self._tenant, request.kind))
+        return pb.PurgeDeadLettersResponse(purged=await self._dead_letters.purge(caller.tenant(), request.kind))
 
     async def PurgeJobs(self, request: pb.PurgeJobsRequest, context: Context) -> pb.PurgeJobsResponse:
-        return await purge_jobs(self._runtime, self._tenant, request)
+        return await purge_jobs(self._runtime, caller.tenant(), request)
 
     async def ListWorkers(self, request: pb.ListWorkersRequest, context: Context) -> pb.ListWorkersResponse:
         return pb.ListWorkersResponse(workers=await self._queues.list_workers(request.queue))

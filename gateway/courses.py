@@ -14,6 +14,7 @@ from google.api import httpbody_pb2
 from google.rpc import code_pb2, error_details_pb2
 
 from gateway.artifacts import Stored, document_name, download, not_found
+from gateway.auth import caller
 from gateway.jobs import call_timeout
 from gateway.status import Context, abort, build_status
 from syllabus import lifecycle
@@ -41,20 +42,18 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         *,
         runtime: Runtime,
         config: GatewayConfig,
-        tenant: str,
         default_max_attempts: int,
     ) -> None:
         self._js = runtime.nc.jetstream(timeout=config.publish_timeout)
         self._store = runtime.store
         self._topology = runtime.topology
         self._config = config
-        self._tenant = tenant
         self._default_max_attempts = default_max_attempts
         self._submitter = runtime.submitter
 
     async def _course(self, course_id: str, context: Context) -> course_pb2.Course:
         course = await self._store.get_course(course_id)
-        if course is None or course.tenant != self._tenant or not course.job_id:
+        if course is None or course.tenant != caller.tenant() or not course.job_id:
             await not_found(context, _COURSE_RESOURCE, course_id, f"course {course_id!r} not found")
         return course
 
@@ -69,13 +68,13 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         job = build_job(
             job_pb2.JobSpec(generate_course=spec),
             request.options,
-            tenant=self._tenant,
+            tenant=caller.tenant(),
             default_max_attempts=self._default_max_attempts,
         )
         course = course_pb2.Course(
             id=spec.course_id,
             job_id=job.id,
-            tenant=self._tenant,
+            tenant=caller.tenant(),
             prompt=spec.prompt,
             audience=spec.audience,
             level=spec.level,
@@ -104,7 +103,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
     async def ListCourses(
         self, request: course_service_pb2.ListCoursesRequest, context: Context
     ) -> course_service_pb2.ListCoursesResponse:
-        page = await self._store.list_courses(self._tenant, request.page_size, request.page_token)
+        page = await self._store.list_courses(caller.tenant(), request.page_size, request.page_token)
         # Abandoned courses are left out, so a page may hold fewer courses than asked for (as AIP-158 allows).
         courses = [course for course in page.courses if course.job_id]
         return course_service_pb2.ListCoursesResponse(courses=courses, next_page_token=page.next_page_token)

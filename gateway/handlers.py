@@ -26,6 +26,9 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2
 
+from gateway.auth import caller
+from gateway.auth.access import required_scope
+from gateway.auth.gate import Gate, Refused
 from gateway.status import abort, bad_request, build_status, status_for, violations_of
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,13 @@ def _refuse_sync(request: Any, context: Any) -> None:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message())
 
 
+async def _admit(gate: Gate, context: Any, scope: str) -> None:
+    try:
+        caller.enter(await gate.admit(context, scope))
+    except Refused as refused:
+        await abort(context, refused.status)
+
+
 async def _validate(request: Message, context: Any) -> None:
     violations = violations_of(request)
     if violations:
@@ -79,10 +89,12 @@ async def _fail(context: Any, exc: Exception, method: str) -> NoReturn:
     await abort(context, status)
 
 
-def _unary_request(behavior: Behavior, method: str) -> Behavior:
+def _unary_request(behavior: Behavior, method: str, gate: Gate | None, scope: str | None) -> Behavior:
     if inspect.isasyncgenfunction(behavior):
 
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            if gate is not None and scope is not None:
+                await _admit(gate, context, scope)
             await _refuse(request, context)
             await _validate(request, context)
             try:
@@ -97,6 +109,8 @@ def _unary_request(behavior: Behavior, method: str) -> Behavior:
     if inspect.iscoroutinefunction(behavior):
 
         async def call(request: Any, context: Any) -> Any:
+            if gate is not None and scope is not None:
+                await _admit(gate, context, scope)
             await _refuse(request, context)
             await _validate(request, context)
             try:
@@ -108,6 +122,9 @@ def _unary_request(behavior: Behavior, method: str) -> Behavior:
 
         return call
 
+    # A plain function runs on grpc's thread, where the gate (a coroutine) cannot: only the generated stubs of
+    # methods a servicer leaves out are plain, and they answer UNIMPLEMENTED. A plain method that read its caller
+    # would fail (no caller is set), never run as someone else.
     def plain(request: Any, context: Any) -> Any:
         _refuse_sync(request, context)
         return behavior(request, context)
@@ -127,10 +144,12 @@ def _checked_sync(requests: Iterator[Any], context: Any) -> Iterator[Any]:
         yield request
 
 
-def _streaming_request(behavior: Behavior) -> Behavior:
+def _streaming_request(behavior: Behavior, method: str, gate: Gate | None, scope: str | None) -> Behavior:
     if inspect.isasyncgenfunction(behavior):
 
         async def stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+            if gate is not None and scope is not None:
+                await _admit(gate, context, scope)
             async for item in behavior(_checked(requests, context), context):
                 yield item
 
@@ -138,37 +157,50 @@ def _streaming_request(behavior: Behavior) -> Behavior:
     if inspect.iscoroutinefunction(behavior):
 
         async def call(requests: AsyncIterator[Any], context: Any) -> Any:
+            if gate is not None and scope is not None:
+                await _admit(gate, context, scope)
             return await behavior(_checked(requests, context), context)
 
         return call
 
+    # A plain function runs on grpc's thread, where the gate (a coroutine) cannot: only the generated stubs of
+    # methods a servicer leaves out are plain, and they answer UNIMPLEMENTED. A plain method that read its caller
+    # would fail (no caller is set), never run as someone else.
     def plain(requests: Iterator[Any], context: Any) -> Any:
         return behavior(_checked_sync(requests, context), context)
 
     return plain
 
 
-def checked(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-    """`handler` of `method` (its full name, for the log): refusing request bytes that do not decode as its
-    message; with a single request, also refusing one that breaks its rules and mapping its failures."""
+def checked(handler: grpc.RpcMethodHandler, method: str, gate: Gate | None = None) -> grpc.RpcMethodHandler:
+    """`handler` of `method` (its full name): admitting only callers `gate` lets in with the scope the method
+    declares (when a gate is given), refusing request bytes that do not decode as its message; with a single
+    request, also refusing one that breaks its rules and mapping its failures."""
     if handler.request_deserializer is None:
         return handler
+    scope = required_scope(method)
     decode = _decoder(handler.request_deserializer)
     serialize = handler.response_serializer
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(_streaming_request(handler.stream_stream), decode, serialize)
+        behavior = _streaming_request(handler.stream_stream, method, gate, scope)
+        return grpc.stream_stream_rpc_method_handler(behavior, decode, serialize)
     if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(_streaming_request(handler.stream_unary), decode, serialize)
+        behavior = _streaming_request(handler.stream_unary, method, gate, scope)
+        return grpc.stream_unary_rpc_method_handler(behavior, decode, serialize)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(_unary_request(handler.unary_stream, method), decode, serialize)
-    return grpc.unary_unary_rpc_method_handler(_unary_request(handler.unary_unary, method), decode, serialize)
+        behavior = _unary_request(handler.unary_stream, method, gate, scope)
+        return grpc.unary_stream_rpc_method_handler(behavior, decode, serialize)
+    return grpc.unary_unary_rpc_method_handler(
+        _unary_request(handler.unary_unary, method, gate, scope), decode, serialize
+    )
 
 
 class _CheckedGeneric(grpc.GenericRpcHandler):
     """A generic handler whose method handlers are checked, each wrapped once, the first time it is asked for."""
 
-    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+    def __init__(self, inner: grpc.GenericRpcHandler, gate: Gate | None) -> None:
         self._inner = inner
+        self._gate = gate
         # Only methods the inner handler knows are kept, so unknown names sent by clients cannot grow it.
         self._checked: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -179,20 +211,23 @@ class _CheckedGeneric(grpc.GenericRpcHandler):
             handler = self._inner.service(handler_call_details)
             if handler is None:
                 return None
-            found = self._checked[method] = checked(handler, method)
+            found = self._checked[method] = checked(handler, method, self._gate)
         return found
 
 
 class Registrar:
-    """What the generated add_*_to_server functions call on a server: forwarded to `server`, every method checked."""
+    """What the generated add_*_to_server functions call on a server: forwarded to `server`, every method checked
+    (and, with a gate, guarded)."""
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    def __init__(self, server: grpc.aio.Server, gate: Gate | None = None) -> None:
         self._server = server
+        self._gate = gate
 
     def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(tuple(_CheckedGeneric(handler) for handler in handlers))
+        self._server.add_generic_rpc_handlers(tuple(_CheckedGeneric(handler, self._gate) for handler in handlers))
 
     def add_registered_method_handlers(self, service_name: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
         self._server.add_registered_method_handlers(
-            service_name, {name: checked(handler, f"/{service_name}/{name}") for name, handler in handlers.items()}
+            service_name,
+            {name: checked(handler, f"/{service_name}/{name}", self._gate) for name, handler in handlers.items()},
         )

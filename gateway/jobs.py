@@ -8,6 +8,7 @@ from typing import Literal
 from google.api import httpbody_pb2
 
 from gateway.artifacts import download, job_artifacts, not_found
+from gateway.auth import caller
 from gateway.status import Context
 from gateway.taskinputs import TaskInputs
 from gateway.waiting import Waiting
@@ -47,7 +48,6 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         *,
         runtime: Runtime,
         config: GatewayConfig,
-        tenant: str,
         default_max_attempts: int,
         streams: EventStreams,
         tasks: TaskRegistry,
@@ -57,7 +57,6 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self._store = runtime.store
         self._topology = runtime.topology
         self._config = config
-        self._tenant = tenant
         self._default_max_attempts = default_max_attempts
         self._submitter = runtime.submitter
         # Single submissions made together go together.
@@ -73,11 +72,11 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             # A name no pool declared is refused: its job would wait for no one.
             declared = await self._tasks.check(request.spec.task, f"{field}spec.task")
             max_attempts = declared.max_attempts
-        return build_job(request.spec, request.options, tenant=self._tenant, default_max_attempts=max_attempts)
+        return build_job(request.spec, request.options, tenant=caller.tenant(), default_max_attempts=max_attempts)
 
     async def _job(self, job_id: str) -> job_pb2.Job:
         job = await self._store.get_job(job_id)
-        if job is None or job.tenant != self._tenant:
+        if job is None or job.tenant != caller.tenant():
             raise JobNotFound(job_id)
         return job
 
@@ -108,7 +107,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         labels = dict(label.split("=", 1) for label in request.labels)
         page = await self._store.list_jobs(
             JobQuery(
-                tenant=self._tenant,
+                tenant=caller.tenant(),
                 states=frozenset(request.states),
                 kind=request.kind,
                 labels=labels,
@@ -172,5 +171,5 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
     ) -> AsyncIterator[job_service_pb2.WatchJobsResponse]:
         # Initial metadata goes out once the subscription exists, so a caller can tell the watch is live.
         subscribed = lambda: context.send_initial_metadata(())  # noqa: E731
-        async for event in self._streams.tenant_events(self._tenant, request.kind, subscribed):
+        async for event in self._streams.tenant_events(caller.tenant(), request.kind, subscribed):
             yield job_service_pb2.WatchJobsResponse(event=event)

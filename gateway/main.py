@@ -6,13 +6,16 @@ import logging
 
 from google.protobuf import descriptor_pool
 
+from gateway.auth.gate import Gate
+from gateway.auth.listening import refuse_open_listening
 from gateway.descriptors import load_descriptor_sets
 from gateway.readiness import Readiness
 from gateway.rest.server import RestGateway, loopback_target, services_named
 from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
 from gateway.workers import add_worker_service
-from syllabus.config import CommonConfig, ConfigError, GatewayConfig, WorkerConfig
+from syllabus.apikeys import KnownKeys
+from syllabus.config import AuthConfig, CommonConfig, ConfigError, GatewayConfig, WorkerConfig
 from syllabus.jetstream import disconnect
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 async def serve(common: CommonConfig) -> None:
     config = GatewayConfig.from_env()
+    auth = AuthConfig.from_env()
+    refuse_open_listening(auth, (("SYLLABUS_GRPC_ADDR", config.grpc_addr), ("SYLLABUS_HTTP_ADDR", config.http_addr)))
     # The runtime the gateway runs for task workers connected over WorkerService (SYLLABUS_WORKER_*).
     remote_workers = WorkerConfig.from_env("worker")
     own_types = load_descriptor_sets(config.descriptor_sets)
@@ -40,9 +45,12 @@ async def serve(common: CommonConfig) -> None:
     await workers.start()
     # The gateway's composition root: every service below shares these connections and publishers.
     runtime = Runtime.build(nc, store, topology, config.publish_timeout)
-    wiring = Wiring(runtime, config, common.tenant, config.default_max_attempts, tasks, workers)
+    keys = KnownKeys(nc, topology)
+    await keys.start()
+    gate = Gate(auth, common.tenant, keys)
+    wiring = Wiring(runtime, config, common.tenant, config.default_max_attempts, tasks, workers, gate)
     streams = add_services(server, wiring)
-    worker_service = add_worker_service(server, runtime=runtime, tasks=tasks, config=remote_workers)
+    worker_service = add_worker_service(server, runtime=runtime, tasks=tasks, config=remote_workers, gate=gate)
     health_servicer = add_health_and_reflection(server)
     try:
         grpc_port = server.add_insecure_port(config.grpc_addr)
@@ -53,7 +61,11 @@ async def serve(common: CommonConfig) -> None:
         raise ConfigError(f"SYLLABUS_GRPC_ADDR={config.grpc_addr}: cannot listen there (address in use?)")
     await server.start()
     await readiness.attach(health_servicer)
-    log.info("gateway listening on %s (gRPC)", config.grpc_addr)
+    log.info(
+        "gateway listening on %s (gRPC); authentication %s",
+        config.grpc_addr,
+        "required" if gate.required else "off: every caller is an admin of tenant " + common.tenant,
+    )
     # The REST shim calls this server over loopback, so it starts after it and stops before it.
     rest = RestGateway(
         services_named(SERVICE_NAMES),
@@ -82,6 +94,7 @@ async def serve(common: CommonConfig) -> None:
         await streams.close()
         await tasks.stop()
         await workers.stop()
+        await keys.stop()
         await disconnect(nc)
         await store.close()
         log.info("gateway stopped")

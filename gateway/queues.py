@@ -15,6 +15,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
+from gateway.auth import caller
 from syllabus.errors import InvalidRequest
 from syllabus.presence import LiveWorkers, WorkerPresence
 from syllabus.queuecontrol import PausedQueues
@@ -93,12 +94,11 @@ class _Tally:
 
 class Queues:
     def __init__(
-        self, *, nc: Client, store: Store, topology: Topology, tenant: str, tasks: TaskRegistry, workers: LiveWorkers
+        self, *, nc: Client, store: Store, topology: Topology, tasks: TaskRegistry, workers: LiveWorkers
     ) -> None:
         self._nc = nc
         self._store = store
         self._topology = topology
-        self._tenant = tenant
         self._tasks = tasks
         self._workers = workers
         self._paused = PausedQueues(nc, topology)
@@ -127,7 +127,7 @@ class Queues:
             self._pools(),
             self._workers.workers(),
             self._paused.paused(),
-            self._store.count_jobs(self._tenant, now - int(window * 1e9)),
+            self._store.count_jobs(caller.tenant(), now - int(window * 1e9)),
         )
         known = self._known(pools.values(), live, paused)
         if check:

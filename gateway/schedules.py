@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from google.protobuf import field_mask_pb2
 
+from gateway.auth import caller
 from gateway.status import Context
 from gateway.taskinputs import TaskInputs
 from syllabus import lifecycle, schedules
@@ -32,9 +33,8 @@ _TIMING = frozenset({"cron", "interval", "time_zone"})
 
 
 class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
-    def __init__(self, *, runtime: Runtime, tenant: str, default_max_attempts: int, tasks: TaskRegistry) -> None:
+    def __init__(self, *, runtime: Runtime, default_max_attempts: int, tasks: TaskRegistry) -> None:
         self._store = runtime.store
-        self._tenant = tenant
         self._default_max_attempts = default_max_attempts
         self._tasks = TaskInputs(tasks)
         self._timers = schedules.Timers(runtime.nc.jetstream(), runtime.topology)
@@ -47,7 +47,7 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
         schedule = job_pb2.Schedule()
         _copy_settable(given, schedule, SETTABLE)
         schedule.id = given.id or new_id()
-        schedule.tenant = self._tenant
+        schedule.tenant = caller.tenant()
         await self._check(schedule)
         now = lifecycle.now()
         schedule.create_time.CopyFrom(now)
@@ -68,7 +68,7 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
         return pb.GetScheduleResponse(schedule=await self._shown(await self._schedule(request.schedule_id)))
 
     async def ListSchedules(self, request: pb.ListSchedulesRequest, context: Context) -> pb.ListSchedulesResponse:
-        found = await self._store.list_schedules(self._tenant)
+        found = await self._store.list_schedules(caller.tenant())
         return pb.ListSchedulesResponse(schedules=[await self._shown(schedule) for schedule in found])
 
     async def UpdateSchedule(self, request: pb.UpdateScheduleRequest, context: Context) -> pb.UpdateScheduleResponse:
@@ -150,7 +150,7 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
 
     async def _schedule(self, schedule_id: str) -> job_pb2.Schedule:
         schedule = await self._store.get_schedule(schedule_id)
-        if schedule is None or schedule.tenant != self._tenant:
+        if schedule is None or schedule.tenant != caller.tenant():
             raise NotFound(RESOURCE, schedule_id)
         return schedule
 

@@ -10,12 +10,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from gateway.admin import AdminService
+from gateway.auth.gate import Gate
 from gateway.courses import CourseService
 from gateway.handlers import Registrar
 from gateway.jobs import JobService
 from gateway.schedules import ScheduleService
 from gateway.watch import EventStreams
-from syllabus.config import GatewayConfig
+from syllabus.config import AuthConfig, GatewayConfig
 from syllabus.presence import LiveWorkers
 from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskRegistry
@@ -65,12 +66,18 @@ class Wiring:
 
     runtime: Runtime
     config: GatewayConfig
+    # The tenant of every caller while authentication is off.
     tenant: str
     default_max_attempts: int
     # Which pool serves which task; one that is not started reads every declaration from NATS when asked.
     tasks: TaskRegistry | None = None
     # Which workers are alive; likewise read from NATS when asked unless started.
     workers: LiveWorkers | None = None
+    # Who may call what; None: authentication off.
+    gate: Gate | None = None
+
+    def guard(self) -> Gate:
+        return self.gate or Gate(AuthConfig(mode="off"), self.tenant)
 
 
 def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobService] = JobService) -> EventStreams:
@@ -81,14 +88,13 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
     w = wiring
     nc, topology = w.runtime.nc, w.runtime.topology
     streams = EventStreams(nc, topology)
-    registrar = Registrar(server)
+    registrar = Registrar(server, w.guard())
     tasks = w.tasks or TaskRegistry(nc, topology)
     workers = w.workers or LiveWorkers(nc, topology)
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
         job_service(
             runtime=w.runtime,
             config=w.config,
-            tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
             streams=streams,
             tasks=tasks,
@@ -99,7 +105,6 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminService(
             runtime=w.runtime,
-            tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
             tasks=tasks,
             workers=workers,
@@ -110,13 +115,12 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
         CourseService(
             runtime=w.runtime,
             config=w.config,
-            tenant=w.tenant,
             default_max_attempts=w.default_max_attempts,
         ),
         registrar,
     )
     schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server(
-        ScheduleService(runtime=w.runtime, tenant=w.tenant, default_max_attempts=w.default_max_attempts, tasks=tasks),
+        ScheduleService(runtime=w.runtime, default_max_attempts=w.default_max_attempts, tasks=tasks),
         registrar,
     )
     return streams

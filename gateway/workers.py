@@ -27,6 +27,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2
 
+from gateway.auth.gate import Gate
 from gateway.handlers import Registrar
 from gateway.status import abort, bad_request, build_status, violations_of
 from syllabus.anyjson import to_dict
@@ -312,9 +313,10 @@ def _invalid(field: str, message: str) -> Any:
 
 
 def add_worker_service(
-    server: grpc.aio.Server, *, runtime: Runtime, tasks: TaskRegistry, config: WorkerConfig
+    server: grpc.aio.Server, *, runtime: Runtime, tasks: TaskRegistry, config: WorkerConfig, gate: Gate | None = None
 ) -> WorkerService:
-    """Registers WorkerService; its owner calls close() before stopping the server."""
+    """Registers WorkerService (open to callers `gate` grants the work scope, or to all without one); its owner
+    calls close() before stopping the server."""
     service = WorkerService(runtime=runtime, tasks=tasks, config=config)
-    worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(service, Registrar(server))
+    worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(service, Registrar(server, gate))
     return service

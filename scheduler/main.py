@@ -24,7 +24,7 @@ async def serve(common: CommonConfig) -> None:
         serving()
         await asyncio.gather(
             DueRelay(runtime).run(stop),
-            FiringRelay(runtime, common.tenant).run(stop),
+            FiringRelay(runtime).run(stop),
             MaxDeliveries(runtime).run(stop),
             run_elected(runtime, common, stop),
         )

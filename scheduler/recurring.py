@@ -28,9 +28,8 @@ class FiringRelay(Relay):
     what = "schedule firings"
     when = "as they fire"
 
-    def __init__(self, runtime: Runtime, tenant: str) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime)
-        self._tenant = tenant
         self._firings = Firings(runtime.store, runtime.submitter)
         self._timers = Timers(self._js, runtime.topology)
 
@@ -39,10 +38,11 @@ class FiringRelay(Relay):
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         sub = await super()._subscribe()
-        for schedule in await self._store.list_schedules(self._tenant):
-            if not schedule.paused and not await self._timers.armed(schedule.id):
-                log.warning("schedule %s had no timer (its creation stopped half way): armed now", schedule.id)
-                await self._timers.arm(schedule)
+        for tenant in await self._store.tenants():
+            for schedule in await self._store.list_schedules(tenant):
+                if not schedule.paused and not await self._timers.armed(schedule.id):
+                    log.warning("schedule %s had no timer (its creation stopped half way): armed now", schedule.id)
+                    await self._timers.arm(schedule)
         return sub
 
     def _name(self, msg: Msg) -> str:

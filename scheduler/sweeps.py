@@ -31,25 +31,23 @@ FIRST_LOOKBACK = DUPLICATE_WINDOW * 0.9
 
 
 class Sweeps:
-    def __init__(self, runtime: Runtime, config: SchedulerConfig, tenant: str, leadership: Leadership) -> None:
+    def __init__(self, runtime: Runtime, config: SchedulerConfig, leadership: Leadership) -> None:
         self._runtime = runtime
         self._store = runtime.store
         self._submitter = runtime.submitter
         self._config = config
-        self._tenant = tenant
         self._leadership = leadership
         self._retention = Retention(runtime, config.retention_batch)
-        self._cursor_key = f"{runtime.topology.namespace or 'syllabus'}:{tenant}:orphan-cursor"
+        self._cursor_prefix = f"{runtime.topology.namespace or 'syllabus'}:"
         self._outages = outages.OutageLog(log, announced_elsewhere={outages.NATS})
 
     async def run(self) -> None:
         """Sweep every interval, for as long as this scheduler leads (it is cancelled when it stops)."""
         while True:
             try:
-                await self.sweep_orphans()
-                await self._retention.purge(
-                    self._tenant, self._config.job_retention, self._config.dead_letter_retention
-                )
+                for tenant in await self._store.tenants():
+                    await self.sweep_orphans(tenant)
+                    await self._retention.purge(tenant, self._config.job_retention, self._config.dead_letter_retention)
             except Deposed:
                 raise
             except Exception as exc:
@@ -62,21 +60,22 @@ class Sweeps:
                 self._outages.all_up()
             await asyncio.sleep(self._config.sweep_interval)
 
-    async def sweep_orphans(self) -> int:
-        """Publish the unclaimed jobs created since the cursor and before the grace; returns how many."""
+    async def sweep_orphans(self, tenant: str) -> int:
+        """Publish the tenant's unclaimed jobs created since its cursor and before the grace; returns how many."""
+        cursor_key = f"{self._cursor_prefix}{tenant}:orphan-cursor"
         now = lifecycle.now().ToNanoseconds()
         until = now - int(self._config.orphan_grace * 1e9)
-        stored = await self._leadership.read(self._cursor_key)
+        stored = await self._leadership.read(cursor_key)
         cursor = int(stored) if stored else now - int(FIRST_LOOKBACK * 1e9)
         published = 0
         while cursor < until:
-            jobs = await self._store.waiting_jobs(self._tenant, cursor, until, self._config.retention_batch)
+            jobs = await self._store.waiting_jobs(tenant, cursor, until, self._config.retention_batch)
             for job in jobs:
                 if _unclaimed(job):
                     await self._submitter.enqueue(job, job.id)
                     published += 1
             cursor = jobs[-1].create_time.ToNanoseconds() if len(jobs) == self._config.retention_batch else until
-            if not await self._leadership.write_fenced(self._cursor_key, str(cursor)):
+            if not await self._leadership.write_fenced(cursor_key, str(cursor)):
                 raise Deposed("the lease moved on during the orphan sweep; the next leader goes on from the cursor")
             await asyncio.sleep(0)
         if published:
@@ -94,7 +93,7 @@ async def run_elected(runtime: Runtime, common: CommonConfig, stop: asyncio.Even
     config = SchedulerConfig.from_env()
     redis = Redis.from_url(common.redis_url) if common.redis_url else None
     leadership = Leadership(redis, f"{common.namespace or 'syllabus'}:scheduler", config.leader_lease)
-    sweeps = Sweeps(runtime, config, common.tenant, leadership)
+    sweeps = Sweeps(runtime, config, leadership)
     try:
         await leadership.run(sweeps.run, stop)
     finally:

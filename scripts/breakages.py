@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # The targeted tests first, so a caught breakage fails within seconds (pytest runs each test once).
 TESTS = [
+    "tests/auth",
     "tests/test_lifecycle.py",
     "tests/test_attempts.py",
     "tests/pipeline/test_recurring.py",
@@ -193,6 +194,36 @@ BREAKAGES = [
         "scheduler/sweeps.py",
         "    return job.lease == 0 and job.attempt == 0",
         "    return False",
+    ),
+    Breakage(
+        "a job of another tenant is served",
+        "gateway/jobs.py",
+        "if job is None or job.tenant != caller.tenant():",
+        "if job is None:",
+    ),
+    Breakage(
+        "a schedule of another tenant is served",
+        "gateway/schedules.py",
+        "if schedule is None or schedule.tenant != caller.tenant():",
+        "if schedule is None:",
+    ),
+    Breakage(
+        "scopes are not checked",
+        "gateway/auth/caller.py",
+        "return scope in self.scopes or ADMIN in self.scopes",
+        "return True",
+    ),
+    Breakage(
+        "a revoked key keeps working",
+        "syllabus/apikeys.py",
+        "BucketWatch(self._put, lambda key_id: self._keys.pop(key_id, None))",
+        "BucketWatch(self._put, lambda key_id: None)",
+    ),
+    Breakage(
+        "any tenant name is taken from a token",
+        "gateway/auth/gate.py",
+        "if not isinstance(tenant, str) or not TENANT.fullmatch(tenant):",
+        "if not isinstance(tenant, str):",
     ),
 ]
 

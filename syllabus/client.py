@@ -23,6 +23,7 @@ from google.api import httpbody_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from syllabus import credentials
 from syllabus.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -147,9 +148,13 @@ class SyllabusClient:
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
         reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT,
+        token: str | None = None,
+        tenant: str | None = None,
     ) -> SyllabusClient:
-        """A client for the gateway at `addr` ("host:port"); the connection itself is made by the first call."""
-        channel = grpc.aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
+        """A client for the gateway at `addr` ("host:port"); the connection itself is made by the first call.
+        `token` (a JWT or an API key) goes with every call when the gateway requires one; `tenant` names the
+        tenant an admin acts for."""
+        channel = credentials.channel(addr, token=token, tenant=tenant, options=_CHANNEL_OPTIONS)
         return cls(channel, addr, timeout=timeout, reconnect_timeout=reconnect_timeout)
 
     async def close(self) -> None:

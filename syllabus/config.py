@@ -320,6 +320,92 @@ class GatewayConfig:
         )
 
 
+def _jwt_secret(raw: str) -> str:
+    # RFC 7518 3.2: an HS256 key must be at least as long as the hash, 256 bits.
+    if raw and len(raw.encode()) < 32:
+        raise ValueError(raw)
+    return raw
+
+
+def _jwks(raw: str) -> str:
+    if raw and not raw.startswith(("https://", "http://")) and not Path(raw).is_file():
+        raise ValueError(raw)
+    return raw
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Who may call the gateway: bearer JWTs (HS256 with a shared secret, or RS256/ES256 keys from a JWKS file or
+    URL) and API keys (`syllabus keys`)."""
+
+    # "auto": required once a JWT secret or JWKS is set; "on": required (API keys alone do); "off": open.
+    mode: str = "auto"
+    jwt_secret: str = field(default="", repr=False)
+    # A JWKS file or http(s) URL; read again when a token names a key it lacks, and every jwks_refresh seconds.
+    jwks: str = ""
+    issuer: str = ""
+    audience: str = ""
+    # The claim naming the caller's tenant, and the one listing its scopes (a space-separated string or a list).
+    tenant_claim: str = "tenant"
+    scope_claim: str = "scope"
+    # Seconds of clock skew allowed on exp, nbf and iat.
+    leeway: float = 30.0
+    jwks_refresh: float = 300.0
+    # Seconds between two reads caused by tokens naming unknown keys, so made-up key ids cannot flood the source.
+    jwks_min_reload: float = 5.0
+    # Serve without authentication on an address other than loopback (refused otherwise).
+    allow_open: bool = False
+
+    @property
+    def required(self) -> bool:
+        if self.mode == "auto":
+            return bool(self.jwt_secret or self.jwks)
+        return self.mode == "on"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AuthConfig:
+        env = os.environ if env is None else env
+        return cls(
+            mode=_parse(env, "SYLLABUS_AUTH", cls.mode, _choice("auto", "on", "off"), "auto, on or off"),
+            jwt_secret=_parse(env, "SYLLABUS_AUTH_JWT_SECRET", "", _jwt_secret, "a secret of 32 bytes or more"),
+            jwks=_parse(env, "SYLLABUS_AUTH_JWKS", "", _jwks, "an existing file or an http(s) URL"),
+            issuer=_get(env, "SYLLABUS_AUTH_ISSUER", ""),
+            audience=_get(env, "SYLLABUS_AUTH_AUDIENCE", ""),
+            tenant_claim=_get(env, "SYLLABUS_AUTH_TENANT_CLAIM", cls.tenant_claim),
+            scope_claim=_get(env, "SYLLABUS_AUTH_SCOPE_CLAIM", cls.scope_claim),
+            leeway=_parse(env, "SYLLABUS_AUTH_LEEWAY", str(cls.leeway), _non_negative_float, "seconds >= 0"),
+            jwks_refresh=_parse(
+                env, "SYLLABUS_AUTH_JWKS_REFRESH", str(cls.jwks_refresh), _positive_float, "seconds > 0"
+            ),
+            jwks_min_reload=_parse(
+                env, "SYLLABUS_AUTH_JWKS_MIN_RELOAD", str(cls.jwks_min_reload), _non_negative_float, "seconds >= 0"
+            ),
+            allow_open=_parse(env, "SYLLABUS_AUTH_ALLOW_OPEN", "0", _choice("0", "1"), "0 or 1") == "1",
+        )
+
+
+def _tenant_name(raw: str) -> str:
+    return raw and _name(raw)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """How the command line identifies itself to the gateway."""
+
+    # A JWT or an API key (`syllabus keys create`), sent as a bearer token; empty: none.
+    token: str = field(default="", repr=False)
+    # The tenant an admin acts for; empty: the credential's own.
+    tenant: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ClientConfig:
+        env = os.environ if env is None else env
+        return cls(
+            token=_get(env, "SYLLABUS_TOKEN", ""),
+            tenant=_parse(env, "SYLLABUS_ACT_AS", "", _tenant_name, "letters, digits, _ or -"),
+        )
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """A worker service (generator, renderer): how many jobs at once, how long, how to retry."""

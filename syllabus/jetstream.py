@@ -23,6 +23,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, NotFoundError
 
+from syllabus.apikeys import keys_bucket_config
 from syllabus.config import WorkerConfig
 from syllabus.presence import workers_bucket_config
 from syllabus.queuecontrol import paused_bucket_config
@@ -185,6 +186,7 @@ async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits |
         KeyValueConfig(bucket=topology.tasks_bucket, storage=StorageType.FILE),
         workers_bucket_config(topology),
         paused_bucket_config(topology),
+        keys_bucket_config(topology),
     ]
     for bucket in buckets:
         try:

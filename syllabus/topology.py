@@ -141,6 +141,12 @@ class Topology:
         """Which pool serves which task name, with the task's defaults (syllabus.taskregistry)."""
         return f"{self.namespace}_tasks" if self.namespace else "tasks"
 
+    @property
+    def keys_bucket(self) -> str:
+        """API keys, by id, each stored as a hash with its tenant and scopes (syllabus.apikeys)."""
+        return f"{self.namespace}_api_keys" if self.namespace else "api_keys"
+
+
     def schedule_subject(self, job_id: str) -> str:
         """Holds a delayed job's JetStream message schedule (header Nats-Schedule: @at <time>)."""
         return self._subject(f"scheduled.at.{job_id}")

@@ -2,7 +2,8 @@
 
 The body is the Status in protojson with every field present (`{"code": 5, "message": "...", "details": []}`),
 typed details kept as `{"@type": "type.googleapis.com/google.rpc.BadRequest", ...}`; the HTTP status comes from
-runtime.HTTPStatusFromCode; UNAUTHENTICATED adds `WWW-Authenticate` with the message.
+runtime.HTTPStatusFromCode; UNAUTHENTICATED adds `WWW-Authenticate`: the challenge the gateway's authentication
+sent (an ErrorInfo detail), else the message as grpc-gateway does.
 """
 
 from __future__ import annotations
@@ -113,8 +114,17 @@ def body_of(value: status_pb2.Status) -> bytes:
 def headers_for(value: status_pb2.Status) -> dict[str, str]:
     headers = {"Content-Type": "application/json"}
     if value.code == code_pb2.UNAUTHENTICATED:
-        headers["WWW-Authenticate"] = value.message
+        headers["WWW-Authenticate"] = _challenge(value) or value.message
     return headers
+
+
+def _challenge(value: status_pb2.Status) -> str:
+    """The RFC 6750 challenge the gateway's authentication put in an ErrorInfo (metadata `challenge`)."""
+    for detail in value.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info) and "challenge" in info.metadata:
+            return safe_text(info.metadata["challenge"])
+    return ""
 
 
 def stream_chunk(value: status_pb2.Status) -> dict[str, Any]:

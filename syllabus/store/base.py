@@ -140,6 +140,9 @@ class Store(Protocol):
 
     async def list_schedules(self, tenant: str) -> list[job_pb2.Schedule]: ...
 
+    async def tenants(self) -> list[str]:
+        """Every tenant that has a job or a schedule, sorted (the scheduler's sweeps go through each)."""
+
     async def update_schedule(self, schedule_id: str, change: ScheduleChange) -> job_pb2.Schedule | None: ...
 
     async def delete_schedule(self, schedule_id: str) -> bool: ...

@@ -349,6 +349,10 @@ class EmbeddedStore:
         rows = await self._read(functools.partial(_list_schedules, tenant=tenant))
         return [records.parse_schedule(data) for data in rows]
 
+    async def tenants(self) -> list[str]:
+        found: list[str] = await self._read(_tenants)
+        return found
+
     async def update_schedule(self, schedule_id: str, change: ScheduleChange) -> job_pb2.Schedule | None:
         update = functools.partial(
             _update_record,
@@ -724,6 +728,21 @@ def _list_courses(conn: sqlite3.Connection, tenant: str, after_id: str, limit: i
 
 def _list_schedules(conn: sqlite3.Connection, tenant: str) -> list[bytes]:
     return [row[0] for row in conn.execute("SELECT data FROM schedules WHERE tenant = ? ORDER BY id", (tenant,))]
+
+
+# A skip scan of the (tenant, ...) index: one lookup per tenant rather than a read of every job.
+_TENANTS = """
+WITH RECURSIVE seen(tenant) AS (
+    SELECT MIN(tenant) FROM jobs
+    UNION ALL
+    SELECT (SELECT MIN(tenant) FROM jobs WHERE tenant > seen.tenant) FROM seen WHERE seen.tenant IS NOT NULL
+)
+SELECT tenant FROM seen WHERE tenant IS NOT NULL UNION SELECT DISTINCT tenant FROM schedules ORDER BY 1
+"""
+
+
+def _tenants(conn: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in conn.execute(_TENANTS)]
 
 
 def _delete_schedule(conn: sqlite3.Connection, schedule_id: str) -> bool:

@@ -413,6 +413,11 @@ class MongoStore:
         cursor = self._collection("schedules").find({"tenant": tenant}, projection={"data": 1}, sort=[("_id", 1)])
         return [records.parse_schedule(doc["data"]) async for doc in cursor]
 
+    async def tenants(self) -> list[str]:
+        found = set(await self._collection("jobs").distinct("tenant"))
+        found.update(await self._collection("schedules").distinct("tenant"))
+        return sorted(found)
+
     async def update_schedule(self, schedule_id: str, change: ScheduleChange) -> job_pb2.Schedule | None:
         async def read() -> tuple[int, bytes] | None:
             return await self._read("schedules", schedule_id)

@@ -6,6 +6,7 @@ on a port we know, and can be stopped and started again on that port to drop a c
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from gateway.auth.gate import Gate
 from gateway.jobs import JobService
 from gateway.readiness import Readiness
 from gateway.services import add_health_and_reflection, add_services
@@ -62,17 +64,21 @@ async def serve(
 
 @asynccontextmanager
 async def serve_gateway(
-    pipeline: Pipeline, *interceptors: grpc.aio.ServerInterceptor, port: int = 0
+    pipeline: Pipeline, *interceptors: grpc.aio.ServerInterceptor, port: int = 0, gate: Gate | None = None
 ) -> AsyncIterator[str]:
     """The pipeline's services as gateway.main serves them (its server's limits, health, reflection, and
-    WorkerService, closed first as gateway.main does), started; yields "127.0.0.1:port" and stops it at the end."""
+    WorkerService, closed first as gateway.main does; behind `gate` if given, else open), started; yields
+    "127.0.0.1:port" and stops it at the end."""
     server = gateway_server(*interceptors)
-    streams = add_services(server, wiring(pipeline.nc, pipeline.store, pipeline.topology))
+    streams = add_services(
+        server, dataclasses.replace(wiring(pipeline.nc, pipeline.store, pipeline.topology), gate=gate)
+    )
     workers = add_worker_service(
         server,
         runtime=Runtime.build(pipeline.nc, pipeline.store, pipeline.topology),
         tasks=TaskRegistry(pipeline.nc, pipeline.topology),
         config=WORKER_CONFIG,
+        gate=gate,
     )
     await Readiness().attach(add_health_and_reflection(server))
     bound = server.add_insecure_port(f"127.0.0.1:{port}")

@@ -86,7 +86,7 @@ async def firings(pipeline: Pipeline) -> AsyncIterator[None]:
     """The scheduler's firing relay on the pipeline."""
     stop = asyncio.Event()
     runtime = Runtime.build(pipeline.nc, pipeline.store, pipeline.topology)
-    task = asyncio.create_task(FiringRelay(runtime, TENANT).run(stop))
+    task = asyncio.create_task(FiringRelay(runtime).run(stop))
     yield
     stop.set()
     await task
@@ -420,7 +420,7 @@ async def test_a_schedule_stored_without_its_timer_is_armed_when_a_relay_starts(
     assert not await timers.armed("half")
     await start_worker()
     stop = asyncio.Event()
-    relay = FiringRelay(Runtime.build(pipeline.nc, pipeline.store, pipeline.topology), TENANT)
+    relay = FiringRelay(Runtime.build(pipeline.nc, pipeline.store, pipeline.topology))
     task = asyncio.create_task(relay.run(stop))
     try:
         (job,) = await arrivals.next(1, "half")

@@ -40,7 +40,7 @@ async def store_only(pipeline: Pipeline, text: str) -> job_pb2.Job:
 
 def sweeps(pipeline: Pipeline, leadership: Leadership | None = None) -> Sweeps:
     runtime = Runtime.build(pipeline.nc, pipeline.store, pipeline.topology)
-    return Sweeps(runtime, SWEEP, TENANT, leadership or Leadership(None, "test", SWEEP.leader_lease))
+    return Sweeps(runtime, SWEEP, leadership or Leadership(None, "test", SWEEP.leader_lease))
 
 
 async def test_an_orphaned_job_is_published_by_the_sweep_and_runs_once(
@@ -50,10 +50,10 @@ async def test_an_orphaned_job_is_published_by_the_sweep_and_runs_once(
     # Published normally: the sweep sees it too, and JetStream drops the second publish.
     published = await pipeline.submit("ok")
     sweep = sweeps(pipeline)
-    assert await sweep.sweep_orphans() == 2
+    assert await sweep.sweep_orphans(TENANT) == 2
     assert await pipeline.messages(pipeline.topology.jobs_stream) == 2
     # Looked at once: the cursor has moved past them.
-    assert await sweep.sweep_orphans() == 0
+    assert await sweep.sweep_orphans(TENANT) == 0
     await start_worker()
     for job in (orphan, published):
         done = await pipeline.wait_end(job.id)

@@ -729,6 +729,15 @@ async def test_schedule_crud(store: Store) -> None:
     assert ids(await store.list_schedules("acme")) == sorted(ids(schedules[1:]))
 
 
+async def test_tenants_are_those_with_jobs_or_schedules(store: Store) -> None:
+    assert await store.tenants() == []
+    for tenant in ("zeta", "acme", "acme", "b-2"):
+        await insert(store, make_job(tenant=tenant))
+    await store.insert_schedule(make_schedule("only_schedules"))
+    await store.insert_schedule(make_schedule("acme"))
+    assert await store.tenants() == ["acme", "b-2", "only_schedules", "zeta"]
+
+
 # The embedded store only.
 
 

@@ -146,7 +146,6 @@ class Topology:
         """API keys, by id, each stored as a hash with its tenant and scopes (syllabus.apikeys)."""
         return f"{self.namespace}_api_keys" if self.namespace else "api_keys"
 
-
     def schedule_subject(self, job_id: str) -> str:
         """Holds a delayed job's JetStream message schedule (header Nats-Schedule: @at <time>)."""
         return self._subject(f"scheduled.at.{job_id}")

@@ -1,4 +1,4 @@
-"""The embedded servers of the single-machine default: `nats-server -js` and Valkey, run as child processes.
+"""The embedded servers of the single-machine default: nats-server with JetStream, and Valkey, run as child processes.
 
 Readiness is learnt from the server's own log line, never by polling a port. The log keeps being drained
 into `<data dir>/<name>.log` for as long as the server runs, so its pipe never fills up and blocks it.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import sysconfig
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -273,13 +275,38 @@ class ChildServer:
 
 
 _NATS_LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")
+_NATS_MONITOR = re.compile(r"Starting http monitor on (\S+):(\d+)")
+# How often JetStream writes its files to disk. "always": before it acknowledges a message, so an acknowledged
+# message survives a power cut (a second replica's disk is no substitute when both lose power at once).
+# "default": JetStream's own, every 2 minutes; a crash of the process loses nothing (the kernel holds the writes),
+# a power cut may lose what came in since the last sync. Or a Go duration such as "10s".
+NATS_SYNC_ALWAYS = "always"
+NATS_SYNC_DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class NatsRoutes:
+    """A server's place in a cluster: the cluster's name, the server's own name in it (JetStream tells replicas
+    apart by it), the port it listens on for routes, and every member's route URL (its own may be among them)."""
+
+    cluster: str
+    server_name: str
+    port: int
+    routes: tuple[str, ...]
+
+
+def _quoted(value: str) -> str:
+    # The server's configuration reads double-quoted strings with JSON's escapes.
+    return json.dumps(value)
 
 
 class NatsServer(ChildServer):
-    """`nats-server -js` with its JetStream store under data_dir/jetstream.
+    """nats-server with JetStream, its store under data_dir/jetstream, from a configuration file it writes there.
 
     With the default port -1 the server picks a free port itself and we read it from its log: no race
-    between choosing a port and binding it. Once it has started, it keeps that port for later starts.
+    between choosing a port and binding it. Once it has started, it keeps that port for later starts. Its HTTP
+    monitoring (`/varz`, `/jsz`) listens on loopback the same way (`monitor_url`). `sync` is NATS_SYNC_ALWAYS,
+    NATS_SYNC_DEFAULT or a duration; with `routes` it is one member of a cluster.
     """
 
     name = "nats-server"
@@ -290,35 +317,70 @@ class NatsServer(ChildServer):
         *,
         host: str = "127.0.0.1",
         port: int = -1,
+        sync: str = NATS_SYNC_ALWAYS,
+        routes: NatsRoutes | None = None,
         ready_timeout: float = 60.0,
         stop_timeout: float = 10.0,
     ) -> None:
         super().__init__(data_dir, ready_timeout=ready_timeout, stop_timeout=stop_timeout)
         self.host = host
         self.port = port
+        self.sync = sync
+        self.routes = routes
+        self.monitor_port = -1
         self._listening: tuple[str, int] | None = None
+        self._monitor: tuple[str, int] | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "nats-server.conf"
+
+    def config_text(self) -> str:
+        """The configuration the next start runs with."""
+        jetstream = [f"store_dir: {_quoted(str(self.data_dir))}"]
+        if self.sync == NATS_SYNC_ALWAYS:
+            jetstream.append("sync_interval: always")
+        elif self.sync != NATS_SYNC_DEFAULT:
+            jetstream.append(f"sync_interval: {_quoted(self.sync)}")
+        lines = [
+            f"host: {_quoted(self.host)}",
+            f"port: {self.port}",
+            # Loopback whatever `host` is: the monitoring endpoints answer anyone who reaches them.
+            f'http: "127.0.0.1:{self.monitor_port}"',
+            "jetstream {",
+            *(f"  {line}" for line in jetstream),
+            "}",
+        ]
+        if self.routes is not None:
+            lines[:0] = [f"server_name: {_quoted(self.routes.server_name)}"]
+            lines += [
+                "cluster {",
+                f"  name: {_quoted(self.routes.cluster)}",
+                f"  host: {_quoted(self.host)}",
+                f"  port: {self.routes.port}",
+                f"  routes: [{', '.join(_quoted(route) for route in self.routes.routes)}]",
+                "}",
+            ]
+        return "\n".join(lines) + "\n"
 
     def _command(self) -> list[str]:
-        return [
-            str(nats_server_binary()),
-            "-js",
-            "-a",
-            self.host,
-            "-p",
-            str(self.port),
-            "-sd",
-            str(self.data_dir),
-        ]
+        self.config_path.write_text(self.config_text(), encoding="utf-8")
+        return [str(nats_server_binary()), "-c", str(self.config_path)]
 
     def _reset(self) -> None:
         self._listening = None
+        self._monitor = None
 
     def _on_line(self, line: str) -> None:
-        if self._listening is None and (match := _NATS_LISTENING.search(line)):
+        if self._monitor is None and (match := _NATS_MONITOR.search(line)):
+            self._monitor = (match.group(1), int(match.group(2)))
+        elif self._listening is None and (match := _NATS_LISTENING.search(line)):
             self._listening = (match.group(1), int(match.group(2)))
         elif self._listening is not None and "Server is ready" in line:
-            # Started again, it takes the same port: its clients hold this URL.
+            # Started again, it takes the same ports: its clients hold these URLs.
             self.port = self._listening[1]
+            if self._monitor is not None:
+                self.monitor_port = self._monitor[1]
             self._ready.set()
 
     @property
@@ -327,6 +389,14 @@ class NatsServer(ChildServer):
             raise ServerError("nats-server has not started")
         host, port = self._listening
         return f"nats://{host}:{port}"
+
+    @property
+    def monitor_url(self) -> str:
+        """The HTTP monitoring endpoints' base, e.g. `monitor_url + "/varz"`."""
+        if self._monitor is None:
+            raise ServerError("nats-server has not started")
+        host, port = self._monitor
+        return f"http://{host}:{port}"
 
 
 class ValkeyServer(ChildServer):

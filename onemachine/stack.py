@@ -77,6 +77,13 @@ def run_up(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"syllabus: --workers {args.workers!r} is not valid: {exc}", file=sys.stderr)
             return USAGE_EXIT
+    if common.stream_replicas > 1 and not common.nats_url:
+        print(
+            f"syllabus: SYLLABUS_STREAM_REPLICAS={common.stream_replicas} needs a NATS cluster: set SYLLABUS_NATS_URL "
+            "to its servers (`up` starts a single nats-server)",
+            file=sys.stderr,
+        )
+        return USAGE_EXIT
     source = "--workers" if args.workers is not None else "SYLLABUS_WORKERS"
     for service in supervisor.workers:
         if service not in supervisor.services:
@@ -122,6 +129,11 @@ def home_lock(home: Path) -> Iterator[str | None]:
         yield None
     finally:
         os.close(fd)
+
+
+def embedded_nats(home: Path, supervisor: SupervisorConfig) -> NatsServer:
+    """The nats-server `up` starts when SYLLABUS_NATS_URL is empty, its JetStream store under `home/nats`."""
+    return NatsServer(home / "nats", sync=supervisor.nats_sync, stop_timeout=supervisor.stop_timeout)
 
 
 def say(line: str) -> None:
@@ -200,7 +212,7 @@ class Stack:
         say(f"syllabus: state in {home}")
         if not self.nats_url:
             say("starting NATS…")
-            self.nats = await self._start_server(NatsServer(home / "nats", stop_timeout=self.supervisor.stop_timeout))
+            self.nats = await self._start_server(embedded_nats(home, self.supervisor))
             self.nats_url = self.nats.server.url
         if not self.redis_url:
             say("starting Valkey…")
@@ -222,7 +234,7 @@ class Stack:
         return supervised
 
     async def _ensure_topology(self) -> None:
-        topology = Topology(namespace=self.common.namespace)
+        topology = Topology(self.common.namespace, self.common.stream_replicas)
         nc = await jetstream.connect(self.nats_url, "syllabus-up")
         try:
             await jetstream.ensure_topology(nc, topology)

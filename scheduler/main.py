@@ -20,7 +20,7 @@ async def serve(common: CommonConfig) -> None:
     stop = stop_signal()
     nc, store = await unless_stopped(open_connections(common, "syllabus-scheduler"), stop)
     try:
-        runtime = Runtime.build(nc, store, Topology(common.namespace))
+        runtime = Runtime.build(nc, store, Topology(common.namespace, common.stream_replicas))
         serving()
         await asyncio.gather(
             DueRelay(runtime).run(stop),

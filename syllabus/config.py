@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,11 @@ class CommonConfig:
     tenant: str = "default"
     log_format: str = "text"
     log_level: str = "info"
+    # Copies of every stream and bucket a NATS cluster keeps (3 survives one server lost); 1 for a single server.
+    stream_replicas: int = 1
+    # The embedded store's PRAGMA synchronous: "full" syncs the SQLite WAL before a commit returns, so a commit
+    # survives a power cut; "normal" only survives a crash of the process (the kernel keeps the write).
+    store_sync: str = "full"
     # Values that must never leave the process (keys, tokens, passwords): see secret_values.
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
@@ -199,6 +205,8 @@ class CommonConfig:
                 _choice("debug", "info", "warning", "error"),
                 "debug, info, warning or error",
             ),
+            stream_replicas=_parse(env, "SYLLABUS_STREAM_REPLICAS", "1", _replicas, "an integer from 1 to 5"),
+            store_sync=_parse(env, "SYLLABUS_STORE_SYNC", cls.store_sync, _choice("full", "normal"), "full or normal"),
         )
 
 
@@ -508,6 +516,25 @@ class SchedulerConfig:
         )
 
 
+def _replicas(raw: str) -> int:
+    # JetStream's own bound on a stream's replicas.
+    value = int(raw)
+    if not 1 <= value <= 5:
+        raise ValueError(raw)
+    return value
+
+
+# A Go duration as nats-server reads one, whole units only: 500ms, 10s, 2m, 1h.
+_GO_DURATION = re.compile(r"[1-9][0-9]*(ms|s|m|h)")
+
+
+def _nats_sync(raw: str) -> str:
+    value = raw.lower()
+    if value not in ("always", "default") and not _GO_DURATION.fullmatch(value):
+        raise ValueError(raw)
+    return value
+
+
 @dataclass(frozen=True)
 class SupervisorConfig:
     """`syllabus up`: which services to run, how many processes of each worker service, how to restart them."""
@@ -518,6 +545,9 @@ class SupervisorConfig:
     restart_backoff_max: float = 30.0
     # SIGTERM to a child, then this long before SIGKILL.
     stop_timeout: float = 25.0
+    # When the nats-server `up` starts writes JetStream's files to disk: "always" (before it acknowledges a
+    # message), "default" (JetStream's own, every 2 minutes) or a duration such as "10s".
+    nats_sync: str = "always"
     # A bound on one service's processes, so a typo (generator=300) does not fork hundreds of them.
     MAX_WORKERS = 64
 
@@ -545,6 +575,9 @@ class SupervisorConfig:
                 env, "SYLLABUS_RESTART_BACKOFF_MAX", str(cls.restart_backoff_max), _positive_float, "seconds > 0"
             ),
             stop_timeout=_parse(env, "SYLLABUS_STOP_TIMEOUT", str(cls.stop_timeout), _positive_float, "seconds > 0"),
+            nats_sync=_parse(
+                env, "SYLLABUS_NATS_SYNC", cls.nats_sync, _nats_sync, "always, default or a duration such as 10s or 2m"
+            ),
         )
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,10 +22,10 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from syllabus.apikeys import keys_bucket_config
-from syllabus.config import WorkerConfig
+from syllabus.config import ConfigError, WorkerConfig
 from syllabus.presence import workers_bucket_config
 from syllabus.queuecontrol import paused_bucket_config
 from syllabus.topology import PRIORITIES, Topology, WorkQueue
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 REPEAT_CONNECT_ERROR = 10.0
 # Seconds within which JetStream drops a message whose Nats-Msg-Id it has already stored.
 DUPLICATE_WINDOW = 120.0
+# JetStream's error code for a stream of several replicas asked of a server not in a cluster.
+_REPLICAS_NEED_CLUSTER = 10074
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ def _stream_configs(topology: Topology, limits: StreamLimits) -> list[StreamConf
             subjects=[topology.jobs_subjects],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
+            num_replicas=topology.replicas,
             discard=DiscardPolicy.NEW,
             max_msgs=limits.max_jobs,
             max_bytes=limits.max_job_bytes,
@@ -134,6 +138,7 @@ def _stream_configs(topology: Topology, limits: StreamLimits) -> list[StreamConf
             subjects=[topology.scheduled_subjects],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
+            num_replicas=topology.replicas,
             allow_msg_schedules=True,
             duplicate_window=limits.duplicate_window,
         ),
@@ -142,6 +147,7 @@ def _stream_configs(topology: Topology, limits: StreamLimits) -> list[StreamConf
             subjects=[topology.events_subjects],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
+            num_replicas=topology.replicas,
             max_age=limits.events_max_age,
             duplicate_window=limits.duplicate_window,
             allow_direct=True,
@@ -151,6 +157,7 @@ def _stream_configs(topology: Topology, limits: StreamLimits) -> list[StreamConf
             subjects=[topology.dead_letter_subjects],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
+            num_replicas=topology.replicas,
             # A job has at most one dead letter: the newest replaces an older one.
             max_msgs_per_subject=1,
             duplicate_window=limits.duplicate_window,
@@ -162,17 +169,30 @@ def _stream_configs(topology: Topology, limits: StreamLimits) -> list[StreamConf
             subjects=[topology.max_deliveries_subjects],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
+            num_replicas=topology.replicas,
         ),
     ]
 
 
 async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits | None = None) -> None:
     """Create or update every stream and the artifacts bucket. Safe to run at every start of every process."""
+    try:
+        await _ensure_topology(nc, topology, limits)
+    except APIError as exc:
+        if exc.err_code == _REPLICAS_NEED_CLUSTER:
+            raise ConfigError(
+                f"SYLLABUS_STREAM_REPLICAS={topology.replicas} needs a NATS cluster, and the server at "
+                f"SYLLABUS_NATS_URL runs alone ({exc.description})"
+            ) from None
+        raise
+
+
+async def _ensure_topology(nc: Client, topology: Topology, limits: StreamLimits | None) -> None:
     js = nc.jetstream()
     for config in _stream_configs(topology, limits or StreamLimits()):
         name = str(config.name)
         try:
-            await js.stream_info(name)
+            info = await js.stream_info(name)
         except NotFoundError:
             try:
                 await js.add_stream(config)
@@ -181,9 +201,11 @@ async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits |
                 # Another process created it between our look and our create.
                 await js.update_stream(config)
         else:
-            await js.update_stream(config)
+            # A process started without the replica setting must not shrink a replicated stream: more copies stay.
+            replicas = max(topology.replicas, info.config.num_replicas or 1)
+            await js.update_stream(dataclasses.replace(config, num_replicas=replicas))
     buckets = [
-        KeyValueConfig(bucket=topology.tasks_bucket, storage=StorageType.FILE),
+        KeyValueConfig(bucket=topology.tasks_bucket, storage=StorageType.FILE, replicas=topology.replicas),
         workers_bucket_config(topology),
         paused_bucket_config(topology),
         keys_bucket_config(topology),
@@ -197,7 +219,8 @@ async def ensure_topology(nc: Client, topology: Topology, limits: StreamLimits |
         await js.object_store(topology.artifacts_bucket)
     except NotFoundError:
         await js.create_object_store(
-            topology.artifacts_bucket, ObjectStoreConfig(bucket=topology.artifacts_bucket, storage=StorageType.FILE)
+            topology.artifacts_bucket,
+            ObjectStoreConfig(bucket=topology.artifacts_bucket, storage=StorageType.FILE, replicas=topology.replicas),
         )
 
 

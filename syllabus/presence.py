@@ -82,7 +82,9 @@ class WorkerPresence:
 
 def workers_bucket_config(topology: Topology) -> KeyValueConfig:
     # Entries a worker stopped writing age out: what is left is alive.
-    return KeyValueConfig(bucket=topology.workers_bucket, storage=StorageType.FILE, ttl=PRESENCE_TTL)
+    return KeyValueConfig(
+        bucket=topology.workers_bucket, storage=StorageType.FILE, ttl=PRESENCE_TTL, replicas=topology.replicas
+    )
 
 
 async def workers_bucket(nc: Client, topology: Topology) -> KeyValue:

@@ -62,7 +62,7 @@ async def open_connections(
     nc = await connect(require_nats(common), name, on_nats)
     # A NATS lost right after connecting delays the start; it does not end the process (a stop signal does).
     await outages.until_reachable(
-        lambda: ensure_topology(nc, Topology(common.namespace)),
+        lambda: ensure_topology(nc, Topology(common.namespace, common.stream_replicas)),
         outages.OutageLog(log, announced_elsewhere={outages.NATS}),
         "the service starts once it answers",
         give_up=asyncio.Event(),
@@ -132,7 +132,7 @@ async def serve_worker(
         await store.close()
         raise
     # The process's composition root: everything below shares these connections and publishers.
-    runtime = Runtime.build(nc, store, Topology(common.namespace))
+    runtime = Runtime.build(nc, store, Topology(common.namespace, common.stream_replicas))
     handler_map = handlers(runtime)
     if queue is None and every_kind:
         check_handlers(service, handler_map)

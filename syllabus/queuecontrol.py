@@ -34,7 +34,7 @@ class Pause:
 
 
 def paused_bucket_config(topology: Topology) -> KeyValueConfig:
-    return KeyValueConfig(bucket=topology.paused_bucket, storage=StorageType.FILE)
+    return KeyValueConfig(bucket=topology.paused_bucket, storage=StorageType.FILE, replicas=topology.replicas)
 
 
 async def paused_bucket(nc: Client, topology: Topology) -> KeyValue:

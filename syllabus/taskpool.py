@@ -57,7 +57,7 @@ async def serve_pool(common: CommonConfig, app: TaskApp, concurrency: int | None
         # A task's own time limit is applied by the app; the runtime's must not end it sooner.
         default_timeout=max(config.default_timeout, app.longest_timeout),
     )
-    topology = Topology(common.namespace)
+    topology = Topology(common.namespace, common.stream_replicas)
     names = [task.name for task in app.declarations]
 
     async def declare(nc: Any) -> None:

@@ -72,6 +72,8 @@ class WorkQueue:
 @dataclass(frozen=True)
 class Topology:
     namespace: str = ""
+    # Copies a NATS cluster keeps of every stream and bucket made for it (CommonConfig.stream_replicas).
+    replicas: int = 1
 
     def _stream(self, name: str) -> str:
         return f"{self.namespace.upper()}_{name}" if self.namespace else name

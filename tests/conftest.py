@@ -15,14 +15,16 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
 
-from onemachine.servers import NatsServer, ValkeyServer
+from onemachine.servers import NATS_SYNC_DEFAULT, NatsServer, ValkeyServer
 from syllabus.topology import Topology
 from tests.ports import HOST, held_port
 
 
 @pytest_asyncio.fixture(scope="session")
 async def nats_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[NatsServer]:
-    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    # JetStream's own sync interval rather than `up`'s sync before every acknowledgement: no test here cuts the
+    # power, and an fsync per stored message would only slow the suite (tests/test_durability.py checks `up`'s).
+    server = NatsServer(tmp_path_factory.mktemp("nats"), sync=NATS_SYNC_DEFAULT)
     await server.start()
     try:
         yield server

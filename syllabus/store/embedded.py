@@ -113,9 +113,16 @@ class _Call:
     loop: asyncio.AbstractEventLoop
 
 
+# PRAGMA synchronous values the store accepts (CommonConfig.store_sync).
+SYNC_MODES = ("full", "normal")
+
+
 class EmbeddedStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sync: str = "full") -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
         self._path = path
+        self._sync = sync
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         # Created, used and closed on the store's thread only.
@@ -183,10 +190,11 @@ class EmbeddedStore:
         try:
             # WAL lets readers in other processes go on while one process writes.
             conn.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode: a commit survives any process crash (kill -9 included); only a power cut may
-            # lose the last commits, the same promise JetStream's own default (periodic fsync) makes for the
-            # queue this store sits beside. FULL would fsync every group commit for no stronger end-to-end guarantee.
-            conn.execute("PRAGMA synchronous = NORMAL")
+            # FULL in WAL mode syncs the log before a commit returns, so a job acknowledged to its caller is on disk
+            # even after a power cut, as its message is in JetStream with sync always; a group commit shares the
+            # sync. NORMAL only survives a crash of the process (kill -9 included): a power cut may lose the
+            # last commits.
+            conn.execute(f"PRAGMA synchronous = {self._sync.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
             _create_schema(conn, self._path)
         except BaseException:

@@ -14,4 +14,4 @@ def open_store(config: CommonConfig) -> Store:
         from syllabus.store.mongo import MongoStore
 
         return MongoStore(config.mongo_url, config.mongo_database)
-    return EmbeddedStore(config.home / "store.db")
+    return EmbeddedStore(config.home / "store.db", config.store_sync)

@@ -13,8 +13,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient, IndexModel, UpdateOne
+from pymongo import AsyncMongoClient, IndexModel, ReadPreference, UpdateOne, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from syllabus.store import records
@@ -90,11 +91,24 @@ def _job_fields(row: records.JobColumns) -> Document:
     }
 
 
+# A write is acknowledged once a majority of the replica set has it in its journal: it survives the primary's
+# loss and a power cut of any minority. Options in the URL win over these (`?w=1&journal=false` relaxes them).
+DURABLE_WRITES: Document = {"w": "majority", "j": True}
+
+
+def durable_database(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Document]:
+    """The store's database: majority, journaled writes unless the URL says otherwise, and reads from the primary
+    whatever the URL says, so a record just written is read back as written (a secondary may lag behind)."""
+    concern = WriteConcern(**(DURABLE_WRITES | client.write_concern.document))
+    return client.get_database(name, write_concern=concern, read_preference=ReadPreference.PRIMARY)
+
+
 class MongoStore:
     def __init__(self, url: str, database: str) -> None:
         self._url = url
         self._database = database
         self._client: AsyncMongoClient[Document] | None = None
+        self._db: AsyncDatabase[Document] | None = None
 
     # Lifecycle.
 
@@ -103,7 +117,7 @@ class MongoStore:
             return
         client: AsyncMongoClient[Document] = AsyncMongoClient(self._url)
         try:
-            db = client[self._database]
+            db = durable_database(client, self._database)
             await _fill_added_fields(db["jobs"])
             await db["jobs"].create_indexes(_JOB_INDEXES)
             await db["courses"].create_indexes([IndexModel([("tenant", 1), ("_id", -1)], name="courses_tenant_id")])
@@ -111,17 +125,17 @@ class MongoStore:
         except BaseException:
             await client.close()
             raise
-        self._client = client
+        self._client, self._db = client, db
 
     async def close(self) -> None:
-        client, self._client = self._client, None
+        client, self._client, self._db = self._client, None, None
         if client is not None:
             await client.close()
 
     def _collection(self, name: str) -> AsyncCollection[Document]:
-        if self._client is None:
+        if self._db is None:
             raise RuntimeError("the store is not open")
-        return self._client[self._database][name]
+        return self._db[name]
 
     async def _read(self, collection: str, record_id: str) -> tuple[int, bytes] | None:
         doc = await self._collection(collection).find_one({"_id": record_id}, projection={"revision": 1, "data": 1})

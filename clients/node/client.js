@@ -38,6 +38,34 @@ function syllabusV1() {
   return loaded;
 }
 
+/**
+ * An interceptor adding the caller's credentials to every call: `token` (a JWT or an API key) as a bearer token,
+ * `tenant` as the tenant an admin acts for. Undefined when there is nothing to add.
+ */
+function credentialsInterceptor({ token, tenant } = {}) {
+  if (!token && !tenant) {
+    return undefined;
+  }
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        if (token) {
+          metadata.set('authorization', `Bearer ${token}`);
+        }
+        if (tenant) {
+          metadata.set('x-syllabus-tenant', tenant);
+        }
+        next(metadata, listener);
+      },
+    });
+}
+
+/** Client options carrying the interceptor above, to spread into a stub's options. */
+function withCredentials(identity) {
+  const interceptor = credentialsInterceptor(identity);
+  return interceptor ? { interceptors: [interceptor] } : {};
+}
+
 function deadline(seconds) {
   return new Date(Date.now() + seconds * 1000);
 }
@@ -45,16 +73,19 @@ function deadline(seconds) {
 class SyllabusClient {
   /**
    * @param {string} address host:port of the gateway's gRPC server, e.g. "127.0.0.1:50051"
-   * @param {{credentials?: grpc.ChannelCredentials, timeoutSeconds?: number}} [options]
+   * @param {{credentials?: grpc.ChannelCredentials, timeoutSeconds?: number, token?: string, tenant?: string}} [options]
+   *   token: a JWT or an API key, sent as `authorization: Bearer <token>` when the gateway requires one;
+   *   tenant: the tenant an admin acts for.
    */
   constructor(address, options = {}) {
     const v1 = syllabusV1();
     const credentials = options.credentials || grpc.credentials.createInsecure();
     this.address = address;
     this.timeoutSeconds = options.timeoutSeconds || 30;
-    this.jobs = new v1.JobService(address, credentials);
+    const identity = withCredentials(options);
+    this.jobs = new v1.JobService(address, credentials, identity);
     // The three stubs share one channel.
-    const shared = { channelOverride: this.jobs.getChannel() };
+    const shared = { ...identity, channelOverride: this.jobs.getChannel() };
     this.admin = new v1.AdminService(address, credentials, shared);
     this.courses = new v1.CourseService(address, credentials, shared);
   }
@@ -160,4 +191,4 @@ class SyllabusClient {
   }
 }
 
-module.exports = { SyllabusClient, syllabusV1, grpc };
+module.exports = { SyllabusClient, syllabusV1, withCredentials, grpc };

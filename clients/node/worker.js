@@ -13,7 +13,7 @@
 'use strict';
 
 const os = require('node:os');
-const { syllabusV1, grpc } = require('./client');
+const { syllabusV1, withCredentials, grpc } = require('./client');
 
 // A handler's error that is retried with backoff (the default for any error a handler throws).
 class RetryableError extends Error {
@@ -84,11 +84,16 @@ function outcomeOf(attemptId, value, error) {
 class TaskWorker {
   /**
    * @param {string} address host:port of the gateway's gRPC server
-   * @param {{pool: string, concurrency?: number, credentials?: grpc.ChannelCredentials,
+   * @param {{pool: string, concurrency?: number, credentials?: grpc.ChannelCredentials, token?: string,
    *          log?: (line: string) => void, graceSeconds?: number}} options
+   *   token: a JWT or an API key with the `work` scope, when the gateway requires credentials.
    */
-  constructor(address, { pool, concurrency = 10, credentials, log = (line) => console.error(line), graceSeconds = 20 }) {
+  constructor(
+    address,
+    { pool, concurrency = 10, credentials, token, log = (line) => console.error(line), graceSeconds = 20 },
+  ) {
     this.address = address;
+    this._identity = withCredentials({ token });
     this.pool = pool;
     this.concurrency = concurrency;
     this.graceSeconds = graceSeconds;
@@ -163,7 +168,7 @@ class TaskWorker {
   // One stream, until it ends. Resolves with whether the gateway welcomed it; rejects if it refused the hello.
   _session() {
     const v1 = syllabusV1();
-    const client = new v1.WorkerService(this.address, this._credentials);
+    const client = new v1.WorkerService(this.address, this._credentials, this._identity);
     return new Promise((resolve, reject) => {
       let welcomed = false;
       const call = client.Work();

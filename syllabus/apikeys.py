@@ -71,7 +71,7 @@ def matches(key: ApiKey, secret: str) -> bool:
 
 
 def keys_bucket_config(topology: Topology) -> KeyValueConfig:
-    return KeyValueConfig(bucket=topology.keys_bucket, storage=StorageType.FILE)
+    return KeyValueConfig(bucket=topology.keys_bucket, storage=StorageType.FILE, replicas=topology.replicas)
 
 
 async def keys_bucket(nc: Client, topology: Topology) -> KeyValue:

@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 from bench import peer, raw
 from bench.percentiles import pct
 from bench.processes import CpuMeter, Stack, machine_ticks, rss_mb
+from onemachine.servers import NATS_SYNC_ALWAYS, NATS_SYNC_DEFAULT
 from syllabus.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 
 
@@ -117,6 +118,10 @@ class Finished:
         self._waiters.remove((target, ready))
 
 
+async def _reconnecting(exc: Exception) -> None:
+    pass
+
+
 class Bench:
     def __init__(self, stack: Stack, sizes: Sizes) -> None:
         self.stack = stack
@@ -133,7 +138,9 @@ class Bench:
     async def run(self) -> dict[str, Any]:
         stack = self.stack
         assert stack.nats is not None
-        nc = await nats.connect(stack.nats.url, name="bench")
+        # The sync scenarios restart the server: the connection comes back by itself, and nats-py's traceback of
+        # each refused reconnect would only bury the table.
+        nc = await nats.connect(stack.nats.url, name="bench", error_cb=_reconnecting)
         await nc.subscribe(
             stack.topology.events_subjects, cb=self.finished.on_event, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
@@ -166,6 +173,7 @@ class Bench:
             await self.drain(stub, f"scale_{workers}w", self.sizes.scale)
         if self.stack.mongo_url:
             await self.scale_on_mongo(stub)
+        await self.sync_costs(nc, stub)
         await channel.close()
         await nc.close()
         return self.figures
@@ -183,11 +191,42 @@ class Bench:
         for i in range(2):
             await self.stack.stop(f"pool{i}")
 
-    async def start_pool(self, nc: Client, name: str, task: str, concurrency: int) -> None:
+    async def sync_costs(self, nc: Client, stub: job_service_pb2_grpc.JobServiceStub) -> None:
+        """The no-op drain and round trip three ways, one after another at the end of the run, each with a gateway
+        and pools started afresh: as the other scenarios run (JetStream's own 2-minute sync, the embedded store's
+        WAL left to the OS: SYLLABUS_NATS_SYNC=default, SYLLABUS_STORE_SYNC=normal), with the store syncing its WAL
+        at each commit, and with nats-server syncing before every acknowledgement too (`syllabus up`'s defaults)."""
+        nats = self.stack.nats
+        assert nats is not None
+        for name in [n for n in self.stack.children if n.startswith("generator")]:
+            await self.stack.stop(name)
+        for scenario, nats_sync, store_sync in SYNC_SCENARIOS:
+            await self.stack.stop("gateway")
+            if nats.sync != nats_sync:
+                nats.sync = nats_sync
+                # Same port and store: the scheduler and the bench's connection reconnect by themselves.
+                await nats.restart()
+            env = {"SYLLABUS_STORE_SYNC": store_sync}
+            await self.stack.start("gateway", "gateway", env)
+            for i in range(2):
+                await self.start_pool(nc, f"pool{i}", "bench.echo", concurrency=64, env=env)
+            target = self.finished.count + 100
+            await self.bulk(stub, 100, task_request)
+            await self.finished.until(target)
+            await self.drain(stub, f"{scenario}_drain", self.sizes.drain, task_request)
+            await self.round_trip(stub, f"{scenario}_round_trip", task_request)
+            for i in range(2):
+                await self.stack.stop(f"pool{i}")
+
+    async def start_pool(
+        self, nc: Client, name: str, task: str, concurrency: int, env: dict[str, str] | None = None
+    ) -> None:
         """A process of bench.tasks' pool, returned once `task` is declared (jobs of it are accepted)."""
         kv = await nc.jetstream().key_value(self.stack.topology.tasks_bucket)
         watcher = await kv.watch(task)
-        await self.stack.start(name, "worker bench.tasks:app", {"SYLLABUS_WORKER_CONCURRENCY": str(concurrency)})
+        await self.stack.start(
+            name, "worker bench.tasks:app", {"SYLLABUS_WORKER_CONCURRENCY": str(concurrency), **(env or {})}
+        )
         async for entry in watcher:
             if entry is not None and entry.value:
                 break
@@ -309,12 +348,14 @@ class Bench:
         self.figures[f"{name}_cpu_split_us"] = {k: round(v / count * 1e6) for k, v in meter.spent.items()}
         self.figures[f"{name}_client_cpu_us_per_job"] = meter.client / count * 1e6
 
-    async def round_trip(self, stub: job_service_pb2_grpc.JobServiceStub, name: str = "round_trip") -> None:
+    async def round_trip(
+        self, stub: job_service_pb2_grpc.JobServiceStub, name: str = "round_trip", make: Requests = request
+    ) -> None:
         latencies: list[float] = []
         with CpuMeter(self.stack) as meter:
             for i in range(self.sizes.round_trips):
                 started = time.perf_counter()
-                job = (await stub.SubmitJob(request(i), timeout=30)).job
+                job = (await stub.SubmitJob(make(i), timeout=30)).job
                 async for response in stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id), timeout=30):
                     if response.event.type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED:
                         break
@@ -422,6 +463,19 @@ class Bench:
         self.figures["watchers_gateway_peak_rss_mb"] = rss_mb(gateway, "VmHWM")
         self.figures["watchers_gateway_rss_before_mb"] = base_rss
         self.figures["watchers_cpu_us_per_job"] = self.per_job_us(meter, count)
+
+
+# The sync scenarios: name, the nats-server's sync (SYLLABUS_NATS_SYNC), the embedded store's (SYLLABUS_STORE_SYNC).
+SYNC_SCENARIOS = (
+    ("sync_relaxed", NATS_SYNC_DEFAULT, "normal"),
+    ("sync_default", NATS_SYNC_DEFAULT, "full"),
+    ("sync_always", NATS_SYNC_ALWAYS, "full"),
+)
+SYNC_LABELS = {
+    "sync_relaxed": "NATS sync every 2 min, store NORMAL (the bench's)",
+    "sync_default": "NATS sync every 2 min, store FULL",
+    "sync_always": "NATS sync always, store FULL (`up`'s defaults)",
+}
 
 
 def machine(steal_before: tuple[int, int]) -> dict[str, Any]:
@@ -624,6 +678,17 @@ def table(f: dict[str, Any]) -> str:
             f"{r('task_drain_cpu_us_per_job'):,.0f} µs (client {r('task_drain_client_cpu_us_per_job'):,.0f})",
         )
     )
+    baseline = r("sync_relaxed_drain_jobs_per_s")
+    lines += [
+        (
+            f"no-op drain, {SYNC_LABELS[scenario]}",
+            f"{r(f'{scenario}_drain_jobs_per_s'):,.0f} jobs/s",
+            f"{r(f'{scenario}_drain_jobs_per_s') / baseline:.2f}x; round trip p50 "
+            f"{r(f'{scenario}_round_trip_p50_ms'):.2f} ms, p99 {r(f'{scenario}_round_trip_p99_ms'):.2f} ms",
+            f"{r(f'{scenario}_drain_cpu_us_per_job'):,.0f} µs",
+        )
+        for scenario, _, _ in SYNC_SCENARIOS
+    ]
     if f.get("mongo_drain_jobs_per_s") is not None:
         lines += [
             (
@@ -714,12 +779,17 @@ KEYS = (
             "task_drain",
             "mongo_drain",
             *(f"{s}_{w}w" for s in ("scale", "mongo") for w in (1, 2, 4)),
+            *(f"{scenario}_drain" for scenario, _, _ in SYNC_SCENARIOS),
         )
         for k in ("jobs_per_s", "cpu_us_per_job", "cpu_split_us", "client_cpu_us_per_job")
     ),
     "drain_with_client_cpu_us_per_job",
     "task_drain_with_client_cpu_us_per_job",
-    *(f"{name}_{k}" for name in ("round_trip", "mongo_round_trip") for k in ("p50_ms", "p99_ms", "cpu_us_per_job")),
+    *(
+        f"{name}_{k}"
+        for name in ("round_trip", "mongo_round_trip", *(f"{scenario}_round_trip" for scenario, _, _ in SYNC_SCENARIOS))
+        for k in ("p50_ms", "p99_ms", "cpu_us_per_job")
+    ),
     "open_loop_rate_per_s",
     "open_loop_jobs",
     "open_loop_cpu_us_per_job",

@@ -71,7 +71,11 @@ def _run(action: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         common = CommonConfig.from_env()
         try:
-            return int(asyncio.run(_with_keys(action, args, require_nats(common), Topology(common.namespace))))
+            return int(
+                asyncio.run(
+                    _with_keys(action, args, require_nats(common), Topology(common.namespace, common.stream_replicas))
+                )
+            )
         except UsageError as exc:
             print(f"syllabus: {exc}", file=sys.stderr)
             return 2

@@ -38,7 +38,7 @@ async def serve(common: CommonConfig) -> None:
     stop = stop_signal()
     readiness = Readiness()
     nc, store = await unless_stopped(open_connections(common, "syllabus-gateway", readiness.on_nats), stop)
-    topology = Topology(common.namespace)
+    topology = Topology(common.namespace, common.stream_replicas)
     server = gateway_server()
     tasks, workers = TaskRegistry(nc, topology), LiveWorkers(nc, topology)
     await tasks.start()

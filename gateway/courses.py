@@ -16,6 +16,7 @@ from google.rpc import code_pb2, error_details_pb2
 from gateway.artifacts import Stored, document_name, download, not_found
 from gateway.auth import caller
 from gateway.jobs import call_timeout
+from gateway.limits import Limits
 from gateway.status import Context, abort, build_status
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
@@ -40,12 +41,14 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
     def __init__(
         self,
         *,
+        limits: Limits,
         runtime: Runtime,
         config: GatewayConfig,
         default_max_attempts: int,
     ) -> None:
         self._js = runtime.nc.jetstream(timeout=config.publish_timeout)
         self._store = runtime.store
+        self._limits = limits
         self._topology = runtime.topology
         self._config = config
         self._default_max_attempts = default_max_attempts
@@ -65,6 +68,8 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         spec.course_id = new_id()
         spec.modules = spec.modules or DEFAULT_MODULES
         spec.language = spec.language or DEFAULT_LANGUAGE
+        await self._limits.check_course(caller.tenant(), spec)
+        await self._limits.take_waiting(caller.tenant(), 1)
         job = build_job(
             job_pb2.JobSpec(generate_course=spec),
             request.options,

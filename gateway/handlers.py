@@ -30,6 +30,7 @@ from gateway.auth import caller
 from gateway.auth.access import required_scope
 from gateway.auth.gate import Gate, Refused
 from gateway.status import abort, bad_request, build_status, status_for, violations_of
+from syllabus.errors import LimitReached, LimitsUnavailable
 
 log = logging.getLogger(__name__)
 Behavior = Callable[..., Any]
@@ -73,6 +74,10 @@ async def _admit(gate: Gate, context: Any, scope: str) -> None:
         caller.enter(await gate.admit(context, scope))
     except Refused as refused:
         await abort(context, refused.status)
+    except (LimitReached, LimitsUnavailable) as exc:
+        status = status_for(exc)
+        assert status is not None
+        await abort(context, status)
 
 
 async def _validate(request: Message, context: Any) -> None:

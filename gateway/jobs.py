@@ -9,6 +9,7 @@ from google.api import httpbody_pb2
 
 from gateway.artifacts import download, job_artifacts, not_found
 from gateway.auth import caller
+from gateway.limits import Limits
 from gateway.status import Context
 from gateway.taskinputs import TaskInputs
 from gateway.waiting import Waiting
@@ -46,6 +47,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
     def __init__(
         self,
         *,
+        limits: Limits,
         runtime: Runtime,
         config: GatewayConfig,
         default_max_attempts: int,
@@ -55,6 +57,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
     ) -> None:
         self._nc = runtime.nc
         self._store = runtime.store
+        self._limits = limits
         self._topology = runtime.topology
         self._config = config
         self._default_max_attempts = default_max_attempts
@@ -84,6 +87,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self, request: job_service_pb2.SubmitJobRequest, context: Context
     ) -> job_service_pb2.SubmitJobResponse:
         job = await self._build(request)
+        await self._limits.take_waiting(job.tenant, 1)
         inserted = await self._intake.submit(job, call_timeout(context, self._config.publish_timeout))
         return job_service_pb2.SubmitJobResponse(job=inserted.job, created=inserted.created)
 
@@ -91,6 +95,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self, request: job_service_pb2.SubmitJobsRequest, context: Context
     ) -> job_service_pb2.SubmitJobsResponse:
         jobs = [await self._build(item, f"requests[{i}].") for i, item in enumerate(request.requests)]
+        await self._limits.take_waiting(caller.tenant(), len(jobs))
         inserted = await self._submitter.submit(jobs, call_timeout(context, self._config.publish_timeout))
         return job_service_pb2.SubmitJobsResponse(
             results=[job_service_pb2.SubmitJobResponse(job=item.job, created=item.created) for item in inserted]

@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 
 from google.protobuf import descriptor_pool
+from redis.asyncio import Redis
 
 from gateway.auth.gate import Gate
 from gateway.auth.listening import refuse_open_listening
 from gateway.descriptors import load_descriptor_sets
+from gateway.limits import Limits
 from gateway.readiness import Readiness
 from gateway.rest.server import RestGateway, loopback_target, services_named
 from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
 from gateway.workers import add_worker_service
 from syllabus.apikeys import KnownKeys
-from syllabus.config import AuthConfig, CommonConfig, ConfigError, GatewayConfig, WorkerConfig
+from syllabus.config import (
+    AuthConfig,
+    CommonConfig,
+    ConfigError,
+    GatewayConfig,
+    GeneratorConfig,
+    LimitsConfig,
+    WorkerConfig,
+)
 from syllabus.jetstream import disconnect
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
 from syllabus.runtime import Runtime
+from syllabus.store.base import Store
 from syllabus.taskregistry import TaskRegistry
+from syllabus.tenanthooks import REDIS_TIMEOUT
 from syllabus.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -47,8 +60,10 @@ async def serve(common: CommonConfig) -> None:
     runtime = Runtime.build(nc, store, topology, config.publish_timeout)
     keys = KnownKeys(nc, topology)
     await keys.start()
-    gate = Gate(auth, common.tenant, keys)
-    wiring = Wiring(runtime, config, common.tenant, config.default_max_attempts, tasks, workers, gate)
+    closing = AsyncExitStack()
+    limits = tenant_limits(common, store, closing)
+    gate = Gate(auth, common.tenant, keys, limits)
+    wiring = Wiring(runtime, config, common.tenant, config.default_max_attempts, tasks, workers, gate, limits)
     streams = add_services(server, wiring)
     worker_service = add_worker_service(server, runtime=runtime, tasks=tasks, config=remote_workers, gate=gate)
     health_servicer = add_health_and_reflection(server)
@@ -95,9 +110,25 @@ async def serve(common: CommonConfig) -> None:
         await tasks.stop()
         await workers.stop()
         await keys.stop()
+        await closing.aclose()
         await disconnect(nc)
         await store.close()
         log.info("gateway stopped")
+
+
+def tenant_limits(common: CommonConfig, store: Store, closing: AsyncExitStack) -> Limits:
+    """The limits SYLLABUS_RATE_LIMIT, SYLLABUS_MAX_WAITING_JOBS and SYLLABUS_SPEND_BUDGET_USD ask for, with a Redis
+    connection (closed by `closing`) when they need one."""
+    config = LimitsConfig.from_env()
+    redis = None
+    if config.rate > 0 or config.budget_usd > 0:
+        if not common.redis_url:
+            raise ConfigError("SYLLABUS_RATE_LIMIT and SYLLABUS_SPEND_BUDGET_USD need SYLLABUS_REDIS_URL")
+        redis = Redis.from_url(common.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+        closing.push_async_callback(redis.aclose)
+    # The course estimate prices the generator's model: the gateway reads the same settings.
+    generator = GeneratorConfig.from_env() if config.budget_usd > 0 else None
+    return Limits(config, redis=redis, namespace=common.namespace, store=store, generator=generator)
 
 
 def main() -> int:

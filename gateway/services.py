@@ -14,9 +14,10 @@ from gateway.auth.gate import Gate
 from gateway.courses import CourseService
 from gateway.handlers import Registrar
 from gateway.jobs import JobService
+from gateway.limits import Limits
 from gateway.schedules import ScheduleService
 from gateway.watch import EventStreams
-from syllabus.config import AuthConfig, GatewayConfig
+from syllabus.config import AuthConfig, GatewayConfig, LimitsConfig
 from syllabus.presence import LiveWorkers
 from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskRegistry
@@ -75,9 +76,14 @@ class Wiring:
     workers: LiveWorkers | None = None
     # Who may call what; None: authentication off.
     gate: Gate | None = None
+    # What each tenant may use; None: no limits.
+    limits: Limits | None = None
 
     def guard(self) -> Gate:
         return self.gate or Gate(AuthConfig(mode="off"), self.tenant)
+
+    def bounds(self) -> Limits:
+        return self.limits or Limits(LimitsConfig(), redis=None, namespace="", store=self.runtime.store)
 
 
 def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobService] = JobService) -> EventStreams:
@@ -89,10 +95,12 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
     nc, topology = w.runtime.nc, w.runtime.topology
     streams = EventStreams(nc, topology)
     registrar = Registrar(server, w.guard())
+    limits = w.bounds()
     tasks = w.tasks or TaskRegistry(nc, topology)
     workers = w.workers or LiveWorkers(nc, topology)
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
         job_service(
+            limits=limits,
             runtime=w.runtime,
             config=w.config,
             default_max_attempts=w.default_max_attempts,
@@ -113,6 +121,7 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
     )
     course_service_pb2_grpc.add_CourseServiceServicer_to_server(
         CourseService(
+            limits=limits,
             runtime=w.runtime,
             config=w.config,
             default_max_attempts=w.default_max_attempts,

@@ -24,6 +24,8 @@ from syllabus.errors import (
     InvalidFields,
     InvalidRequest,
     JobNotFound,
+    LimitReached,
+    LimitsUnavailable,
     NotFound,
     QueueFull,
     WatchFellBehind,
@@ -184,6 +186,36 @@ def status_for(exc: Exception) -> status_pb2.Status | None:
     if isinstance(exc, QueueFull):
         delay = duration_pb2.Duration(seconds=int(exc.retry_after))
         return build_status(code_pb2.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.RetryInfo(retry_delay=delay))
+    if isinstance(exc, LimitReached):
+        violation = error_details_pb2.QuotaFailure.Violation(subject=exc.subject, description=str(exc))
+        details: list[Message] = [error_details_pb2.QuotaFailure(violations=[violation])]
+        if exc.retry_after is not None:
+            wait = duration_pb2.Duration()
+            wait.FromNanoseconds(int(exc.retry_after * 1e9))
+            details.append(error_details_pb2.RetryInfo(retry_delay=wait))
+        return build_status(code_pb2.RESOURCE_EXHAUSTED, str(exc), *details)
+    if isinstance(exc, LimitsUnavailable):
+        return build_status(code_pb2.UNAVAILABLE, str(exc))
+    if isinstance(exc, WatchFellBehind):
+        return build_status(code_pb2.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, BrokerUnavailable):
+        return build_status(code_pb2.UNAVAILABLE, str(exc))
+    if isinstance(exc, JobNotFound):
+        info = error_details_pb2.ResourceInfo(resource_type="syllabus.v1.Job", resource_name=exc.job_id)
+        return build_status(code_pb2.NOT_FOUND, str(exc), info)
+    if isinstance(exc, NotFound):
+        info = error_details_pb2.ResourceInfo(resource_type=exc.resource_type, resource_name=exc.name)
+        return build_status(code_pb2.NOT_FOUND, str(exc), info)
+    if isinstance(exc, AlreadyExists):
+        return build_status(code_pb2.ALREADY_EXISTS, str(exc))
+    if isinstance(exc, InvalidRequest):
+        return bad_request([(exc.field, exc.description)])
+    if isinstance(exc, InvalidFields):
+        return bad_request(exc.violations)
+    if isinstance(exc, InvalidPageToken):
+        return bad_request([("page_token", "not a token this server issued")])
+    if isinstance(exc, Conflict):
+        return build_status(code_pb2.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, WatchFellBehind):
         return build_status(code_pb2.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, BrokerUnavailable):

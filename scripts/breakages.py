@@ -225,6 +225,30 @@ BREAKAGES = [
         "if not isinstance(tenant, str) or not TENANT.fullmatch(tenant):",
         "if not isinstance(tenant, str):",
     ),
+    Breakage(
+        "the rate limit is never asked",
+        "gateway/auth/gate.py",
+        "            await self._limits.admit(caller.tenant, scope)",
+        "            pass",
+    ),
+    Breakage(
+        "the waiting cap lets one more in",
+        "gateway/limits.py",
+        "        if waiting + adding > cap:",
+        "        if waiting + adding > cap + 1:",
+    ),
+    Breakage(
+        "a finished job keeps its running slot",
+        "syllabus/runningcap.py",
+        "        await self._redis.zrem(self._key(job), job.id)",
+        "        return None",
+    ),
+    Breakage(
+        "a course's estimate is not weighed against what is left",
+        "gateway/limits.py",
+        "        if spent >= budget or estimate > left:",
+        "        if spent >= budget:",
+    ),
 ]
 
 

@@ -397,6 +397,44 @@ def _tenant_name(raw: str) -> str:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What one tenant may use: requests per second (a token bucket in Redis shared by every gateway), jobs
+    waiting and running at once, and model spend over a period. 0 turns a limit off; all are off by default."""
+
+    # Requests per second a tenant may make, on average, and how many at once after a quiet spell.
+    rate: float = 0.0
+    burst: int = 0
+    # Jobs of a tenant waiting (queued, scheduled, retrying) at once; more submissions are refused.
+    max_waiting: int = 0
+    # Jobs of a tenant running at once, over all workers of a service; more wait their turn.
+    max_running: int = 0
+    # Estimated model spend (USD) a tenant may reach per budget_period ("day" or "month", UTC).
+    budget_usd: float = 0.0
+    budget_period: str = "month"
+    # With Redis away: "open" lets calls through unlimited; "closed" refuses all but reads (UNAVAILABLE).
+    redis_down: str = "open"
+
+    @property
+    def burst_size(self) -> int:
+        return self.burst or max(1, math.ceil(self.rate))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LimitsConfig:
+        env = os.environ if env is None else env
+        return cls(
+            rate=_parse(env, "SYLLABUS_RATE_LIMIT", "0", _non_negative_float, "requests per second >= 0"),
+            burst=_parse(env, "SYLLABUS_RATE_BURST", "0", _non_negative_int, "an integer >= 0"),
+            max_waiting=_parse(env, "SYLLABUS_MAX_WAITING_JOBS", "0", _non_negative_int, "an integer >= 0"),
+            max_running=_parse(env, "SYLLABUS_MAX_RUNNING_JOBS", "0", _non_negative_int, "an integer >= 0"),
+            budget_usd=_parse(env, "SYLLABUS_SPEND_BUDGET_USD", "0", _non_negative_float, "dollars >= 0"),
+            budget_period=_parse(env, "SYLLABUS_SPEND_PERIOD", "month", _choice("day", "month"), "day or month"),
+            redis_down=_parse(
+                env, "SYLLABUS_LIMITS_WITHOUT_REDIS", "open", _choice("open", "closed"), "open or closed"
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class ClientConfig:
     """How the command line identifies itself to the gateway."""
 

@@ -11,6 +11,20 @@ class QueueFull(Exception):
         self.retry_after = retry_after
 
 
+class LimitReached(Exception):
+    """A tenant's limit refuses the call: its rate, its waiting jobs, or its spend budget. `retry_after` says when
+    waiting helps (None: not by itself, e.g. a budget spent until the period ends far off)."""
+
+    def __init__(self, message: str, subject: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.subject = subject
+        self.retry_after = retry_after
+
+
+class LimitsUnavailable(Exception):
+    """The limits cannot be checked (Redis is away) and they are configured to refuse rather than let calls by."""
+
+
 class BrokerUnavailable(Exception):
     """NATS did not acknowledge in time (down, partitioned, or reconnecting)."""
 

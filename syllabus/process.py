@@ -9,19 +9,21 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 import uvloop
 from nats.aio.client import Client
 
 from syllabus import outages
-from syllabus.config import CommonConfig, ConfigError, WorkerConfig
+from syllabus.config import CommonConfig, ConfigError, LimitsConfig, WorkerConfig
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import connect, disconnect, ensure_topology
 from syllabus.logs import setup_logging
 from syllabus.runtime import Runtime
 from syllabus.store.base import Store
 from syllabus.store.factory import open_store
+from syllabus.tenanthooks import tenant_hooks
 from syllabus.topology import Topology, WorkQueue, check_handlers
 from syllabus.worker import Handler, Worker
 
@@ -136,13 +138,16 @@ async def serve_worker(
     handler_map = handlers(runtime)
     if queue is None and every_kind:
         check_handlers(service, handler_map)
+    config = config or WorkerConfig.from_env(service)
+    closing = AsyncExitStack()
+    limited = await tenant_hooks(common, config, LimitsConfig.from_env(), closing)
     worker = Worker(
         service=service,
         handlers=handler_map,
         runtime=runtime,
-        config=config or WorkerConfig.from_env(service),
+        config=config,
         queue=queue,
-        hooks=hooks,
+        hooks=[*hooks, *limited],
     )
     run = asyncio.create_task(worker.run())
     serving()
@@ -153,5 +158,6 @@ async def serve_worker(
         await run
     finally:
         stopped.cancel()
+        await closing.aclose()
         await disconnect(nc)
         await store.close()

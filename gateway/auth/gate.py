@@ -18,6 +18,7 @@ from google.rpc import code_pb2, error_details_pb2
 
 from gateway.auth.caller import ADMIN, Caller
 from gateway.auth.tokens import InvalidToken, Tokens
+from gateway.limits import Limits
 from gateway.status import Context, build_status
 from syllabus.apikeys import PREFIX, KnownKeys
 from syllabus.config import AuthConfig
@@ -57,8 +58,11 @@ def _scopes(value: Any) -> frozenset[str]:
 
 
 class Gate:
-    def __init__(self, config: AuthConfig, default_tenant: str, keys: KnownKeys | None = None) -> None:
+    def __init__(
+        self, config: AuthConfig, default_tenant: str, keys: KnownKeys | None = None, limits: Limits | None = None
+    ) -> None:
         self._required = config.required
+        self._limits = limits
         self._config = config
         self._tokens = Tokens(config)
         self._keys = keys
@@ -71,7 +75,8 @@ class Gate:
         return self._required
 
     async def admit(self, context: Context, scope: str) -> Caller:
-        """The caller of this call, allowed `scope`; Refused otherwise."""
+        """The caller of this call, allowed `scope` and within its tenant's rate; Refused, LimitReached or
+        LimitsUnavailable otherwise."""
         authorization = act_as = ""
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
@@ -89,6 +94,8 @@ class Gate:
             if not TENANT.fullmatch(act_as):
                 raise Refused(code_pb2.INVALID_ARGUMENT, f"{ACT_AS} must be letters, digits, _ or -", "BAD_TENANT")
             caller = Caller(act_as, caller.scopes, caller.subject)
+        if self._limits is not None:
+            await self._limits.admit(caller.tenant, scope)
         return caller
 
     async def _identify(self, authorization: str) -> Caller:

@@ -9,6 +9,7 @@ sent (an ErrorInfo detail), else the message as grpc-gateway does.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -115,7 +116,20 @@ def headers_for(value: status_pb2.Status) -> dict[str, str]:
     headers = {"Content-Type": "application/json"}
     if value.code == code_pb2.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = _challenge(value) or value.message
+    wait = _retry_after(value)
+    if wait is not None:
+        headers["Retry-After"] = str(wait)
     return headers
+
+
+def _retry_after(value: status_pb2.Status) -> int | None:
+    """Whole seconds (rounded up, at least 1) of a RetryInfo detail, as HTTP's Retry-After says them."""
+    for detail in value.details:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            seconds: int = math.ceil(info.retry_delay.ToNanoseconds() / 1e9)
+            return max(1, seconds)
+    return None
 
 
 def _challenge(value: status_pb2.Status) -> str:

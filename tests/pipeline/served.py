@@ -16,6 +16,7 @@ import grpc
 
 from gateway.auth.gate import Gate
 from gateway.jobs import JobService
+from gateway.limits import Limits
 from gateway.readiness import Readiness
 from gateway.services import add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
@@ -64,14 +65,18 @@ async def serve(
 
 @asynccontextmanager
 async def serve_gateway(
-    pipeline: Pipeline, *interceptors: grpc.aio.ServerInterceptor, port: int = 0, gate: Gate | None = None
+    pipeline: Pipeline,
+    *interceptors: grpc.aio.ServerInterceptor,
+    port: int = 0,
+    gate: Gate | None = None,
+    limits: Limits | None = None,
 ) -> AsyncIterator[str]:
     """The pipeline's services as gateway.main serves them (its server's limits, health, reflection, and
-    WorkerService, closed first as gateway.main does; behind `gate` if given, else open), started; yields
-    "127.0.0.1:port" and stops it at the end."""
+    WorkerService, closed first as gateway.main does; behind `gate` and within `limits` if given, else open
+    and unlimited), started; yields "127.0.0.1:port" and stops it at the end."""
     server = gateway_server(*interceptors)
     streams = add_services(
-        server, dataclasses.replace(wiring(pipeline.nc, pipeline.store, pipeline.topology), gate=gate)
+        server, dataclasses.replace(wiring(pipeline.nc, pipeline.store, pipeline.topology), gate=gate, limits=limits)
     )
     workers = add_worker_service(
         server,

@@ -1,0 +1,116 @@
+"""What a tenant may use, as the gateway checks it: its request rate (every call, in the gate), its jobs waiting
+(every submission) and its spend budget (every course, from an estimate, before it starts). The workers hold the
+running cap (syllabus.runningcap) and count spend (syllabus.spend).
+
+The waiting count is read from the store at most once a second per tenant and gateway, and what this gateway
+accepts meanwhile is added to it: a cap is exact for one gateway, and several gateways may overshoot it by what
+they accept within that second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from generator.estimate import course_cost
+from syllabus import outages
+from syllabus.config import GeneratorConfig, LimitsConfig
+from syllabus.errors import LimitReached, LimitsUnavailable
+from syllabus.lifecycle import now
+from syllabus.ratelimit import TokenBuckets
+from syllabus.spend import Spend
+from syllabus.store.base import Store
+from syllabus.v1 import job_pb2
+
+log = logging.getLogger(__name__)
+WAITING_STATES = frozenset({job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_SCHEDULED, job_pb2.JOB_STATE_RETRYING})
+RECOUNT = 1.0
+# How long a caller refused for its waiting jobs is told to wait: long enough for workers to take some.
+WAITING_RETRY = 5.0
+READ = "read"
+
+
+class Limits:
+    def __init__(
+        self,
+        config: LimitsConfig,
+        *,
+        redis: Redis | None,
+        namespace: str,
+        store: Store,
+        generator: GeneratorConfig | None = None,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._generator = generator or GeneratorConfig()
+        prefix = f"{namespace or 'syllabus'}:limits:"
+        self._buckets = TokenBuckets(redis, prefix + "rate:") if redis is not None and config.rate > 0 else None
+        self._spend = Spend(redis, prefix + "spend:", config.budget_period) if redis is not None else None
+        # tenant -> (when counted, jobs waiting then plus those accepted here since)
+        self._waiting: dict[str, tuple[float, int]] = {}
+        self._outages = outages.OutageLog(log)
+
+    async def admit(self, tenant: str, scope: str) -> None:
+        """One call of the tenant's, against its rate."""
+        if self._buckets is None:
+            return
+        config = self._config
+        try:
+            wait = await self._buckets.take(tenant, config.rate, config.burst_size)
+        except RedisError as exc:
+            self._redis_down(exc, scope)
+            return
+        self._outages.all_up()
+        if wait > 0:
+            raise LimitReached(
+                f"tenant {tenant} is over its rate of {config.rate:g} requests per second; retry in {wait:.3g}s",
+                f"tenant:{tenant}:requests",
+                wait,
+            )
+
+    def _redis_down(self, exc: RedisError, scope: str) -> None:
+        closed = self._config.redis_down == "closed"
+        self._outages.down(outages.REDIS, exc, "limits refuse all but reads" if closed else "limits are not applied")
+        if closed and scope != READ:
+            raise LimitsUnavailable("the tenant's limits cannot be checked now (Redis is away); reads still work")
+
+    async def take_waiting(self, tenant: str, adding: int) -> None:
+        """`adding` more jobs of the tenant's about to wait: refused if that would pass its cap."""
+        cap = self._config.max_waiting
+        if cap <= 0:
+            return
+        counted_at, waiting = self._waiting.get(tenant, (-RECOUNT, 0))
+        if time.monotonic() - counted_at >= RECOUNT:
+            rows = await self._store.count_jobs(tenant, now().ToNanoseconds())
+            waiting = sum(row.jobs for row in rows if row.state in WAITING_STATES)
+            counted_at = time.monotonic()
+        if waiting + adding > cap:
+            self._waiting[tenant] = (counted_at, waiting)
+            raise LimitReached(
+                f"tenant {tenant} has {waiting} jobs waiting and may have {cap} at once; {adding} more would pass it",
+                f"tenant:{tenant}:waiting",
+                WAITING_RETRY,
+            )
+        self._waiting[tenant] = (counted_at, waiting + adding)
+
+    async def check_course(self, tenant: str, course: job_pb2.GenerateCourse) -> None:
+        """Refuses a course whose estimated cost is more than what is left of the tenant's budget."""
+        budget = self._config.budget_usd
+        if budget <= 0 or self._spend is None:
+            return
+        try:
+            spent, ends = await self._spend.spent(tenant)
+        except RedisError as exc:
+            self._redis_down(exc, "write")
+            return
+        left = max(0.0, budget - spent)
+        estimate = course_cost(self._generator, course)
+        if spent >= budget or estimate > left:
+            raise LimitReached(
+                f"the course would cost about ${estimate:.4f}; ${left:.4f} of tenant {tenant}'s ${budget:g} budget "
+                f"is left until {ends:%Y-%m-%d %H:%M} UTC",
+                f"tenant:{tenant}:spend",
+            )

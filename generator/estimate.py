@@ -1,0 +1,36 @@
+"""What a course will cost before it is written: its model calls (an outline, then a lesson and a quiz per
+module) at typical sizes, priced as the generator prices what it spends (generator.providers.prices).
+
+The sizes are assumptions about this generator's prompts and answers, not measurements of one course; a course's
+record holds what it really cost per step, and the tenant's spend is counted from that (syllabus.spend).
+"""
+
+from __future__ import annotations
+
+from generator.providers.prices import estimate_cost
+from syllabus.config import GeneratorConfig
+from syllabus.coursecontract import DEFAULT_MODULES
+from syllabus.v1 import job_pb2
+
+# (input, output) tokens of one call of each part.
+OUTLINE = (600, 1_500)
+LESSON = (900, 2_500)
+QUIZ = (900, 1_000)
+
+
+def model_of(config: GeneratorConfig, selection: job_pb2.ModelSelection) -> tuple[str, str]:
+    """The provider and model a course asking for `selection` is written with."""
+    provider = selection.provider or config.provider
+    default = {"gemini": config.gemini_model, "openai": config.openai_model}.get(provider, "")
+    return provider, selection.model or default
+
+
+def course_cost(config: GeneratorConfig, course: job_pb2.GenerateCourse) -> float:
+    """Estimated USD for the course; 0 offline or for a model without a listed price."""
+    provider, model = model_of(config, course.model)
+    if provider == "offline":
+        return 0.0
+    modules = course.modules or DEFAULT_MODULES
+    input_tokens = OUTLINE[0] + modules * (LESSON[0] + QUIZ[0])
+    output_tokens = OUTLINE[1] + modules * (LESSON[1] + QUIZ[1])
+    return estimate_cost(model, input_tokens, output_tokens)

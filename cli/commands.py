@@ -125,8 +125,16 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
 async def _with_client(handler: Handler, args: argparse.Namespace, addr: str, timeout: float) -> int:
     identity = ClientConfig.from_env()
+    files = identity.tls_files
     async with SyllabusClient.connect(
-        addr, timeout=timeout, token=identity.token or None, tenant=identity.tenant or None
+        addr,
+        timeout=timeout,
+        token=identity.token or None,
+        tenant=identity.tenant or None,
+        tls=identity.tls,
+        tls_ca=files.ca,
+        tls_cert=files.cert,
+        tls_key=files.key,
     ) as client:
         return await handler(client, args)
 

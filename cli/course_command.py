@@ -108,8 +108,7 @@ async def write_course(
     stream: TextIO,
 ) -> int:
     """Create the course, follow its job to the end, and write the document to `out`. Returns the exit code."""
-    identity = ClientConfig.from_env()
-    channel = credentials.channel(addr, token=identity.token or None, tenant=identity.tenant or None)
+    channel = credentials.configured_channel(addr, ClientConfig.from_env())
     client = SyllabusClient(channel, addr, timeout=CALL_TIMEOUT)
     courses = course_service_pb2_grpc.CourseServiceStub(channel)
     try:

@@ -17,6 +17,7 @@ import nats.errors
 from cli.jobargs import UsageError
 from syllabus.apikeys import DEFAULT_SCOPES, SCOPES, ApiKey, ApiKeys, UnknownKey
 from syllabus.config import CommonConfig
+from syllabus.jetstream import nats_options
 from syllabus.process import require_nats
 from syllabus.topology import Topology
 
@@ -73,7 +74,13 @@ def _run(action: Any) -> Any:
         try:
             return int(
                 asyncio.run(
-                    _with_keys(action, args, require_nats(common), Topology(common.namespace, common.stream_replicas))
+                    _with_keys(
+                        action,
+                        args,
+                        require_nats(common),
+                        Topology(common.namespace, common.stream_replicas),
+                        nats_options(common),
+                    )
                 )
             )
         except UsageError as exc:
@@ -89,9 +96,11 @@ def _run(action: Any) -> Any:
     return run
 
 
-async def _with_keys(action: Any, args: argparse.Namespace, url: str, topology: Topology) -> int:
+async def _with_keys(
+    action: Any, args: argparse.Namespace, url: str, topology: Topology, options: dict[str, Any]
+) -> int:
     nc = await nats.connect(
-        url.split(","), connect_timeout=CONNECT_TIMEOUT, max_reconnect_attempts=0, allow_reconnect=False
+        url.split(","), connect_timeout=CONNECT_TIMEOUT, max_reconnect_attempts=0, allow_reconnect=False, **options
     )
     try:
         code: int = await action(ApiKeys(nc, topology), args)

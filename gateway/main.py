@@ -6,7 +6,6 @@ import logging
 from contextlib import AsyncExitStack
 
 from google.protobuf import descriptor_pool
-from redis.asyncio import Redis
 
 from gateway.auth.gate import Gate
 from gateway.auth.listening import refuse_open_listening
@@ -30,10 +29,12 @@ from syllabus.config import (
 from syllabus.jetstream import disconnect
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
+from syllabus.redisclient import redis_client
 from syllabus.runtime import Runtime
 from syllabus.store.base import Store
 from syllabus.taskregistry import TaskRegistry
 from syllabus.tenanthooks import REDIS_TIMEOUT
+from syllabus.tls import GatewayCredentials
 from syllabus.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ async def serve(common: CommonConfig) -> None:
     config = GatewayConfig.from_env()
     auth = AuthConfig.from_env()
     refuse_open_listening(auth, (("SYLLABUS_GRPC_ADDR", config.grpc_addr), ("SYLLABUS_HTTP_ADDR", config.http_addr)))
+    # Read now: a certificate that cannot be used stops the gateway before it connects to anything.
+    tls = GatewayCredentials(config.tls) if config.tls else None
     # The runtime the gateway runs for task workers connected over WorkerService (SYLLABUS_WORKER_*).
     remote_workers = WorkerConfig.from_env("worker")
     own_types = load_descriptor_sets(config.descriptor_sets)
@@ -68,7 +71,10 @@ async def serve(common: CommonConfig) -> None:
     worker_service = add_worker_service(server, runtime=runtime, tasks=tasks, config=remote_workers, gate=gate)
     health_servicer = add_health_and_reflection(server)
     try:
-        grpc_port = server.add_insecure_port(config.grpc_addr)
+        if tls is None:
+            grpc_port = server.add_insecure_port(config.grpc_addr)
+        else:
+            grpc_port = server.add_secure_port(config.grpc_addr, tls.server())
     except RuntimeError:
         grpc_port = 0
     if grpc_port == 0:
@@ -77,8 +83,9 @@ async def serve(common: CommonConfig) -> None:
     await server.start()
     await readiness.attach(health_servicer)
     log.info(
-        "gateway listening on %s (gRPC); authentication %s",
+        "gateway listening on %s (gRPC%s); authentication %s",
         config.grpc_addr,
+        _tls_said(config),
         "required" if gate.required else "off: every caller is an admin of tenant " + common.tenant,
     )
     # The REST shim calls this server over loopback, so it starts after it and stops before it.
@@ -91,13 +98,15 @@ async def serve(common: CommonConfig) -> None:
         messages=[descriptor_pool.Default().FindMessageTypeByName(name) for name in own_types],
         cors_origins=config.http_cors_origins,
         allowed_hosts=config.http_allowed_hosts,
+        tls=tls,
     )
     try:
         try:
             http_addr = await rest.start(config.http_addr)
         except OSError as exc:
             raise ConfigError(f"SYLLABUS_HTTP_ADDR={config.http_addr}: cannot listen there ({exc.strerror})") from exc
-        log.info("gateway listening on http://%s (REST; API page at /docs)", http_addr)
+        scheme = "https" if tls is not None else "http"
+        log.info("gateway listening on %s://%s (REST%s; API page at /docs)", scheme, http_addr, _tls_said(config))
         serving()
         await stop.wait()
     finally:
@@ -116,6 +125,12 @@ async def serve(common: CommonConfig) -> None:
         log.info("gateway stopped")
 
 
+def _tls_said(config: GatewayConfig) -> str:
+    if not config.tls:
+        return ""
+    return " over TLS, client certificates required" if config.tls.ca else " over TLS"
+
+
 def tenant_limits(common: CommonConfig, store: Store, closing: AsyncExitStack) -> Limits:
     """The limits SYLLABUS_RATE_LIMIT, SYLLABUS_MAX_WAITING_JOBS and SYLLABUS_SPEND_BUDGET_USD ask for, with a Redis
     connection (closed by `closing`) when they need one."""
@@ -124,7 +139,7 @@ def tenant_limits(common: CommonConfig, store: Store, closing: AsyncExitStack) -
     if config.rate > 0 or config.budget_usd > 0:
         if not common.redis_url:
             raise ConfigError("SYLLABUS_RATE_LIMIT and SYLLABUS_SPEND_BUDGET_USD need SYLLABUS_REDIS_URL")
-        redis = Redis.from_url(common.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+        redis = redis_client(common, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
         closing.push_async_callback(redis.aclose)
     # The course estimate prices the generator's model: the gateway reads the same settings.
     generator = GeneratorConfig.from_env() if config.budget_usd > 0 else None

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import Redis
-
 from generator.handlers import build_handlers, build_models
 from generator.providers.registry import Registry
 from syllabus.config import CommonConfig, GeneratorConfig, WorkerConfig
 from syllabus.process import run_service, serve_worker
+from syllabus.redisclient import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +16,7 @@ log = logging.getLogger(__name__)
 async def serve(common: CommonConfig) -> None:
     config = GeneratorConfig.from_env()
     worker = WorkerConfig.from_env("generator")
-    redis = Redis.from_url(common.redis_url) if common.redis_url else None
+    redis = redis_client(common) if common.redis_url else None
     if redis is None:
         log.warning("SYLLABUS_REDIS_URL is not set: no LLM response cache, and circuit breakers are kept per process")
     registry = Registry.from_config(config)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -16,8 +18,15 @@ _CHANNEL_OPTIONS = [
 ]
 
 
-async def wait_healthy(addr: str, timeout: float, service: str = "") -> None:
+async def wait_healthy(
+    addr: str,
+    timeout: float,
+    service: str = "",
+    *,
+    tls: tuple[grpc.ChannelCredentials, Sequence[tuple[str, Any]]] | None = None,
+) -> None:
     """Return once the server at `addr` reports `service` SERVING; raise TimeoutError after `timeout` seconds.
+    `tls`: credentials and channel options for a server that takes TLS only.
 
     Uses Watch with wait_for_ready: the call itself waits for the server to come up and then for its status
     to change, so there is no polling. A server restarting underneath us only costs another Watch.
@@ -25,7 +34,11 @@ async def wait_healthy(addr: str, timeout: float, service: str = "") -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last = "no answer"
-    async with grpc.aio.insecure_channel(addr, options=_CHANNEL_OPTIONS) as channel:
+    if tls is None:
+        opened = grpc.aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
+    else:
+        opened = grpc.aio.secure_channel(addr, tls[0], options=[*_CHANNEL_OPTIONS, *tls[1]])
+    async with opened as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         request = health_pb2.HealthCheckRequest(service=service)
         while (remaining := deadline - loop.time()) > 0:

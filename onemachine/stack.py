@@ -31,6 +31,7 @@ from syllabus import jetstream
 from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig, WorkerConfig
 from syllabus.logs import setup_logging
 from syllabus.redaction import redact
+from syllabus.tls import GatewayCredentials
 from syllabus.topology import WORKER_SERVICES, Topology
 
 log = logging.getLogger("syllabus.up")
@@ -235,7 +236,7 @@ class Stack:
 
     async def _ensure_topology(self) -> None:
         topology = Topology(self.common.namespace, self.common.stream_replicas)
-        nc = await jetstream.connect(self.nats_url, "syllabus-up")
+        nc = await jetstream.connect(self.nats_url, "syllabus-up", options=jetstream.nats_options(self.common))
         try:
             await jetstream.ensure_topology(nc, topology)
         finally:
@@ -273,9 +274,11 @@ class Stack:
     async def _wait_for_gateway(self) -> None:
         addr = self.gateway.grpc_addr
         say(f"waiting for the gateway to answer on {addr}…")
+        # A gateway with TLS is asked as it asks itself, with its own certificate (syllabus.tls).
+        tls = GatewayCredentials(self.gateway.tls).loopback() if self.gateway.tls else None
         while True:
             try:
-                await wait_healthy(addr, GATEWAY_HEALTH_TIMEOUT)
+                await wait_healthy(addr, GATEWAY_HEALTH_TIMEOUT, tls=tls)
             except TimeoutError as exc:
                 log.warning("%s; still waiting (see the gateway's log above)", exc)
             else:
@@ -285,9 +288,10 @@ class Stack:
         lines = ["", "Syllabus is up."]
         if "gateway" in self.services:
             addr = self.gateway.grpc_addr
+            secure = bool(self.gateway.tls)
             lines += [
-                f"  gRPC   {addr}  (server reflection on)",
-                f"  HTTP   http://{self.gateway.http_addr}",
+                f"  gRPC   {addr}  ({'TLS, ' if secure else ''}server reflection on)",
+                f"  HTTP   {'https' if secure else 'http'}://{self.gateway.http_addr}",
             ]
         running = [child.name for group in STOP_ORDER for name in group for child in self.services.get(name, [])]
         lines += [
@@ -296,7 +300,7 @@ class Stack:
             f"  state  {self.common.home}",
             f"  running: {', '.join(running) or 'no services'}",
         ]
-        if "gateway" in self.services:
+        if "gateway" in self.services and not self.gateway.tls:
             lines += [
                 "",
                 "Try:",

@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.asyncio import Redis
-
 from scheduler.leadership import Deposed, Leadership
 from scheduler.retention import Retention
 from syllabus import lifecycle, outages
 from syllabus.config import CommonConfig, SchedulerConfig
 from syllabus.jetstream import DUPLICATE_WINDOW
+from syllabus.redisclient import redis_client
 from syllabus.runtime import Runtime
 from syllabus.v1 import job_pb2
 
@@ -91,7 +90,7 @@ def _unclaimed(job: job_pb2.Job) -> bool:
 async def run_elected(runtime: Runtime, common: CommonConfig, stop: asyncio.Event) -> None:
     """The sweeps of this scheduler process, while it leads (until `stop`)."""
     config = SchedulerConfig.from_env()
-    redis = Redis.from_url(common.redis_url) if common.redis_url else None
+    redis = redis_client(common) if common.redis_url else None
     leadership = Leadership(redis, f"{common.namespace or 'syllabus'}:scheduler", config.leader_lease)
     sweeps = Sweeps(runtime, config, leadership)
     try:

@@ -24,6 +24,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from syllabus import credentials
+from syllabus.config import TlsFiles
+from syllabus.tls import channel_credentials
 from syllabus.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
@@ -150,11 +152,19 @@ class SyllabusClient:
         reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT,
         token: str | None = None,
         tenant: str | None = None,
+        tls: bool = False,
+        tls_ca: str = "",
+        tls_cert: str = "",
+        tls_key: str = "",
     ) -> SyllabusClient:
         """A client for the gateway at `addr` ("host:port"); the connection itself is made by the first call.
         `token` (a JWT or an API key) goes with every call when the gateway requires one; `tenant` names the
-        tenant an admin acts for."""
-        channel = credentials.channel(addr, token=token, tenant=tenant, options=_CHANNEL_OPTIONS)
+        tenant an admin acts for. With `tls` or any of the PEM files, the connection is TLS: `tls_ca` verifies
+        the gateway's certificate (default: the public CAs grpc knows), `tls_cert` and `tls_key` are the client
+        certificate a gateway with mutual TLS asks for."""
+        files = TlsFiles(tls_ca, tls_cert, tls_key)
+        secure = channel_credentials(files, ("tls_ca", "tls_cert", "tls_key")) if tls or files else None
+        channel = credentials.channel(addr, token=token, tenant=tenant, options=_CHANNEL_OPTIONS, tls=secure)
         return cls(channel, addr, timeout=timeout, reconnect_timeout=reconnect_timeout)
 
     async def close(self) -> None:

@@ -136,6 +136,8 @@ def _backoff(raw: str) -> tuple[float, ...]:
 # Variables whose whole value is a secret, besides every SYLLABUS_* name ending in one of SECRET_SUFFIXES.
 SECRET_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY")
 SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+# ...except these, which name a file (a TLS private key): the key is in the file, its path is no secret.
+PATH_SUFFIXES = ("_TLS_KEY",)
 # Variables holding URLs whose user-info may carry a password (or, for NATS, a token).
 URL_VARIABLES = ("SYLLABUS_NATS_URL", "SYLLABUS_REDIS_URL", "SYLLABUS_MONGO_URL", "SYLLABUS_OPENAI_BASE_URL")
 
@@ -145,7 +147,8 @@ def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
     found = {
         value.strip()
         for name, value in env.items()
-        if name in SECRET_VARIABLES or (name.startswith("SYLLABUS_") and name.endswith(SECRET_SUFFIXES))
+        if name in SECRET_VARIABLES
+        or (name.startswith("SYLLABUS_") and name.endswith(SECRET_SUFFIXES) and not name.endswith(PATH_SUFFIXES))
     }
     for name in URL_VARIABLES:
         for url in env.get(name, "").split(","):
@@ -159,6 +162,36 @@ def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
                 # nats://TOKEN@host: a user name alone is the server's auth token.
                 found.add(parsed.username)
     return tuple(sorted(value for value in found if value))
+
+
+def _file(raw: str) -> str:
+    if raw and not Path(raw).is_file():
+        raise ValueError(raw)
+    return raw
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The PEM files of one side of TLS connections: the CA certificates it verifies the other side with, and its
+    own certificate chain and (unencrypted) private key. Empty: not used."""
+
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.ca or self.cert or self.key)
+
+
+def _tls_files(env: Mapping[str, str], prefix: str, ca: str = "CA") -> TlsFiles:
+    """`<prefix>_<ca>`, `<prefix>_CERT` and `<prefix>_KEY`: existing files, the certificate and key both or neither."""
+    files = TlsFiles(
+        *(_parse(env, f"{prefix}_{suffix}", "", _file, "a PEM file that exists") for suffix in (ca, "CERT", "KEY"))
+    )
+    if bool(files.cert) != bool(files.key):
+        given, missing = (f"{prefix}_CERT", f"{prefix}_KEY")[:: 1 if files.cert else -1]
+        raise ConfigError(f"{given} is set but {missing} is not: a certificate needs its private key, and back")
+    return files
 
 
 @dataclass(frozen=True)
@@ -182,17 +215,39 @@ class CommonConfig:
     # The embedded store's PRAGMA synchronous: "full" syncs the SQLite WAL before a commit returns, so a commit
     # survives a power cut; "normal" only survives a crash of the process (the kernel keeps the write).
     store_sync: str = "full"
+    # TLS to NATS (a tls:// URL): a CA for a server certificate no public CA signed, a client certificate for a
+    # server that verifies clients.
+    nats_tls: TlsFiles = TlsFiles()
+    # A NATS credentials file (a user JWT and its nkey seed) or an nkey seed file; a user and password or a token
+    # go in the URL instead.
+    nats_creds: str = ""
+    nats_nkey: str = ""
+    # TLS to Redis (a rediss:// URL), and its password when the URL has none.
+    redis_tls: TlsFiles = TlsFiles()
+    redis_password: str = field(default="", repr=False)
     # Values that must never leave the process (keys, tokens, passwords): see secret_values.
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CommonConfig:
         env = os.environ if env is None else env
+        nats_url = _parse(env, "SYLLABUS_NATS_URL", "", _url("nats", "tls", "ws", "wss"), "nats://host:port")
+        redis_url = _parse(env, "SYLLABUS_REDIS_URL", "", _url("redis", "rediss", "unix"), "redis://host:port[/db]")
+        nats_tls = _tls_files(env, "SYLLABUS_NATS_TLS")
+        redis_tls = _tls_files(env, "SYLLABUS_REDIS_TLS")
+        # Certificates for a plaintext URL would be silently unused: the connection must say it is TLS.
+        _tls_scheme("SYLLABUS_NATS", nats_url, nats_tls, ("tls", "wss"))
+        _tls_scheme("SYLLABUS_REDIS", redis_url, redis_tls, ("rediss",))
         return cls(
             secrets=secret_values(env),
+            nats_tls=nats_tls,
+            nats_creds=_parse(env, "SYLLABUS_NATS_CREDS", "", _file, "a NATS credentials file that exists"),
+            nats_nkey=_parse(env, "SYLLABUS_NATS_NKEY", "", _file, "an nkey seed file that exists"),
+            redis_tls=redis_tls,
+            redis_password=_get(env, "SYLLABUS_REDIS_PASSWORD", ""),
             home=Path(_get(env, "SYLLABUS_HOME", ".syllabus")).expanduser().resolve(),
-            nats_url=_parse(env, "SYLLABUS_NATS_URL", "", _url("nats", "tls", "ws", "wss"), "nats://host:port"),
-            redis_url=_parse(env, "SYLLABUS_REDIS_URL", "", _url("redis", "rediss", "unix"), "redis://host:port[/db]"),
+            nats_url=nats_url,
+            redis_url=redis_url,
             mongo_url=_parse(env, "SYLLABUS_MONGO_URL", "", _mongo_url, "mongodb://host:port[,host:port...]"),
             mongo_database=_parse(env, "SYLLABUS_MONGO_DATABASE", "syllabus", _name, "a database name"),
             namespace=_parse(env, "SYLLABUS_NAMESPACE", "", lambda r: r and _name(r), "letters, digits, _ or -"),
@@ -207,6 +262,13 @@ class CommonConfig:
             ),
             stream_replicas=_parse(env, "SYLLABUS_STREAM_REPLICAS", "1", _replicas, "an integer from 1 to 5"),
             store_sync=_parse(env, "SYLLABUS_STORE_SYNC", cls.store_sync, _choice("full", "normal"), "full or normal"),
+        )
+
+
+def _tls_scheme(prefix: str, url: str, files: TlsFiles, schemes: tuple[str, ...]) -> None:
+    if files and not all(urlparse(part.strip()).scheme in schemes for part in url.split(",")):
+        raise ConfigError(
+            f"{prefix}_TLS_* are set but {prefix}_URL is not a {' or '.join(s + '://' for s in schemes)} URL"
         )
 
 
@@ -255,10 +317,16 @@ class GatewayConfig:
     descriptor_sets: tuple[str, ...] = ()
     # Attempts of a job that asks for none (a task takes its own declaration's).
     default_max_attempts: int = RetryPolicy.max_attempts
+    # TLS on both listeners (cert and key); with `ca`, the CA certificates of clients: a client must present a
+    # certificate one of them signed (mutual TLS). Empty: plaintext.
+    tls: TlsFiles = TlsFiles()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
         env = os.environ if env is None else env
+        tls = _tls_files(env, "SYLLABUS_TLS", ca="CLIENT_CA")
+        if tls.ca and not tls.cert:
+            raise ConfigError("SYLLABUS_TLS_CLIENT_CA is set but SYLLABUS_TLS_CERT and SYLLABUS_TLS_KEY are not")
 
         def listed(raw: str, one: Callable[[str], str]) -> tuple[str, ...]:
             entries = tuple(part.strip() for part in raw.split(","))
@@ -293,6 +361,7 @@ class GatewayConfig:
                 return name
 
         return cls(
+            tls=tls,
             default_max_attempts=_parse(
                 env, "SYLLABUS_MAX_ATTEMPTS", str(cls.default_max_attempts), _positive_int, "an integer >= 1"
             ),
@@ -442,11 +511,18 @@ class ClientConfig:
     token: str = field(default="", repr=False)
     # The tenant an admin acts for; empty: the credential's own.
     tenant: str = ""
+    # TLS to the gateway: on when asked for or when any file is given. `ca` verifies the gateway's certificate
+    # (empty: the public CAs grpc knows); `cert` and `key` are a client certificate, for mutual TLS.
+    tls: bool = False
+    tls_files: TlsFiles = TlsFiles()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ClientConfig:
         env = os.environ if env is None else env
+        files = _tls_files(env, "SYLLABUS_GRPC_TLS")
         return cls(
+            tls=_parse(env, "SYLLABUS_GRPC_TLS", "1" if files else "0", _choice("0", "1"), "0 or 1") == "1",
+            tls_files=files,
             token=_get(env, "SYLLABUS_TOKEN", ""),
             tenant=_parse(env, "SYLLABUS_ACT_AS", "", _tenant_name, "letters, digits, _ or -"),
         )

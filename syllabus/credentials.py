@@ -1,6 +1,6 @@
 """What a client sends with every call to identify itself: a bearer token (a JWT or an API key) and, for an admin,
-the tenant it acts for. Added by an interceptor, so every stub of the channel carries it; TLS is not needed on
-loopback, which grpc's own call credentials would insist on."""
+the tenant it acts for. Added by an interceptor, so every stub of the channel carries it, over TLS or not: grpc's
+own call credentials would insist on TLS, which loopback does not need."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+
+from syllabus.config import ClientConfig
+from syllabus.tls import channel_credentials
 
 Pair = tuple[str, str]
 
@@ -56,10 +59,24 @@ def credential_pairs(token: str | None, tenant: str | None) -> list[Pair]:
 
 
 def channel(
-    addr: str, *, token: str | None = None, tenant: str | None = None, options: Sequence[tuple[str, Any]] = ()
+    addr: str,
+    *,
+    token: str | None = None,
+    tenant: str | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+    tls: grpc.ChannelCredentials | None = None,
 ) -> grpc.aio.Channel:
-    """A channel to `addr` whose calls carry the token and tenant given (none: a plain channel)."""
+    """A channel to `addr` whose calls carry the token and tenant given (none: a plain channel); over TLS with
+    `tls` (syllabus.tls.channel_credentials), else plaintext."""
     pairs = credential_pairs(token, tenant)
     kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
     interceptors: list[Any] | None = [kind(pairs) for kind in kinds] if pairs else None
+    if tls is not None:
+        return grpc.aio.secure_channel(addr, tls, options=list(options), interceptors=interceptors)
     return grpc.aio.insecure_channel(addr, options=list(options), interceptors=interceptors)
+
+
+def configured_channel(addr: str, identity: ClientConfig, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+    """The command line's channel: the token, tenant and TLS files of its environment (ClientConfig)."""
+    tls = channel_credentials(identity.tls_files) if identity.tls else None
+    return channel(addr, token=identity.token or None, tenant=identity.tenant or None, options=options, tls=tls)

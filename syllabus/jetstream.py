@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +25,10 @@ from nats.js.api import (
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from syllabus.apikeys import keys_bucket_config
-from syllabus.config import ConfigError, WorkerConfig
+from syllabus.config import CommonConfig, ConfigError, WorkerConfig
 from syllabus.presence import workers_bucket_config
 from syllabus.queuecontrol import paused_bucket_config
+from syllabus.tls import client_context
 from syllabus.topology import PRIORITIES, Topology, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,28 @@ class StreamLimits:
     events_max_age: float = 7 * 24 * 3600.0
 
 
-async def connect(url: str, name: str, on_change: Callable[[bool], Awaitable[None]] | None = None) -> Client:
-    """A connection that keeps (re)connecting forever; callers bound their own waits with timeouts.
+def nats_options(common: CommonConfig) -> dict[str, Any]:
+    """nats.connect's TLS and credential options from the settings; a user and password, or a token, ride in the
+    URL. A tls:// URL without SYLLABUS_NATS_TLS_* files verifies the server against the system's CAs."""
+    options: dict[str, Any] = {}
+    if common.nats_tls:
+        options["tls"] = client_context(common.nats_tls, "SYLLABUS_NATS_TLS")
+    if common.nats_creds:
+        options["user_credentials"] = common.nats_creds
+    if common.nats_nkey:
+        options["nkeys_seed"] = common.nats_nkey
+    return options
+
+
+async def connect(
+    url: str,
+    name: str,
+    on_change: Callable[[bool], Awaitable[None]] | None = None,
+    *,
+    options: Mapping[str, Any] | None = None,
+) -> Client:
+    """A connection that keeps (re)connecting forever; callers bound their own waits with timeouts. `options`
+    are more of nats.connect's (nats_options: TLS, credentials).
 
     A lost connection is one warning and its return one line; `on_change` hears each (False: lost, True: back).
     """
@@ -99,6 +120,7 @@ async def connect(url: str, name: str, on_change: Callable[[bool], Awaitable[Non
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
+        **(options or {}),
     )
     established = True
     connection.append(nc)

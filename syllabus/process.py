@@ -18,7 +18,7 @@ from nats.aio.client import Client
 from syllabus import outages
 from syllabus.config import CommonConfig, ConfigError, LimitsConfig, WorkerConfig
 from syllabus.hooks import WorkerHook
-from syllabus.jetstream import connect, disconnect, ensure_topology
+from syllabus.jetstream import connect, disconnect, ensure_topology, nats_options
 from syllabus.logs import setup_logging
 from syllabus.runtime import Runtime
 from syllabus.store.base import Store
@@ -61,7 +61,7 @@ async def open_connections(
     common: CommonConfig, name: str, on_nats: Callable[[bool], Awaitable[None]] | None = None
 ) -> tuple[Client, Store]:
     """NATS (with the topology declared) and the store. `on_nats` hears the connection being lost and back."""
-    nc = await connect(require_nats(common), name, on_nats)
+    nc = await connect(require_nats(common), name, on_nats, options=nats_options(common))
     # A NATS lost right after connecting delays the start; it does not end the process (a stop signal does).
     await outages.until_reachable(
         lambda: ensure_topology(nc, Topology(common.namespace, common.stream_replicas)),

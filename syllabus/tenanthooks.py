@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
-from redis.asyncio import Redis
-
 from syllabus.config import CommonConfig, ConfigError, LimitsConfig, WorkerConfig
 from syllabus.hooks import WorkerHook
+from syllabus.redisclient import redis_client
 from syllabus.runningcap import RunningCap
 from syllabus.spend import Spend, SpendHook
 
@@ -23,7 +22,7 @@ async def tenant_hooks(
         return []
     if not common.redis_url:
         raise ConfigError("SYLLABUS_MAX_RUNNING_JOBS and SYLLABUS_SPEND_BUDGET_USD need SYLLABUS_REDIS_URL")
-    redis = Redis.from_url(common.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+    redis = redis_client(common, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
     closing.push_async_callback(redis.aclose)
     prefix = f"{common.namespace or 'syllabus'}:limits:"
     hooks: list[WorkerHook] = []

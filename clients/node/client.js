@@ -4,6 +4,7 @@
 // folders, so this client can never drift from the contracts: there is no copy and no generated code.
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -66,6 +67,15 @@ function withCredentials(identity) {
   return interceptor ? { interceptors: [interceptor] } : {};
 }
 
+/**
+ * TLS channel credentials from PEM files: `ca` verifies the gateway's certificate (default: Node's public CAs),
+ * `cert` and `key` are the client certificate a gateway with mutual TLS asks for. Pass as `credentials`.
+ */
+function tlsCredentials({ ca, cert, key } = {}) {
+  const read = (file) => (file ? fs.readFileSync(file) : null);
+  return grpc.credentials.createSsl(read(ca), read(key), read(cert));
+}
+
 function deadline(seconds) {
   return new Date(Date.now() + seconds * 1000);
 }
@@ -74,6 +84,7 @@ class SyllabusClient {
   /**
    * @param {string} address host:port of the gateway's gRPC server, e.g. "127.0.0.1:50051"
    * @param {{credentials?: grpc.ChannelCredentials, timeoutSeconds?: number, token?: string, tenant?: string}} [options]
+   *   credentials: tlsCredentials({ca, cert, key}) for a gateway with TLS; default plaintext;
    *   token: a JWT or an API key, sent as `authorization: Bearer <token>` when the gateway requires one;
    *   tenant: the tenant an admin acts for.
    */
@@ -191,4 +202,4 @@ class SyllabusClient {
   }
 }
 
-module.exports = { SyllabusClient, syllabusV1, withCredentials, grpc };
+module.exports = { SyllabusClient, syllabusV1, withCredentials, tlsCredentials, grpc };

@@ -9,6 +9,9 @@ a success is a google.rpc.Status, including those to requests too large, too slo
 Before any of that, a request must be one a browser could not have been tricked into sending: addressed to a host
 this listener serves (gateway.rest.hosts), not another site's write (gateway.rest.origins), its body declared JSON
 (gateway.rest.mediatypes); CORS preflights are answered for the configured origins only.
+
+With TLS (syllabus.tls.GatewayCredentials) the shim serves HTTPS, and its loopback channel dials the gRPC server
+with TLS as well, presenting the gateway's own certificate where clients must present one.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import logging
 import mimetypes
 import re
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,6 +47,7 @@ from gateway.rest import (
 from gateway.rest.routes import Resolved, Route, Router, RoutingError, routes_of
 from gateway.services import MAX_MESSAGE
 from gateway.status import build_status
+from syllabus.tls import GatewayCredentials
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +109,12 @@ class RestGateway:
         messages: Sequence[Descriptor] = (),
         cors_origins: Sequence[str] = (),
         allowed_hosts: Sequence[str] = (),
+        tls: GatewayCredentials | None = None,
     ) -> None:
         """`messages`: the user's own types (SYLLABUS_DESCRIPTOR_SETS), described in /openapi.json too.
         `cors_origins`: origins (or `*`) whose pages may call the API from a browser (gateway.rest.origins);
-        `allowed_hosts`: Host names served besides loopback ones (gateway.rest.hosts)."""
+        `allowed_hosts`: Host names served besides loopback ones (gateway.rest.hosts). `tls`: serve HTTPS, and
+        reach a gRPC server that takes TLS only."""
         routes = routes_of(services)
         for route in routes:
             if route.method.client_streaming:
@@ -119,6 +126,7 @@ class RestGateway:
         # Set for the address start() binds: the Host check depends on whether it is loopback.
         self._hosts = hosts.HostPolicy("", self._allowed_hosts)
         self._target = target
+        self._tls = tls
         self._channel: grpc.aio.Channel | None = None
         self._calls: dict[str, Call] = {}
         self._active: set[Any] = set()
@@ -136,7 +144,14 @@ class RestGateway:
     async def start(self, addr: str) -> str:
         """Listen on host:port (port 0 picks one); returns the address actually bound."""
         # Answers come from this process's own server: its limit on what it sends is the one that counts.
-        self._channel = grpc.aio.insecure_channel(self._target, options=[("grpc.max_receive_message_length", -1)])
+        options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", -1)]
+        ssl_context: ssl.SSLContext | None = None
+        if self._tls is None:
+            self._channel = grpc.aio.insecure_channel(self._target, options=options)
+        else:
+            credentials, names = self._tls.loopback()
+            self._channel = grpc.aio.secure_channel(self._target, credentials, options=options + names)
+            ssl_context = self._tls.http()
         for route in self.routes:
             self._calls.setdefault(route.grpc_path, self._method_call(route))
         # Every request goes to _handle: routing is ours. A client that goes away cancels its handler, and with
@@ -151,7 +166,7 @@ class RestGateway:
         await self._runner.setup()
         host, _, port = addr.rpartition(":")
         self._hosts = hosts.HostPolicy(host, self._allowed_hosts)
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+        site = web.TCPSite(self._runner, host.strip("[]"), int(port), ssl_context=ssl_context)
         await site.start()
         bound = self._runner.addresses[0]
         return f"{host}:{bound[1]}"

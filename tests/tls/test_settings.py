@@ -1,0 +1,88 @@
+"""TLS and credential settings: which files go together, which URLs they need, what is a secret and what is a
+path, and the gateway's own certificate as its loopback channel uses it."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from pymongo.uri_parser import parse_uri
+
+from syllabus.config import ClientConfig, CommonConfig, ConfigError, GatewayConfig, TlsFiles, secret_values
+from syllabus.tls import GatewayCredentials
+from tests.tls.conftest import Pki
+
+
+def test_a_certificate_and_key_that_do_not_belong_together_stop_the_gateway_with_one_line(pki: Pki) -> None:
+    mismatched = TlsFiles("", str(pki.server.cert), str(pki.client.key))
+    with pytest.raises(ConfigError, match=r"SYLLABUS_TLS_CERT=.* and SYLLABUS_TLS_KEY=.*: not a PEM") as caught:
+        GatewayCredentials(mismatched)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigError, match="SYLLABUS_TLS_CLIENT_CA is set but SYLLABUS_TLS_CERT"):
+        GatewayConfig.from_env({"SYLLABUS_TLS_CLIENT_CA": str(pki.client_ca)})
+    with pytest.raises(ConfigError, match=r"SYLLABUS_TLS_CERT=.*expected a PEM file that exists"):
+        GatewayConfig.from_env({"SYLLABUS_TLS_CERT": "/nonexistent.pem", "SYLLABUS_TLS_KEY": str(pki.server.key)})
+
+
+def test_the_loopback_checks_the_certificate_under_a_name_it_carries(pki: Pki) -> None:
+    credentials = GatewayCredentials(pki.server_files())
+    assert credentials.name == "gateway.syllabus.test"
+    assert isinstance(credentials.loopback()[0], grpc.ChannelCredentials)
+
+
+def test_tls_files_for_a_plaintext_url_are_refused_not_ignored(pki: Pki) -> None:
+    ca = str(pki.ca)
+    with pytest.raises(ConfigError, match=r"SYLLABUS_NATS_TLS_\* are set but SYLLABUS_NATS_URL is not a tls://"):
+        CommonConfig.from_env({"SYLLABUS_NATS_URL": "nats://127.0.0.1:4222", "SYLLABUS_NATS_TLS_CA": ca})
+    with pytest.raises(ConfigError, match=r"SYLLABUS_REDIS_URL is not a rediss://"):
+        CommonConfig.from_env({"SYLLABUS_REDIS_URL": "redis://127.0.0.1:6379", "SYLLABUS_REDIS_TLS_CA": ca})
+    with pytest.raises(ConfigError, match="SYLLABUS_NATS_TLS_KEY is set but SYLLABUS_NATS_TLS_CERT is not"):
+        CommonConfig.from_env({"SYLLABUS_NATS_URL": "tls://127.0.0.1:4222", "SYLLABUS_NATS_TLS_KEY": ca})
+    with pytest.raises(ConfigError, match=r"SYLLABUS_NATS_CREDS=./no/such\.creds. is not valid"):
+        CommonConfig.from_env({"SYLLABUS_NATS_CREDS": "/no/such.creds"})
+    common = CommonConfig.from_env(
+        {
+            "SYLLABUS_NATS_URL": "tls://a:4222,tls://b:4222",
+            "SYLLABUS_NATS_TLS_CA": ca,
+            "SYLLABUS_REDIS_URL": "rediss://r:6380",
+            "SYLLABUS_REDIS_TLS_CERT": str(pki.client.cert),
+            "SYLLABUS_REDIS_TLS_KEY": str(pki.client.key),
+        }
+    )
+    assert common.nats_tls == TlsFiles(ca)
+    assert common.redis_tls == TlsFiles("", str(pki.client.cert), str(pki.client.key))
+
+
+def test_the_command_line_turns_tls_on_with_any_file_or_when_asked(pki: Pki) -> None:
+    assert not ClientConfig.from_env({}).tls
+    assert ClientConfig.from_env({"SYLLABUS_GRPC_TLS": "1"}).tls
+    assert ClientConfig.from_env({"SYLLABUS_GRPC_TLS_CA": str(pki.ca)}).tls
+    with pytest.raises(ConfigError, match="SYLLABUS_GRPC_TLS='yes' is not valid"):
+        ClientConfig.from_env({"SYLLABUS_GRPC_TLS": "yes"})
+
+
+def test_tokens_and_passwords_are_secrets_and_tls_key_paths_are_not() -> None:
+    env = {
+        "SYLLABUS_TOKEN": "client-token-value",
+        "SYLLABUS_REDIS_PASSWORD": "valkey-password",
+        "SYLLABUS_AUTH_JWT_SECRET": "jwt-secret-of-the-gateway",
+        "SYLLABUS_TLS_KEY": "/etc/syllabus/gateway.key",
+        "SYLLABUS_GRPC_TLS_KEY": "/home/me/client.key",
+        "SYLLABUS_NATS_TLS_KEY": "/etc/syllabus/nats.key",
+        "SYLLABUS_NATS_URL": "tls://user:nats-password@nats.example:4222",
+        "SYLLABUS_REDIS_URL": "rediss://:url-password@redis.example:6380",
+    }
+    assert set(secret_values(env)) == {
+        "client-token-value",
+        "valkey-password",
+        "jwt-secret-of-the-gateway",
+        "nats-password",
+        "url-password",
+    }
+
+
+def test_a_mongodb_url_keeps_its_tls_options(pki: Pki) -> None:
+    url = f"mongodb://app:pw@db1:27017,db2:27017/?replicaSet=rs0&tls=true&tlsCAFile={pki.ca}"
+    common = CommonConfig.from_env({"SYLLABUS_MONGO_URL": url})
+    assert common.mongo_url == url
+    options = parse_uri(common.mongo_url)["options"]
+    assert options["tls"] is True and options["tlsCAFile"] == str(pki.ca)

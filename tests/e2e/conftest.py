@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 import pytest_asyncio
 
@@ -77,9 +78,11 @@ def stack_env(home: Path) -> dict[str, str]:
     return env
 
 
-async def _healthy_or_dead(process: asyncio.subprocess.Process, addr: str) -> str | None:
+async def _healthy_or_dead(
+    process: asyncio.subprocess.Process, addr: str, tls: grpc.ChannelCredentials | None = None
+) -> str | None:
     """None once the gateway answers SERVING; otherwise why not (`up` exited, or the deadline passed)."""
-    healthy = asyncio.create_task(wait_healthy(addr, UP_DEADLINE))
+    healthy = asyncio.create_task(wait_healthy(addr, UP_DEADLINE, tls=None if tls is None else (tls, ())))
     exited = asyncio.create_task(process.wait())
     try:
         await asyncio.wait({healthy, exited}, return_when=asyncio.FIRST_COMPLETED)
@@ -93,9 +96,11 @@ async def _healthy_or_dead(process: asyncio.subprocess.Process, addr: str) -> st
 
 
 @contextlib.asynccontextmanager
-async def running_stack(base: Path, extra_env: Mapping[str, str] | None = None) -> AsyncIterator[Stack]:
+async def running_stack(
+    base: Path, extra_env: Mapping[str, str] | None = None, tls: grpc.ChannelCredentials | None = None
+) -> AsyncIterator[Stack]:
     """`syllabus up` in `base/home`, its output in `base/up.log`, with `extra_env` on top of the clean environment;
-    stopped with SIGTERM afterwards (and required to exit 0)."""
+    stopped with SIGTERM afterwards (and required to exit 0). `tls`: how to reach a gateway that takes TLS only."""
     env = stack_env(base / "home") | dict(extra_env or {})
     log = base / "up.log"
     # Output to a file, not a pipe: nobody reads it while tests run, and a full pipe would stall `up`.
@@ -113,7 +118,7 @@ async def running_stack(base: Path, extra_env: Mapping[str, str] | None = None) 
         )
     stack = Stack(process, env, env["SYLLABUS_GRPC_ADDR"], log)
     try:
-        failure = await _healthy_or_dead(process, stack.grpc_addr)
+        failure = await _healthy_or_dead(process, stack.grpc_addr, tls)
         if failure is not None:
             pytest.fail(f"{failure}; its output:\n{stack.log_tail()}")
         yield stack

@@ -99,14 +99,21 @@ class ConfiguredNats(NatsServer):
 
 
 class PasswordValkey(ValkeyServer):
-    """valkey-server as onemachine runs it, requiring a password (AUTH) of every client."""
+    """valkey-server as onemachine runs it, requiring a password (AUTH) of every client. The password is in a
+    configuration file (`config_path`), as an operator would keep it, not on the command line the log quotes."""
 
     def __init__(self, data_dir: Path, password: str) -> None:
         super().__init__(data_dir)
         self.password = password
 
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "valkey-auth.conf"
+
     def _command(self) -> list[str]:
-        return [*super()._command(), "--requirepass", self.password]
+        self.config_path.write_text(f"requirepass {json.dumps(self.password)}\n", encoding="utf-8")
+        binary, *options = super()._command()
+        return [binary, str(self.config_path), *options]
 
 
 def nats_tls_block(pki: Pki, verify_clients: bool) -> str:

@@ -17,7 +17,7 @@ import nats.errors
 from cli.jobargs import UsageError
 from syllabus.apikeys import DEFAULT_SCOPES, SCOPES, ApiKey, ApiKeys, UnknownKey
 from syllabus.config import CommonConfig
-from syllabus.jetstream import nats_options
+from syllabus.jetstream import nats_client, nats_options
 from syllabus.process import require_nats
 from syllabus.topology import Topology
 
@@ -99,8 +99,12 @@ def _run(action: Any) -> Any:
 async def _with_keys(
     action: Any, args: argparse.Namespace, url: str, topology: Topology, options: dict[str, Any]
 ) -> int:
-    nc = await nats.connect(
-        url.split(","), connect_timeout=CONNECT_TIMEOUT, max_reconnect_attempts=0, allow_reconnect=False, **options
+    nc = nats_client()
+    await nc.connect(
+        url.split(","),
+        max_reconnect_attempts=0,
+        allow_reconnect=False,
+        **{"connect_timeout": CONNECT_TIMEOUT, **options},
     )
     try:
         code: int = await action(ApiKeys(nc, topology), args)

@@ -54,6 +54,24 @@ class StreamLimits:
     events_max_age: float = 7 * 24 * 3600.0
 
 
+class _TlsOnlyClient(Client):
+    """nats-py upgrades a connection to TLS only when the server's INFO asks for it: given a tls:// URL, a server
+    that does not (a misconfigured one, or whoever answers in its place) would get the credentials in plaintext.
+    This client refuses such a server at every (re)connect, before it sends anything."""
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        server = self._current_server
+        if initial_connection and server is not None and server.uri.scheme == "tls" and not info.get("tls_required"):
+            where = f"{server.uri.hostname}:{server.uri.port}"
+            raise nats.errors.Error(f"nats: {where} does not require TLS, and the URL asks for tls://")
+        await super()._process_info(info, initial_connection)
+
+
+def nats_client() -> Client:
+    """A nats-py client to call connect() on, as nats.connect does, which keeps a tls:// URL on TLS."""
+    return _TlsOnlyClient()
+
+
 def nats_options(common: CommonConfig) -> dict[str, Any]:
     """nats.connect's TLS and credential options from the settings; a user and password, or a token, ride in the
     URL. A tls:// URL without SYLLABUS_NATS_TLS_* files verifies the server against the system's CAs."""
@@ -111,16 +129,17 @@ async def connect(
         if on_change is not None:
             await on_change(True)
 
-    nc = await nats.connect(
+    nc = nats_client()
+    await nc.connect(
         servers=[part.strip() for part in url.split(",")],
         name=name,
         connect_timeout=2,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
-        **(options or {}),
+        # Seconds, and a fraction of one is meant: nats-py's annotation says int, its code takes any number.
+        **{"reconnect_time_wait": 0.5, **(options or {})},
     )
     established = True
     connection.append(nc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats.errors
@@ -15,15 +16,15 @@ import pytest_asyncio
 import redis.exceptions
 from nats.aio.client import Client
 
-from onemachine.servers import ValkeyServer
+from onemachine.servers import NatsServer, ValkeyServer
 from syllabus.config import CommonConfig
-from syllabus.jetstream import connect, nats_options
+from syllabus.jetstream import connect, nats_client, nats_options
 from syllabus.redisclient import redis_client
 from syllabus.tls import server_context
 from tests.tls.conftest import ConfiguredNats, PasswordValkey, Pki, nats_tls_block, started, tls_terminator
 
 # nats.connect's own options for connections expected to fail: one try, no reconnecting.
-ONCE = {"connect_timeout": 5, "allow_reconnect": False, "max_reconnect_attempts": 0}
+ONCE: dict[str, Any] = {"connect_timeout": 5, "allow_reconnect": False, "max_reconnect_attempts": 0}
 
 
 async def round_trip(nc: Client) -> bytes:
@@ -61,6 +62,23 @@ async def test_a_service_reaches_nats_over_tls_with_the_ca(tls_nats: ConfiguredN
     await refused(url)
     common = CommonConfig.from_env({"SYLLABUS_NATS_URL": url, "SYLLABUS_NATS_TLS_CA": str(pki.stranger_ca)})
     await refused(url, **nats_options(common))
+
+
+async def test_a_tls_url_never_talks_plaintext_to_a_server_without_tls(nats_server: NatsServer) -> None:
+    # nats-py alone would: it upgrades only when the server asks for TLS, and would send credentials in clear.
+    url = nats_server.url.replace("nats://", "tls://syllabus:a-password@")
+    said: list[Exception] = []
+
+    async def heard(exc: Exception) -> None:
+        said.append(exc)
+
+    with pytest.raises(nats.errors.Error):
+        await nats_client().connect(url, **ONCE, error_cb=heard)
+    assert any("does not require TLS, and the URL asks for tls://" in str(exc) for exc in said), said
+    # The same server by its nats:// URL is fine.
+    plain = nats_client()
+    await plain.connect(nats_server.url, **ONCE)
+    assert await round_trip(plain) == b"ping"
 
 
 async def test_nats_verifying_clients_takes_only_a_client_certificate(tmp_path: Path, pki: Pki) -> None:

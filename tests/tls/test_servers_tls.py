@@ -3,7 +3,10 @@ syllabus.redisclient.redis_client, both from CommonConfig): over TLS, and with p
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -121,6 +124,56 @@ async def test_an_nkey_seed_file_signs_the_servers_challenge(tmp_path: Path) -> 
             == b"ping"
         )
         await refused(url)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def new_nkey(prefix: int) -> nkeys.KeyPair:
+    return nkeys.from_seed(bytearray(nkeys.encode_seed(secrets.token_bytes(32), prefix)))
+
+
+def nats_jwt(issuer: nkeys.KeyPair, subject: nkeys.KeyPair, kind: str, **nats: object) -> str:
+    """A NATS JWT (v2) as `nsc` writes one: `issuer` signs that `subject` is an operator, account or user."""
+    header = {"typ": "JWT", "alg": "ed25519-nkey"}
+    claims = {
+        "jti": secrets.token_hex(16).upper(),
+        "iat": int(time.time()),
+        "iss": issuer.public_key.decode(),
+        "sub": subject.public_key.decode(),
+        "name": kind,
+        "nats": {"type": kind, "version": 2, **nats},
+    }
+    signed = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    return f"{signed}.{_b64(issuer.sign(signed.encode()))}"
+
+
+async def test_a_credentials_file_authenticates_to_a_server_in_operator_mode(tmp_path: Path) -> None:
+    operator, user = new_nkey(nkeys.PREFIX_BYTE_OPERATOR), new_nkey(nkeys.PREFIX_BYTE_USER)
+    # JetStream, on in every server onemachine starts, needs a system account in operator mode.
+    account, system = new_nkey(nkeys.PREFIX_BYTE_ACCOUNT), new_nkey(nkeys.PREFIX_BYTE_ACCOUNT)
+    unlimited = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "conn": -1}
+    account_jwt = nats_jwt(operator, account, "account", limits=unlimited)
+    system_jwt = nats_jwt(operator, system, "account", limits=unlimited)
+    user_jwt = nats_jwt(account, user, "user", pub={}, sub={}, subs=-1, data=-1, payload=-1)
+    creds = tmp_path / "user.creds"
+    creds.write_text(
+        f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{user.seed.decode()}\n------END USER NKEY SEED------\n"
+    )
+    system_key = system.public_key.decode()
+    operator_mode = (
+        f"operator: {nats_jwt(operator, operator, 'operator', system_account=system_key)}\n"
+        f"system_account: {system_key}\n"
+        "resolver: MEMORY\n"
+        f"resolver_preload: {{ {account.public_key.decode()}: {account_jwt}, {system_key}: {system_jwt} }}\n"
+    )
+    server = ConfiguredNats(tmp_path / "nats", operator_mode)
+    async with started(server):
+        env = {"SYLLABUS_NATS_URL": server.url, "SYLLABUS_NATS_CREDS": str(creds)}
+        assert await round_trip(await service_connection(env)) == b"ping"
+        await refused(server.url)
 
 
 @pytest_asyncio.fixture(scope="module")

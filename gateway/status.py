@@ -28,6 +28,7 @@ from syllabus.errors import (
     LimitsUnavailable,
     NotFound,
     QueueFull,
+    StoreUnavailable,
     WatchFellBehind,
 )
 from syllabus.redaction import redact
@@ -236,6 +237,8 @@ def status_for(exc: Exception) -> status_pb2.Status | None:
         return bad_request([("page_token", "not a token this server issued")])
     if isinstance(exc, Conflict):
         return build_status(code_pb2.FAILED_PRECONDITION, str(exc))
+    if isinstance(exc, StoreUnavailable):
+        return build_status(code_pb2.UNAVAILABLE, f"the store is unavailable ({exc}); try again shortly")
     if (dependency := outages.unreachable(exc)) is not None:
         return build_status(code_pb2.UNAVAILABLE, f"{dependency} is unreachable; try again shortly")
     return None

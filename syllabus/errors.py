@@ -29,6 +29,11 @@ class BrokerUnavailable(Exception):
     """NATS did not acknowledge in time (down, partitioned, or reconnecting)."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot take a call now through no fault of the call: its database is locked by another process
+    past the busy timeout, or its disk is full. An outage (syllabus.outages), like a lost MongoDB server."""
+
+
 class JobNotFound(Exception):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job {job_id!r} not found")

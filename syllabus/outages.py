@@ -16,7 +16,7 @@ from typing import TypeVar
 import nats.errors
 import nats.js.errors
 
-from syllabus.errors import BrokerUnavailable
+from syllabus.errors import BrokerUnavailable, StoreUnavailable
 from syllabus.publisher import NoStreamError
 
 T = TypeVar("T")
@@ -68,7 +68,7 @@ def unreachable(exc: BaseException) -> str | None:
         seen.add(id(current))
         if isinstance(current, _NATS_ERRORS):
             return NATS
-        if _raised_by(current, _STORE_ERRORS):
+        if isinstance(current, StoreUnavailable) or _raised_by(current, _STORE_ERRORS):
             return STORE
         if _raised_by(current, _REDIS_ERRORS):
             return REDIS

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from syllabus.errors import StoreUnavailable
 from syllabus.store import records
 from syllabus.store.base import (
     CourseChange,
@@ -41,8 +42,13 @@ M = TypeVar("M", course_pb2.Course, job_pb2.Schedule)
 SCHEMA_VERSION = 2
 # Host parameters per statement: SQLite's default limit is 32,766 (999 before 3.32); a batch reads in chunks.
 _MAX_PARAMS = 500
-# Other processes hold the write lock for one short transaction at a time; wait for them rather than fail.
-BUSY_TIMEOUT_SECONDS = 30.0
+# Other processes hold the write lock for one short transaction at a time (milliseconds); wait for them rather than
+# fail. A lock held longer is an outage (another program holds it): the call fails with StoreUnavailable, which its
+# caller retries with back-off or answers UNAVAILABLE, rather than every later call of the process queueing behind it.
+BUSY_TIMEOUT_SECONDS = 5.0
+# SQLite's primary result codes that say the database cannot be used now, not that the call was wrong: locked, busy,
+# disk full, an I/O error.
+_OUTAGE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -213,7 +219,12 @@ class EmbeddedStore:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._calls.put(_Call(fn, write, future, loop))
-        return await future
+        try:
+            return await future
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in _OUTAGE_CODES:
+                raise StoreUnavailable(str(exc)) from exc
+            raise
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._call(fn, write=False)

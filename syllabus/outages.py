@@ -36,6 +36,8 @@ _NATS_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
     nats.js.errors.ServiceUnavailableError,
+    # JetStream's 500: the server could not do what was asked (its disk full, say), through no fault of the request.
+    nats.js.errors.ServerError,
     nats.js.errors.NoStreamResponseError,
     NoStreamError,
     BrokerUnavailable,

@@ -398,7 +398,9 @@ class Worker:
         self._outages.up(outages.STORE)
         job = claimed.job
         if job is None:
-            log.error("job %s has no record; dropping its message", payload.id)
+            # Expected after an outage: a submission whose publish was not acknowledged in time is refused and its
+            # record removed, yet the message may have been stored; the caller was told to try again.
+            log.warning("job %s has no record (its submission was refused); dropping its message", payload.id)
             await msg.term()
             return
         if claim.outcome == "finished":
@@ -557,21 +559,32 @@ class Worker:
         an outage to end), and notices a CancelJob whose NATS notice was missed (the flag in the store)."""
         while True:
             await asyncio.sleep(self._config.heartbeat)  # a periodic duty, not synchronisation
-            for running in list(self._running.values()):
-                if running.task is None or running.task.done():
-                    continue
+            beating = [r for r in self._running.values() if r.task is not None and not r.task.done()]
+            # Every lease first: a store that answers slowly (locked, or cut off) must not make a job miss its
+            # heartbeat behind another job's cancel check, and be redelivered while its outcome waits.
+            for running in beating:
                 try:
                     await running.msg.in_progress()
+                except Exception as exc:
+                    self._heartbeat_failed(running, exc)
+            for running in beating:
+                try:
                     current = await self._store.get_job(running.job_id)
                 except Exception as exc:
-                    dependency = outages.unreachable(exc)
-                    if dependency is None:
-                        log.warning("heartbeat of job %s failed: %s", running.job_id, exc)
-                    else:
-                        self._outages.down(dependency, exc, "running jobs go on; their outcome waits for it")
+                    if self._heartbeat_failed(running, exc):
+                        break  # the other flags wait for the next beat rather than for the outage, each in turn
                     continue
                 if current is not None and current.cancel_requested:
                     running.stop("cancel")
+
+    def _heartbeat_failed(self, running: _Running, exc: Exception) -> bool:
+        """Logs a failed step of the heartbeat; True when it was an outage."""
+        dependency = outages.unreachable(exc)
+        if dependency is None:
+            log.warning("heartbeat of job %s failed: %s", running.job_id, exc)
+            return False
+        self._outages.down(dependency, exc, "running jobs go on; their outcome waits for it")
+        return True
 
     async def _stall_event(self, job: job_pb2.Job, stalled: job_pb2.JobAttempt) -> None:
         """STALLED: the abandoned attempt went back to the queue (what the job does next has its own event)."""

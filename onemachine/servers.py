@@ -270,8 +270,14 @@ class ChildServer:
 
     def _log_line(self, line: str) -> None:
         if self._log_file is not None:
-            self._log_file.write(line + "\n")
-            self._log_file.flush()
+            try:
+                self._log_file.write(line + "\n")
+                self._log_file.flush()
+            except OSError:
+                # A full disk (the server's own data fills it) must not end the drain: the server would block on
+                # its full pipe and stop answering. What the file misses stays in the tail, and in the buffer,
+                # which the next flush writes once there is room.
+                pass
 
 
 _NATS_LISTENING = re.compile(r"Listening for client connections on (\S+):(\d+)")

@@ -17,6 +17,8 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from syllabus import outages
+
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
@@ -111,6 +113,17 @@ class RedisBreaker:
         self._fail = redis.register_script(_FAIL)
         # A breaker nobody touched for a while is forgotten.
         self._ttl_ms = int((cooldown + probe_timeout) * 1000) + 3_600_000
+        # One warning when Redis goes away and one line when it is back, not one per call.
+        self._outages = outages.OutageLog(log)
+
+    def _unavailable(self, exc: RedisError) -> None:
+        if outages.unreachable(exc) is None:
+            log.warning("circuit breaker state unavailable (%s)", exc)
+        else:
+            # Without the shared state, calling is better than stalling every job.
+            self._outages.down(
+                outages.REDIS, exc, "providers are called without their circuit breakers until it is back"
+            )
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}{name}"
@@ -121,16 +134,16 @@ class RedisBreaker:
                 keys=[self._key(name)], args=[self._clock(), self._threshold, self._probe_timeout, self._cooldown]
             )
         except RedisError as exc:
-            # Without the shared state, calling is better than stalling every job.
-            log.warning("circuit breaker state unavailable (%s); calling %s", exc, name)
+            self._unavailable(exc)
             return 0.0
+        self._outages.up(outages.REDIS)
         return max(0.0, float(raw))
 
     async def succeeded(self, name: str) -> None:
         try:
             await self._redis.delete(self._key(name))
         except RedisError as exc:
-            log.warning("circuit breaker state unavailable (%s)", exc)
+            self._unavailable(exc)
 
     async def failed(self, name: str) -> None:
         try:
@@ -138,4 +151,4 @@ class RedisBreaker:
                 keys=[self._key(name)], args=[self._clock(), self._threshold, self._cooldown, self._ttl_ms]
             )
         except RedisError as exc:
-            log.warning("circuit breaker state unavailable (%s)", exc)
+            self._unavailable(exc)

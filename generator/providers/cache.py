@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from generator.providers.base import ModelReply, ModelRequest
+from syllabus import outages
 
 log = logging.getLogger(__name__)
 PREFIX = "syllabus:llm-cache:"
@@ -36,14 +37,23 @@ class ReplyCache:
     def __init__(self, redis: Redis, ttl: float) -> None:
         self._redis = redis
         self._ttl_ms = max(1, int(ttl * 1000))
+        # One warning when Redis goes away and one line when it is back, not one per call.
+        self._outages = outages.OutageLog(log)
+
+    def _unavailable(self, exc: RedisError, consequence: str) -> None:
+        if outages.unreachable(exc) is None:
+            log.warning("LLM cache unavailable (%s); %s", exc, consequence)
+        else:
+            self._outages.down(outages.REDIS, exc, "the generator calls the model without its cache until it is back")
 
     async def get(self, key: str) -> ModelReply | None:
         try:
             raw = await self._redis.get(key)
         except RedisError as exc:
             # A cache that is down costs money, not correctness: carry on without it.
-            log.warning("LLM cache unavailable (%s); calling the model", exc)
+            self._unavailable(exc, "calling the model")
             return None
+        self._outages.up(outages.REDIS)
         if raw is None:
             return None
         data = json.loads(raw)
@@ -56,4 +66,4 @@ class ReplyCache:
         try:
             await self._redis.set(key, value, px=self._ttl_ms)
         except RedisError as exc:
-            log.warning("LLM cache unavailable (%s); answer not cached", exc)
+            self._unavailable(exc, "answer not cached")

@@ -96,6 +96,35 @@ def _too_large(what: str, size: int, limit: int) -> errors.ClientError:
     return errors.ClientError(errors.bad_request(message), http=413)
 
 
+class _TlsSite(web.TCPSite):
+    """aiohttp's TCP site with a bound on the TLS handshake: the header timeout, not asyncio's 60 s. A connection
+    reaches the shim (its header timer, its place among the bounded connections) only once the handshake is done,
+    so a client that connects and never finishes it would otherwise hold a file descriptor for a minute."""
+
+    __slots__ = ("_handshake_timeout",)
+
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, context: ssl.SSLContext, handshake_timeout: float
+    ) -> None:
+        super().__init__(runner, host, port, ssl_context=context)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        # TCPSite.start, with ssl_handshake_timeout.
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1]
+
+
 class RestGateway:
     def __init__(
         self,
@@ -166,7 +195,11 @@ class RestGateway:
         await self._runner.setup()
         host, _, port = addr.rpartition(":")
         self._hosts = hosts.HostPolicy(host, self._allowed_hosts)
-        site = web.TCPSite(self._runner, host.strip("[]"), int(port), ssl_context=ssl_context)
+        site: web.TCPSite
+        if ssl_context is None:
+            site = web.TCPSite(self._runner, host.strip("[]"), int(port))
+        else:
+            site = _TlsSite(self._runner, host.strip("[]"), int(port), ssl_context, self._header_timeout)
         await site.start()
         bound = self._runner.addresses[0]
         return f"{host}:{bound[1]}"

@@ -162,6 +162,9 @@ class Stack:
         self._stop = asyncio.Event()
         # The service that could not run with its configuration, which ends `up` with a failure.
         self._gave_up = ""
+        # Read now, before anything starts: a certificate the gateway cannot use is one line, not a failed start.
+        serves = bool(gateway.tls) and "gateway" in supervisor.services
+        self._gateway_tls = GatewayCredentials(gateway.tls) if serves else None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -275,7 +278,7 @@ class Stack:
         addr = self.gateway.grpc_addr
         say(f"waiting for the gateway to answer on {addr}…")
         # A gateway with TLS is asked as it asks itself, with its own certificate (syllabus.tls).
-        tls = GatewayCredentials(self.gateway.tls).loopback() if self.gateway.tls else None
+        tls = self._gateway_tls.loopback() if self._gateway_tls is not None else None
         while True:
             try:
                 await wait_healthy(addr, GATEWAY_HEALTH_TIMEOUT, tls=tls)

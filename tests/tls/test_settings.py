@@ -3,12 +3,18 @@ path, and the gateway's own certificate as its loopback channel uses it."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from asyncio.subprocess import PIPE
+from pathlib import Path
+
 import grpc
 import pytest
 from pymongo.uri_parser import parse_uri
 
 from syllabus.config import ClientConfig, CommonConfig, ConfigError, GatewayConfig, TlsFiles, secret_values
 from syllabus.tls import GatewayCredentials
+from tests.e2e.conftest import ROOT, STEP_DEADLINE, stack_env
 from tests.tls.conftest import Pki
 
 
@@ -86,3 +92,17 @@ def test_a_mongodb_url_keeps_its_tls_options(pki: Pki) -> None:
     assert common.mongo_url == url
     options = parse_uri(common.mongo_url)["options"]
     assert options["tls"] is True and options["tlsCAFile"] == str(pki.ca)
+
+
+async def test_syllabus_up_refuses_an_unusable_certificate_before_starting_anything(tmp_path: Path, pki: Pki) -> None:
+    env = stack_env(tmp_path / "home") | {
+        "SYLLABUS_TLS_CERT": str(pki.server.cert),
+        "SYLLABUS_TLS_KEY": str(pki.client.key),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "syllabus", "up", env=env, cwd=ROOT, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), STEP_DEADLINE)
+    assert process.returncode == 2, out + err
+    assert err.decode().count("\n") == 1 and b"SYLLABUS_TLS_KEY" in err, err
+    assert not (tmp_path / "home" / "nats").exists()

@@ -61,15 +61,6 @@ def server_context(files: TlsFiles, prefix: str = "SYLLABUS_TLS", ca: str = "CLI
     return _checked(context, files, prefix, ca)
 
 
-def _leaf(chain: bytes, variable: str) -> x509.Certificate:
-    from cryptography import x509
-
-    try:
-        return x509.load_pem_x509_certificates(chain)[0]
-    except ValueError:
-        raise ConfigError(f"{variable}: no PEM certificate in it") from None
-
-
 # What the command line's files are called in its errors.
 GRPC_TLS_VARIABLES = ("SYLLABUS_GRPC_TLS_CA", "SYLLABUS_GRPC_TLS_CERT", "SYLLABUS_GRPC_TLS_KEY")
 
@@ -104,9 +95,11 @@ class GatewayCredentials:
         self._key = _read(files.key, "SYLLABUS_TLS_KEY")
         # The server checks this too, but with a message that names neither variable.
         server_context(files)
+        from cryptography import x509
         from cryptography.hazmat.primitives import serialization
 
-        leaf = _leaf(self._chain, "SYLLABUS_TLS_CERT")
+        # The chain's first certificate is the gateway's own (server_context has parsed the file already).
+        leaf = x509.load_pem_x509_certificates(self._chain)[0]
         self._leaf = leaf.public_bytes(serialization.Encoding.PEM)
         self.name = _name_of(leaf)
         self._client_cas = _read(files.ca, "SYLLABUS_TLS_CLIENT_CA") if files.ca else None
@@ -135,13 +128,14 @@ def _name_of(leaf: x509.Certificate) -> str:
     try:
         names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        names = x509.SubjectAlternativeName([])
-    dns = names.get_values_for_type(x509.DNSName)
-    addresses = names.get_values_for_type(x509.IPAddress)
-    if dns:
-        # A wildcard name stands for any one label in its place.
-        return dns[0].replace("*", "loopback", 1)
-    if addresses:
-        return str(addresses[0])
+        pass
+    else:
+        dns = names.get_values_for_type(x509.DNSName)
+        if dns:
+            # A wildcard name stands for any one label in its place.
+            return dns[0].replace("*", "loopback", 1)
+        addresses = names.get_values_for_type(x509.IPAddress)
+        if addresses:
+            return str(addresses[0])
     common = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     return str(common[0].value) if common else "localhost"

@@ -4,16 +4,23 @@ path, and the gateway's own certificate as its loopback channel uses it."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import sys
 from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import grpc
 import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pymongo.uri_parser import parse_uri
 
 from syllabus.config import ClientConfig, CommonConfig, ConfigError, GatewayConfig, TlsFiles, secret_values
-from syllabus.tls import GatewayCredentials
+from syllabus.tls import GatewayCredentials, client_context
 from tests.e2e.conftest import ROOT, STEP_DEADLINE, stack_env
 from tests.tls.conftest import Pki
 
@@ -106,3 +113,68 @@ async def test_syllabus_up_refuses_an_unusable_certificate_before_starting_anyth
     assert process.returncode == 2, out + err
     assert err.decode().count("\n") == 1 and b"SYLLABUS_TLS_KEY" in err, err
     assert not (tmp_path / "home" / "nats").exists()
+
+
+def test_files_that_cannot_be_read_or_are_not_certificates_are_one_line_each(pki: Pki, tmp_path: Path) -> None:
+    gone = tmp_path / "gone.pem"
+    gone.write_text("")
+    files = TlsFiles("", str(gone), str(pki.server.key))
+    gone.unlink()
+    with pytest.raises(ConfigError, match=r"SYLLABUS_TLS_CERT=.*gone\.pem: cannot read it"):
+        GatewayCredentials(files)
+    with pytest.raises(ConfigError, match=r"SYLLABUS_NATS_TLS_CA=.*: not a PEM file of CA certificates"):
+        client_context(TlsFiles(str(pki.server.key)), "SYLLABUS_NATS_TLS")
+
+
+def self_signed(tmp_path: Path, common_name: str) -> TlsFiles:
+    """A certificate with a common name and no alternative names, as old tools make them."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cn.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "cn.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return TlsFiles("", str(tmp_path / "cn.pem"), str(tmp_path / "cn.key"))
+
+
+async def test_the_loopback_reaches_the_gateway_whatever_name_its_certificate_carries(pki: Pki, tmp_path: Path) -> None:
+    issuer = trustme.CA()
+    cases: dict[str, TlsFiles] = {}
+    for label, names in {"an address": ("10.0.0.5",), "a wildcard": ("*.syllabus.test",)}.items():
+        leaf = issuer.issue_cert(*names)
+        cert, key = tmp_path / f"{len(cases)}.pem", tmp_path / f"{len(cases)}.key"
+        cert.write_bytes(leaf.cert_chain_pems[0].bytes())
+        key.write_bytes(leaf.private_key_pem.bytes())
+        # With a client CA: the loopback then presents the certificate as a client too.
+        cases[label] = TlsFiles(str(pki.client_ca), str(cert), str(key))
+    cases["a common name only"] = self_signed(tmp_path, "gateway.internal")
+    named = {}
+    for label, files in cases.items():
+        credentials = GatewayCredentials(files)
+        named[label] = credentials.name
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+        port = server.add_secure_port("127.0.0.1:0", credentials.server())
+        await server.start()
+        try:
+            channel_credentials, options = credentials.loopback()
+            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", channel_credentials, options=options) as channel:
+                await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        finally:
+            await server.stop(None)
+    assert named == {
+        "an address": "10.0.0.5",
+        "a wildcard": "loopback.syllabus.test",
+        "a common name only": "gateway.internal",
+    }

@@ -30,7 +30,6 @@ from gateway.auth import caller
 from gateway.auth.access import required_scope
 from gateway.auth.gate import Gate, Refused
 from gateway.status import abort, bad_request, build_status, status_for, violations_of
-from syllabus.errors import LimitReached, LimitsUnavailable
 
 log = logging.getLogger(__name__)
 Behavior = Callable[..., Any]
@@ -69,15 +68,14 @@ def _refuse_sync(request: Any, context: Any) -> None:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message())
 
 
-async def _admit(gate: Gate, context: Any, scope: str) -> None:
+async def _admit(gate: Gate, context: Any, scope: str, method: str) -> None:
     try:
         caller.enter(await gate.admit(context, scope))
     except Refused as refused:
         await abort(context, refused.status)
-    except (LimitReached, LimitsUnavailable) as exc:
-        status = status_for(exc)
-        assert status is not None
-        await abort(context, status)
+    except Exception as exc:
+        # A limit reached, or one that cannot be checked, has its status; anything else is a bug.
+        await _fail(context, exc, method)
 
 
 async def _validate(request: Message, context: Any) -> None:
@@ -99,7 +97,7 @@ def _unary_request(behavior: Behavior, method: str, gate: Gate | None, scope: st
 
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
             if gate is not None and scope is not None:
-                await _admit(gate, context, scope)
+                await _admit(gate, context, scope, method)
             await _refuse(request, context)
             await _validate(request, context)
             try:
@@ -115,7 +113,7 @@ def _unary_request(behavior: Behavior, method: str, gate: Gate | None, scope: st
 
         async def call(request: Any, context: Any) -> Any:
             if gate is not None and scope is not None:
-                await _admit(gate, context, scope)
+                await _admit(gate, context, scope, method)
             await _refuse(request, context)
             await _validate(request, context)
             try:
@@ -154,7 +152,7 @@ def _streaming_request(behavior: Behavior, method: str, gate: Gate | None, scope
 
         async def stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
             if gate is not None and scope is not None:
-                await _admit(gate, context, scope)
+                await _admit(gate, context, scope, method)
             async for item in behavior(_checked(requests, context), context):
                 yield item
 
@@ -163,7 +161,7 @@ def _streaming_request(behavior: Behavior, method: str, gate: Gate | None, scope
 
         async def call(requests: AsyncIterator[Any], context: Any) -> Any:
             if gate is not None and scope is not None:
-                await _admit(gate, context, scope)
+                await _admit(gate, context, scope, method)
             return await behavior(_checked(requests, context), context)
 
         return call

@@ -266,3 +266,57 @@ def test_auth_settings_are_checked() -> None:
     assert AuthConfig.from_env({"SYLLABUS_AUTH": "on"}).required
     assert not AuthConfig.from_env({"SYLLABUS_AUTH": "off", "SYLLABUS_AUTH_JWT_SECRET": "s" * 32}).required
     assert "s" * 32 not in repr(AuthConfig.from_env({"SYLLABUS_AUTH_JWT_SECRET": "s" * 32}))
+
+
+class Metadata:
+    """What the gate reads of a call: its metadata."""
+
+    def __init__(self, token: str) -> None:
+        self._pairs = (("authorization", f"Bearer {token}"),)
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._pairs
+
+
+async def test_keys_from_a_jwks_url_are_fetched_again_for_a_new_key_id_but_not_for_every_bad_token(
+    secured: Secured,
+) -> None:
+    from aiohttp import web
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from gateway.auth.gate import Gate, Refused
+
+    published = {"keys": [jwk(secured.rsa.public_key(), "rsa-1", "RS256")]}
+    fetches: list[str] = []
+
+    async def jwks(request: web.Request) -> web.Response:
+        fetches.append(request.path)
+        return web.json_response(published)
+
+    app = web.Application()
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        url = f"http://127.0.0.1:{port}/.well-known/jwks.json"
+        config = AuthConfig(jwks=url, jwks_min_reload=3600)
+        gate = Gate(config, "default")
+        caller = await gate.admit(Metadata(secured.token("acme", alg="RS256", kid="rsa-1")), "write")
+        assert caller.tenant == "acme" and len(fetches) == 1
+        for n in range(5):
+            with pytest.raises(Refused):
+                await gate.admit(Metadata(secured.token(alg="RS256", kid=f"made-up-{n}")), "write")
+        # Unknown key ids read the keys again at most once per jwks_min_reload: they were read just now.
+        assert len(fetches) == 1
+        rotated = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        published["keys"] = [jwk(rotated.public_key(), "rsa-2", "RS256")]
+        fresh = Gate(AuthConfig(jwks=url, jwks_min_reload=0), "default")
+        token = secured.token("rotated", alg="RS256", kid="rsa-2", key=rotated)
+        assert (await fresh.admit(Metadata(token), "write")).tenant == "rotated"
+        with pytest.raises(Refused):
+            await fresh.admit(Metadata(secured.token(alg="RS256", kid="rsa-1")), "write")
+    finally:
+        await runner.cleanup()

@@ -70,7 +70,10 @@ async def open_connections(
         give_up=asyncio.Event(),
     )
     store = open_store(common)
-    await store.open()
+    # So does a store that cannot be opened yet (its database file locked or its disk full, its server away).
+    await outages.until_reachable(
+        store.open, outages.OutageLog(log), "the service starts once it answers", give_up=asyncio.Event()
+    )
     return nc, store
 
 

@@ -145,10 +145,14 @@ class EmbeddedStore:
         self._thread.start()
         try:
             await opened
-        except BaseException:
+        except BaseException as exc:
             self._thread.join()
             self._thread = None
-            raise
+            # Opening writes (the schema), so a locked or full database file stops it too: an outage, tried again.
+            outage = _outage(exc)
+            if outage is None:
+                raise
+            raise outage from exc
 
     async def close(self) -> None:
         thread, self._thread = self._thread, None
@@ -222,9 +226,10 @@ class EmbeddedStore:
         try:
             return await future
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF in _OUTAGE_CODES:
-                raise StoreUnavailable(str(exc)) from exc
-            raise
+            outage = _outage(exc)
+            if outage is None:
+                raise
+            raise outage from exc
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._call(fn, write=False)
@@ -389,6 +394,13 @@ class EmbeddedStore:
         return deleted
 
 
+def _outage(exc: BaseException) -> StoreUnavailable | None:
+    """StoreUnavailable for an error that says the database cannot be used now; None for any other."""
+    if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode & 0xFF in _OUTAGE_CODES:
+        return StoreUnavailable(str(exc))
+    return None
+
+
 class _CallFailed(Exception):
     """A write of a batch raised: the whole transaction was rolled back."""
 
@@ -477,7 +489,13 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        # A commit that failed (the disk full) may leave the transaction open, and the next BEGIN would fail.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _create_schema(conn: sqlite3.Connection, path: Path) -> None:

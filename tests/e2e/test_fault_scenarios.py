@@ -430,6 +430,10 @@ async def store_outage(
         # Callers are refused (and try again); the workers meet it too, and hand jobs back or hold their outcomes.
         await eventually(lambda: _at_least(ledger.refusals[UNAVAILABLE], 3), timeout=60)
         await p.logged(rf"generator .*the store is unreachable \({re.escape(reason)}\)", after=mark)
+        # A worker that starts now waits for the store (opening it writes the schema), rather than exiting again and
+        # again.
+        os.kill(p.pid_of("generator"), signal.SIGKILL)
+        await p.logged(rf"generator .*the store is unreachable \({re.escape(reason)}\): the service starts", after=mark)
     finally:
         await asyncio.to_thread(end)
     await asyncio.wait_for(submitting, 120)
@@ -439,7 +443,9 @@ async def store_outage(
     assert set(ledger.refusal_messages) == {f"UNAVAILABLE: the store is unavailable ({reason}); try again shortly"}
     # No attempt was spent on the outage.
     assert [ledger.describe(i) for i, job in ledger.jobs.items() if job.errors or job.attempt != 1] == []
-    assert p.restarts(mark) == []
+    assert [line.split("syllabus.up: ")[1][:40] for line in p.restarts(mark)] == [
+        "generator exited with signal SIGKILL aft"
+    ]
     assert p.failures(mark) == []
     return ledger, mark
 
@@ -681,14 +687,8 @@ class OvercommittedNats(NatsServer):
     when the disk was emptier, is. (JetStream otherwise sizes its store to 75% of the free space it finds at start,
     and the JOBS stream alone reserves 1 GiB, so on a small disk the topology could not even be declared.)"""
 
-    def _command(self) -> list[str]:
-        config = self.data_dir / "jetstream.conf"
-        # With a configuration file, nats-server takes its address and store from the file, not the flags.
-        config.write_text(
-            f'listen: "{self.host}:{self.port}"\n'
-            f'jetstream {{\n  store_dir: "{self.data_dir}"\n  max_file_store: 4GB\n}}\n'
-        )
-        return [*super()._command(), "-c", str(config)]
+    def config_text(self) -> str:
+        return super().config_text().replace("jetstream {\n", "jetstream {\n  max_file_store: 4GB\n", 1)
 
 
 async def test_the_disk_under_nats_fills_up_submissions_are_refused_cleanly_and_succeed_once_it_has_room(

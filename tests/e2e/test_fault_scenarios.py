@@ -170,7 +170,10 @@ async def submit_all(
 
 
 def report(scenario: str, tally: Tally, ledger: Ledger) -> None:
-    print(tally.line(scenario))
+    refused = ", ".join(
+        f"{code.name} {n}" for code, n in sorted(ledger.refusals.items(), key=lambda item: item[0].name)
+    )
+    print(f"{tally.line(scenario)} refusals=[{refused}]")
     assert tally.duplicated == 0, [ledger.describe(i) for i in ledger.accepted if ledger.successes(i) > 1][:10]
     assert tally.lost == 0, ledger.unfinished()
 

@@ -217,26 +217,6 @@ def status_for(exc: Exception) -> status_pb2.Status | None:
         return bad_request([("page_token", "not a token this server issued")])
     if isinstance(exc, Conflict):
         return build_status(code_pb2.FAILED_PRECONDITION, str(exc))
-    if isinstance(exc, WatchFellBehind):
-        return build_status(code_pb2.RESOURCE_EXHAUSTED, str(exc))
-    if isinstance(exc, BrokerUnavailable):
-        return build_status(code_pb2.UNAVAILABLE, str(exc))
-    if isinstance(exc, JobNotFound):
-        info = error_details_pb2.ResourceInfo(resource_type="syllabus.v1.Job", resource_name=exc.job_id)
-        return build_status(code_pb2.NOT_FOUND, str(exc), info)
-    if isinstance(exc, NotFound):
-        info = error_details_pb2.ResourceInfo(resource_type=exc.resource_type, resource_name=exc.name)
-        return build_status(code_pb2.NOT_FOUND, str(exc), info)
-    if isinstance(exc, AlreadyExists):
-        return build_status(code_pb2.ALREADY_EXISTS, str(exc))
-    if isinstance(exc, InvalidRequest):
-        return bad_request([(exc.field, exc.description)])
-    if isinstance(exc, InvalidFields):
-        return bad_request(exc.violations)
-    if isinstance(exc, InvalidPageToken):
-        return bad_request([("page_token", "not a token this server issued")])
-    if isinstance(exc, Conflict):
-        return build_status(code_pb2.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, StoreUnavailable):
         return build_status(code_pb2.UNAVAILABLE, f"the store is unavailable ({exc}); try again shortly")
     if (dependency := outages.unreachable(exc)) is not None:

@@ -116,6 +116,8 @@ async def kill(server: NatsServer | ValkeyServer) -> None:
 async def plant(
     base: Path, extra_env: Mapping[str, str] | None = None, *, nats: NatsServer | None = None
 ) -> AsyncIterator[Plant]:
+    """NATS (`nats`, or one in `base/nats`) and Valkey on ports no one else is handed while they are down, and `up`
+    on them with `extra_env`; whatever the scenario stopped is started again before `up` is stopped."""
     nats_server = nats or NatsServer(base / "nats", port=unassigned_port())
     valkey = ValkeyServer(base / "valkey", port=unassigned_port())
     await nats_server.start()

@@ -73,7 +73,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         max_attempts = self._default_max_attempts
         if request.spec.WhichOneof("kind") == TASK_KIND:
             # A name no pool declared is refused: its job would wait for no one.
-            declared = await self._tasks.check(request.spec.task, f"{field}spec.task")
+            declared = await self._tasks.check(request.spec.task, f"{field}spec.task", caller.tenant())
             max_attempts = declared.max_attempts
         return build_job(request.spec, request.options, tenant=caller.tenant(), default_max_attempts=max_attempts)
 

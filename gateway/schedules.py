@@ -166,7 +166,9 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
             raise InvalidRequest("schedule.options.idempotency_key", own)
         max_attempts = self._default_max_attempts
         if schedule.spec.WhichOneof("kind") == TASK_KIND:
-            max_attempts = (await self._tasks.check(schedule.spec.task, "schedule.spec.task")).max_attempts
+            max_attempts = (
+                await self._tasks.check(schedule.spec.task, "schedule.spec.task", caller.tenant())
+            ).max_attempts
         if not schedule.options.max_attempts:
             schedule.options.max_attempts = max_attempts
 

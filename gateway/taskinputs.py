@@ -21,10 +21,11 @@ class TaskInputs:
     def __init__(self, registry: TaskRegistry) -> None:
         self._registry = registry
 
-    async def check(self, task: job_pb2.Task, field: str) -> TaskDeclaration:
-        """The task's declaration, once its input fits it. `field` is the path to the spec's task."""
+    async def check(self, task: job_pb2.Task, field: str, tenant: str) -> TaskDeclaration:
+        """The task's declaration, once its input fits it and its pool serves `tenant` (another tenant's pool is
+        answered as no pool at all). `field` is the path to the spec's task."""
         declared = await self._registry.lookup(task.name)
-        if declared is None:
+        if declared is None or not declared.serves(tenant):
             raise InvalidRequest(
                 f"{field}.name", f"no worker pool serves task {task.name!r} (start one with `syllabus worker`)"
             )

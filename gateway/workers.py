@@ -27,6 +27,8 @@ import grpc
 from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2
 
+from gateway.auth import caller
+from gateway.auth.caller import ADMIN
 from gateway.auth.gate import Gate
 from gateway.handlers import Registrar
 from gateway.status import abort, bad_request, build_status, violations_of
@@ -178,16 +180,27 @@ def _result(outcome: W.AttemptOutcome) -> job_pb2.JobResult:
     raise Defer(deferral.delay.ToNanoseconds() / 1e9, deferral.reason or "the worker handed it back")
 
 
-def _declarations(hello: W.WorkerHello) -> dict[str, TaskDeclaration]:
+def _declarations(hello: W.WorkerHello, tenants: tuple[str, ...]) -> dict[str, TaskDeclaration]:
     return {
         task.name: TaskDeclaration(
             name=task.name,
             pool=hello.pool,
             max_attempts=task.max_attempts or DEFAULT_MAX_ATTEMPTS,
             timeout=task.timeout.ToNanoseconds() / 1e9 if task.HasField("timeout") else DEFAULT_TIMEOUT,
+            tenants=tenants,
         )
         for task in hello.tasks
     }
+
+
+def _tenants_served() -> tuple[str, ...]:
+    """A pool opened with a tenant's credential serves that tenant's jobs only; one opened by an admin (or with
+    authentication off, or by a server without a gate) serves every tenant's."""
+    try:
+        who = caller.current()
+    except LookupError:
+        return ()
+    return () if ADMIN in who.scopes else (who.tenant,)
 
 
 def _peer_host(context: Any) -> str:
@@ -212,7 +225,7 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
 
     async def Work(self, requests: AsyncIterator[W.WorkRequest], context: Any) -> None:
         hello = await self._hello(requests, context)
-        declarations = _declarations(hello)
+        declarations = _declarations(hello, _tenants_served())
         names = sorted(declarations)
         if len(names) != len(hello.tasks):
             await abort(context, _invalid("tasks", "a task name is given twice"))

@@ -249,6 +249,18 @@ BREAKAGES = [
         "        if spent >= budget or estimate > left:",
         "        if spent >= budget:",
     ),
+    Breakage(
+        "a tenant's task pool takes other tenants' jobs",
+        "gateway/taskinputs.py",
+        "if declared is None or not declared.serves(tenant):",
+        "if declared is None:",
+    ),
+    Breakage(
+        "another tenant may join a tenant's pool",
+        "syllabus/taskregistry.py",
+        "if any(held.pool == pool and held.tenants not in owners for held in held_now.values()):",
+        "if False:",
+    ),
 ]
 
 

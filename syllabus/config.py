@@ -465,6 +465,10 @@ def _tenant_name(raw: str) -> str:
     return raw and _name(raw)
 
 
+def _tenant_names(raw: str) -> tuple[str, ...]:
+    return tuple(_name(part.strip()) for part in raw.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class LimitsConfig:
     """What one tenant may use: requests per second (a token bucket in Redis shared by every gateway), jobs
@@ -542,6 +546,8 @@ class WorkerConfig:
     # SIGTERM: how long running handlers may finish before they are stopped and their jobs naked.
     drain_grace: float = 20.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # A task pool's tenants: it serves only their jobs (empty: every tenant's).
+    tenants: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> WorkerConfig:
@@ -586,6 +592,7 @@ class WorkerConfig:
                     "an integer >= 1",
                 ),
             ),
+            tenants=_parse(env, prefix + "TENANTS", "", _tenant_names, "tenant names separated by commas"),
         )
 
 

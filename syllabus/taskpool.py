@@ -59,9 +59,10 @@ async def serve_pool(common: CommonConfig, app: TaskApp, concurrency: int | None
     )
     topology = Topology(common.namespace, common.stream_replicas)
     names = [task.name for task in app.declarations]
+    declarations = [dataclasses.replace(task, tenants=config.tenants) for task in app.declarations]
 
     async def declare(nc: Any) -> None:
-        await TaskRegistry(nc, topology).declare(app.pool, app.declarations)
+        await TaskRegistry(nc, topology).declare(app.pool, declarations)
 
     await serve_worker(
         common,

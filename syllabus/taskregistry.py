@@ -27,13 +27,15 @@ _ABSENT = (KeyNotFoundError, KeyDeletedError)
 
 
 class TaskTaken(Exception):
-    """A task name is already declared by another pool."""
+    """A task name is already declared by another pool, or a pool name by another tenant's pool (which is not
+    named to the one that asked)."""
 
-    def __init__(self, name: str, pool: str, other: str) -> None:
-        super().__init__(
-            f"task {name!r} is already served by worker pool {other!r}: a task name belongs to one pool "
-            f"(stop declaring it in pool {other!r} first, or rename it in pool {pool!r})"
-        )
+
+def _held_by(name: str, pool: str, other: str) -> TaskTaken:
+    return TaskTaken(
+        f"task {name!r} is already served by worker pool {other!r}: a task name belongs to one pool "
+        f"(stop declaring it in pool {other!r} first, or rename it in pool {pool!r})"
+    )
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,19 @@ class TaskDeclaration:
     timeout: float
     # The full name of the typed input message, or "" for JSON.
     input_type: str = ""
+    # The tenants whose jobs the pool serves; empty: every tenant's (an operator's pool).
+    tenants: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> TaskDeclaration:
-        return cls(**json.loads(data))
+        raw = json.loads(data)
+        return cls(**{**raw, "tenants": tuple(raw.get("tenants", ()))})
+
+    def serves(self, tenant: str) -> bool:
+        return not self.tenants or tenant in self.tenants
 
 
 class TaskRegistry:
@@ -72,9 +80,15 @@ class TaskRegistry:
         return self._kv
 
     async def declare(self, pool: str, tasks: Iterable[TaskDeclaration]) -> None:
-        """Claim every name for `pool` (TaskTaken if another pool holds one), and give up the pool's others."""
+        """Claim every name for `pool` (TaskTaken if another pool holds one, or if the pool is another tenant's),
+        and give up the pool's others."""
         kv = await self._bucket()
         mine = {task.name: task for task in tasks}
+        owners = {task.tenants for task in mine.values()}
+        held_now = await self._all(kv)
+        if any(held.pool == pool and held.tenants not in owners for held in held_now.values()):
+            # Joining it would share its queue: its jobs would reach this worker.
+            raise TaskTaken(f"worker pool {pool!r} belongs to another tenant: choose another name")
         for task in mine.values():
             await self._claim(kv, task)
         for name, held in (await self._all(kv)).items():
@@ -96,8 +110,10 @@ class TaskRegistry:
             if entry.value is None:
                 continue
             held = TaskDeclaration.decode(entry.value)
+            if held.tenants != task.tenants and task.tenants:
+                raise TaskTaken(f"task {task.name!r} is already served by another worker pool")
             if held.pool != task.pool:
-                raise TaskTaken(task.name, task.pool, held.pool)
+                raise _held_by(task.name, task.pool, held.pool)
             if held == task:
                 return
             try:

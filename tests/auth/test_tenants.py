@@ -382,3 +382,52 @@ async def test_another_tenant_gets_404_for_each_of_theirs_over_rest(secured: Sec
         assert value not in {item[key] for item in answer.json()[field]}
     letters = await secured.http.get("/v1/admin/deadletters", headers=headers)
     assert theirs.dead.id not in letters.text
+
+
+async def test_a_tenants_task_pool_serves_its_tenant_only_and_cannot_be_joined_by_another(secured: Secured) -> None:
+    from syllabus.v1 import worker_service_pb2 as W
+
+    def hello(pool: str, task: str) -> W.WorkRequest:
+        return W.WorkRequest(hello=W.WorkerHello(pool=pool, tasks=[W.TaskDefinition(name=task)], concurrency=1))
+
+    def task_job(name: str) -> J.SubmitJobRequest:
+        spec = job_pb2.JobSpec(task=job_pb2.Task(name=name))
+        spec.task.json.update({"size": 3})
+        return J.SubmitJobRequest(spec=spec)
+
+    acme_pool = secured.stubs(secured.token("acme", "work"))
+    acme = secured.stubs(secured.token("acme"))
+    globex = secured.stubs(secured.token("globex"))
+    globex_pool = secured.stubs(secured.token("globex", "work"))
+    try:
+        work = acme_pool.workers.Work(timeout=60)
+        await work.write(hello("resizers", "img.resize"))
+        assert (await work.read()).WhichOneof("message") == "welcome"
+        # Another tenant's pool is answered as no pool at all, exactly as a task nobody serves.
+        answers = []
+        for name in ("img.resize", "img.nobody"):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await globex.jobs.SubmitJob(task_job(name), timeout=10)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            answers.append((caught.value.details() or "").replace(name, "NAME"))
+        assert answers[0] == answers[1]
+        job = (await acme.jobs.SubmitJob(task_job("img.resize"), timeout=10)).job
+        given = (await work.read()).assignment
+        assert given.job_id == job.id
+        await work.write(W.WorkRequest(outcome=W.AttemptOutcome(attempt_id=given.attempt_id, result_json="{}")))
+        async for _ in acme.jobs.WatchJob(J.WatchJobRequest(job_id=job.id), timeout=30):
+            pass
+        done = (await acme.jobs.GetJob(J.GetJobRequest(job_id=job.id), timeout=10)).job
+        assert done.state == job_pb2.JOB_STATE_SUCCEEDED
+        # Joining it under its name, or taking its task, is refused without naming anything of acme's.
+        for pool, task in (("resizers", "img.other"), ("mine", "img.resize")):
+            intruder = globex_pool.workers.Work(timeout=30)
+            await intruder.write(hello(pool, task))
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await intruder.read()
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "acme" not in (refused.value.details() or "")
+        work.cancel()
+    finally:
+        for stubs in (acme_pool, acme, globex, globex_pool):
+            await stubs.channel.close()

@@ -399,7 +399,9 @@ STORE_JOBS = 100
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """The store file write-locked by another connection, as a backup tool or an operator's sqlite3 shell can."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    # Entered and exited off the event loop, each through asyncio.to_thread, so in two different threads; it is
+    # used by one at a time.
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("BEGIN EXCLUSIVE")
         yield

@@ -189,98 +189,169 @@ def refusals_are_clean(ledger: Ledger, allowed: Sequence[grpc.StatusCode] = (UNA
 
 COURSES = 10
 MODULES = 5
-# Lessons written before the kill: by then every course has fanned out, and the generator has a backlog in hand.
-KILL_AFTER_LESSONS = 5
+# Lesson calls the model holds unanswered until the generator is killed: by construction, as many lesson jobs are
+# claimed and running in it when it dies.
+HELD_LESSONS = 5
+
+
+class HeldAnswers(FakeHTTP):
+    """A fake model API whose `hang` replies are held until `release()` instead of forever, then answered."""
+
+    def __init__(self, default: Callable[[Request], Reply]) -> None:
+        super().__init__(default)
+        # FakeHTTP answers a `hang` reply once this event is set.
+        self._never = self.released = asyncio.Event()
+
+    def release(self) -> None:
+        self.released.set()
+
+
+class CourseModel:
+    """An OpenAI-compatible model that writes outlines, quizzes and lessons, holding back every lesson until
+    released; `holding` is set once `hold` lesson calls are waiting."""
+
+    def __init__(self, hold: int) -> None:
+        self.hold = hold
+        self.lesson_calls = 0
+        self.holding = asyncio.Event()
+        self.api = HeldAnswers(self.answer)
+
+    def answer(self, request: Request) -> Reply:
+        prompt = request.body["messages"][-1]["content"]
+        if modules := re.search(r"exactly (\d+) modules", prompt):
+            title = re.search(r"request: '(.*?)'", prompt)
+            return chat_json(
+                {
+                    "title": title.group(1) if title else "A course",
+                    "description": "How queues keep work through the failure of the processes that do it.",
+                    "modules": [
+                        {
+                            "title": f"Module {n + 1}",
+                            "summary": f"Part {n + 1} of the course.",
+                            "objectives": [f"Explain part {n + 1}", f"Apply part {n + 1}"],
+                        }
+                        for n in range(int(modules.group(1)))
+                    ],
+                }
+            )
+        if questions := re.search(r"exactly (\d+) multiple-choice questions", prompt):
+            question = {
+                "text": "What does a queue keep until it is acknowledged?",
+                "choices": ["The message", "Nothing", "The consumer", "The port"],
+                "answer_index": 0,
+                "explanation": "An unacknowledged message is delivered again.",
+            }
+            return chat_json({"questions": [question] * int(questions.group(1))})
+        self.lesson_calls += 1
+        if self.lesson_calls >= self.hold:
+            self.holding.set()
+        lesson = {
+            "title": "Acknowledgements",
+            "body_markdown": "## Why\n\nA message not acknowledged in time is delivered again.\n\n- at least once",
+            "key_points": ["Work is acknowledged once it is done."],
+        }
+        return Reply(body=chat_json(lesson).body, hang=True)
 
 
 async def test_a_generator_killed_mid_courses_leaves_every_course_complete_and_each_lesson_stored_once(
     tmp_path: Path,
 ) -> None:
-    async with plant(tmp_path) as p:
-        ledger = Ledger(p.client)
-        courses = course_service_pb2_grpc.CourseServiceStub(p.channel)
-        subscribed, lesson_written = asyncio.Event(), asyncio.Event()
+    model = CourseModel(hold=HELD_LESSONS)
+    await model.api.start()
+    env = {
+        "SYLLABUS_LLM_PROVIDER": "openai",
+        "SYLLABUS_OPENAI_BASE_URL": model.api.url,
+        "SYLLABUS_OPENAI_MODEL": "fake-model",
+        # Every lesson call reaches the model, the calls of the restarted generator included.
+        "SYLLABUS_LLM_CACHE_TTL": "0",
+    }
+    try:
+        async with plant(tmp_path, env) as p:
+            await generator_killed_mid_courses(p, model)
+    finally:
+        await model.api.stop()
 
-        async def lessons_written() -> None:
-            written = 0
-            async for event in p.client.watch_all(kind="generate_lesson", subscribed=subscribed):
-                if event.type == E.JOB_EVENT_TYPE_SUCCEEDED:
-                    written += 1
-                    if written >= KILL_AFTER_LESSONS:
-                        lesson_written.set()
-                        return
 
-        watcher = asyncio.create_task(lessons_written())
-        await asyncio.wait_for(subscribed.wait(), 30)
-        answers = await asyncio.gather(
-            *(
-                courses.CreateCourse(
-                    course_service_pb2.CreateCourseRequest(
-                        course=E.GenerateCourse(prompt=f"Fault tolerance in queues, part {n}", modules=MODULES),
-                        options=ledger.options(),
-                    ),
-                    timeout=30,
-                )
-                for n in range(COURSES)
+async def generator_killed_mid_courses(p: Plant, model: CourseModel) -> None:
+    ledger = Ledger(p.client)
+    courses = course_service_pb2_grpc.CourseServiceStub(p.channel)
+    answers = await asyncio.gather(
+        *(
+            courses.CreateCourse(
+                course_service_pb2.CreateCourseRequest(
+                    course=E.GenerateCourse(prompt=f"Fault tolerance in queues, part {n}", modules=MODULES),
+                    options=ledger.options(),
+                ),
+                timeout=30,
             )
+            for n in range(COURSES)
         )
-        for answer in answers:
-            ledger.record(answer.job)
-        # Lessons are being written: the generator dies with the rest of its jobs in hand.
-        await asyncio.wait_for(lesson_written.wait(), 60)
-        watcher.cancel()
-        mark = len(p.lines())
-        os.kill(p.pid_of("generator"), signal.SIGKILL)
-        await p.logged(r"generator exited with signal SIGKILL", after=mark)
+    )
+    for answer in answers:
+        ledger.record(answer.job)
+    # Lessons are being written, and the model holds them: the generator dies with those jobs in hand.
+    await asyncio.wait_for(model.holding.wait(), 60)
+    mark = len(p.lines())
+    # Each call so far is one lesson job running in this generator, waiting for its answer.
+    held = model.lesson_calls
+    os.kill(p.pid_of("generator"), signal.SIGKILL)
+    await p.logged(r"generator exited with signal SIGKILL", after=mark)
+    model.api.release()
 
-        tally = await ledger.settle(SETTLE)
-        report("1 generator SIGKILLed mid-courses (courses)", tally, ledger)
-        assert tally.completed == COURSES, ledger.unfinished()
-        # Every child the courses made, followed the same way.
-        for job in ledger.jobs.values():
-            ledger.record(job)
-        everything = await ledger.settle(SETTLE)
-        report("1 generator SIGKILLed mid-courses (all jobs)", everything, ledger)
-        assert everything.accepted == COURSES * (1 + 2 * MODULES + 1)
-        assert everything.completed == everything.accepted, ledger.unfinished()
+    tally = await ledger.settle(SETTLE)
+    report("1 generator SIGKILLed mid-courses (courses)", tally, ledger)
+    assert tally.completed == COURSES, ledger.unfinished()
+    # Every child the courses made, followed the same way.
+    for job in ledger.jobs.values():
+        ledger.record(job)
+    everything = await ledger.settle(SETTLE)
+    report("1 generator SIGKILLed mid-courses (all jobs)", everything, ledger)
+    assert everything.accepted == COURSES * (1 + 2 * MODULES + 1)
+    assert everything.completed == everything.accepted, ledger.unfinished()
 
-        stalled = [job.id for job in ledger.jobs.values() if job.stall_count > 0]
-        writes = await asyncio.to_thread(course_writes, p.home / "store.db")
-        # Each write of a course raises its revision: its creation, the outline, each lesson and quiz, the documents.
-        # A part stored twice would show as one write more.
-        assert {writes[answer.course.id] for answer in answers} == {3 + 2 * MODULES}, writes
-        topology = Topology()
-        nc = await nats_client.connect(p.nats.url, name="fault-scenarios")
-        try:
-            artifacts = await nc.jetstream().object_store(topology.artifacts_bucket)
-            objects = [info.name for info in await artifacts.list()]
-        finally:
-            await nc.close()
-        for answer in answers:
-            course_job = answer.job.id
-            children = [job for job in ledger.jobs.values() if job.parent_id == course_job]
-            kinds = sorted(job.kind for job in children)
-            assert kinds == sorted(["generate_lesson", "generate_quiz"] * MODULES + ["render_document"]), kinds
-            course = (
-                await courses.GetCourse(course_service_pb2.GetCourseRequest(course_id=answer.course.id), timeout=30)
-            ).course
-            assert all(module.HasField("lesson") and module.HasField("quiz") for module in course.modules)
-            # One cost item per job that wrote a part: a lesson stored twice would be billed twice.
-            cost_jobs = [cost.job_id for cost in course.costs]
-            assert len(cost_jobs) == len(set(cost_jobs)), cost_jobs
-            lessons = {job.id for job in children if job.kind == "generate_lesson"}
-            assert sorted(c.job_id for c in course.costs if c.kind == "generate_lesson") == sorted(lessons)
-            assert sorted(doc.format for doc in course.documents) == [
-                course_pb2.DOCUMENT_FORMAT_MARKDOWN,
-                course_pb2.DOCUMENT_FORMAT_HTML,
-                course_pb2.DOCUMENT_FORMAT_PDF,
-            ]
-            assert len([name for name in objects if name.startswith(f"courses/{course.id}/")]) == 3
-        print(
-            f"fault scenario 1: {len(stalled)} jobs were running in the killed generator (their claims stored); "
-            f"{sum(writes.values())} course writes for {COURSES} courses of {MODULES} modules"
-        )
-        assert stalled, "the kill hit no job in flight: the scenario tested nothing"
+    # Each lesson call held when the generator died was a job it had claimed and was running: each was found
+    # stalled and ran again.
+    stalled = [job for job in ledger.jobs.values() if job.stall_count > 0]
+    assert len([job for job in stalled if job.kind == "generate_lesson"]) >= held >= HELD_LESSONS, (
+        held,
+        [ledger.describe(job.id) for job in stalled],
+    )
+    writes = await asyncio.to_thread(course_writes, p.home / "store.db")
+    # Each write of a course raises its revision: its creation, the outline, each lesson and quiz, the documents.
+    # A part stored twice would show as one write more.
+    assert {writes[answer.course.id] for answer in answers} == {3 + 2 * MODULES}, writes
+    topology = Topology()
+    nc = await nats_client.connect(p.nats.url, name="fault-scenarios")
+    try:
+        artifacts = await nc.jetstream().object_store(topology.artifacts_bucket)
+        objects = [info.name for info in await artifacts.list()]
+    finally:
+        await nc.close()
+    for answer in answers:
+        course_job = answer.job.id
+        children = [job for job in ledger.jobs.values() if job.parent_id == course_job]
+        kinds = sorted(job.kind for job in children)
+        assert kinds == sorted(["generate_lesson", "generate_quiz"] * MODULES + ["render_document"]), kinds
+        course = (
+            await courses.GetCourse(course_service_pb2.GetCourseRequest(course_id=answer.course.id), timeout=30)
+        ).course
+        assert all(module.HasField("lesson") and module.HasField("quiz") for module in course.modules)
+        # One cost item per job that wrote a part: a lesson stored twice would be billed twice.
+        cost_jobs = [cost.job_id for cost in course.costs]
+        assert len(cost_jobs) == len(set(cost_jobs)), cost_jobs
+        lessons = {job.id for job in children if job.kind == "generate_lesson"}
+        assert sorted(c.job_id for c in course.costs if c.kind == "generate_lesson") == sorted(lessons)
+        assert sorted(doc.format for doc in course.documents) == [
+            course_pb2.DOCUMENT_FORMAT_MARKDOWN,
+            course_pb2.DOCUMENT_FORMAT_HTML,
+            course_pb2.DOCUMENT_FORMAT_PDF,
+        ]
+        assert len([name for name in objects if name.startswith(f"courses/{course.id}/")]) == 3
+    print(
+        f"fault scenario 1: {len(stalled)} jobs were running in the killed generator (their claims stored), "
+        f"{held} of them lessons whose model calls were held; "
+        f"{sum(writes.values())} course writes for {COURSES} courses of {MODULES} modules"
+    )
 
 
 def course_writes(store: Path) -> dict[str, int]:

@@ -86,7 +86,9 @@ class TaskRegistry:
         mine = {task.name: task for task in tasks}
         owners = {task.tenants for task in mine.values()}
         held_now = await self._all(kv)
-        if any(held.pool == pool and held.tenants not in owners for held in held_now.values()):
+        # A pool declaring nothing (giving every name up) says no owner: only an operator's own code does that, as
+        # a remote worker must declare a task and a TaskApp with none does not start.
+        if owners and any(held.pool == pool and held.tenants not in owners for held in held_now.values()):
             # Joining it would share its queue: its jobs would reach this worker.
             raise TaskTaken(f"worker pool {pool!r} belongs to another tenant: choose another name")
         for task in mine.values():

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from generator.estimate import course_cost
 from syllabus import outages
 from syllabus.config import GeneratorConfig, LimitsConfig
 from syllabus.errors import LimitReached, LimitsUnavailable
 from syllabus.lifecycle import now
-from syllabus.ratelimit import TokenBuckets
-from syllabus.spend import Spend
 from syllabus.store.base import Store
 from syllabus.v1 import job_pb2
+
+if TYPE_CHECKING:
+    # Loaded only where a limit needs them: the Redis client alone costs a gateway 7 MB it would not use.
+    from redis.asyncio import Redis
+
+    from syllabus.ratelimit import TokenBuckets
+    from syllabus.spend import Spend
 
 log = logging.getLogger(__name__)
 WAITING_STATES = frozenset({job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_SCHEDULED, job_pb2.JOB_STATE_RETRYING})
@@ -47,8 +49,19 @@ class Limits:
         self._store = store
         self._generator = generator or GeneratorConfig()
         prefix = f"{namespace or 'syllabus'}:limits:"
-        self._buckets = TokenBuckets(redis, prefix + "rate:") if redis is not None and config.rate > 0 else None
-        self._spend = Spend(redis, prefix + "spend:", config.budget_period) if redis is not None else None
+        self._buckets: TokenBuckets | None = None
+        self._spend: Spend | None = None
+        # What a Redis that cannot answer raises; nothing without one.
+        self._redis_errors: tuple[type[Exception], ...] = ()
+        if redis is not None:
+            from redis.exceptions import RedisError
+
+            from syllabus.ratelimit import TokenBuckets
+            from syllabus.spend import Spend
+
+            self._redis_errors = (RedisError,)
+            self._buckets = TokenBuckets(redis, prefix + "rate:") if config.rate > 0 else None
+            self._spend = Spend(redis, prefix + "spend:", config.budget_period)
         # tenant -> (when counted, jobs waiting then plus those accepted here since)
         self._waiting: dict[str, tuple[float, int]] = {}
         self._outages = outages.OutageLog(log)
@@ -60,7 +73,7 @@ class Limits:
         config = self._config
         try:
             wait = await self._buckets.take(tenant, config.rate, config.burst_size)
-        except RedisError as exc:
+        except self._redis_errors as exc:
             self._redis_down(exc, scope)
             return
         self._outages.all_up()
@@ -71,7 +84,7 @@ class Limits:
                 wait,
             )
 
-    def _redis_down(self, exc: RedisError, scope: str) -> None:
+    def _redis_down(self, exc: Exception, scope: str) -> None:
         closed = self._config.redis_down == "closed"
         self._outages.down(outages.REDIS, exc, "limits refuse all but reads" if closed else "limits are not applied")
         if closed and scope != READ:
@@ -103,10 +116,12 @@ class Limits:
             return
         try:
             spent, ends = await self._spend.spent(tenant)
-        except RedisError as exc:
+        except self._redis_errors as exc:
             self._redis_down(exc, "write")
             return
         left = max(0.0, budget - spent)
+        from generator.estimate import course_cost
+
         estimate = course_cost(self._generator, course)
         if spent >= budget or estimate > left:
             raise LimitReached(

@@ -29,11 +29,9 @@ from syllabus.config import (
 from syllabus.jetstream import disconnect
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
-from syllabus.redisclient import redis_client
 from syllabus.runtime import Runtime
 from syllabus.store.base import Store
 from syllabus.taskregistry import TaskRegistry
-from syllabus.tenanthooks import REDIS_TIMEOUT
 from syllabus.tls import GatewayCredentials
 from syllabus.topology import Topology
 
@@ -139,7 +137,9 @@ def tenant_limits(common: CommonConfig, store: Store, closing: AsyncExitStack) -
     if config.rate > 0 or config.budget_usd > 0:
         if not common.redis_url:
             raise ConfigError("SYLLABUS_RATE_LIMIT and SYLLABUS_SPEND_BUDGET_USD need SYLLABUS_REDIS_URL")
-        redis = redis_client(common, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+        from syllabus.redisclient import redis_client  # only for limits: a gateway without them needs no client
+
+        redis = redis_client(common, socket_timeout=config.redis_timeout, socket_connect_timeout=config.redis_timeout)
         closing.push_async_callback(redis.aclose)
     # The course estimate prices the generator's model: the gateway reads the same settings.
     generator = GeneratorConfig.from_env() if config.budget_usd > 0 else None

@@ -486,6 +486,8 @@ class LimitsConfig:
     budget_period: str = "month"
     # With Redis away: "open" lets calls through unlimited; "closed" refuses all but reads (UNAVAILABLE).
     redis_down: str = "open"
+    # Seconds a limit waits for Redis: a Redis that hangs must not hold the calls and jobs it limits.
+    redis_timeout: float = 1.0
 
     @property
     def burst_size(self) -> int:
@@ -504,6 +506,7 @@ class LimitsConfig:
             redis_down=_parse(
                 env, "SYLLABUS_LIMITS_WITHOUT_REDIS", "open", _choice("open", "closed"), "open or closed"
             ),
+            redis_timeout=_parse(env, "SYLLABUS_LIMITS_REDIS_TIMEOUT", "1", _positive_float, "seconds > 0"),
         )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from syllabus.hooks import WorkerHook
 from syllabus.v1 import job_pb2
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 # Counters outlive their period by this much, for whoever looks back at it.

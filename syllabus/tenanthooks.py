@@ -7,12 +7,6 @@ from contextlib import AsyncExitStack
 
 from syllabus.config import CommonConfig, ConfigError, LimitsConfig, WorkerConfig
 from syllabus.hooks import WorkerHook
-from syllabus.redisclient import redis_client
-from syllabus.runningcap import RunningCap
-from syllabus.spend import Spend, SpendHook
-
-# Limits answer quickly or not at all: a Redis that hangs must not hold the jobs.
-REDIS_TIMEOUT = 1.0
 
 
 async def tenant_hooks(
@@ -22,7 +16,12 @@ async def tenant_hooks(
         return []
     if not common.redis_url:
         raise ConfigError("SYLLABUS_MAX_RUNNING_JOBS and SYLLABUS_SPEND_BUDGET_USD need SYLLABUS_REDIS_URL")
-    redis = redis_client(common, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+    # Here, not at the top: every process imports this module, and only those with limits need a Redis client.
+    from syllabus.redisclient import redis_client
+    from syllabus.runningcap import RunningCap
+    from syllabus.spend import Spend, SpendHook
+
+    redis = redis_client(common, socket_timeout=limits.redis_timeout, socket_connect_timeout=limits.redis_timeout)
     closing.push_async_callback(redis.aclose)
     prefix = f"{common.namespace or 'syllabus'}:limits:"
     hooks: list[WorkerHook] = []

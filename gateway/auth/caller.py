@@ -1,4 +1,5 @@
-"""The caller of the method being served: its tenant and scopes, set for the call's task by the gate."""
+"""The caller of the method being served: its tenant and scopes, set for the call's task by the gate (or why its
+token proves no caller)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ class Caller:
 
     def may(self, scope: str) -> bool:
         return scope in self.scopes or ADMIN in self.scopes
+
+
+class InvalidToken(Exception):
+    """A bearer token that does not prove who the caller is; the message says why, without the token."""
 
 
 _CALLER: ContextVar[Caller] = ContextVar("syllabus_caller")

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.rpc import code_pb2, error_details_pb2
 
-from gateway.auth.caller import ADMIN, Caller
-from gateway.auth.tokens import InvalidToken, Tokens
+from gateway.auth.caller import ADMIN, Caller, InvalidToken
 from gateway.limits import Limits
 from gateway.status import Context, build_status
 from syllabus.apikeys import PREFIX, KnownKeys
 from syllabus.config import AuthConfig
+
+if TYPE_CHECKING:
+    from gateway.auth.tokens import Tokens
 
 ACT_AS = "x-syllabus-tenant"
 # Tenants are parts of subjects (events.<tenant>.<job>) and keys: wildcards or dots would cross tenants.
@@ -57,6 +59,16 @@ def _scopes(value: Any) -> frozenset[str]:
     return frozenset()
 
 
+def _tokens(config: AuthConfig) -> Tokens | None:
+    """What checks JWTs, where the configuration has any; PyJWT and cryptography are loaded only then (they cost a
+    gateway 8 MB of memory)."""
+    if not (config.jwt_secret or config.jwks):
+        return None
+    from gateway.auth.tokens import Tokens
+
+    return Tokens(config)
+
+
 class Gate:
     def __init__(
         self, config: AuthConfig, default_tenant: str, keys: KnownKeys | None = None, limits: Limits | None = None
@@ -64,7 +76,7 @@ class Gate:
         self._required = config.required
         self._limits = limits
         self._config = config
-        self._tokens = Tokens(config)
+        self._tokens = _tokens(config)
         self._keys = keys
         self._open = Caller(default_tenant, frozenset({ADMIN}), "anonymous")
         # token -> (caller, expiry in Unix seconds)
@@ -111,6 +123,8 @@ class Gate:
         if remembered is not None and remembered[1] > time.time():
             return remembered[0]
         try:
+            if self._tokens is None:
+                raise InvalidToken("this gateway takes API keys only")
             claims = await self._tokens.claims(credential)
         except InvalidToken as exc:
             raise _unauthenticated(str(exc), "invalid_token") from None

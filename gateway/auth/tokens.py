@@ -16,14 +16,11 @@ from typing import Any
 import aiohttp
 import jwt
 
+from gateway.auth.caller import InvalidToken
 from syllabus.config import AuthConfig
 
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 FETCH_TIMEOUT = 5.0
-
-
-class InvalidToken(Exception):
-    """A token that does not prove who its bearer is; the message says why, without the token."""
 
 
 class KeySet:

@@ -320,3 +320,12 @@ async def test_keys_from_a_jwks_url_are_fetched_again_for_a_new_key_id_but_not_f
             await fresh.admit(Metadata(secured.token(alg="RS256", kid="rsa-1")), "write")
     finally:
         await runner.cleanup()
+
+
+async def test_a_gateway_on_api_keys_alone_refuses_any_jwt(secured: Secured) -> None:
+    from gateway.auth.gate import Gate, Refused
+
+    gate = Gate(AuthConfig(mode="on"), "default")
+    with pytest.raises(Refused) as refused:
+        await gate.admit(Metadata(secured.token()), "read")
+    assert "takes API keys only" in refused.value.status.message

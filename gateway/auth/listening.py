@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
-
+from gateway.rest.hosts import is_loopback
 from syllabus.config import AuthConfig, ConfigError
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def refuse_open_listening(auth: AuthConfig, addresses: tuple[tuple[str, str], ...]) -> None:
@@ -24,7 +13,7 @@ def refuse_open_listening(auth: AuthConfig, addresses: tuple[tuple[str, str], ..
         return
     for variable, address in addresses:
         host = address.rpartition(":")[0]
-        if not address.startswith("unix:") and not is_loopback(host):
+        if not address.startswith("unix:") and not is_loopback(host.strip("[]")):
             raise ConfigError(
                 f"{variable}={address} is not a loopback address and authentication is off: set "
                 "SYLLABUS_AUTH_JWT_SECRET, SYLLABUS_AUTH_JWKS or SYLLABUS_AUTH=on (API keys), or "

@@ -60,7 +60,7 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {"application/pdf": ".pdf", "text/html": ".html", "text/markdown": ".md", "application/json": ".json"}
 # Where a request's route template is noted for the request metrics.
-_ROUTE = "syllabus.route"
+_ROUTE = web.RequestKey("syllabus.route", str)
 
 Call = Callable[..., Any]
 

@@ -109,15 +109,16 @@ def _measured_call(behavior: Behavior, instruments: _Method, timed: bool) -> Beh
 
     async def call(request: Any, context: Any) -> Any:
         started = clock()
+        code = "OK"
         try:
-            reply = await behavior(request, context)
+            return await behavior(request, context)
         except BaseException as exc:
-            instruments.ended(_code(exc, context))
+            code = _code(exc, context)
             raise
-        if timed:
-            instruments.duration.observe(clock() - started)
-        instruments.ended("OK")
-        return reply
+        finally:
+            if timed:
+                instruments.duration.observe(clock() - started)
+            instruments.ended(code)
 
     return call
 

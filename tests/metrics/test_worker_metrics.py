@@ -3,6 +3,9 @@ exactly what happened, and the worker advertises the page in its presence entry.
 
 from __future__ import annotations
 
+import httpx
+import pytest
+
 from syllabus.config import MetricsConfig
 from syllabus.metrics.exposition import metrics_server
 from syllabus.metrics.workers import WorkerMetrics
@@ -76,3 +79,15 @@ async def test_a_worker_advertises_its_metrics_page(pipeline: Pipeline, start_wo
         page = await scrape(url)
         # prometheus_client's process collector: the page is this process's.
         assert "process_cpu_seconds_total" in page.names()
+
+
+async def test_the_metrics_server_serves_only_its_page(closed_addr: str) -> None:
+    async with metrics_server(MetricsConfig("127.0.0.1:0")) as url, httpx.AsyncClient(timeout=10) as client:
+        assert (await client.get(url.replace("/metrics", "/other"))).status_code == 404
+        assert (await client.get(url)).status_code == 200
+    async with metrics_server(MetricsConfig("")) as none:
+        assert none == ""
+    # A port that is taken is one line naming the variable.
+    with pytest.raises(OSError, match="SYLLABUS_METRICS_ADDR"):
+        async with metrics_server(MetricsConfig(closed_addr)):
+            pass

@@ -12,8 +12,8 @@ Validation and error mapping are applied here rather than by decorating each ser
 cannot forget them and its methods stay plain code (which mutation testing can mutate: mutmut leaves decorated
 functions alone). The handlers are wrapped once, when the generated add_*_to_server functions register them
 (`Registrar`), not by a server interceptor: grpc.aio runs an interceptor's Python code on every call, which the
-benchmark showed as about a sixth more CPU per unary SubmitJob. The same wrapping counts and times each call
-(syllabus.metrics.requests).
+benchmark showed as about a sixth more CPU per unary SubmitJob. Each wrapped behavior is also wrapped, once, to
+count and time its calls (syllabus.metrics.requests).
 """
 
 from __future__ import annotations

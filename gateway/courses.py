@@ -22,6 +22,7 @@ from syllabus import lifecycle
 from syllabus.config import GatewayConfig
 from syllabus.coursecontract import DEFAULT_LANGUAGE, DEFAULT_MODULES
 from syllabus.ids import new_id
+from syllabus.metrics.requests import count_submitted
 from syllabus.runtime import Runtime
 from syllabus.submit import build_job
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
@@ -93,6 +94,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         except BaseException:
             await self._store.update_course(course.id, _abandon)
             raise
+        count_submitted([inserted])
         if not inserted.created:
             # The idempotency key named an earlier course job: that job's course is the answer.
             await self._store.update_course(course.id, _abandon)

@@ -19,6 +19,7 @@ from syllabus.config import GatewayConfig
 from syllabus.errors import JobNotFound
 from syllabus.events import event_for, event_msg_id
 from syllabus.intake import Intake
+from syllabus.metrics.requests import count_submitted
 from syllabus.presence import LiveWorkers
 from syllabus.runtime import Runtime
 from syllabus.store.base import JobQuery
@@ -89,6 +90,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         job = await self._build(request)
         await self._limits.take_waiting(job.tenant, 1)
         inserted = await self._intake.submit(job, call_timeout(context, self._config.publish_timeout))
+        count_submitted([inserted])
         return job_service_pb2.SubmitJobResponse(job=inserted.job, created=inserted.created)
 
     async def SubmitJobs(
@@ -97,6 +99,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         jobs = [await self._build(item, f"requests[{i}].") for i, item in enumerate(request.requests)]
         await self._limits.take_waiting(caller.tenant(), len(jobs))
         inserted = await self._submitter.submit(jobs, call_timeout(context, self._config.publish_timeout))
+        count_submitted(inserted)
         return job_service_pb2.SubmitJobsResponse(
             results=[job_service_pb2.SubmitJobResponse(job=item.job, created=item.created) for item in inserted]
         )

@@ -11,7 +11,9 @@ from gateway.auth.gate import Gate
 from gateway.auth.listening import refuse_open_listening
 from gateway.descriptors import load_descriptor_sets
 from gateway.limits import Limits
+from gateway.queues import Queues
 from gateway.readiness import Readiness
+from gateway.rest.metrics import MetricsPage
 from gateway.rest.server import RestGateway, loopback_target, services_named
 from gateway.services import SERVICE_NAMES, Wiring, add_health_and_reflection, add_services
 from gateway.services import server as gateway_server
@@ -27,6 +29,7 @@ from syllabus.config import (
     WorkerConfig,
 )
 from syllabus.jetstream import disconnect
+from syllabus.metrics.queues import QueueGauges, QueueStatsSource
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
 from syllabus.runtime import Runtime
@@ -97,6 +100,7 @@ async def serve(common: CommonConfig) -> None:
         cors_origins=config.http_cors_origins,
         allowed_hosts=config.http_allowed_hosts,
         tls=tls,
+        metrics=MetricsPage(gate, QueueGauges(queue_stats(runtime, tasks, workers))),
     )
     try:
         try:
@@ -121,6 +125,13 @@ async def serve(common: CommonConfig) -> None:
         await disconnect(nc)
         await store.close()
         log.info("gateway stopped")
+
+
+def queue_stats(runtime: Runtime, tasks: TaskRegistry, workers: LiveWorkers) -> QueueStatsSource:
+    """What the queue gauges show: GetQueueStats over every tenant."""
+    queues = Queues(nc=runtime.nc, store=runtime.store, topology=runtime.topology, tasks=tasks, workers=workers)
+    # Only jobs not ended are shown: ended ones are the workers' counters.
+    return lambda: queues.stats("", 1.0, every_tenant=True)
 
 
 def _tls_said(config: GatewayConfig) -> str:

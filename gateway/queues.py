@@ -69,6 +69,7 @@ def worker_message(entry: WorkerPresence) -> pb.Worker:
         version=entry.version,
         start_time=_timestamp(entry.started),
         heartbeat_time=_timestamp(entry.written) if entry.written else None,
+        metrics_url=entry.metrics_url,
     )
 
 
@@ -120,14 +121,17 @@ class Queues:
         if queue and queue not in known:
             raise InvalidRequest("queue", f"there is no queue {queue!r}; the queues are {', '.join(known)}")
 
-    async def stats(self, queue: str, window: float, *, check: bool = True) -> list[pb.QueueStats]:
-        """Every queue's stats, or only `queue`'s (refused, naming the field, if there is no such queue)."""
+    async def stats(
+        self, queue: str, window: float, *, check: bool = True, every_tenant: bool = False
+    ) -> list[pb.QueueStats]:
+        """Every queue's stats, or only `queue`'s (refused, naming the field, if there is no such queue); the jobs
+        counted are the caller's tenant's, or `every_tenant`'s (the metrics)."""
         now = time.time_ns()
         pools, live, paused, counts = await asyncio.gather(
             self._pools(),
             self._workers.workers(),
             self._paused.paused(),
-            self._store.count_jobs(caller.tenant(), now - int(window * 1e9)),
+            self._count_jobs(now - int(window * 1e9), every_tenant),
         )
         known = self._known(pools.values(), live, paused)
         if check:
@@ -148,6 +152,14 @@ class Queues:
             self._queue_stats(name, tallies[name], found, name in paused, live, now)
             for name, found in zip(names, consumers, strict=True)
         ]
+
+    async def _count_jobs(self, ended_since_ns: int, every_tenant: bool) -> list[JobCount]:
+        if not every_tenant:
+            return await self._store.count_jobs(caller.tenant(), ended_since_ns)
+        counts = await asyncio.gather(
+            *(self._store.count_jobs(tenant, ended_since_ns) for tenant in await self._store.tenants())
+        )
+        return [count for tenant_counts in counts for count in tenant_counts]
 
     def _queue_stats(
         self,

@@ -16,6 +16,7 @@ from generator.providers.prices import estimate_cost
 from generator.providers.registry import Registry
 from generator.shapes import InvalidOutput
 from generator.tasks import Task, parse_reply, repair_prompt
+from syllabus.metrics import models as metrics
 from syllabus.v1 import course_pb2, job_pb2
 from syllabus.worker import Defer, PermanentError, RetryableError
 
@@ -115,16 +116,23 @@ class Models:
     async def _call(self, provider: Provider, request: ModelRequest) -> ModelReply:
         if provider.billed:
             wait = await self._breaker.wait_time(provider.name)
+            metrics.breaker_waited(provider.name, wait)
             if wait > 0:
                 raise Defer(wait, f"{provider.name} keeps failing; its circuit breaker is open for {wait:.1f}s more")
+        calls = metrics.model_calls(provider.name, provider.model)
         try:
             reply = await provider.generate(request)
         except ProviderError as exc:
+            calls.failed(exc.retryable)
             if exc.retryable:
                 if provider.billed:
                     await self._breaker.failed(provider.name)
+                    metrics.breaker_failed(provider.name)
                 raise RetryableError(str(exc), error_type=exc.error_type, retry_after=exc.retry_after) from exc
             raise PermanentError(str(exc), error_type=exc.error_type) from exc
+        cost = estimate_cost(provider.model, reply.input_tokens, reply.output_tokens) if provider.billed else 0.0
+        calls.replied(reply.input_tokens, reply.output_tokens, cost)
         if provider.billed:
             await self._breaker.succeeded(provider.name)
+            metrics.breaker_succeeded(provider.name)
         return reply

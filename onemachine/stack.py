@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from onemachine.health import wait_healthy
-from onemachine.servers import ChildServer, NatsServer, ValkeyServer
+from onemachine.servers import ChildServer, NatsServer, ValkeyServer, free_port
 from onemachine.supervisor import RestartPolicy, Supervised, SupervisedServer, SupervisedService
 from syllabus import jetstream
 from syllabus.config import CommonConfig, GatewayConfig, SupervisorConfig, WorkerConfig
@@ -159,6 +159,8 @@ class Stack:
         self.redis_url = common.redis_url
         # Each service's processes, by service name.
         self.services: dict[str, list[Supervised]] = {}
+        # Each process's Prometheus metrics page, by process name.
+        self.metrics_urls: dict[str, str] = {}
         self._stop = asyncio.Event()
         # The service that could not run with its configuration, which ends `up` with a failure.
         self._gave_up = ""
@@ -266,13 +268,24 @@ class Stack:
                 child = SupervisedService(
                     name,
                     [sys.executable, "-m", "syllabus", service],
-                    env,
+                    self._with_metrics_port(name, service, env),
                     self.policy,
                     self.supervisor.stop_timeout,
                     on_give_up=functools.partial(self._give_up, name),
                 )
                 self.services.setdefault(service, []).append(child)
                 child.start()
+
+    def _with_metrics_port(self, name: str, service: str, env: dict[str, str]) -> dict[str, str]:
+        """A child's environment with a metrics port of its own, chosen once (a restarted child keeps it); the
+        gateway's metrics are on its HTTP port."""
+        if service == "gateway":
+            scheme = "https" if self.gateway.tls else "http"
+            self.metrics_urls[name] = f"{scheme}://{self.gateway.http_addr}/metrics"
+            return env
+        addr = f"127.0.0.1:{free_port()}"
+        self.metrics_urls[name] = f"http://{addr}/metrics"
+        return {**env, "SYLLABUS_METRICS_ADDR": addr}
 
     async def _wait_for_gateway(self) -> None:
         addr = self.gateway.grpc_addr
@@ -303,6 +316,8 @@ class Stack:
             f"  state  {self.common.home}",
             f"  running: {', '.join(running) or 'no services'}",
         ]
+        if self.metrics_urls:
+            lines.append(f"  metrics: {', '.join(f'{name} {self.metrics_urls[name]}' for name in running)}")
         if "gateway" in self.services and not self.gateway.tls:
             lines += [
                 "",

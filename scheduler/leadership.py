@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from syllabus import outages
+from syllabus.metrics import scheduler as metrics
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,11 @@ class Leadership:
         if self._redis is None:
             log.warning("SYLLABUS_REDIS_URL is not set: this scheduler sweeps alone, with no leader election")
             self._value = "0:alone"
-            await _until(duties(), stop)
+            metrics.LEADER.set(1)
+            try:
+                await _until(duties(), stop)
+            finally:
+                metrics.LEADER.set(0)
             return
         while not stop.is_set():
             if not await self._acquire():
@@ -80,11 +85,13 @@ class Leadership:
                     await asyncio.wait_for(stop.wait(), self._lease_ms / 3000)
                 continue
             log.info("leading the sweeps (token %s)", self.token)
+            metrics.LEADER.set(1)
             try:
                 await _until(duties(), stop, self._keep())
             except Deposed as exc:
                 log.warning("no longer leading the sweeps: %s", exc)
             finally:
+                metrics.LEADER.set(0)
                 await self._release()
 
     async def write_fenced(self, key: str, value: str) -> bool:

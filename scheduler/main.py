@@ -9,8 +9,9 @@ from scheduler.advisories import MaxDeliveries
 from scheduler.recurring import FiringRelay
 from scheduler.relay import DueRelay
 from scheduler.sweeps import run_elected
-from syllabus.config import CommonConfig
+from syllabus.config import CommonConfig, MetricsConfig
 from syllabus.jetstream import disconnect
+from syllabus.metrics.exposition import metrics_server
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
 from syllabus.runtime import Runtime
 from syllabus.topology import Topology
@@ -21,13 +22,14 @@ async def serve(common: CommonConfig) -> None:
     nc, store = await unless_stopped(open_connections(common, "syllabus-scheduler"), stop)
     try:
         runtime = Runtime.build(nc, store, Topology(common.namespace, common.stream_replicas))
-        serving()
-        await asyncio.gather(
-            DueRelay(runtime).run(stop),
-            FiringRelay(runtime).run(stop),
-            MaxDeliveries(runtime).run(stop),
-            run_elected(runtime, common, stop),
-        )
+        async with metrics_server(MetricsConfig.from_env()):
+            serving()
+            await asyncio.gather(
+                DueRelay(runtime).run(stop),
+                FiringRelay(runtime).run(stop),
+                MaxDeliveries(runtime).run(stop),
+                run_elected(runtime, common, stop),
+            )
     finally:
         await disconnect(nc)
         await store.close()

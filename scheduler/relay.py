@@ -24,6 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from syllabus import lifecycle, outages
 from syllabus.errors import BrokerUnavailable, QueueFull
+from syllabus.metrics import scheduler as metrics
 from syllabus.runtime import Runtime
 from syllabus.v1 import job_pb2
 
@@ -63,6 +64,7 @@ class Relay(ABC):
         self._submitter = runtime.submitter
         # The NATS connection announces its own losses (syllabus.jetstream.connect).
         self._outages = outages.OutageLog(log, announced_elsewhere={outages.NATS})
+        self._relayed = metrics.relayed(self.what)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set. NATS or the store going away pauses the relay; it never ends it."""
@@ -131,6 +133,7 @@ class Relay(ABC):
             with contextlib.suppress(Exception):
                 await msg.nak(delay=self._retry_delay)
         else:
+            self._relayed.inc()
             self._outages.all_up()
 
     @abstractmethod

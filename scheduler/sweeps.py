@@ -20,6 +20,7 @@ from scheduler.retention import Retention
 from syllabus import lifecycle, outages
 from syllabus.config import CommonConfig, SchedulerConfig
 from syllabus.jetstream import DUPLICATE_WINDOW
+from syllabus.metrics import scheduler as metrics
 from syllabus.redisclient import redis_client
 from syllabus.runtime import Runtime
 from syllabus.v1 import job_pb2
@@ -56,6 +57,7 @@ class Sweeps:
                 else:
                     self._outages.down(dependency, exc, "the sweeps wait for it")
             else:
+                metrics.SWEEPS.inc()
                 self._outages.all_up()
             await asyncio.sleep(self._config.sweep_interval)
 
@@ -77,6 +79,7 @@ class Sweeps:
             if not await self._leadership.write_fenced(cursor_key, str(cursor)):
                 raise Deposed("the lease moved on during the orphan sweep; the next leader goes on from the cursor")
             await asyncio.sleep(0)
+        metrics.ORPHANS.inc(published)
         if published:
             log.warning("published %d stored jobs that never reached their queue", published)
         return published

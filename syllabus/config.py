@@ -640,6 +640,19 @@ class SchedulerConfig:
         )
 
 
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus metrics port of a worker process or the scheduler (the gateway's are on its HTTP port)."""
+
+    # host:port of the /metrics server; port 0 picks a free one; empty: no metrics server.
+    addr: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MetricsConfig:
+        env = os.environ if env is None else env
+        return cls(addr=_parse(env, "SYLLABUS_METRICS_ADDR", "", lambda raw: raw and _host_port(raw), "host:port"))
+
+
 def _replicas(raw: str) -> int:
     # JetStream's own bound on a stream's replicas.
     value = int(raw)

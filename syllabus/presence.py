@@ -31,6 +31,7 @@ from nats.js.kv import KeyValue
 
 from syllabus import outages
 from syllabus.bucketwatch import BucketWatch
+from syllabus.metrics.exposition import advertised_url
 from syllabus.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class WorkerPresence:
     version: str = ""
     # When the entry was written, Unix seconds by the worker's clock.
     written: float = 0.0
+    # Its Prometheus metrics page (SYLLABUS_METRICS_ADDR); "" without one.
+    metrics_url: str = ""
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -120,6 +123,8 @@ class Presence:
         # A remote worker's own host and pid (gateway.workers), not the gateway's.
         self._host = host or socket.gethostname()
         self._pid = os.getpid() if pid is None else pid
+        # A remote worker's metrics are its own business, not the gateway's process's.
+        self._remote = pid is not None
         # A remote worker's is the one its stream was given (gateway.workers).
         self._id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._started = time.time()
@@ -147,6 +152,7 @@ class Presence:
             job_ids=held,
             version=VERSION,
             written=time.time(),
+            metrics_url="" if self._remote else advertised_url(),
         )
 
     def stop(self) -> None:

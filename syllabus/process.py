@@ -16,10 +16,12 @@ import uvloop
 from nats.aio.client import Client
 
 from syllabus import outages
-from syllabus.config import CommonConfig, ConfigError, LimitsConfig, WorkerConfig
+from syllabus.config import CommonConfig, ConfigError, LimitsConfig, MetricsConfig, WorkerConfig
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import connect, disconnect, ensure_topology, nats_options
 from syllabus.logs import setup_logging
+from syllabus.metrics.exposition import metrics_server
+from syllabus.metrics.workers import WorkerMetrics
 from syllabus.runtime import Runtime
 from syllabus.store.base import Store
 from syllabus.store.factory import open_store
@@ -126,7 +128,7 @@ async def serve_worker(
 ) -> None:
     """Run a worker service (or a task pool: its queue and a step before it takes work) until SIGTERM, then drain
     (see Worker.stop). A service must handle every kind its proto option gives it, and no other (`every_kind`:
-    test workers run a few). `hooks` see every attempt (syllabus.hooks)."""
+    test workers run a few). `hooks` see every attempt (syllabus.hooks), and so does the metrics hook."""
     stop = stop_signal()
     nc, store = await unless_stopped(open_connections(common, f"syllabus-{service.replace(' ', '-')}"), stop)
     try:
@@ -144,13 +146,14 @@ async def serve_worker(
     config = config or WorkerConfig.from_env(service)
     closing = AsyncExitStack()
     limited = await tenant_hooks(common, config, LimitsConfig.from_env(), closing)
+    await closing.enter_async_context(metrics_server(MetricsConfig.from_env()))
     worker = Worker(
         service=service,
         handlers=handler_map,
         runtime=runtime,
         config=config,
         queue=queue,
-        hooks=[*hooks, *limited],
+        hooks=[*hooks, *limited, WorkerMetrics()],
     )
     run = asyncio.create_task(worker.run())
     serving()

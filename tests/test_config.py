@@ -14,6 +14,7 @@ from syllabus.config import (
     CommonConfig,
     ConfigError,
     GatewayConfig,
+    MetricsConfig,
     RetryPolicy,
     SupervisorConfig,
     WorkerConfig,
@@ -256,3 +257,12 @@ def test_the_gateway_reads_the_default_attempts_itself() -> None:
     assert GatewayConfig.from_env({"SYLLABUS_MAX_ATTEMPTS": "3"}).default_max_attempts == 3
     with pytest.raises(ConfigError, match="SYLLABUS_MAX_ATTEMPTS='0' is not valid: expected an integer >= 1"):
         GatewayConfig.from_env({"SYLLABUS_MAX_ATTEMPTS": "0"})
+
+
+def test_metrics_addr_is_off_by_default_and_must_be_host_port() -> None:
+    assert MetricsConfig.from_env({}).addr == ""
+    assert MetricsConfig.from_env({"SYLLABUS_METRICS_ADDR": "0.0.0.0:9464"}).addr == "0.0.0.0:9464"
+    assert MetricsConfig.from_env({"SYLLABUS_METRICS_ADDR": "127.0.0.1:0"}).addr == "127.0.0.1:0"
+    for bad in ("9464", "localhost:", "host:99999", "host:port"):
+        with pytest.raises(ConfigError, match="SYLLABUS_METRICS_ADDR"):
+            MetricsConfig.from_env({"SYLLABUS_METRICS_ADDR": bad})

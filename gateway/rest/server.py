@@ -2,9 +2,9 @@
 
 Like grpc-gateway it is a reverse proxy over a loopback gRPC channel, so deadlines, metadata and statuses are
 exactly the gRPC ones, and every route comes from the services' google.api.http options: there is no code per
-RPC. It also serves /openapi.json and /docs, both generated from the same descriptors. Every answer that is not
-a success is a google.rpc.Status, including those to requests too large, too slow or not HTTP at all
-(gateway.rest.connections).
+RPC. It also serves /openapi.json and /docs, both generated from the same descriptors, and /metrics
+(gateway.rest.metrics). Every answer that is not a success is a google.rpc.Status, including those to requests too
+large, too slow or not HTTP at all (gateway.rest.connections).
 
 Before any of that, a request must be one a browser could not have been tricked into sending: addressed to a host
 this listener serves (gateway.rest.hosts), not another site's write (gateway.rest.origins), its body declared JSON
@@ -21,6 +21,7 @@ import logging
 import mimetypes
 import re
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,9 +45,11 @@ from gateway.rest import (
     streams,
     transcode,
 )
+from gateway.rest.metrics import MetricsPage
 from gateway.rest.routes import Resolved, Route, Router, RoutingError, routes_of
 from gateway.services import MAX_MESSAGE
 from gateway.status import build_status
+from syllabus.metrics.requests import UNMATCHED, HttpInstruments
 from syllabus.tls import GatewayCredentials
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ MAX_BODY = 16 << 20
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {"application/pdf": ".pdf", "text/html": ".html", "text/markdown": ".md", "application/json": ".json"}
+# Where a request's route template is noted for the request metrics.
+_ROUTE = web.RequestKey("syllabus.route", str)
 
 Call = Callable[..., Any]
 
@@ -139,11 +144,12 @@ class RestGateway:
         cors_origins: Sequence[str] = (),
         allowed_hosts: Sequence[str] = (),
         tls: GatewayCredentials | None = None,
+        metrics: MetricsPage | None = None,
     ) -> None:
         """`messages`: the user's own types (SYLLABUS_DESCRIPTOR_SETS), described in /openapi.json too.
         `cors_origins`: origins (or `*`) whose pages may call the API from a browser (gateway.rest.origins);
         `allowed_hosts`: Host names served besides loopback ones (gateway.rest.hosts). `tls`: serve HTTPS, and
-        reach a gRPC server that takes TLS only."""
+        reach a gRPC server that takes TLS only. `metrics`: the /metrics page (gateway.rest.metrics)."""
         routes = routes_of(services)
         for route in routes:
             if route.method.client_streaming:
@@ -169,6 +175,8 @@ class RestGateway:
         self._spec_body = protojson.dumps(self.spec)
         self._docs_body = docs.render(self.spec).encode()
         self._sequence = {r.grpc_path: streams.sequence_path(r.method.output_type) for r in self.routes}
+        self._metrics = metrics
+        self._measured = HttpInstruments()
 
     async def start(self, addr: str) -> str:
         """Listen on host:port (port 0 picks one); returns the address actually bound."""
@@ -227,6 +235,13 @@ class RestGateway:
         return call
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await self._respond(request)
+        route = request.get(_ROUTE, UNMATCHED)
+        self._measured.answered(route, request.method, response.status, time.perf_counter() - started)
+        return response
+
+    async def _respond(self, request: web.BaseRequest) -> web.StreamResponse:
         misdirected = self._hosts.refusal(request.headers.getall("Host", []))
         if misdirected is not None:
             return errors.response(misdirected.status, http=misdirected.http)
@@ -242,6 +257,11 @@ class RestGateway:
         if refusal is not None:
             return errors.response(refusal.status, http=refusal.http)
         path = request.rel_url.raw_path
+        if request.method == "GET" and path == "/metrics" and self._metrics is not None:
+            request[_ROUTE] = path
+            return await self._metrics.answer(request)
+        if request.method == "GET" and path in ("/openapi.json", "/docs", "/docs/"):
+            request[_ROUTE] = path
         if request.method == "GET" and path == "/openapi.json":
             return web.Response(body=self._spec_body, content_type="application/json")
         if request.method == "GET" and path in ("/docs", "/docs/"):
@@ -257,6 +277,7 @@ class RestGateway:
                 allow = {"Allow": ", ".join(self.router.allowed_methods(path))}
                 return errors.response(status, allow, http=405)
             return errors.response(status)
+        request[_ROUTE] = resolved.route.template.source
         try:
             metadata = headers.incoming_metadata(request)
             timeout = headers.timeout_of(request)

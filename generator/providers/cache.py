@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from generator.providers.base import ModelReply, ModelRequest
 from syllabus import outages
+from syllabus.metrics import models as metrics
 
 log = logging.getLogger(__name__)
 PREFIX = "syllabus:llm-cache:"
@@ -52,8 +53,10 @@ class ReplyCache:
         except RedisError as exc:
             # A cache that is down costs money, not correctness: carry on without it.
             self._unavailable(exc, "calling the model")
+            metrics.cache_looked_up(False)
             return None
         self._outages.up(outages.REDIS)
+        metrics.cache_looked_up(raw is not None)
         if raw is None:
             return None
         data = json.loads(raw)

@@ -30,7 +30,7 @@ from syllabus.v1 import job_pb2 as syllabus_dot_v1_dot_job__pb2
 from syllabus.v1 import options_pb2 as syllabus_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsyllabus/v1/admin_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"\xef\x01\n\x06Worker\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\r\n\x05kinds\x18\x05 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\x05\x12\x0f\n\x07job_ids\x18\x07 \x03(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eheartbeat_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x12ListWorkersRequest\x12\x16\n\x05queue\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\";\n\x13ListWorkersResponse\x12$\n\x07workers\x18\x01 \x03(\x0b\x32\x13.syllabus.v1.Worker\"\xdc\x01\n\tJobCounts\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\'\n\x08priority\x18\x02 \x01(\x0e\x32\x15.syllabus.v1.Priority\x12\x11\n\tscheduled\x18\x03 \x01(\x03\x12\x0f\n\x07waiting\x18\x04 \x01(\x03\x12\x0f\n\x07running\x18\x05 \x01(\x03\x12\x10\n\x08retrying\x18\x06 \x01(\x03\x12\x1c\n\x14waiting_for_children\x18\x07 \x01(\x03\x12\x11\n\tsucceeded\x18\x08 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\t \x01(\x03\x12\x10\n\x08\x63\x61nceled\x18\n \x01(\x03\"\x81\x01\n\rConsumerStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x08priority\x18\x02 \x01(\x0e\x32\x15.syllabus.v1.Priority\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x13\n\x0b\x61\x63k_pending\x18\x04 \x01(\x03\x12\x13\n\x0bredelivered\x18\x05 \x01(\x03\"\xca\x01\n\nQueueStats\x12\r\n\x05queue\x18\x01 \x01(\t\x12&\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x16.syllabus.v1.JobCounts\x12\x35\n\x12oldest_waiting_age\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\tconsumers\x18\x04 \x03(\x0b\x32\x1a.syllabus.v1.ConsumerStats\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\x0f\n\x07workers\x18\x06 \x01(\x05\"l\n\x14GetQueueStatsRequest\x12\x16\n\x05queue\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12<\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x11\xbaH\x0e\xaa\x01\x0b\"\x05\x08\x80\xbd\xa3\x01\x32\x02\x08\x01\"k\n\x15GetQueueStatsResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.syllabus.v1.QueueStats\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"-\n\x11PauseQueueRequest\x12\x18\n\x05queue\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"<\n\x12PauseQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.QueueStats\".\n\x12ResumeQueueRequest\x12\x18\n\x05queue\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"=\n\x13ResumeQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.QueueStats\"\x85\x01\n\x10PurgeJobsRequest\x12\x35\n\nolder_than\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x17\x64\x65\x61\x64_letters_older_than\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"J\n\x11PurgeJobsResponse\x12\x0c\n\x04jobs\x18\x01 \x01(\x03\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x02 \x01(\x03\x12\x11\n\tartifacts\x18\x03 \x01(\x03\"\xa4\x01\n\nDeadLetter\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x10.syllabus.v1.Job\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x34\n\x10\x64\x65\x61\x64_letter_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08sequence\x18\x06 \x01(\x04\"i\n\x16ListDeadLettersRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1a\n\tpage_size\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"a\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.syllabus.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x14GetDeadLetterRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"E\n\x15GetDeadLetterResponse\x12,\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.DeadLetter\"\x81\x01\n\x16RetryDeadLetterRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\"\n\x04spec\x18\x02 \x01(\x0b\x32\x14.syllabus.v1.JobSpec\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\"8\n\x17RetryDeadLetterResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\"0\n\x17PurgeDeadLettersRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\"*\n\x18PurgeDeadLettersResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x03\x32\x8f\t\n\x0c\x41\x64minService\x12\x7f\n\x0fListDeadLetters\x12#.syllabus.v1.ListDeadLettersRequest\x1a$.syllabus.v1.ListDeadLettersResponse\"!\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/admin/deadletters\x12\x82\x01\n\rGetDeadLetter\x12!.syllabus.v1.GetDeadLetterRequest\x1a\".syllabus.v1.GetDeadLetterResponse\"*\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02 \x12\x1e/v1/admin/deadletters/{job_id}\x12\x91\x01\n\x0fRetryDeadLetter\x12#.syllabus.v1.RetryDeadLetterRequest\x1a$.syllabus.v1.RetryDeadLetterResponse\"3\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02)\"$/v1/admin/deadletters/{job_id}:retry:\x01*\x12\x8b\x01\n\x10PurgeDeadLetters\x12$.syllabus.v1.PurgeDeadLettersRequest\x1a%.syllabus.v1.PurgeDeadLettersResponse\"*\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02 \"\x1b/v1/admin/deadletters:purge:\x01*\x12o\n\x0bListWorkers\x12\x1f.syllabus.v1.ListWorkersRequest\x1a .syllabus.v1.ListWorkersResponse\"\x1d\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/admin/workers\x12t\n\rGetQueueStats\x12!.syllabus.v1.GetQueueStatsRequest\x1a\".syllabus.v1.GetQueueStatsResponse\"\x1c\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/queues\x12|\n\nPauseQueue\x12\x1e.syllabus.v1.PauseQueueRequest\x1a\x1f.syllabus.v1.PauseQueueResponse\"-\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02#\"\x1e/v1/admin/queues/{queue}:pause:\x01*\x12\x80\x01\n\x0bResumeQueue\x12\x1f.syllabus.v1.ResumeQueueRequest\x1a .syllabus.v1.ResumeQueueResponse\".\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02$\"\x1f/v1/admin/queues/{queue}:resume:\x01*\x12o\n\tPurgeJobs\x12\x1d.syllabus.v1.PurgeJobsRequest\x1a\x1e.syllabus.v1.PurgeJobsResponse\"#\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x14/v1/admin/jobs:purge:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsyllabus/v1/admin_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"\x84\x02\n\x06Worker\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\r\n\x05kinds\x18\x05 \x03(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\x05\x12\x0f\n\x07job_ids\x18\x07 \x03(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eheartbeat_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmetrics_url\x18\x0b \x01(\t\",\n\x12ListWorkersRequest\x12\x16\n\x05queue\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\";\n\x13ListWorkersResponse\x12$\n\x07workers\x18\x01 \x03(\x0b\x32\x13.syllabus.v1.Worker\"\xdc\x01\n\tJobCounts\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\'\n\x08priority\x18\x02 \x01(\x0e\x32\x15.syllabus.v1.Priority\x12\x11\n\tscheduled\x18\x03 \x01(\x03\x12\x0f\n\x07waiting\x18\x04 \x01(\x03\x12\x0f\n\x07running\x18\x05 \x01(\x03\x12\x10\n\x08retrying\x18\x06 \x01(\x03\x12\x1c\n\x14waiting_for_children\x18\x07 \x01(\x03\x12\x11\n\tsucceeded\x18\x08 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\t \x01(\x03\x12\x10\n\x08\x63\x61nceled\x18\n \x01(\x03\"\x81\x01\n\rConsumerStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x08priority\x18\x02 \x01(\x0e\x32\x15.syllabus.v1.Priority\x12\x0f\n\x07pending\x18\x03 \x01(\x03\x12\x13\n\x0b\x61\x63k_pending\x18\x04 \x01(\x03\x12\x13\n\x0bredelivered\x18\x05 \x01(\x03\"\xca\x01\n\nQueueStats\x12\r\n\x05queue\x18\x01 \x01(\t\x12&\n\x06\x63ounts\x18\x02 \x03(\x0b\x32\x16.syllabus.v1.JobCounts\x12\x35\n\x12oldest_waiting_age\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\tconsumers\x18\x04 \x03(\x0b\x32\x1a.syllabus.v1.ConsumerStats\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\x0f\n\x07workers\x18\x06 \x01(\x05\"l\n\x14GetQueueStatsRequest\x12\x16\n\x05queue\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12<\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x11\xbaH\x0e\xaa\x01\x0b\"\x05\x08\x80\xbd\xa3\x01\x32\x02\x08\x01\"k\n\x15GetQueueStatsResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.syllabus.v1.QueueStats\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"-\n\x11PauseQueueRequest\x12\x18\n\x05queue\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"<\n\x12PauseQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.QueueStats\".\n\x12ResumeQueueRequest\x12\x18\n\x05queue\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"=\n\x13ResumeQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.QueueStats\"\x85\x01\n\x10PurgeJobsRequest\x12\x35\n\nolder_than\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x17\x64\x65\x61\x64_letters_older_than\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"J\n\x11PurgeJobsResponse\x12\x0c\n\x04jobs\x18\x01 \x01(\x03\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x02 \x01(\x03\x12\x11\n\tartifacts\x18\x03 \x01(\x03\"\xa4\x01\n\nDeadLetter\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x10.syllabus.v1.Job\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x34\n\x10\x64\x65\x61\x64_letter_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08sequence\x18\x06 \x01(\x04\"i\n\x16ListDeadLettersRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1a\n\tpage_size\x18\x02 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"a\n\x17ListDeadLettersResponse\x12-\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x17.syllabus.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x14GetDeadLetterRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"E\n\x15GetDeadLetterResponse\x12,\n\x0b\x64\x65\x61\x64_letter\x18\x01 \x01(\x0b\x32\x17.syllabus.v1.DeadLetter\"\x81\x01\n\x16RetryDeadLetterRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\"\n\x04spec\x18\x02 \x01(\x0b\x32\x14.syllabus.v1.JobSpec\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\"8\n\x17RetryDeadLetterResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\"0\n\x17PurgeDeadLettersRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\"*\n\x18PurgeDeadLettersResponse\x12\x0e\n\x06purged\x18\x01 \x01(\x03\x32\x8f\t\n\x0c\x41\x64minService\x12\x7f\n\x0fListDeadLetters\x12#.syllabus.v1.ListDeadLettersRequest\x1a$.syllabus.v1.ListDeadLettersResponse\"!\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/admin/deadletters\x12\x82\x01\n\rGetDeadLetter\x12!.syllabus.v1.GetDeadLetterRequest\x1a\".syllabus.v1.GetDeadLetterResponse\"*\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02 \x12\x1e/v1/admin/deadletters/{job_id}\x12\x91\x01\n\x0fRetryDeadLetter\x12#.syllabus.v1.RetryDeadLetterRequest\x1a$.syllabus.v1.RetryDeadLetterResponse\"3\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02)\"$/v1/admin/deadletters/{job_id}:retry:\x01*\x12\x8b\x01\n\x10PurgeDeadLetters\x12$.syllabus.v1.PurgeDeadLettersRequest\x1a%.syllabus.v1.PurgeDeadLettersResponse\"*\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02 \"\x1b/v1/admin/deadletters:purge:\x01*\x12o\n\x0bListWorkers\x12\x1f.syllabus.v1.ListWorkersRequest\x1a .syllabus.v1.ListWorkersResponse\"\x1d\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/admin/workers\x12t\n\rGetQueueStats\x12!.syllabus.v1.GetQueueStatsRequest\x1a\".syllabus.v1.GetQueueStatsResponse\"\x1c\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/admin/queues\x12|\n\nPauseQueue\x12\x1e.syllabus.v1.PauseQueueRequest\x1a\x1f.syllabus.v1.PauseQueueResponse\"-\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02#\"\x1e/v1/admin/queues/{queue}:pause:\x01*\x12\x80\x01\n\x0bResumeQueue\x12\x1f.syllabus.v1.ResumeQueueRequest\x1a .syllabus.v1.ResumeQueueResponse\".\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02$\"\x1f/v1/admin/queues/{queue}:resume:\x01*\x12o\n\tPurgeJobs\x12\x1d.syllabus.v1.PurgeJobsRequest\x1a\x1e.syllabus.v1.PurgeJobsResponse\"#\x90\xb5\x18\x03\x82\xd3\xe4\x93\x02\x19\"\x14/v1/admin/jobs:purge:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -80,51 +80,51 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINSERVICE'].methods_by_name['PurgeJobs']._loaded_options = None
   _globals['_ADMINSERVICE'].methods_by_name['PurgeJobs']._serialized_options = b'\220\265\030\003\202\323\344\223\002\031\"\024/v1/admin/jobs:purge:\001*'
   _globals['_WORKER']._serialized_start=223
-  _globals['_WORKER']._serialized_end=462
-  _globals['_LISTWORKERSREQUEST']._serialized_start=464
-  _globals['_LISTWORKERSREQUEST']._serialized_end=508
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=510
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=569
-  _globals['_JOBCOUNTS']._serialized_start=572
-  _globals['_JOBCOUNTS']._serialized_end=792
-  _globals['_CONSUMERSTATS']._serialized_start=795
-  _globals['_CONSUMERSTATS']._serialized_end=924
-  _globals['_QUEUESTATS']._serialized_start=927
-  _globals['_QUEUESTATS']._serialized_end=1129
-  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1131
-  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1239
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1241
-  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1348
-  _globals['_PAUSEQUEUEREQUEST']._serialized_start=1350
-  _globals['_PAUSEQUEUEREQUEST']._serialized_end=1395
-  _globals['_PAUSEQUEUERESPONSE']._serialized_start=1397
-  _globals['_PAUSEQUEUERESPONSE']._serialized_end=1457
-  _globals['_RESUMEQUEUEREQUEST']._serialized_start=1459
-  _globals['_RESUMEQUEUEREQUEST']._serialized_end=1505
-  _globals['_RESUMEQUEUERESPONSE']._serialized_start=1507
-  _globals['_RESUMEQUEUERESPONSE']._serialized_end=1568
-  _globals['_PURGEJOBSREQUEST']._serialized_start=1571
-  _globals['_PURGEJOBSREQUEST']._serialized_end=1704
-  _globals['_PURGEJOBSRESPONSE']._serialized_start=1706
-  _globals['_PURGEJOBSRESPONSE']._serialized_end=1780
-  _globals['_DEADLETTER']._serialized_start=1783
-  _globals['_DEADLETTER']._serialized_end=1947
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1949
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2054
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2056
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2153
-  _globals['_GETDEADLETTERREQUEST']._serialized_start=2155
-  _globals['_GETDEADLETTERREQUEST']._serialized_end=2204
-  _globals['_GETDEADLETTERRESPONSE']._serialized_start=2206
-  _globals['_GETDEADLETTERRESPONSE']._serialized_end=2275
-  _globals['_RETRYDEADLETTERREQUEST']._serialized_start=2278
-  _globals['_RETRYDEADLETTERREQUEST']._serialized_end=2407
-  _globals['_RETRYDEADLETTERRESPONSE']._serialized_start=2409
-  _globals['_RETRYDEADLETTERRESPONSE']._serialized_end=2465
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=2467
-  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=2515
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=2517
-  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=2559
-  _globals['_ADMINSERVICE']._serialized_start=2562
-  _globals['_ADMINSERVICE']._serialized_end=3729
+  _globals['_WORKER']._serialized_end=483
+  _globals['_LISTWORKERSREQUEST']._serialized_start=485
+  _globals['_LISTWORKERSREQUEST']._serialized_end=529
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=531
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=590
+  _globals['_JOBCOUNTS']._serialized_start=593
+  _globals['_JOBCOUNTS']._serialized_end=813
+  _globals['_CONSUMERSTATS']._serialized_start=816
+  _globals['_CONSUMERSTATS']._serialized_end=945
+  _globals['_QUEUESTATS']._serialized_start=948
+  _globals['_QUEUESTATS']._serialized_end=1150
+  _globals['_GETQUEUESTATSREQUEST']._serialized_start=1152
+  _globals['_GETQUEUESTATSREQUEST']._serialized_end=1260
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_start=1262
+  _globals['_GETQUEUESTATSRESPONSE']._serialized_end=1369
+  _globals['_PAUSEQUEUEREQUEST']._serialized_start=1371
+  _globals['_PAUSEQUEUEREQUEST']._serialized_end=1416
+  _globals['_PAUSEQUEUERESPONSE']._serialized_start=1418
+  _globals['_PAUSEQUEUERESPONSE']._serialized_end=1478
+  _globals['_RESUMEQUEUEREQUEST']._serialized_start=1480
+  _globals['_RESUMEQUEUEREQUEST']._serialized_end=1526
+  _globals['_RESUMEQUEUERESPONSE']._serialized_start=1528
+  _globals['_RESUMEQUEUERESPONSE']._serialized_end=1589
+  _globals['_PURGEJOBSREQUEST']._serialized_start=1592
+  _globals['_PURGEJOBSREQUEST']._serialized_end=1725
+  _globals['_PURGEJOBSRESPONSE']._serialized_start=1727
+  _globals['_PURGEJOBSRESPONSE']._serialized_end=1801
+  _globals['_DEADLETTER']._serialized_start=1804
+  _globals['_DEADLETTER']._serialized_end=1968
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=1970
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=2075
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=2077
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=2174
+  _globals['_GETDEADLETTERREQUEST']._serialized_start=2176
+  _globals['_GETDEADLETTERREQUEST']._serialized_end=2225
+  _globals['_GETDEADLETTERRESPONSE']._serialized_start=2227
+  _globals['_GETDEADLETTERRESPONSE']._serialized_end=2296
+  _globals['_RETRYDEADLETTERREQUEST']._serialized_start=2299
+  _globals['_RETRYDEADLETTERREQUEST']._serialized_end=2428
+  _globals['_RETRYDEADLETTERRESPONSE']._serialized_start=2430
+  _globals['_RETRYDEADLETTERRESPONSE']._serialized_end=2486
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_start=2488
+  _globals['_PURGEDEADLETTERSREQUEST']._serialized_end=2536
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_start=2538
+  _globals['_PURGEDEADLETTERSRESPONSE']._serialized_end=2580
+  _globals['_ADMINSERVICE']._serialized_start=2583
+  _globals['_ADMINSERVICE']._serialized_end=3750
 # @@protoc_insertion_point(module_scope)

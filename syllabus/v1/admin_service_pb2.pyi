@@ -15,7 +15,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Worker(_message.Message):
-    __slots__ = ("worker_id", "queue", "host", "pid", "kinds", "concurrency", "job_ids", "version", "start_time", "heartbeat_time")
+    __slots__ = ("worker_id", "queue", "host", "pid", "kinds", "concurrency", "job_ids", "version", "start_time", "heartbeat_time", "metrics_url")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class Worker(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_TIME_FIELD_NUMBER: _ClassVar[int]
+    METRICS_URL_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     queue: str
     host: str
@@ -36,7 +37,8 @@ class Worker(_message.Message):
     version: str
     start_time: _timestamp_pb2.Timestamp
     heartbeat_time: _timestamp_pb2.Timestamp
-    def __init__(self, worker_id: _Optional[str] = ..., queue: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., concurrency: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    metrics_url: str
+    def __init__(self, worker_id: _Optional[str] = ..., queue: _Optional[str] = ..., host: _Optional[str] = ..., pid: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., concurrency: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metrics_url: _Optional[str] = ...) -> None: ...
 
 class ListWorkersRequest(_message.Message):
     __slots__ = ("queue",)

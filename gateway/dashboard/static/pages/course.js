@@ -83,7 +83,7 @@ export default async function coursePage(view, ctx) {
     replace(head,
       h('div', { class: 'actions' }, h('span', { id: 'course-state' }, badge(job.state)),
         h('progress', { max: 100, value: Math.round(Number(progress.percent || 0)), 'aria-label': 'Course progress' }),
-        h('span', { id: 'course-message' }, progress.message || ''),
+        h('span', { id: 'course-message' }, final ? '' : progress.message || ''),
         h('a', { href: `#/jobs/${encodeURIComponent(course.jobId)}` }, 'the course job')),
       steps(course, job),
       course.offlineDraft ? h('p', { class: 'notice' }, 'An offline draft: written without a model.') : null,

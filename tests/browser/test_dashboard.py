@@ -273,3 +273,34 @@ async def test_the_navigation_is_reached_and_followed_with_the_keyboard(dashboar
         await expect(page.get_by_role("link", name=target, exact=True)).to_have_attribute("aria-current", "page")
         await expect(page.locator("#view")).to_be_focused()
     assert tab.errors == []
+
+
+async def test_a_schedule_made_with_the_form_is_paused_resumed_run_and_deleted(
+    dashboard: Dashboard, browser: Browser
+) -> None:
+    tab = await new_tab(browser, dashboard.base)
+    page = tab.page
+    await tab.open("/schedules")
+    await page.get_by_label("Id").fill("from-the-page")
+    await page.get_by_label("Interval or cron").fill("2h")
+    await page.get_by_label("Description").fill("made in the dashboard")
+    await page.get_by_role("button", name="Create the schedule").click()
+    row = page.locator('tr[data-schedule="from-the-page"]')
+    await expect(row).to_contain_text("every 7200s")
+    await expect(row).to_contain_text("never")
+    await row.get_by_role("button", name="Pause schedule from-the-page").click()
+    await expect(row.locator(".badge.paused")).to_have_count(1)
+    await row.get_by_role("button", name="Resume schedule from-the-page").click()
+    await expect(row.locator(".badge.paused")).to_have_count(0)
+    await row.get_by_role("button", name="Run schedule from-the-page now").click()
+    # The run's job ends on its own; the row follows it.
+    await expect(row.get_by_role("link")).to_have_text("SUCCEEDED")
+    await tab.shot("schedules")
+    delete = row.get_by_role("button", name="Delete schedule from-the-page")
+    await delete.click()
+    await expect(delete).to_have_text("Press again to delete")
+    await delete.click()
+    await expect(row).to_have_count(0)
+    left = (await dashboard.call("GET", "/v1/schedules")).get("schedules", [])
+    assert "from-the-page" not in [schedule["id"] for schedule in left]
+    assert tab.errors == []

@@ -21,7 +21,7 @@ export function liveStatus() {
 export function follow(ctx, path, { onMessage, onConnect, resume = false, status, fallback }) {
   stream(path, { signal: ctx.signal, onMessage, onConnect, resume })
     .then((ended) => {
-      if (ended && status) status.ended('The stream has ended.');
+      if (ended && status) status.ended('Ended: nothing more will change.');
     })
     .catch((error) => {
       if (ctx.signal.aborted) return;

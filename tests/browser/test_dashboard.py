@@ -167,6 +167,27 @@ async def test_a_worker_process_appears_in_the_list_and_leaves_it_when_stopped(
     assert tab.errors == []
 
 
+async def test_a_worker_process_killed_outright_leaves_the_list_once_its_heartbeat_is_old(
+    dashboard: Dashboard, browser: Browser, tmp_path: Path
+) -> None:
+    tab = await new_tab(browser, dashboard.base)
+    page = tab.page
+    await tab.open("/workers")
+    worker = await dashboard.worker(tmp_path / "worker.log")
+    try:
+        row = page.locator(f'tr[data-pid="{worker.pid}"]')
+        await expect(row).to_be_visible()
+        worker.kill()
+        await worker.wait()
+        # Its entry stays until its time to live runs out (15 s); then the worker stream drops it.
+        await expect(row).to_have_count(0)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+    assert tab.errors == []
+
+
 async def test_a_queue_paused_from_the_overview_holds_its_jobs_until_resumed(
     dashboard: Dashboard, browser: Browser
 ) -> None:

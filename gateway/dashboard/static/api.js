@@ -136,7 +136,7 @@ export async function stream(path, { signal, onMessage, onConnect, resume = fals
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
     try {
-      for (;;) {
+      read: for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
         buffer += value.replace(/\r\n?/g, '\n');
@@ -149,7 +149,7 @@ export async function stream(path, { signal, onMessage, onConnect, resume = fals
           if (event.type === 'error') {
             const error = new ApiError(0, payload);
             if (payload.code !== 14) throw error; // UNAVAILABLE (a gateway stopping): connect again.
-            break;
+            break read;
           }
           if (event.id) lastId = event.id;
           onMessage(payload);

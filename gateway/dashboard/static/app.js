@@ -18,9 +18,8 @@ const view = document.getElementById('view');
 const state = { admin: false, ready: false, controller: null };
 
 function location() {
-  const hash = decodeURIComponent(window.location.hash.replace(/^#/, '')) || '/';
-  const [path, search = ''] = hash.split('?');
-  return { path, query: new URLSearchParams(search) };
+  const [path, search = ''] = (window.location.hash.replace(/^#/, '') || '/').split('?');
+  return { path: decodeURIComponent(path), query: new URLSearchParams(search) };
 }
 
 export function go(path) {

@@ -339,6 +339,9 @@ def _add_jobs(subparsers: argparse._SubParsersAction[Any], common: argparse.Argu
         help="created: newest first (default); ended: ended jobs only, most recently ended first",
     )
     parser.add_argument("--schedule", metavar="SCHEDULE_ID", default="", help="only jobs made by this schedule")
+    parser.add_argument("--task", metavar="NAME", default="", help="only task jobs of this task name")
+    parser.add_argument("--since", metavar="TIME", default="", help="only jobs created at or after TIME (ISO 8601)")
+    parser.add_argument("--until", metavar="TIME", default="", help="only jobs created before TIME (ISO 8601)")
     parser.add_argument("--json", action="store_true", help="print a JSON array of jobs (protojson)")
     parser.set_defaults(func=_command(_jobs))
     # Without an action it lists, as it always did.
@@ -350,7 +353,11 @@ async def _jobs(client: SyllabusClient, args: argparse.Namespace) -> int:
     states = jobargs.parse_states(args.state)
     labels = jobargs.parse_labels(args.label)
     limit = _limit(args.limit)
-    kind = jobargs.resolve_kind(args.kind) if args.kind else ""
+    if args.kind and args.task:
+        raise UsageError("give --kind or --task, not both")
+    kind = jobargs.resolve_kind(args.kind) if args.kind else args.task
+    since = jobargs.parse_time(args.since, "--since") if args.since else None
+    until = jobargs.parse_time(args.until, "--until") if args.until else None
     jobs: list[job_pb2.Job] = []
     token, total = "", 0
     while len(jobs) < limit:
@@ -362,6 +369,8 @@ async def _jobs(client: SyllabusClient, args: argparse.Namespace) -> int:
             page_token=token,
             order_by=JOB_ORDERS[args.order],
             schedule_id=args.schedule,
+            created_after=since,
+            created_before=until,
         )
         jobs += page.items
         token, total = page.next_page_token, page.total_size

@@ -1,12 +1,18 @@
 """AdminService: dead letters can be seen, retried (as they were or edited) and purged; the workers and queues
-can be seen, and queues paused (gateway.queues)."""
+can be seen (once, or followed live: gateway.adminwatch), and queues paused (gateway.queues); the jobs' activity
+over time (gateway.activity)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+from gateway.activity import activity
+from gateway.adminwatch import watch_queue_stats, watch_workers
 from gateway.auth import caller
 from gateway.queues import Queues, window_message, window_of
 from gateway.retention import purge_jobs
 from gateway.status import Context
+from gateway.watch import EventStreams
 from syllabus import lifecycle
 from syllabus.errors import Conflict, InvalidRequest, JobNotFound
 from syllabus.presence import LiveWorkers
@@ -24,6 +30,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         default_max_attempts: int,
         tasks: TaskRegistry | None = None,
         workers: LiveWorkers | None = None,
+        streams: EventStreams | None = None,
     ) -> None:
         self._queues = Queues(
             nc=runtime.nc,
@@ -33,6 +40,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             workers=workers or LiveWorkers(runtime.nc, runtime.topology),
         )
         self._runtime = runtime
+        self._streams = streams or EventStreams(runtime.nc, runtime.topology)
         self._store = runtime.store
         self._default_max_attempts = default_max_attempts
         self._dead_letters = runtime.dead_letters
@@ -98,6 +106,30 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
 
     async def ListWorkers(self, request: pb.ListWorkersRequest, context: Context) -> pb.ListWorkersResponse:
         return pb.ListWorkersResponse(workers=await self._queues.list_workers(request.queue))
+
+    async def WatchWorkers(
+        self, request: pb.WatchWorkersRequest, context: Context
+    ) -> AsyncIterator[pb.WatchWorkersResponse]:
+        async for workers in watch_workers(self._runtime.nc, self._runtime.topology, request.queue):
+            yield pb.WatchWorkersResponse(workers=workers)
+
+    async def WatchQueueStats(
+        self, request: pb.WatchQueueStatsRequest, context: Context
+    ) -> AsyncIterator[pb.WatchQueueStatsResponse]:
+        stream = watch_queue_stats(
+            self._queues,
+            self._streams,
+            self._runtime.nc,
+            self._runtime.topology,
+            caller.tenant(),
+            request.queue,
+            window_of(request),
+        )
+        async for response in stream:
+            yield response
+
+    async def GetActivity(self, request: pb.GetActivityRequest, context: Context) -> pb.GetActivityResponse:
+        return await activity(self._store, caller.tenant(), request)
 
     async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Context) -> pb.GetQueueStatsResponse:
         window = window_of(request)

@@ -16,7 +16,7 @@ from gateway.waiting import Waiting
 from gateway.watch import EventStreams
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
-from syllabus.errors import JobNotFound
+from syllabus.errors import InvalidRequest, JobNotFound
 from syllabus.events import event_for, event_msg_id
 from syllabus.intake import Intake
 from syllabus.metrics.requests import count_submitted
@@ -42,6 +42,16 @@ def call_timeout(context: Context, ceiling: float) -> float:
     if remaining is None:
         return ceiling
     return max(0.001, min(ceiling, remaining * 0.9 - 0.01))
+
+
+def _time_ns(request: job_service_pb2.ListJobsRequest, field: str) -> int:
+    """The bound in ns, 0 when unset; one at or before the Unix epoch is refused (0 means no bound)."""
+    if not request.HasField(field):
+        return 0
+    ns: int = getattr(request, field).ToNanoseconds()
+    if ns <= 0:
+        raise InvalidRequest(field, "must be after 1970-01-01T00:00:00Z")
+    return ns
 
 
 class JobService(job_service_pb2_grpc.JobServiceServicer):
@@ -113,6 +123,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self, request: job_service_pb2.ListJobsRequest, context: Context
     ) -> job_service_pb2.ListJobsResponse:
         labels = dict(label.split("=", 1) for label in request.labels)
+        after, before = _time_ns(request, "created_after"), _time_ns(request, "created_before")
+        if after and before and before <= after:
+            raise InvalidRequest("created_before", "must be later than created_after")
         page = await self._store.list_jobs(
             JobQuery(
                 tenant=caller.tenant(),
@@ -125,6 +138,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
                 schedule_id=request.schedule_id,
                 order=ORDERS[request.order_by],
                 with_total=True,
+                created_after_ns=after,
+                created_before_ns=before,
             )
         )
         jobs = list(page.jobs)

@@ -122,14 +122,21 @@ class Queues:
             raise InvalidRequest("queue", f"there is no queue {queue!r}; the queues are {', '.join(known)}")
 
     async def stats(
-        self, queue: str, window: float, *, check: bool = True, every_tenant: bool = False
+        self,
+        queue: str,
+        window: float,
+        *,
+        check: bool = True,
+        every_tenant: bool = False,
+        workers: LiveWorkers | None = None,
     ) -> list[pb.QueueStats]:
         """Every queue's stats, or only `queue`'s (refused, naming the field, if there is no such queue); the jobs
-        counted are the caller's tenant's, or `every_tenant`'s (the metrics)."""
+        counted are the caller's tenant's, or `every_tenant`'s (the metrics); the workers counted as `workers` (a
+        watch's own) sees them, else as the gateway's view does."""
         now = time.time_ns()
         pools, live, paused, counts = await asyncio.gather(
             self._pools(),
-            self._workers.workers(),
+            (workers or self._workers).workers(),
             self._paused.paused(),
             self._count_jobs(now - int(window * 1e9), every_tenant),
         )
@@ -213,7 +220,7 @@ class Queues:
         return stats
 
 
-def window_of(request: pb.GetQueueStatsRequest) -> float:
+def window_of(request: pb.GetQueueStatsRequest | pb.WatchQueueStatsRequest) -> float:
     return request.window.ToNanoseconds() / 1e9 if request.HasField("window") else DEFAULT_WINDOW
 
 

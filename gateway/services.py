@@ -116,6 +116,7 @@ def add_services(server: grpc.aio.Server, wiring: Wiring, job_service: type[JobS
             default_max_attempts=w.default_max_attempts,
             tasks=tasks,
             workers=workers,
+            streams=streams,
         ),
         registrar,
     )

@@ -20,6 +20,7 @@ from typing import Any, Generic, NamedTuple, Self, TypeVar
 
 import grpc
 from google.api import httpbody_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -235,9 +236,12 @@ class SyllabusClient:
         page_token: str = "",
         order_by: job_service_pb2.JobOrder = job_service_pb2.JOB_ORDER_CREATE_TIME_DESC,
         schedule_id: str = "",
+        created_after: Timestamp | None = None,
+        created_before: Timestamp | None = None,
     ) -> Page[job_pb2.Job]:
         """One page of jobs, newest first (or, with JOB_ORDER_END_TIME_DESC, the ended ones most recently ended
-        first); `labels` must all match. The page's total_size counts every match."""
+        first); `labels` must all match, and the creation time fall within [created_after, created_before). The
+        page's total_size counts every match. `kind` may also name a task."""
         request = job_service_pb2.ListJobsRequest(
             states=states,
             kind=kind,
@@ -247,6 +251,8 @@ class SyllabusClient:
             page_token=page_token,
             order_by=order_by,
             schedule_id=schedule_id,
+            created_after=created_after,
+            created_before=created_before,
         )
         response: job_service_pb2.ListJobsResponse = await self._unary(self._jobs.ListJobs, request)
         return Page(builtins.list(response.jobs), response.next_page_token, response.total_size)

@@ -184,17 +184,37 @@ class Presence:
 
 
 class LiveWorkers:
-    """The gateway's view of the workers' entries."""
+    """The gateway's view of the workers' entries.
 
-    def __init__(self, nc: Client, topology: Topology) -> None:
+    The bucket's max age removes an entry no longer written without a trace a watch would see (no delete marker),
+    so a worker killed outright is gone only by the clock: `expiry` says when the next entry counts as gone, and a
+    watcher wakes then."""
+
+    def __init__(
+        self, nc: Client, topology: Topology, on_change: Callable[[str, bytes | None], None] | None = None
+    ) -> None:
         self._nc = nc
         self._topology = topology
         # Key -> when this process last saw it written (monotonic clock), and what was written.
         self._seen: dict[str, tuple[float, bytes]] = {}
-        self._watch = BucketWatch(self._saw, lambda key: self._seen.pop(key, None))
+        # Told every entry written (key, value) and deleted (key, None) while watching.
+        self._on_change = on_change
+        self._watch = BucketWatch(self._saw, self._gone)
 
     def _saw(self, key: str, value: bytes) -> None:
         self._seen[key] = (time.monotonic(), value)
+        if self._on_change is not None:
+            self._on_change(key, value)
+
+    def _gone(self, key: str) -> None:
+        if self._seen.pop(key, None) is not None and self._on_change is not None:
+            self._on_change(key, None)
+
+    def expiry(self) -> float | None:
+        """When (monotonic clock) the first entry alive now counts as gone unless written again; None: none is."""
+        horizon = time.monotonic() - PRESENCE_TTL
+        alive = [seen for seen, _ in self._seen.values() if seen > horizon]
+        return min(alive) + PRESENCE_TTL if alive else None
 
     async def _bucket(self) -> KeyValue:
         return await workers_bucket(self._nc, self._topology)

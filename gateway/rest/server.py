@@ -32,6 +32,7 @@ from google.protobuf.descriptor_pool import Default as default_pool
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 
+from gateway.dashboard.assets import Dashboard
 from gateway.rest import (
     connections,
     docs,
@@ -174,6 +175,7 @@ class RestGateway:
         self.spec = openapi.build(self.routes, title=title, messages=messages)
         self._spec_body = protojson.dumps(self.spec)
         self._docs_body = docs.render(self.spec).encode()
+        self._dashboard = Dashboard()
         self._sequence = {r.grpc_path: streams.sequence_path(r.method.output_type) for r in self.routes}
         self._metrics = metrics
         self._measured = HttpInstruments()
@@ -266,6 +268,9 @@ class RestGateway:
             return web.Response(body=self._spec_body, content_type="application/json")
         if request.method == "GET" and path in ("/docs", "/docs/"):
             return web.Response(body=self._docs_body, content_type="text/html", charset="utf-8")
+        if request.method == "GET" and self._dashboard.serves(path):
+            page = self._dashboard.response(path)
+            return page if page is not None else errors.response(errors.routing_status(404))
         if self._closing:
             return errors.response(build_status(code_pb2.UNAVAILABLE, "the gateway is shutting down"))
         resolved = self.router.resolve(request.method, path)

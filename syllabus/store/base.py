@@ -48,6 +48,9 @@ class JobQuery:
     order: Literal["created", "ended"] = "created"
     # Also count every job matching the filters, over all pages (JobPage.total_size).
     with_total: bool = False
+    # Only jobs created at or after / before these times (ns); 0 means no bound.
+    created_after_ns: int = 0
+    created_before_ns: int = 0
 
 
 class JobPage(NamedTuple):
@@ -67,6 +70,37 @@ class JobCount(NamedTuple):
     jobs: int
     # The earliest create time among them, ns.
     oldest_create_ns: int
+
+
+@dataclass(frozen=True)
+class ActivityQuery:
+    """A tenant's jobs over [since_ns, until_ns) in buckets of bucket_ns (bucket i starts at since_ns + i *
+    bucket_ns), of one kind or task name if `kind` is set."""
+
+    tenant: str
+    since_ns: int
+    until_ns: int
+    bucket_ns: int
+    kind: str = ""
+    # Upper bounds (inclusive, ascending, ns) of the run-duration buckets; one more bucket holds longer runs.
+    duration_bounds_ns: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What ActivityQuery asks for, each figure keyed by bucket index (absent: none)."""
+
+    created: dict[int, int]
+    # Jobs whose first attempt started in the bucket.
+    started: dict[int, int]
+    # (bucket, ended state) -> jobs that ended in the bucket in that state.
+    ended: dict[tuple[int, int], int]
+    # Jobs that ended in the bucket without ever starting (canceled while they waited).
+    ended_unstarted: dict[int, int]
+    # Jobs created before since_ns and neither started nor ended then: waiting when the window begins.
+    waiting_at_start: int
+    # Duration bucket index -> jobs ended in the window whose run (end less first start) fell in it.
+    durations: dict[int, int]
 
 
 class CoursePage(NamedTuple):
@@ -101,6 +135,9 @@ class Store(Protocol):
     async def count_jobs(self, tenant: str, ended_since_ns: int) -> list[JobCount]:
         """The tenant's jobs counted in one grouped query: every job not ended, and the ended ones (SUCCEEDED,
         FAILED, CANCELED) whose end time is at or after `ended_since_ns`."""
+
+    async def activity(self, query: ActivityQuery) -> Activity:
+        """The tenant's jobs over time, each figure in one grouped query (the dashboard's charts)."""
 
     async def ended_jobs(self, tenant: str, ended_before_ns: int, limit: int) -> list[job_pb2.Job]:
         """The tenant's jobs that ended (SUCCEEDED, FAILED, CANCELED) before `ended_before_ns`, earliest ended

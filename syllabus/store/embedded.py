@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 from syllabus.errors import StoreUnavailable
 from syllabus.store import records
 from syllabus.store.base import (
+    Activity,
+    ActivityQuery,
     CourseChange,
     CoursePage,
     Inserted,
@@ -39,7 +41,7 @@ from syllabus.v1 import course_pb2, job_pb2
 T = TypeVar("T")
 M = TypeVar("M", course_pb2.Course, job_pb2.Schedule)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Host parameters per statement: SQLite's default limit is 32,766 (999 before 3.32); a batch reads in chunks.
 _MAX_PARAMS = 500
 # Other processes hold the write lock for one short transaction at a time (milliseconds); wait for them rather than
@@ -97,11 +99,14 @@ _ADDED_JOB_COLUMNS = {
     "create_ns": "INTEGER NOT NULL DEFAULT 0",
     "end_ns": "INTEGER",
     "schedule_id": "TEXT NOT NULL DEFAULT ''",
+    "start_ns": "INTEGER",
 }
 _ADDED_JOB_INDEXES = """
 CREATE INDEX IF NOT EXISTS jobs_tenant_end ON jobs (tenant, end_ns DESC, id DESC) WHERE end_ns IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_tenant_schedule ON jobs (tenant, schedule_id, id) WHERE schedule_id != '';
 CREATE INDEX IF NOT EXISTS jobs_tenant_state_create ON jobs (tenant, state, create_ns);
+CREATE INDEX IF NOT EXISTS jobs_tenant_create ON jobs (tenant, create_ns);
+CREATE INDEX IF NOT EXISTS jobs_tenant_start ON jobs (tenant, start_ns) WHERE start_ns IS NOT NULL;
 """
 _NOT_ENDED_STATES = tuple(
     sorted(int(state) for state in job_pb2.JobState.values() if state and state not in records.ENDED_STATES)
@@ -288,6 +293,9 @@ class EmbeddedStore:
     async def count_jobs(self, tenant: str, ended_since_ns: int) -> list[JobCount]:
         rows = await self._read(functools.partial(_count_jobs, tenant=tenant, ended_since_ns=ended_since_ns))
         return [JobCount(*row) for row in rows]
+
+    async def activity(self, query: ActivityQuery) -> Activity:
+        return await self._read(functools.partial(_activity, query=query))
 
     async def ended_jobs(self, tenant: str, ended_before_ns: int, limit: int) -> list[job_pb2.Job]:
         rows = await self._read(
@@ -524,9 +532,10 @@ def _add_job_columns(conn: sqlite3.Connection) -> None:
     filled = []
     for job_id, data in conn.execute("SELECT id, data FROM jobs"):
         row = records.job_columns(records.parse_job(data))
-        filled.append((row.task, row.priority, row.create_ns, row.end_ns, row.schedule_id, job_id))
+        filled.append((row.task, row.priority, row.create_ns, row.end_ns, row.schedule_id, row.start_ns, job_id))
     conn.executemany(
-        "UPDATE jobs SET task = ?, priority = ?, create_ns = ?, end_ns = ?, schedule_id = ? WHERE id = ?", filled
+        "UPDATE jobs SET task = ?, priority = ?, create_ns = ?, end_ns = ?, schedule_id = ?, start_ns = ? WHERE id = ?",
+        filled,
     )
 
 
@@ -551,7 +560,8 @@ def _insert_jobs(conn: sqlite3.Connection, rows: list[records.JobColumns]) -> li
         try:
             conn.execute(
                 "INSERT INTO jobs (id, tenant, state, kind, parent_id, idempotency_key, revision, data,"
-                " task, priority, create_ns, end_ns, schedule_id) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                " task, priority, create_ns, end_ns, schedule_id, start_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.id,
                     row.tenant,
@@ -565,6 +575,7 @@ def _insert_jobs(conn: sqlite3.Connection, rows: list[records.JobColumns]) -> li
                     row.create_ns,
                     row.end_ns,
                     row.schedule_id,
+                    row.start_ns,
                 ),
             )
         except sqlite3.IntegrityError:
@@ -609,6 +620,8 @@ def _write_job(conn: sqlite3.Connection, before: job_pb2.Job, after: job_pb2.Job
         columns |= {"kind": row.kind, "parent_id": row.parent_id}
     if row.end_ns != records.end_ns(before):
         columns["end_ns"] = row.end_ns
+    if row.start_ns != records.start_ns(before):
+        columns["start_ns"] = row.start_ns
     if row.priority != before.options.priority:
         columns["priority"] = row.priority
     sets = ", ".join(f"{name} = ?" for name in columns)
@@ -633,8 +646,8 @@ def _update_jobs(
         rows = conn.execute(f"SELECT id, data FROM jobs WHERE id IN ({', '.join('?' * len(part))})", part)
         found.update((row[0], row[1]) for row in rows)
     outcome: list[tuple[job_pb2.Job | None, bool]] = []
-    plain: list[tuple[int, bytes, str]] = []
-    ending: list[tuple[int, int | None, bytes, str]] = []
+    # The columns each update sets -> the values of the updates that set those: one executemany per set.
+    writes: dict[tuple[str, ...], list[tuple[object, ...]]] = {}
     for job_id, change in changes:
         data = found.get(job_id)
         if data is None:
@@ -652,13 +665,19 @@ def _update_jobs(
             or before.options.priority != after.options.priority
         ):
             _write_job(conn, before, after)
-        elif (end := records.end_ns(after)) != records.end_ns(before):
-            ending.append((int(after.state), end, records.serialize(after), job_id))
         else:
-            plain.append((int(after.state), records.serialize(after), job_id))
+            # Only the time columns that moved are named: SQLite rewrites every index on a column named in SET.
+            columns: tuple[str, ...] = ("state",)
+            values: tuple[object, ...] = (int(after.state),)
+            if (start := records.start_ns(after)) != records.start_ns(before):
+                columns, values = (*columns, "start_ns"), (*values, start)
+            if (end := records.end_ns(after)) != records.end_ns(before):
+                columns, values = (*columns, "end_ns"), (*values, end)
+            writes.setdefault(columns, []).append((*values, records.serialize(after), job_id))
         outcome.append((after, True))
-    conn.executemany("UPDATE jobs SET state = ?, data = ?, revision = revision + 1 WHERE id = ?", plain)
-    conn.executemany("UPDATE jobs SET state = ?, end_ns = ?, data = ?, revision = revision + 1 WHERE id = ?", ending)
+    for columns, values_list in writes.items():
+        sets = "".join(f"{name} = ?, " for name in columns)
+        conn.executemany(f"UPDATE jobs SET {sets}data = ?, revision = revision + 1 WHERE id = ?", values_list)
     return outcome
 
 
@@ -706,6 +725,10 @@ def _list_jobs(
     return rows, total
 
 
+# A kind, or a task name: task jobs are all of kind "task", told apart by their task's name.
+_KIND_CLAUSE = "(kind = ? OR (kind = 'task' AND task = ?))"
+
+
 def _job_filters(query: JobQuery) -> tuple[list[str], list[str | int]]:
     clauses = ["tenant = ?"]
     params: list[str | int] = [query.tenant]
@@ -719,8 +742,14 @@ def _job_filters(query: JobQuery) -> tuple[list[str], list[str | int]]:
         clauses.append(f"state IN ({', '.join('?' * len(query.states))})")
         params.extend(sorted(query.states))
     if query.kind:
-        clauses.append("kind = ?")
-        params.append(query.kind)
+        clauses.append(_KIND_CLAUSE)
+        params.extend((query.kind, query.kind))
+    if query.created_after_ns:
+        clauses.append("create_ns >= ?")
+        params.append(query.created_after_ns)
+    if query.created_before_ns:
+        clauses.append("create_ns < ?")
+        params.append(query.created_before_ns)
     if query.parent_id:
         clauses.append("parent_id = ?")
         params.append(query.parent_id)
@@ -743,6 +772,54 @@ def _count_jobs(
     )
     params = [tenant, *_NOT_ENDED_STATES, tenant, ended_since_ns]
     return [(row[0], row[1], row[2], row[3], row[4], row[5]) for row in conn.execute(sql, params)]
+
+
+def _activity(conn: sqlite3.Connection, query: ActivityQuery) -> Activity:
+    """Each figure one grouped statement on its own index: by create, start or end time within the window."""
+    where = "tenant = ?"
+    params: list[str | int] = [query.tenant]
+    if query.kind:
+        where += f" AND {_KIND_CLAUSE}"
+        params += [query.kind, query.kind]
+    since, until, width = query.since_ns, query.until_ns, query.bucket_ns
+
+    def grouped(column: str, *more: str) -> list[tuple[int, ...]]:
+        sql = (
+            f"SELECT ({column} - ?) / ?, {', '.join(more) or 'COUNT(*)'} FROM jobs"
+            f" WHERE {where} AND {column} >= ? AND {column} < ? GROUP BY 1{', 2' if more else ''}"
+        )
+        return [tuple(row) for row in conn.execute(sql, [since, width, *params, since, until])]
+
+    ended: dict[tuple[int, int], int] = {}
+    unstarted: dict[int, int] = {}
+    for bucket, state, jobs, never in grouped("end_ns", "state", "COUNT(*)", "SUM(start_ns IS NULL)"):
+        ended[(bucket, state)] = jobs
+        unstarted[bucket] = unstarted.get(bucket, 0) + never
+    # Waiting at `since`: never started nor ended (still waiting now), started since, or ended since unstarted.
+    waiting_sql = (
+        f"SELECT (SELECT COUNT(*) FROM jobs WHERE {where} AND state IN ({', '.join('?' * len(_WAITING))})"
+        " AND create_ns < ? AND start_ns IS NULL)"
+        f" + (SELECT COUNT(*) FROM jobs WHERE {where} AND start_ns >= ? AND create_ns < ?)"
+        f" + (SELECT COUNT(*) FROM jobs WHERE {where} AND end_ns >= ? AND start_ns IS NULL AND create_ns < ?)"
+    )
+    waiting_params = [*params, *_WAITING, since, *params, since, since, *params, since, since]
+    bounds = query.duration_bounds_ns
+    which = " ".join(f"WHEN end_ns - start_ns <= {int(bound)} THEN {i}" for i, bound in enumerate(bounds))
+    durations_sql = (
+        f"SELECT CASE {which} ELSE {len(bounds)} END, COUNT(*) FROM jobs"
+        f" WHERE {where} AND end_ns >= ? AND end_ns < ? AND start_ns IS NOT NULL GROUP BY 1"
+        if bounds
+        else f"SELECT 0, COUNT(*) FROM jobs WHERE {where} AND end_ns >= ? AND end_ns < ? AND start_ns IS NOT NULL"
+    )
+    durations = {row[0]: row[1] for row in conn.execute(durations_sql, [*params, since, until]) if row[1]}
+    return Activity(
+        created={row[0]: row[1] for row in grouped("create_ns")},
+        started={row[0]: row[1] for row in grouped("start_ns")},
+        ended=ended,
+        ended_unstarted={bucket: never for bucket, never in unstarted.items() if never},
+        waiting_at_start=int(conn.execute(waiting_sql, waiting_params).fetchone()[0]),
+        durations=durations,
+    )
 
 
 def _insert_record(conn: sqlite3.Connection, table: str, record_id: str, tenant: str, data: bytes) -> None:

@@ -20,6 +20,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from syllabus.store import records
 from syllabus.store.base import (
+    Activity,
+    ActivityQuery,
     CourseChange,
     CoursePage,
     Inserted,
@@ -56,6 +58,11 @@ _JOB_INDEXES = [
         partialFilterExpression={"end_ns": {"$gt": 0}},
     ),
     IndexModel([("tenant", 1), ("state", 1), ("create_ns", 1)], name="jobs_tenant_state_create"),
+    IndexModel([("tenant", 1), ("create_ns", 1)], name="jobs_tenant_create"),
+    # start_ns is null until the job's first attempt starts.
+    IndexModel(
+        [("tenant", 1), ("start_ns", 1)], name="jobs_tenant_start", partialFilterExpression={"start_ns": {"$gt": 0}}
+    ),
     IndexModel(
         [("tenant", 1), ("schedule_id", 1), ("_id", -1)],
         name="jobs_tenant_schedule",
@@ -65,6 +72,7 @@ _JOB_INDEXES = [
 _NOT_ENDED_STATES = sorted(
     int(state) for state in job_pb2.JobState.values() if state and state not in records.ENDED_STATES
 )
+_WAITING_STATES = [int(job_pb2.JOB_STATE_QUEUED), int(job_pb2.JOB_STATE_SCHEDULED)]
 # Documents written before a field was added get it filled in from their record on open, this many at a time.
 _FILL_BATCH = 500
 
@@ -88,6 +96,7 @@ def _job_fields(row: records.JobColumns) -> Document:
         "create_ns": row.create_ns,
         "end_ns": row.end_ns,
         "schedule_id": row.schedule_id,
+        "start_ns": row.start_ns,
     }
 
 
@@ -242,7 +251,12 @@ class MongoStore:
         if query.states:
             filter_["state"] = {"$in": sorted(query.states)}
         if query.kind:
-            filter_["kind"] = query.kind
+            filter_["$and"] = [_kind_filter(query.kind)]
+        if query.created_after_ns or query.created_before_ns:
+            filter_["create_ns"] = {
+                **({"$gte": query.created_after_ns} if query.created_after_ns else {}),
+                **({"$lt": query.created_before_ns} if query.created_before_ns else {}),
+            }
         if query.parent_id:
             filter_["parent_id"] = query.parent_id
         if query.labels:
@@ -264,6 +278,80 @@ class MongoStore:
             else:
                 token = records.encode_page_token(records.JOBS_TOKEN, last["_id"])
         return JobPage([records.parse_job(doc["data"]) for doc in docs[:limit]], token, total)
+
+    async def activity(self, query: ActivityQuery) -> Activity:
+        """Each figure one aggregation on its own index: by create, start or end time within the window."""
+        scope: Document = {"tenant": query.tenant}
+        if query.kind:
+            scope["$and"] = [_kind_filter(query.kind)]
+        since, until = query.since_ns, query.until_ns
+
+        def bucket_of(field: str) -> Document:
+            return {"$toLong": {"$floor": {"$divide": [{"$subtract": [f"${field}", since]}, query.bucket_ns]}}}
+
+        def within(field: str) -> Document:
+            return {**scope, field: {"$gte": max(1, since), "$lt": until}}
+
+        def counted(field: str) -> list[Document]:
+            return [{"$match": within(field)}, {"$group": {"_id": bucket_of(field), "n": {"$sum": 1}}}]
+
+        never_started = {"$cond": [{"$gt": ["$start_ns", 0]}, 0, 1]}
+        ended: list[Document] = [
+            {"$match": within("end_ns")},
+            {
+                "$group": {
+                    "_id": {"bucket": bucket_of("end_ns"), "state": "$state"},
+                    "n": {"$sum": 1},
+                    "never": {"$sum": never_started},
+                }
+            },
+        ]
+        # Waiting at `since`: never started nor ended (still waiting now), started since, or ended since unstarted.
+        waiting: list[Document] = [
+            {
+                "$match": {
+                    **scope,
+                    "create_ns": {"$lt": since},
+                    "$or": [
+                        {"state": {"$in": _WAITING_STATES}, "start_ns": None},
+                        {"start_ns": {"$gte": since}},
+                        {"end_ns": {"$gte": since}, "start_ns": None},
+                    ],
+                }
+            },
+            {"$count": "n"},
+        ]
+        branches = [{"case": {"$lte": ["$run", bound]}, "then": i} for i, bound in enumerate(query.duration_bounds_ns)]
+        durations: list[Document] = [
+            {"$match": {**within("end_ns"), "start_ns": {"$gt": 0}}},
+            {"$project": {"run": {"$subtract": ["$end_ns", "$start_ns"]}}},
+            {
+                "$group": {
+                    "_id": {"$switch": {"branches": branches, "default": len(branches)}} if branches else 0,
+                    "n": {"$sum": 1},
+                }
+            },
+        ]
+        pipelines: list[list[Document]] = [counted("create_ns"), counted("start_ns"), ended, waiting, durations]
+        created_docs, started_docs, ended_docs, waiting_docs, duration_docs = await asyncio.gather(
+            *(self._aggregate(pipeline) for pipeline in pipelines)
+        )
+        unstarted: dict[int, int] = {}
+        for doc in ended_docs:
+            bucket = int(doc["_id"]["bucket"])
+            unstarted[bucket] = unstarted.get(bucket, 0) + int(doc["never"])
+        return Activity(
+            created={int(doc["_id"]): int(doc["n"]) for doc in created_docs},
+            started={int(doc["_id"]): int(doc["n"]) for doc in started_docs},
+            ended={(int(doc["_id"]["bucket"]), int(doc["_id"]["state"])): int(doc["n"]) for doc in ended_docs},
+            ended_unstarted={bucket: never for bucket, never in unstarted.items() if never},
+            waiting_at_start=int(waiting_docs[0]["n"]) if waiting_docs else 0,
+            durations={int(doc["_id"]): int(doc["n"]) for doc in duration_docs},
+        )
+
+    async def _aggregate(self, pipeline: list[Document]) -> list[Document]:
+        cursor = await self._collection("jobs").aggregate(pipeline)
+        return [doc async for doc in cursor]
 
     async def ended_jobs(self, tenant: str, ended_before_ns: int, limit: int) -> list[job_pb2.Job]:
         filter_: Document = {
@@ -458,19 +546,25 @@ class MongoStore:
 
 
 async def _fill_added_fields(jobs: AsyncCollection[Document]) -> None:
-    """Documents stored before the count and order fields existed get them, from their records."""
+    """Documents stored before the count, order and activity fields existed get them, from their records."""
     while True:
-        cursor = jobs.find({"create_ns": {"$exists": False}}, projection={"data": 1}, limit=_FILL_BATCH)
+        cursor = jobs.find({"start_ns": {"$exists": False}}, projection={"data": 1}, limit=_FILL_BATCH)
         updates = []
         async for doc in cursor:
             row = records.job_columns(records.parse_job(doc["data"]))
             fields = {
-                name: _job_fields(row)[name] for name in ("task", "priority", "create_ns", "end_ns", "schedule_id")
+                name: _job_fields(row)[name]
+                for name in ("task", "priority", "create_ns", "end_ns", "schedule_id", "start_ns")
             }
             updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": fields}))
         if not updates:
             return
         await jobs.bulk_write(updates, ordered=False)
+
+
+def _kind_filter(kind: str) -> Document:
+    # A kind, or a task name: task jobs are all of kind "task", told apart by their task's name.
+    return {"$or": [{"kind": kind}, {"kind": "task", "task": kind}]}
 
 
 def _next_token(kind: str, docs: list[Document], limit: int) -> str:

@@ -47,6 +47,8 @@ class JobColumns(NamedTuple):
     # Set only once the job ended (SUCCEEDED, FAILED, CANCELED): it orders and windows the ended jobs.
     end_ns: int | None = None
     schedule_id: str = ""
+    # When its first attempt started; None until then (and again once a dead letter's retry clears it).
+    start_ns: int | None = None
 
 
 ENDED_STATES = frozenset({job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_FAILED, job_pb2.JOB_STATE_CANCELED})
@@ -56,6 +58,13 @@ def end_ns(job: job_pb2.Job) -> int | None:
     if job.state not in ENDED_STATES or not job.HasField("end_time"):
         return None
     ns: int = job.end_time.ToNanoseconds()
+    return ns
+
+
+def start_ns(job: job_pb2.Job) -> int | None:
+    if not job.HasField("start_time"):
+        return None
+    ns: int = job.start_time.ToNanoseconds()
     return ns
 
 
@@ -74,6 +83,7 @@ def job_columns(job: job_pb2.Job) -> JobColumns:
         create_ns=job.create_time.ToNanoseconds(),
         end_ns=end_ns(job),
         schedule_id=job.schedule_id,
+        start_ns=start_ns(job),
     )
 
 

@@ -60,10 +60,25 @@ class AdminServiceStub:
                 request_serializer=syllabus_dot_v1_dot_admin__service__pb2.ListWorkersRequest.SerializeToString,
                 response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.ListWorkersResponse.FromString,
                 _registered_method=True)
+        self.WatchWorkers = channel.unary_stream(
+                '/syllabus.v1.AdminService/WatchWorkers',
+                request_serializer=syllabus_dot_v1_dot_admin__service__pb2.WatchWorkersRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.WatchWorkersResponse.FromString,
+                _registered_method=True)
         self.GetQueueStats = channel.unary_unary(
                 '/syllabus.v1.AdminService/GetQueueStats',
                 request_serializer=syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsRequest.SerializeToString,
                 response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsResponse.FromString,
+                _registered_method=True)
+        self.WatchQueueStats = channel.unary_stream(
+                '/syllabus.v1.AdminService/WatchQueueStats',
+                request_serializer=syllabus_dot_v1_dot_admin__service__pb2.WatchQueueStatsRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.WatchQueueStatsResponse.FromString,
+                _registered_method=True)
+        self.GetActivity = channel.unary_unary(
+                '/syllabus.v1.AdminService/GetActivity',
+                request_serializer=syllabus_dot_v1_dot_admin__service__pb2.GetActivityRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_admin__service__pb2.GetActivityResponse.FromString,
                 _registered_method=True)
         self.PauseQueue = channel.unary_unary(
                 '/syllabus.v1.AdminService/PauseQueue',
@@ -120,8 +135,32 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchWorkers(self, request, context):
+        """The workers alive (as ListWorkers gives them) at once, then again whenever that changes: a worker starts,
+        stops, is gone (its registration expired) or holds other jobs. A few messages a second at most.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetQueueStats(self, request, context):
         """Per queue: its jobs counted by state, kind and priority, its JetStream consumers, workers and pause.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchQueueStats(self, request, context):
+        """GetQueueStats at once, then again after the caller's jobs move or a queue is paused, resumed or gains or
+        loses a worker; at most one message a second, none while nothing changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActivity(self, request, context):
+        """The caller's jobs over time: per time bucket how many were created, started and ended, and how many
+        waited; and how long the jobs that ended in the window ran.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -176,10 +215,25 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.ListWorkersRequest.FromString,
                     response_serializer=syllabus_dot_v1_dot_admin__service__pb2.ListWorkersResponse.SerializeToString,
             ),
+            'WatchWorkers': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchWorkers,
+                    request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.WatchWorkersRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_admin__service__pb2.WatchWorkersResponse.SerializeToString,
+            ),
             'GetQueueStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQueueStats,
                     request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsRequest.FromString,
                     response_serializer=syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsResponse.SerializeToString,
+            ),
+            'WatchQueueStats': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchQueueStats,
+                    request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.WatchQueueStatsRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_admin__service__pb2.WatchQueueStatsResponse.SerializeToString,
+            ),
+            'GetActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActivity,
+                    request_deserializer=syllabus_dot_v1_dot_admin__service__pb2.GetActivityRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_admin__service__pb2.GetActivityResponse.SerializeToString,
             ),
             'PauseQueue': grpc.unary_unary_rpc_method_handler(
                     servicer.PauseQueue,
@@ -344,6 +398,33 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
+    def WatchWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/syllabus.v1.AdminService/WatchWorkers',
+            syllabus_dot_v1_dot_admin__service__pb2.WatchWorkersRequest.SerializeToString,
+            syllabus_dot_v1_dot_admin__service__pb2.WatchWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetQueueStats(request,
             target,
             options=(),
@@ -360,6 +441,60 @@ class AdminService:
             '/syllabus.v1.AdminService/GetQueueStats',
             syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsRequest.SerializeToString,
             syllabus_dot_v1_dot_admin__service__pb2.GetQueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchQueueStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/syllabus.v1.AdminService/WatchQueueStats',
+            syllabus_dot_v1_dot_admin__service__pb2.WatchQueueStatsRequest.SerializeToString,
+            syllabus_dot_v1_dot_admin__service__pb2.WatchQueueStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.AdminService/GetActivity',
+            syllabus_dot_v1_dot_admin__service__pb2.GetActivityRequest.SerializeToString,
+            syllabus_dot_v1_dot_admin__service__pb2.GetActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,11 +25,12 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from syllabus.v1 import job_pb2 as syllabus_dot_v1_dot_job__pb2
 from syllabus.v1 import options_pb2 as syllabus_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsyllabus/v1/job_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"h\n\x10SubmitJobRequest\x12*\n\x04spec\x18\x01 \x01(\x0b\x32\x14.syllabus.v1.JobSpecB\x06\xbaH\x03\xc8\x01\x01\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\"C\n\x11SubmitJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"Q\n\x11SubmitJobsRequest\x12<\n\x08requests\x18\x01 \x03(\x0b\x32\x1d.syllabus.v1.SubmitJobRequestB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xe8\x07\"E\n\x12SubmitJobsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.syllabus.v1.SubmitJobResponse\"*\n\rGetJobRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"/\n\x0eGetJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\"\xbe\x02\n\x0fListJobsRequest\x12\x34\n\x06states\x18\x01 \x03(\x0e\x32\x15.syllabus.v1.JobStateB\r\xbaH\n\x92\x01\x07\"\x05\x82\x01\x02\x10\x01\x12\x15\n\x04kind\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x37\n\x06labels\x18\x03 \x03(\tB\'\xbaH$\x92\x01!\x10\x10\"\x1dr\x1b\x32\x19^[a-z0-9][a-z0-9_.-]*=.*$\x12\x1a\n\tparent_id\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1a\n\tpage_size\x18\x05 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12\x31\n\x08order_by\x18\x07 \x01(\x0e\x32\x15.syllabus.v1.JobOrderB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1c\n\x0bschedule_id\x18\x08 \x01(\tB\x07\xbaH\x04r\x02\x18@\"_\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.syllabus.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\"G\n\x10\x43\x61ncelJobRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xf4\x03\"2\n\x11\x43\x61ncelJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\"D\n\x0fWatchJobRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"8\n\x10WatchJobResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.JobEvent\"|\n\x15GetJobArtifactRequest\x12+\n\x06job_id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$\x12\x36\n\x04name\x18\x02 \x01(\tB(\xbaH%r#\x10\x01\x18\x80\x01\x32\x1c^[A-Za-z0-9][A-Za-z0-9_.-]*$\")\n\x10WatchJobsRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\"9\n\x11WatchJobsResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.JobEvent*b\n\x08JobOrder\x12\x19\n\x15JOB_ORDER_UNSPECIFIED\x10\x00\x12\x1e\n\x1aJOB_ORDER_CREATE_TIME_DESC\x10\x01\x12\x1b\n\x17JOB_ORDER_END_TIME_DESC\x10\x02\x32\xf1\x06\n\nJobService\x12\x63\n\tSubmitJob\x12\x1d.syllabus.v1.SubmitJobRequest\x1a\x1e.syllabus.v1.SubmitJobResponse\"\x17\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\r\"\x08/v1/jobs:\x01*\x12r\n\nSubmitJobs\x12\x1e.syllabus.v1.SubmitJobsRequest\x1a\x1f.syllabus.v1.SubmitJobsResponse\"#\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x19\"\x14/v1/jobs:batchSubmit:\x01*\x12`\n\x06GetJob\x12\x1a.syllabus.v1.GetJobRequest\x1a\x1b.syllabus.v1.GetJobResponse\"\x1d\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12]\n\x08ListJobs\x12\x1c.syllabus.v1.ListJobsRequest\x1a\x1d.syllabus.v1.ListJobsResponse\"\x14\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12s\n\tCancelJob\x12\x1d.syllabus.v1.CancelJobRequest\x1a\x1e.syllabus.v1.CancelJobResponse\"\'\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/jobs/{job_id}:cancel:\x01*\x12n\n\x08WatchJob\x12\x1c.syllabus.v1.WatchJobRequest\x1a\x1d.syllabus.v1.WatchJobResponse\"#\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12z\n\x0eGetJobArtifact\x12\".syllabus.v1.GetJobArtifactRequest\x1a\x14.google.api.HttpBody\".\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02$\x12\"/v1/jobs/{job_id}/artifacts/{name}\x12h\n\tWatchJobs\x12\x1d.syllabus.v1.WatchJobsRequest\x1a\x1e.syllabus.v1.WatchJobsResponse\"\x1a\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/jobs:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsyllabus/v1/job_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"h\n\x10SubmitJobRequest\x12*\n\x04spec\x18\x01 \x01(\x0b\x32\x14.syllabus.v1.JobSpecB\x06\xbaH\x03\xc8\x01\x01\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\"C\n\x11SubmitJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"Q\n\x11SubmitJobsRequest\x12<\n\x08requests\x18\x01 \x03(\x0b\x32\x1d.syllabus.v1.SubmitJobRequestB\x0b\xbaH\x08\x92\x01\x05\x08\x01\x10\xe8\x07\"E\n\x12SubmitJobsResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.syllabus.v1.SubmitJobResponse\"*\n\rGetJobRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"/\n\x0eGetJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\"\xa5\x03\n\x0fListJobsRequest\x12\x34\n\x06states\x18\x01 \x03(\x0e\x32\x15.syllabus.v1.JobStateB\r\xbaH\n\x92\x01\x07\"\x05\x82\x01\x02\x10\x01\x12\x15\n\x04kind\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x37\n\x06labels\x18\x03 \x03(\tB\'\xbaH$\x92\x01!\x10\x10\"\x1dr\x1b\x32\x19^[a-z0-9][a-z0-9_.-]*=.*$\x12\x1a\n\tparent_id\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1a\n\tpage_size\x18\x05 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12\x31\n\x08order_by\x18\x07 \x01(\x0e\x32\x15.syllabus.v1.JobOrderB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1c\n\x0bschedule_id\x18\x08 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x31\n\rcreated_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.syllabus.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\"G\n\x10\x43\x61ncelJobRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x18\n\x06reason\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\xf4\x03\"2\n\x11\x43\x61ncelJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.syllabus.v1.Job\"D\n\x0fWatchJobRequest\x12\x19\n\x06job_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"8\n\x10WatchJobResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.JobEvent\"|\n\x15GetJobArtifactRequest\x12+\n\x06job_id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x10\x01\x18@2\x10^[A-Za-z0-9_-]+$\x12\x36\n\x04name\x18\x02 \x01(\tB(\xbaH%r#\x10\x01\x18\x80\x01\x32\x1c^[A-Za-z0-9][A-Za-z0-9_.-]*$\")\n\x10WatchJobsRequest\x12\x15\n\x04kind\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18@\"9\n\x11WatchJobsResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.syllabus.v1.JobEvent*b\n\x08JobOrder\x12\x19\n\x15JOB_ORDER_UNSPECIFIED\x10\x00\x12\x1e\n\x1aJOB_ORDER_CREATE_TIME_DESC\x10\x01\x12\x1b\n\x17JOB_ORDER_END_TIME_DESC\x10\x02\x32\xf1\x06\n\nJobService\x12\x63\n\tSubmitJob\x12\x1d.syllabus.v1.SubmitJobRequest\x1a\x1e.syllabus.v1.SubmitJobResponse\"\x17\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\r\"\x08/v1/jobs:\x01*\x12r\n\nSubmitJobs\x12\x1e.syllabus.v1.SubmitJobsRequest\x1a\x1f.syllabus.v1.SubmitJobsResponse\"#\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x19\"\x14/v1/jobs:batchSubmit:\x01*\x12`\n\x06GetJob\x12\x1a.syllabus.v1.GetJobRequest\x1a\x1b.syllabus.v1.GetJobResponse\"\x1d\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x12]\n\x08ListJobs\x12\x1c.syllabus.v1.ListJobsRequest\x1a\x1d.syllabus.v1.ListJobsResponse\"\x14\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\n\x12\x08/v1/jobs\x12s\n\tCancelJob\x12\x1d.syllabus.v1.CancelJobRequest\x1a\x1e.syllabus.v1.CancelJobResponse\"\'\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x1d\"\x18/v1/jobs/{job_id}:cancel:\x01*\x12n\n\x08WatchJob\x12\x1c.syllabus.v1.WatchJobRequest\x1a\x1d.syllabus.v1.WatchJobResponse\"#\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/jobs/{job_id}:watch0\x01\x12z\n\x0eGetJobArtifact\x12\".syllabus.v1.GetJobArtifactRequest\x1a\x14.google.api.HttpBody\".\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02$\x12\"/v1/jobs/{job_id}/artifacts/{name}\x12h\n\tWatchJobs\x12\x1d.syllabus.v1.WatchJobsRequest\x1a\x1e.syllabus.v1.WatchJobsResponse\"\x1a\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/jobs:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -86,38 +87,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSERVICE'].methods_by_name['GetJobArtifact']._serialized_options = b'\220\265\030\001\202\323\344\223\002$\022\"/v1/jobs/{job_id}/artifacts/{name}'
   _globals['_JOBSERVICE'].methods_by_name['WatchJobs']._loaded_options = None
   _globals['_JOBSERVICE'].methods_by_name['WatchJobs']._serialized_options = b'\220\265\030\001\202\323\344\223\002\020\022\016/v1/jobs:watch'
-  _globals['_JOBORDER']._serialized_start=1503
-  _globals['_JOBORDER']._serialized_end=1601
-  _globals['_SUBMITJOBREQUEST']._serialized_start=182
-  _globals['_SUBMITJOBREQUEST']._serialized_end=286
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=288
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=355
-  _globals['_SUBMITJOBSREQUEST']._serialized_start=357
-  _globals['_SUBMITJOBSREQUEST']._serialized_end=438
-  _globals['_SUBMITJOBSRESPONSE']._serialized_start=440
-  _globals['_SUBMITJOBSRESPONSE']._serialized_end=509
-  _globals['_GETJOBREQUEST']._serialized_start=511
-  _globals['_GETJOBREQUEST']._serialized_end=553
-  _globals['_GETJOBRESPONSE']._serialized_start=555
-  _globals['_GETJOBRESPONSE']._serialized_end=602
-  _globals['_LISTJOBSREQUEST']._serialized_start=605
-  _globals['_LISTJOBSREQUEST']._serialized_end=923
-  _globals['_LISTJOBSRESPONSE']._serialized_start=925
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1020
-  _globals['_CANCELJOBREQUEST']._serialized_start=1022
-  _globals['_CANCELJOBREQUEST']._serialized_end=1093
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1095
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1145
-  _globals['_WATCHJOBREQUEST']._serialized_start=1147
-  _globals['_WATCHJOBREQUEST']._serialized_end=1215
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1217
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1273
-  _globals['_GETJOBARTIFACTREQUEST']._serialized_start=1275
-  _globals['_GETJOBARTIFACTREQUEST']._serialized_end=1399
-  _globals['_WATCHJOBSREQUEST']._serialized_start=1401
-  _globals['_WATCHJOBSREQUEST']._serialized_end=1442
-  _globals['_WATCHJOBSRESPONSE']._serialized_start=1444
-  _globals['_WATCHJOBSRESPONSE']._serialized_end=1501
-  _globals['_JOBSERVICE']._serialized_start=1604
-  _globals['_JOBSERVICE']._serialized_end=2485
+  _globals['_JOBORDER']._serialized_start=1639
+  _globals['_JOBORDER']._serialized_end=1737
+  _globals['_SUBMITJOBREQUEST']._serialized_start=215
+  _globals['_SUBMITJOBREQUEST']._serialized_end=319
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=321
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=388
+  _globals['_SUBMITJOBSREQUEST']._serialized_start=390
+  _globals['_SUBMITJOBSREQUEST']._serialized_end=471
+  _globals['_SUBMITJOBSRESPONSE']._serialized_start=473
+  _globals['_SUBMITJOBSRESPONSE']._serialized_end=542
+  _globals['_GETJOBREQUEST']._serialized_start=544
+  _globals['_GETJOBREQUEST']._serialized_end=586
+  _globals['_GETJOBRESPONSE']._serialized_start=588
+  _globals['_GETJOBRESPONSE']._serialized_end=635
+  _globals['_LISTJOBSREQUEST']._serialized_start=638
+  _globals['_LISTJOBSREQUEST']._serialized_end=1059
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1061
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1156
+  _globals['_CANCELJOBREQUEST']._serialized_start=1158
+  _globals['_CANCELJOBREQUEST']._serialized_end=1229
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1231
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1281
+  _globals['_WATCHJOBREQUEST']._serialized_start=1283
+  _globals['_WATCHJOBREQUEST']._serialized_end=1351
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1353
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1409
+  _globals['_GETJOBARTIFACTREQUEST']._serialized_start=1411
+  _globals['_GETJOBARTIFACTREQUEST']._serialized_end=1535
+  _globals['_WATCHJOBSREQUEST']._serialized_start=1537
+  _globals['_WATCHJOBSREQUEST']._serialized_end=1578
+  _globals['_WATCHJOBSRESPONSE']._serialized_start=1580
+  _globals['_WATCHJOBSRESPONSE']._serialized_end=1637
+  _globals['_JOBSERVICE']._serialized_start=1740
+  _globals['_JOBSERVICE']._serialized_end=2621
 # @@protoc_insertion_point(module_scope)

@@ -1,9 +1,11 @@
-"""`syllabus stats|workers|queues` and `syllabus jobs --order ended` against the in-process pipeline."""
+"""`syllabus stats|workers|queues`, and `syllabus jobs` by end time and by creation time, against the in-process
+pipeline."""
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, timedelta
 
 from syllabus.v1 import job_pb2
 from tests.conditions import eventually
@@ -78,3 +80,18 @@ async def test_jobs_ordered_by_end_show_the_total(
     lines = listed.out.strip().splitlines()
     assert [line.split()[0] for line in lines[1:]] == ended[::-1][:2]
     assert listed.err == "2 of 3 job(s)\n"
+
+
+async def test_jobs_since_and_until_keep_the_jobs_created_in_between(pipeline: Pipeline, syllabus: Syllabus) -> None:
+    job = await pipeline.submit("ok")
+    created = job.create_time.ToDatetime(tzinfo=UTC)
+    since, until = (created + timedelta(seconds=offset) for offset in (-1, 1))
+    listed = await syllabus("jobs", "--since", since.isoformat(), "--until", until.isoformat(), "--json")
+    assert listed.code == 0 and [j["id"] for j in json.loads(listed.out)] == [job.id], listed
+    later = await syllabus("jobs", "--since", until.isoformat())
+    assert later.code == 0 and later.out.strip() == "no jobs", later
+    assert (await syllabus("jobs", "--task", "math.add")).out.strip() == "no jobs"
+    both = await syllabus("jobs", "--kind", "summarize", "--task", "math.add")
+    assert both.code != 0 and "give --kind or --task, not both" in both.err, both
+    bad = await syllabus("jobs", "--since", "yesterday")
+    assert bad.code != 0 and "--since 'yesterday' is not an ISO 8601 time" in bad.err, bad

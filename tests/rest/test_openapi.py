@@ -50,7 +50,18 @@ async def test_openapi_document_is_valid_and_describes_every_route(rest: Rest) -
     assert "JOB_STATE_SUCCEEDED" in schemas["syllabus.v1.JobState"]["enum"]
     assert set(schemas["google.rpc.Status"]["properties"]) == {"code", "message", "details"}
     listing = {p["name"]: p for p in spec["paths"]["/v1/jobs"]["get"]["parameters"]}
-    assert set(listing) == {"states", "kind", "labels", "parentId", "pageSize", "pageToken", "orderBy", "scheduleId"}
+    assert set(listing) == {
+        "states",
+        "kind",
+        "labels",
+        "parentId",
+        "pageSize",
+        "pageToken",
+        "orderBy",
+        "scheduleId",
+        "createdAfter",
+        "createdBefore",
+    }
     assert listing["states"]["schema"]["items"] == {"$ref": "#/components/schemas/syllabus.v1.JobState"}
     assert listing["states"]["explode"] is True
     cancel = spec["paths"]["/v1/jobs/{job_id}:cancel"]["post"]
@@ -139,11 +150,16 @@ async def test_schemathesis_finds_no_server_error(rest: Rest, tmp_path: Path) ->
         "--no-shrink",
         "--suppress-health-check",
         "all",
-        # The watches stream until a job ends (WatchJobs never ends): test_streams covers them.
+        # The watches stream until a job ends (WatchJobs never ends): test_streams covers them, and
+        # test_admin_watch the admin ones.
         "--exclude-operation-id",
         "JobService_WatchJobs",
         "--exclude-operation-id",
         "JobService_WatchJob",
+        "--exclude-operation-id",
+        "AdminService_WatchWorkers",
+        "--exclude-operation-id",
+        "AdminService_WatchQueueStats",
         "--request-timeout",
         "20",
         cwd=tmp_path,

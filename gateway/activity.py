@@ -77,7 +77,9 @@ def _buckets(found: Activity, since: int, width: int, count: int) -> list[pb.Act
 
 def _durations(found: Activity, bounds: int) -> list[pb.DurationBucket]:
     return [
-        pb.DurationBucket(le_seconds=DURATION_BOUNDS[i] if i < bounds else 0, count=found.durations.get(i, 0))
+        pb.DurationBucket(le_seconds=DURATION_BOUNDS[i], count=found.durations.get(i, 0))
+        if i < bounds
+        else pb.DurationBucket(count=found.durations.get(i, 0))
         for i in range(bounds + 1)
     ]
 
@@ -92,7 +94,7 @@ def _percentile(counts: Sequence[pb.DurationBucket], quantile: float) -> float |
     below = 0
     lower = 0.0
     for bucket in counts:
-        if bucket.le_seconds == 0:
+        if not bucket.HasField("le_seconds"):
             return lower
         if bucket.count and below + bucket.count >= target:
             return float(lower + (bucket.le_seconds - lower) * (target - below) / bucket.count)

@@ -39,12 +39,14 @@ function activityCharts(activity) {
   const buckets = activity.buckets || [];
   const labels = buckets.map((bucket) => clock(bucket.startTime));
   const series = (key) => buckets.map((bucket) => count(bucket[key]));
-  // Fixed bounds (the last one open-ended, le 0): shown up to the longest run there is.
+  // Fixed bounds (the last one open-ended, without leSeconds): shown up to the longest run there is.
   const durations = activity.durations || [];
   let shown = durations.length;
   while (shown > 1 && !count(durations[shown - 1].count)) shown -= 1;
   const bars = durations.slice(0, Math.max(shown, Math.min(durations.length, 6))).map((bucket, index, all) => ({
-    label: bucket.leSeconds ? `≤${span(Number(bucket.leSeconds))}` : `>${span(Number(all[index - 1]?.leSeconds || 0))}`,
+    label: Number.isFinite(Number(bucket.leSeconds))
+      ? `≤${span(Number(bucket.leSeconds))}`
+      : `>${span(Number(all[index - 1]?.leSeconds || 0))}`,
     value: count(bucket.count),
   }));
   const quantiles = ['p50', 'p95', 'p99'].filter((key) => activity[key] !== undefined)

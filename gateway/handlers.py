@@ -30,6 +30,7 @@ from gateway.auth import caller
 from gateway.auth.access import required_scope
 from gateway.auth.gate import Gate, Refused
 from gateway.status import abort, bad_request, build_status, status_for, violations_of
+from syllabus.tracing.rpc import traced
 
 log = logging.getLogger(__name__)
 Behavior = Callable[..., Any]
@@ -194,7 +195,7 @@ def checked(handler: grpc.RpcMethodHandler, method: str, gate: Gate | None = Non
         behavior = _unary_request(handler.unary_stream, method, gate, scope)
         return grpc.unary_stream_rpc_method_handler(behavior, decode, serialize)
     return grpc.unary_unary_rpc_method_handler(
-        _unary_request(handler.unary_unary, method, gate, scope), decode, serialize
+        _unary_request(traced(handler.unary_unary, method), method, gate, scope), decode, serialize
     )
 
 

@@ -21,7 +21,7 @@ def parent_id(span: ReadableSpan) -> int:
 
 def span_id(span: ReadableSpan) -> int:
     assert span.context is not None
-    return span.context.span_id
+    return int(span.context.span_id)
 
 
 async def test_a_course_is_one_trace_from_the_call_to_its_render(stack: CourseStack, spans: Spans) -> None:

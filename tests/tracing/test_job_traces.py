@@ -32,7 +32,7 @@ async def attempts_ended(spans: Spans, count: int) -> list[ReadableSpan]:
         return len(spans.named(ATTEMPT)) >= count
 
     await eventually(ended, timeout=30, every=0.05)
-    return sorted(spans.named(ATTEMPT), key=lambda span: span.attributes["syllabus.job.attempt"])  # type: ignore[index]
+    return sorted(spans.named(ATTEMPT), key=lambda span: str((span.attributes or {})["syllabus.job.attempt"]))
 
 
 def assert_child(span: ReadableSpan, parent_span_id: int) -> None:

@@ -31,7 +31,8 @@ async def test_a_course_is_one_trace_from_the_call_to_its_render(stack: CourseSt
     assert events[-1].type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED, events[-1]
 
     async def rendered() -> bool:
-        return bool(spans.named("render_document attempt"))
+        children = [spans.named(f"generate_{part} attempt") for part in ("lesson", "quiz")]
+        return bool(spans.named("render_document attempt")) and all(len(ended) == MODULES for ended in children)
 
     await eventually(rendered)
     (call,) = spans.named("syllabus.v1.CourseService/CreateCourse")

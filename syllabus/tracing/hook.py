@@ -22,12 +22,14 @@ _FAILED = frozenset({"retrying", "dead_lettered"})
 # Spans of attempts whose outcome this worker never stored (it lost the job's lease to another attempt) are
 # ended as "lost" once this many attempts are open, oldest first, so they cannot pile up.
 MAX_OPEN = 10_000
+# An attempt: its job's id and lease (the fencing token its claim took, kept by the outcome it stores).
+_Key = tuple[str, int]
 
 
 class TracingHook(WorkerHook):
     def __init__(self) -> None:
-        # Per job in hand: its attempt's span, and the task running its handler (whose exception is recorded).
-        self._open: dict[str, tuple[Span, asyncio.Task[object] | None]] = {}
+        # Per attempt in hand: its span, and the task running its handler (whose exception is recorded).
+        self._open: dict[_Key, tuple[Span, asyncio.Task[object] | None]] = {}
 
     async def before_attempt(self, ctx: JobContext) -> None:
         job = ctx.job
@@ -46,15 +48,12 @@ class TracingHook(WorkerHook):
         # before_attempt runs in the handler's own task: the span is current there and in what it starts, and
         # nowhere else (the task's context is its own, so nothing needs detaching).
         context.attach(trace.set_span_in_context(span))
-        stale = self._open.pop(job.id, None)
-        if stale is not None:
-            _end(stale[0], "lost")
-        elif len(self._open) >= MAX_OPEN:
+        if len(self._open) >= MAX_OPEN:
             _end(self._open.pop(next(iter(self._open)))[0], "lost")
-        self._open[job.id] = (span, asyncio.current_task())
+        self._open[(job.id, job.lease)] = (span, asyncio.current_task())
 
     async def after_attempt(self, job: job_pb2.Job, outcome: str) -> None:
-        opened = self._open.pop(job.id, None)
+        opened = self._open.pop((job.id, job.lease), None)
         if opened is None:
             return
         span, task = opened

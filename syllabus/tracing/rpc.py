@@ -9,6 +9,7 @@ span as long as a watch tells nothing.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +25,9 @@ _CONTEXT_KEYS = frozenset(_propagator.fields)
 
 
 def traced(behavior: Behavior, method: str) -> Behavior:
-    """`behavior` of the unary-unary `method` ("/syllabus.v1.JobService/SubmitJob") in a span of its own."""
-    if not method.startswith("/syllabus."):
+    """`behavior` of the unary-unary `method` ("/syllabus.v1.JobService/SubmitJob") in a span of its own. A plain
+    function (the UNIMPLEMENTED stub of a method a servicer leaves out) keeps its kind: grpc runs it on a thread."""
+    if not method.startswith("/syllabus.") or not inspect.iscoroutinefunction(behavior):
         return behavior
     name = method[1:]
     service, _, rpc = name.partition("/")

@@ -32,6 +32,7 @@ from gateway.auth.access import required_scope
 from gateway.auth.gate import Gate, Refused
 from gateway.status import abort, bad_request, build_status, status_for, violations_of
 from syllabus.metrics.requests import measured
+from syllabus.tracing.rpc import traced
 
 log = logging.getLogger(__name__)
 Behavior = Callable[..., Any]
@@ -195,7 +196,7 @@ def checked(handler: grpc.RpcMethodHandler, method: str, gate: Gate | None = Non
     if handler.response_streaming:
         behavior = measured(_unary_request(handler.unary_stream, method, gate, scope), method, timed=False)
         return grpc.unary_stream_rpc_method_handler(behavior, decode, serialize)
-    behavior = measured(_unary_request(handler.unary_unary, method, gate, scope), method, timed=True)
+    behavior = measured(_unary_request(traced(handler.unary_unary, method), method, gate, scope), method, timed=True)
     return grpc.unary_unary_rpc_method_handler(behavior, decode, serialize)
 
 

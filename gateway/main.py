@@ -26,6 +26,7 @@ from syllabus.config import (
     GatewayConfig,
     GeneratorConfig,
     LimitsConfig,
+    TracingConfig,
     WorkerConfig,
 )
 from syllabus.jetstream import disconnect
@@ -37,6 +38,7 @@ from syllabus.store.base import Store
 from syllabus.taskregistry import TaskRegistry
 from syllabus.tls import GatewayCredentials
 from syllabus.topology import Topology
+from syllabus.tracing.hook import worker_hooks
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,10 @@ async def serve(common: CommonConfig) -> None:
     gate = Gate(auth, common.tenant, keys, limits)
     wiring = Wiring(runtime, config, common.tenant, config.default_max_attempts, tasks, workers, gate, limits)
     streams = add_services(server, wiring)
-    worker_service = add_worker_service(server, runtime=runtime, tasks=tasks, config=remote_workers, gate=gate)
+    hooks = worker_hooks(TracingConfig.from_env())
+    worker_service = add_worker_service(
+        server, runtime=runtime, tasks=tasks, config=remote_workers, gate=gate, hooks=hooks
+    )
     health_servicer = add_health_and_reflection(server)
     try:
         if tls is None:

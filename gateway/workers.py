@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,10 +34,12 @@ from gateway.handlers import Registrar
 from gateway.status import abort, bad_request, build_status, violations_of
 from syllabus.anyjson import to_dict
 from syllabus.config import WorkerConfig
+from syllabus.hooks import WorkerHook
 from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskDeclaration, TaskRegistry, TaskTaken
 from syllabus.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, UNKNOWN_TASK_DEFER
 from syllabus.topology import TASK_KIND
+from syllabus.tracing import context as tracing
 from syllabus.v1 import job_pb2, worker_service_pb2, worker_service_pb2_grpc
 from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, Worker
 
@@ -154,6 +156,8 @@ def _assignment(attempt_id: str, ctx: JobContext, limit: float) -> W.Assignment:
         max_attempts=job.max_attempts,
         labels=dict(job.options.labels),
         deadline=deadline,
+        # The attempt's span when this gateway records one (it is current in the handler), else the job's parent.
+        traceparent=tracing.current() or ctx.job.trace_parent,
     )
 
 
@@ -217,10 +221,13 @@ def _peer_host(context: Any) -> str:
 
 
 class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, *, runtime: Runtime, tasks: TaskRegistry, config: WorkerConfig) -> None:
+    def __init__(
+        self, *, runtime: Runtime, tasks: TaskRegistry, config: WorkerConfig, hooks: Sequence[WorkerHook] = ()
+    ) -> None:
         self._runtime = runtime
         self._tasks = tasks
         self._config = config
+        self._hooks = hooks
         self._sessions: dict[_Session, Worker] = {}
 
     async def Work(self, requests: AsyncIterator[W.WorkRequest], context: Any) -> None:
@@ -249,6 +256,7 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
             host=hello.host or _peer_host(context),
             # Unsaid, no pid: the gateway's own would mislead.
             pid=hello.pid,
+            hooks=self._hooks,
         )
         self._sessions[session] = worker
         log.info(
@@ -326,10 +334,16 @@ def _invalid(field: str, message: str) -> Any:
 
 
 def add_worker_service(
-    server: grpc.aio.Server, *, runtime: Runtime, tasks: TaskRegistry, config: WorkerConfig, gate: Gate | None = None
+    server: grpc.aio.Server,
+    *,
+    runtime: Runtime,
+    tasks: TaskRegistry,
+    config: WorkerConfig,
+    gate: Gate | None = None,
+    hooks: Sequence[WorkerHook] = (),
 ) -> WorkerService:
     """Registers WorkerService (open to callers `gate` grants the work scope, or to all without one); its owner
     calls close() before stopping the server."""
-    service = WorkerService(runtime=runtime, tasks=tasks, config=config)
+    service = WorkerService(runtime=runtime, tasks=tasks, config=config, hooks=hooks)
     worker_service_pb2_grpc.add_WorkerServiceServicer_to_server(service, Registrar(server, gate))
     return service

@@ -834,3 +834,57 @@ class RendererConfig:
                 _parse(env, "SYLLABUS_RENDERER_PAGE_SIZE", cls.page_size, _choice("a4", "letter"), "A4 or letter")
             ],
         )
+
+
+# OTEL_TRACES_SAMPLER's values (the OpenTelemetry specification's), those taking OTEL_TRACES_SAMPLER_ARG last.
+TRACE_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "traceidratio",
+    "parentbased_traceidratio",
+)
+
+
+def _ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(raw)
+    return value
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    """OpenTelemetry tracing, from the specification's standard variables. On by default: trace ids are made and
+    travel with every job (its record, its messages, its log lines); spans are recorded and exported only once
+    an OTLP endpoint is set."""
+
+    enabled: bool = True
+    # Where spans go (OTLP over HTTP, protobuf): the full URL of the traces endpoint; "" exports nothing.
+    endpoint: str = ""
+    # "" names each process after itself (syllabus-gateway, syllabus-generator...).
+    service_name: str = ""
+    sampler: str = "parentbased_always_on"
+    sampler_ratio: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TracingConfig:
+        env = os.environ if env is None else env
+        disabled = _parse(env, "OTEL_SDK_DISABLED", "false", _choice("true", "false"), "true or false")
+        # The general endpoint is a base URL the signal's path is added to; the traces one is used as it is.
+        base = _parse(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "", _url("http", "https"), "http(s)://host:port")
+        endpoint = _parse(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", _url("http", "https"), "an http(s) URL")
+        if not endpoint and base:
+            endpoint = base.rstrip("/") + "/v1/traces"
+        for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+            _parse(env, name, "http/protobuf", _choice("http/protobuf"), "http/protobuf (the one OTLP protocol sent)")
+        return cls(
+            enabled=disabled == "false",
+            endpoint=endpoint,
+            service_name=_get(env, "OTEL_SERVICE_NAME", ""),
+            sampler=_parse(
+                env, "OTEL_TRACES_SAMPLER", cls.sampler, _choice(*TRACE_SAMPLERS), "one of " + ", ".join(TRACE_SAMPLERS)
+            ),
+            sampler_ratio=_parse(env, "OTEL_TRACES_SAMPLER_ARG", "1.0", _ratio, "a ratio from 0 to 1"),
+        )

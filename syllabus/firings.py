@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 from syllabus import lifecycle, schedules
 from syllabus.store.base import Store
 from syllabus.submit import Submitter, build_job
 from syllabus.v1 import job_pb2
 
 UNFINISHED = "the previous run is unfinished"
+_tracer = trace.get_tracer("syllabus.scheduler")
 
 
 def job_from(schedule: job_pb2.Schedule, due: datetime | None) -> job_pb2.Job:
@@ -57,7 +60,9 @@ class Firings:
                 # Caught-up runs would overlap each other: only the newest runs.
                 skipped = [_run(when, fired, skipped=UNFINISHED) for when in slots[:-1]]
                 slots = slots[-1:]
-        jobs = [job_from(schedule, when) for when in slots]
+        # The firing is the root of its jobs' trace (a trigger by hand is in the caller's).
+        with _tracer.start_as_current_span("schedule fire", attributes={"syllabus.schedule.id": schedule_id}):
+            jobs = [job_from(schedule, when) for when in slots]
         made = await self._submitter.submit(jobs) if jobs else []
         runs = [_run(when, fired, job=item.job) for when, item in zip(slots, made, strict=True)] + skipped
         if missed:

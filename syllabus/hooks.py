@@ -6,7 +6,8 @@ middleware play the same part. Hooks run on the worker's event loop, in the orde
 
 - `before_attempt` runs inside the attempt, just before its handler: what it raises is the attempt's outcome, as
   if the handler had raised it (`Defer` hands the job back uncounted, `PermanentError` dead-letters it), so a
-  hook may refuse work (a tenant over its budget) as well as observe it.
+  hook may refuse work (a tenant over its budget) as well as observe it. It runs in the handler's own task, so a
+  context variable it sets (the current span, say) holds for the handler and what it starts, and nowhere else.
 - The others run once the attempt's outcome is stored and acknowledged, so they report what is true. A hook
   that raises there is logged and changes nothing. A worker killed between storing an outcome and its hooks
   skips them for that outcome: count from events, not hooks, where every one matters.

@@ -16,7 +16,7 @@ import uvloop
 from nats.aio.client import Client
 
 from syllabus import outages
-from syllabus.config import CommonConfig, ConfigError, LimitsConfig, MetricsConfig, WorkerConfig
+from syllabus.config import CommonConfig, ConfigError, LimitsConfig, MetricsConfig, TracingConfig, WorkerConfig
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import connect, disconnect, ensure_topology, nats_options
 from syllabus.logs import setup_logging
@@ -27,6 +27,8 @@ from syllabus.store.base import Store
 from syllabus.store.factory import open_store
 from syllabus.tenanthooks import tenant_hooks
 from syllabus.topology import Topology, WorkQueue, check_handlers
+from syllabus.tracing.hook import worker_hooks
+from syllabus.tracing.setup import setup_tracing
 from syllabus.worker import Handler, Worker
 
 T = TypeVar("T")
@@ -97,6 +99,7 @@ def stop_signal() -> asyncio.Event:
 def run_service(name: str, serve: Callable[[CommonConfig], Coroutine[Any, Any, None]]) -> int:
     common = CommonConfig.from_env()
     setup_logging(common, name)
+    setup_tracing(TracingConfig.from_env(), name)
     # Collections far apart: a service allocates (and frees) a few objects per message, and the cyclic collector,
     # run every 700 allocations by default, paused it for tens of milliseconds at the tail of its latency.
     gc.set_threshold(20_000, 20, 20)
@@ -153,7 +156,7 @@ async def serve_worker(
         runtime=runtime,
         config=config,
         queue=queue,
-        hooks=[*hooks, *limited, WorkerMetrics()],
+        hooks=[*hooks, *limited, *worker_hooks(TracingConfig.from_env()), WorkerMetrics()],
     )
     run = asyncio.create_task(worker.run())
     serving()

@@ -22,6 +22,7 @@ from syllabus.jetstream import DUPLICATE_WINDOW
 from syllabus.publisher import AckedPublisher, NoStreamError
 from syllabus.store.base import Inserted, Store
 from syllabus.topology import Topology
+from syllabus.tracing import context as tracing
 from syllabus.v1 import job_pb2
 
 # JetStream error codes that mean "the stream is at its limits".
@@ -50,6 +51,7 @@ def build_job(
     )
     job.create_time.CopyFrom(created)
     job.update_time.CopyFrom(created)
+    tracing.stamp(job)
     return job
 
 
@@ -128,6 +130,8 @@ class Submitter:
         subject = self._topology.job_subject(job)
         payload = job.SerializeToString()
         headers = {"Nats-Msg-Id": msg_id}
+        if job.trace_parent:
+            headers[tracing.TRACEPARENT] = job.trace_parent
         if job.state == job_pb2.JOB_STATE_SCHEDULED:
             # RFC 3339 with the fraction kept (the server fires to the nanosecond): truncated to whole seconds,
             # a job would run up to a second before its run_at.

@@ -25,6 +25,7 @@ from syllabus.events import event_for, event_msg_id
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import ensure_consumers
 from syllabus.jobupdates import JobUpdates
+from syllabus.logs import log_attempt
 from syllabus.presence import Presence
 from syllabus.pull import PullConsumer, pending_after
 from syllabus.queuecontrol import PauseWatch
@@ -372,6 +373,7 @@ class Worker:
             await asyncio.wait(pending)
 
     async def _handle(self, running: _Running, payload: job_pb2.Job) -> None:
+        log_attempt(payload, self.worker_id)
         try:
             await self._attempt(running, payload)
         except Exception as exc:
@@ -397,6 +399,8 @@ class Worker:
         claimed = await self._updates.update(payload.id, claim.change())
         self._outages.up(outages.STORE)
         job = claimed.job
+        if job is not None:
+            log_attempt(job, self.worker_id)
         if job is None:
             # Expected after an outage: a submission whose publish was not acknowledged in time is refused and its
             # record removed, yet the message may have been stored; the caller was told to try again.
@@ -441,6 +445,7 @@ class Worker:
             return
         lease = lifecycle.Lease.of(job)
         await self._send(job, E.JOB_EVENT_TYPE_STARTED)
+        log.info("job %s attempt %d started", job.id, lease.attempt)
         handler = self._handlers.get(job.kind)
         if handler is None:
             error = job_pb2.JobError(
@@ -619,6 +624,7 @@ class Worker:
             await self._emit(updated.job, E.JOB_EVENT_TYPE_SUCCEEDED)
             await self._end_parent(updated.job)
             await msg.ack()
+            log.info("job %s succeeded", job.id)
             if self._hooks:
                 done = updated.job
                 await self._ended(done, "succeeded", lambda hook: hook.on_success(done))
@@ -631,6 +637,7 @@ class Worker:
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_WAITING)
             await msg.ack()
+            log.info("job %s waits for its children", job.id)
             if self._hooks:
                 await self._ended(updated.job, "waiting")
         elif updated.job is not None and lifecycle.is_terminal(updated.job.state):
@@ -702,6 +709,7 @@ class Worker:
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_CANCELED)
             await msg.term()
+            log.info("job %s canceled", job.id)
             if self._hooks:
                 await self._ended(updated.job, "canceled")
         else:
@@ -715,6 +723,7 @@ class Worker:
             assert updated.job is not None
             await self._emit(updated.job, E.JOB_EVENT_TYPE_QUEUED)
             await msg.nak()
+            log.info("job %s handed back to its queue (the worker is draining)", job.id)
             if self._hooks:
                 await self._ended(updated.job, "requeued")
         else:

@@ -17,6 +17,7 @@ from syllabus.config import (
     MetricsConfig,
     RetryPolicy,
     SupervisorConfig,
+    TracingConfig,
     WorkerConfig,
 )
 
@@ -28,6 +29,7 @@ LOADERS: dict[str, Loader] = {
     "supervisor": SupervisorConfig.from_env,
     "generator": lambda env: WorkerConfig.from_env("generator", env),
     "renderer": lambda env: WorkerConfig.from_env("renderer", env),
+    "tracing": TracingConfig.from_env,
 }
 
 
@@ -220,6 +222,13 @@ def test_an_invalid_url_is_named_without_its_password() -> None:
         ("renderer", "SYLLABUS_BACKOFF", "1,,5"),
         ("renderer", "SYLLABUS_BACKOFF", "1,0"),
         ("renderer", "SYLLABUS_BACKOFF", "fast"),
+        ("tracing", "OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("tracing", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "grpc://collector:4317"),
+        ("tracing", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("tracing", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+        ("tracing", "OTEL_TRACES_SAMPLER", "sometimes"),
+        ("tracing", "OTEL_TRACES_SAMPLER_ARG", "1.5"),
+        ("tracing", "OTEL_SDK_DISABLED", "yes"),
     ],
 )
 def test_invalid_value_names_the_variable(loader: str, variable: str, value: str) -> None:
@@ -228,6 +237,20 @@ def test_invalid_value_names_the_variable(loader: str, variable: str, value: str
     message = str(caught.value)
     assert message.startswith(f"{variable}=")
     assert "\n" not in message
+
+
+def test_tracing_is_on_without_an_exporter_by_default() -> None:
+    assert TracingConfig.from_env({}) == TracingConfig(enabled=True, endpoint="")
+    assert not TracingConfig.from_env({"OTEL_SDK_DISABLED": "true"}).enabled
+
+
+def test_the_traces_endpoint_is_the_base_endpoints_path_unless_given() -> None:
+    base = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"}
+    assert TracingConfig.from_env(base).endpoint == "http://collector:4318/v1/traces"
+    given = base | {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://tempo:443/otlp/v1/traces"}
+    assert TracingConfig.from_env(given).endpoint == "https://tempo:443/otlp/v1/traces"
+    sampled = TracingConfig.from_env({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"})
+    assert (sampled.sampler, sampled.sampler_ratio) == ("traceidratio", 0.25)
 
 
 def test_retry_delay_follows_the_backoff_steps() -> None:

@@ -1,7 +1,8 @@
 """HTTP headers to gRPC metadata and back, as grpc-gateway's runtime does with its default header matchers.
 
 In: IANA permanent request headers travel as `grpcgateway-<name>`, `Grpc-Metadata-<key>` as `<key>`,
-`Authorization` also as plain `authorization`, plus `x-forwarded-host` and `x-forwarded-for`. `Grpc-Timeout`
+`Authorization` also as plain `authorization`, W3C trace context's `traceparent` and `tracestate` as themselves (the
+gateway's span for the call is their child), plus `x-forwarded-host` and `x-forwarded-for`. `Grpc-Timeout`
 (`<n><unit>`, unit one of H M S m u n) becomes the call's deadline. Out: the server's header metadata as
 `Grpc-Metadata-<key>`.
 
@@ -54,6 +55,8 @@ PERMANENT_HEADERS = frozenset(
         "Warning",
     }
 )
+# W3C trace context, passed on under its own names as gRPC's OpenTelemetry instrumentation reads it.
+TRACE_HEADERS = frozenset({"Traceparent", "Tracestate"})
 _VALID_KEY = re.compile(r"[0-9A-Za-z._-]+")
 _VALID_VALUE = re.compile(r"[\x20-\x7e]*")
 # The gRPC spec's TimeoutValue: a positive integer of at most 8 digits, and its unit.
@@ -104,6 +107,8 @@ def incoming_metadata(request: web.BaseRequest) -> Metadata:
             pairs.append(("authorization", _text_value(key, value, required=True) or ""))
         if key in PERMANENT_HEADERS:
             name = PERMANENT_PREFIX + key
+        elif key in TRACE_HEADERS:
+            name = key
         elif key.startswith(METADATA_PREFIX) and len(key) > len(METADATA_PREFIX):
             name = key[len(METADATA_PREFIX) :]
         else:
@@ -117,7 +122,8 @@ def incoming_metadata(request: web.BaseRequest) -> Metadata:
             except (binascii.Error, ValueError):
                 raise BadHeader(errors.bad_request(f"invalid binary header {key}: not base64")) from None
         else:
-            text = _text_value(key, value, required=key not in PERMANENT_HEADERS or key == "Authorization")
+            informative = key in PERMANENT_HEADERS or key in TRACE_HEADERS
+            text = _text_value(key, value, required=not informative or key == "Authorization")
             if text is not None:
                 pairs.append((name, text))
     host = _text_value("Host", request.headers.get("X-Forwarded-Host") or request.host, required=False)

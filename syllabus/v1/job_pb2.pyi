@@ -313,7 +313,7 @@ class JobError(_message.Message):
     def __init__(self, attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., type: _Optional[str] = ..., message: _Optional[str] = ..., permanent: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "spec", "options", "state", "kind", "attempt", "max_attempts", "create_time", "start_time", "end_time", "update_time", "progress", "result", "errors", "parent_id", "tenant", "cancel_requested", "parent_result", "lease", "status_message", "attempts", "stall_count", "schedule_id")
+    __slots__ = ("id", "spec", "options", "state", "kind", "attempt", "max_attempts", "create_time", "start_time", "end_time", "update_time", "progress", "result", "errors", "parent_id", "tenant", "cancel_requested", "parent_result", "lease", "status_message", "attempts", "stall_count", "schedule_id", "trace_id", "trace_parent")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +337,8 @@ class Job(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     STALL_COUNT_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_PARENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: JobSpec
     options: JobOptions
@@ -360,7 +362,9 @@ class Job(_message.Message):
     attempts: _containers.RepeatedCompositeFieldContainer[JobAttempt]
     stall_count: int
     schedule_id: str
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., kind: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., parent_id: _Optional[str] = ..., tenant: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., parent_result: _Optional[_Union[JobResult, _Mapping]] = ..., lease: _Optional[int] = ..., status_message: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[JobAttempt, _Mapping]]] = ..., stall_count: _Optional[int] = ..., schedule_id: _Optional[str] = ...) -> None: ...
+    trace_id: str
+    trace_parent: str
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., options: _Optional[_Union[JobOptions, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., kind: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[JobError, _Mapping]]] = ..., parent_id: _Optional[str] = ..., tenant: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., parent_result: _Optional[_Union[JobResult, _Mapping]] = ..., lease: _Optional[int] = ..., status_message: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[JobAttempt, _Mapping]]] = ..., stall_count: _Optional[int] = ..., schedule_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., trace_parent: _Optional[str] = ...) -> None: ...
 
 class JobAttempt(_message.Message):
     __slots__ = ("attempt", "worker_id", "host", "start_time", "end_time", "outcome", "message_sequence")

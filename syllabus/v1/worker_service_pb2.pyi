@@ -116,7 +116,7 @@ class WorkerWelcome(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("attempt_id", "job_id", "task", "input_json", "input", "attempt", "max_attempts", "labels", "deadline")
+    __slots__ = ("attempt_id", "job_id", "task", "input_json", "input", "attempt", "max_attempts", "labels", "deadline", "traceparent")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,7 @@ class Assignment(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     attempt_id: str
     job_id: str
     task: str
@@ -142,7 +143,8 @@ class Assignment(_message.Message):
     max_attempts: int
     labels: _containers.ScalarMap[str, str]
     deadline: _timestamp_pb2.Timestamp
-    def __init__(self, attempt_id: _Optional[str] = ..., job_id: _Optional[str] = ..., task: _Optional[str] = ..., input_json: _Optional[str] = ..., input: _Optional[_Union[_job_pb2.Task, _Mapping]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, attempt_id: _Optional[str] = ..., job_id: _Optional[str] = ..., task: _Optional[str] = ..., input_json: _Optional[str] = ..., input: _Optional[_Union[_job_pb2.Task, _Mapping]] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class AttemptCancel(_message.Message):
     __slots__ = ("attempt_id", "reason")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -22,6 +22,7 @@ from generator.providers.offline import OfflineProvider
 from generator.providers.registry import Registry
 from renderer.documents import build_handlers as build_renderer_handlers
 from syllabus.config import RendererConfig, RetryPolicy, WorkerConfig
+from syllabus.hooks import WorkerHook
 from syllabus.jetstream import ensure_topology
 from syllabus.runtime import Runtime
 from syllabus.store.embedded import EmbeddedStore
@@ -77,7 +78,9 @@ class CourseStack:
         """A process's runtime on the stack's connections, as syllabus.process builds one."""
         return Runtime.build(self.nc, self.store, self.topology)
 
-    async def start_workers(self, models: Models | None = None, config: WorkerConfig = WORKER_CONFIG) -> None:
+    async def start_workers(
+        self, models: Models | None = None, config: WorkerConfig = WORKER_CONFIG, hooks: Sequence[WorkerHook] = ()
+    ) -> None:
         """A generator and a renderer worker with the services' real handlers."""
         runtime = self.runtime()
         generator = Worker(
@@ -85,12 +88,14 @@ class CourseStack:
             handlers=build_handlers(runtime, models or self.models(), config.retry.max_attempts),
             runtime=runtime,
             config=config,
+            hooks=hooks,
         )
         renderer = Worker(
             service="renderer",
             handlers=build_renderer_handlers(runtime, RendererConfig()),
             runtime=runtime,
             config=dataclasses.replace(config, concurrency=2),
+            hooks=hooks,
         )
         for worker in (generator, renderer):
             self.workers.append((worker, asyncio.create_task(worker.run())))

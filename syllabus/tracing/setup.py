@@ -1,0 +1,58 @@
+"""The process's tracer provider, as TracingConfig says.
+
+Without an exporter the provider samples nothing: trace ids are still made and travel with every job (its record,
+its messages, its log lines), at a third of what recording spans only to drop them would cost. The OTLP
+exporter's package is imported only when an endpoint is set.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+
+from syllabus.config import TracingConfig
+
+
+def sampler(config: TracingConfig) -> Sampler:
+    name = config.sampler
+    root: Sampler
+    if name.endswith("traceidratio"):
+        root = TraceIdRatioBased(config.sampler_ratio)
+    else:
+        root = ALWAYS_OFF if name.endswith("always_off") else ALWAYS_ON
+    return ParentBased(root) if name.startswith("parentbased_") else root
+
+
+def tracer_provider(
+    config: TracingConfig, process: str, processor: SpanProcessor | None = None
+) -> TracerProvider | None:
+    """The provider for `process`: exporting to `processor` if given (tests), else to the configured OTLP
+    endpoint; None when tracing is off."""
+    if not config.enabled:
+        return None
+    resource = Resource.create({SERVICE_NAME: config.service_name or f"syllabus-{process}"})
+    if processor is None and config.endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=config.endpoint))
+    if processor is None:
+        return TracerProvider(sampler=ALWAYS_OFF, resource=resource)
+    # The provider flushes its spans when the process exits.
+    provider = TracerProvider(sampler=sampler(config), resource=resource)
+    provider.add_span_processor(processor)
+    return provider
+
+
+def setup_tracing(config: TracingConfig, process: str) -> None:
+    provider = tracer_provider(config, process)
+    if provider is not None:
+        trace.set_tracer_provider(provider)

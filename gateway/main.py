@@ -38,6 +38,7 @@ from syllabus.store.base import Store
 from syllabus.taskregistry import TaskRegistry
 from syllabus.tls import GatewayCredentials
 from syllabus.topology import Topology
+from syllabus.metrics.workers import WorkerMetrics
 from syllabus.tracing.hook import worker_hooks
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ async def serve(common: CommonConfig) -> None:
     gate = Gate(auth, common.tenant, keys, limits)
     wiring = Wiring(runtime, config, common.tenant, config.default_max_attempts, tasks, workers, gate, limits)
     streams = add_services(server, wiring)
-    hooks = worker_hooks(TracingConfig.from_env())
+    # Attempts of remote task workers are traced and counted here, where they run (gateway.workers).
+    hooks = [*worker_hooks(TracingConfig.from_env()), WorkerMetrics()]
     worker_service = add_worker_service(
         server, runtime=runtime, tasks=tasks, config=remote_workers, gate=gate, hooks=hooks
     )

@@ -21,6 +21,7 @@ from grpc_tools import protoc
 
 from tests.e2e.conftest import ROOT, STEP_DEADLINE, Stack, running_stack
 from tests.e2e.test_first_job import buf_curl, json_messages
+from tests.metrics.scrape import Page
 from tests.rest import conftest as rest_fixtures
 
 pytestmark = pytest.mark.e2e
@@ -193,6 +194,10 @@ async def test_a_node_worker_beside_up_runs_a_task_sent_with_curl(
             "SUCCEEDED",
         ]
         assert events[-1]["result"]["json"] == {"text": "reward", "length": 6.0, "attempt": 2.0}
+        # A remote pool's attempts run in the gateway, whose /metrics counts them.
+        page = Page(await curl(stack, "/metrics"))
+        assert page.value("syllabus_jobs_retried_total", kind="strings.reverse") == 1
+        assert page.value("syllabus_jobs_succeeded_total", kind="strings.reverse") == 1
         worker.terminate()
         assert await asyncio.wait_for(worker.wait(), STEP_DEADLINE) == 0
     finally:

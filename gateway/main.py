@@ -31,6 +31,7 @@ from syllabus.config import (
 )
 from syllabus.jetstream import disconnect
 from syllabus.metrics.queues import QueueGauges, QueueStatsSource
+from syllabus.metrics.workers import WorkerMetrics
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
 from syllabus.runtime import Runtime
@@ -38,7 +39,6 @@ from syllabus.store.base import Store
 from syllabus.taskregistry import TaskRegistry
 from syllabus.tls import GatewayCredentials
 from syllabus.topology import Topology
-from syllabus.metrics.workers import WorkerMetrics
 from syllabus.tracing.hook import worker_hooks
 
 log = logging.getLogger(__name__)

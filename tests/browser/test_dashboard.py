@@ -97,6 +97,8 @@ async def test_a_course_from_the_form_is_followed_live_to_the_end_then_read_and_
     await expect(page.locator("#course-state")).to_have_text("SUCCEEDED")
     await expect(page.locator("#course-steps li.done")).to_have_count(5)
     await expect(page.locator("section.module")).to_have_count(2)
+    # Underscores inside a word are text, not emphasis.
+    await expect(page.locator("section.module").first).to_contain_text("GEMINI_API_KEY")
 
     answer = page.locator("section.module").first.locator("details.answer").first
     await expect(answer.locator(".revealed")).to_be_hidden()
@@ -140,6 +142,8 @@ async def test_a_dead_letter_edited_and_retried_from_its_page_succeeds(dashboard
     await expect(page.locator("#job-state")).to_have_text("SUCCEEDED")
     await expect(page.locator("#job-result")).to_contain_text('"reversed": "desserts"')
     await expect(page.locator("#timeline li[data-event=succeeded]")).to_have_count(1)
+    # The job links to its trace: the W3C trace id every job carries.
+    await expect(page.locator("#trace-id")).to_have_text(re.compile(r"^[0-9a-f]{32}$"))
     await tab.shot("job")
     assert tab.errors == []
 

@@ -3,7 +3,9 @@
 // markup in a lesson can run, and anything it does not know shows as the text it is.
 import { h } from './dom.js';
 
-const INLINE = /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|_[^_\s][^_]*_)|(\[[^\]]+\]\([^)\s]+\))/;
+// An underscore inside a word (GEMINI_API_KEY) is text, as in CommonMark: `_` emphasis touches no letter or digit outside.
+const INLINE =
+  /(`[^`]+`)|(\*\*[^*]+\*\*)|(\*[^*\s][^*]*\*|(?<![\p{L}\p{N}_])_[^_\s][^_]*_(?![\p{L}\p{N}_]))|(\[[^\]]+\]\([^)\s]+\))/u;
 
 export function inline(text) {
   const nodes = [];

@@ -10,6 +10,7 @@ counted in both families.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -126,8 +127,10 @@ def _measured_call(behavior: Behavior, instruments: _Method, timed: bool) -> Beh
 def _measured_stream(behavior: Behavior, instruments: _Method) -> Behavior:
     async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
         try:
-            async for item in behavior(request, context):
-                yield item
+            # Closed here, when the call ends early (the client went away), not whenever it is collected.
+            async with contextlib.aclosing(behavior(request, context)) as items:
+                async for item in items:
+                    yield item
         except BaseException as exc:
             instruments.ended(_code(exc, context))
             raise

@@ -29,11 +29,16 @@ from tests.rest.conftest import LogProblems, Rest
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
-# WatchJobs never ends by itself: a request it takes would stream until the client's timeout.
+# These watches never end by themselves: a request one takes would stream until the client's timeout.
+ENDLESS = {
+    "syllabus.v1.JobService.WatchJobs",
+    "syllabus.v1.AdminService.WatchWorkers",
+    "syllabus.v1.AdminService.WatchQueueStats",
+}
 ROUTES = [
     route
     for route in RestGateway(services_named(SERVICE_NAMES), "127.0.0.1:9").routes
-    if route.method.full_name != "syllabus.v1.JobService.WatchJobs"
+    if route.method.full_name not in ENDLESS
 ]
 BODY_ROUTES = [route for route in ROUTES if route.body]
 QUERY_ROUTES = [route for route in ROUTES if route.body != "*"]

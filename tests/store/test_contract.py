@@ -58,6 +58,8 @@ def full_job() -> job_pb2.Job:
         status_message="waiting for a worker: no process of the generator service is running",
         schedule_id=new_id(),
         stall_count=1,
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+        trace_parent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )
     for number, outcome in ((1, job_pb2.JOB_STATE_QUEUED), (2, job_pb2.JOB_STATE_RETRYING)):
         ran = job.attempts.add(attempt=number, worker_id=new_id(), host="worker-7", outcome=outcome)

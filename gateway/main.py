@@ -108,6 +108,7 @@ async def serve(common: CommonConfig) -> None:
         allowed_hosts=config.http_allowed_hosts,
         tls=tls,
         metrics=MetricsPage(gate, QueueGauges(queue_stats(runtime, tasks, workers))),
+        trace_url=config.trace_url,
     )
     try:
         try:

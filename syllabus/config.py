@@ -320,6 +320,9 @@ class GatewayConfig:
     # TLS on both listeners (cert and key); with `ca`, the CA certificates of clients: a client must present a
     # certificate one of them signed (mutual TLS). Empty: plaintext.
     tls: TlsFiles = TlsFiles()
+    # Where the dashboard links a job's trace: an http(s) URL with `{trace_id}` in it (Jaeger's
+    # `http://localhost:16686/trace/{trace_id}`, a Grafana Explore link). Empty: the trace id is shown unlinked.
+    trace_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -394,7 +397,16 @@ class GatewayConfig:
                 lambda raw: listed(raw, host),
                 "* or host names or IP addresses without a port, comma-separated",
             ),
+            trace_url=_parse(
+                env, "SYLLABUS_DASHBOARD_TRACE_URL", "", _trace_url, "an http(s) URL with {trace_id} in it"
+            ),
         )
+
+
+def _trace_url(raw: str) -> str:
+    if raw and (urlparse(raw).scheme not in ("http", "https") or "{trace_id}" not in raw):
+        raise ValueError(raw)
+    return raw
 
 
 def _jwt_secret(raw: str) -> str:

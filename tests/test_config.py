@@ -113,6 +113,11 @@ def test_gateway_values_are_read() -> None:
     assert config == GatewayConfig("0.0.0.0:6000", "[::1]:6001", 0.5)
 
 
+def test_the_dashboard_trace_link_is_read() -> None:
+    url = "http://localhost:16686/trace/{trace_id}"
+    assert GatewayConfig.from_env({"SYLLABUS_DASHBOARD_TRACE_URL": url}).trace_url == url
+
+
 def test_worker_values_are_per_service() -> None:
     env = {
         "SYLLABUS_RENDERER_CONCURRENCY": "2",
@@ -198,6 +203,8 @@ def test_an_invalid_url_is_named_without_its_password() -> None:
         ("common", "SYLLABUS_LOG_FORMAT", "xml"),
         ("common", "SYLLABUS_LOG_LEVEL", "verbose"),
         ("gateway", "SYLLABUS_GRPC_ADDR", "nonsense"),
+        ("gateway", "SYLLABUS_DASHBOARD_TRACE_URL", "http://jaeger:16686/trace/"),
+        ("gateway", "SYLLABUS_DASHBOARD_TRACE_URL", "javascript:alert('{trace_id}')"),
         ("gateway", "SYLLABUS_GRPC_ADDR", ":50051"),
         ("gateway", "SYLLABUS_GRPC_ADDR", "localhost:http"),
         ("gateway", "SYLLABUS_GRPC_ADDR", "localhost:70000"),

@@ -8,6 +8,7 @@ job's input that holds markup stays text.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aiohttp import web
@@ -45,13 +46,16 @@ HEADERS = {
 class Dashboard:
     """The files under `root` by URL path: `/` is index.html, the rest is under PREFIX."""
 
-    def __init__(self, root: Path = STATIC) -> None:
+    def __init__(self, root: Path = STATIC, *, trace_url: str = "") -> None:
         self._files: dict[str, tuple[bytes, str]] = {}
         for path in sorted(root.rglob("*")):
             content_type = CONTENT_TYPES.get(path.suffix)
             if path.is_file() and content_type is not None:
                 self._files[PREFIX + path.relative_to(root).as_posix()] = (path.read_bytes(), content_type)
         self._files["/"] = self._files[PREFIX + "index.html"]
+        # What the pages are told of the gateway's settings.
+        settings = {"traceUrl": trace_url}
+        self._files[PREFIX + "settings.json"] = (json.dumps(settings).encode(), "application/json")
 
     def serves(self, path: str) -> bool:
         return path == "/" or path.startswith(PREFIX)

@@ -146,11 +146,13 @@ class RestGateway:
         allowed_hosts: Sequence[str] = (),
         tls: GatewayCredentials | None = None,
         metrics: MetricsPage | None = None,
+        trace_url: str = "",
     ) -> None:
         """`messages`: the user's own types (SYLLABUS_DESCRIPTOR_SETS), described in /openapi.json too.
         `cors_origins`: origins (or `*`) whose pages may call the API from a browser (gateway.rest.origins);
         `allowed_hosts`: Host names served besides loopback ones (gateway.rest.hosts). `tls`: serve HTTPS, and
-        reach a gRPC server that takes TLS only. `metrics`: the /metrics page (gateway.rest.metrics)."""
+        reach a gRPC server that takes TLS only. `metrics`: the /metrics page (gateway.rest.metrics).
+        `trace_url`: where the dashboard links a job's trace (GatewayConfig.trace_url)."""
         routes = routes_of(services)
         for route in routes:
             if route.method.client_streaming:
@@ -175,7 +177,7 @@ class RestGateway:
         self.spec = openapi.build(self.routes, title=title, messages=messages)
         self._spec_body = protojson.dumps(self.spec)
         self._docs_body = docs.render(self.spec).encode()
-        self._dashboard = Dashboard()
+        self._dashboard = Dashboard(trace_url=trace_url)
         self._sequence = {r.grpc_path: streams.sequence_path(r.method.output_type) for r in self.routes}
         self._metrics = metrics
         self._measured = HttpInstruments()

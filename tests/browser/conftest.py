@@ -39,6 +39,8 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # Generous for a loaded machine; a healthy run takes a fraction of it.
 UI_TIMEOUT = 60_000
+# Where the dashboard is told to link traces (SYLLABUS_DASHBOARD_TRACE_URL): never opened.
+TRACE_URL = "http://traces.invalid/trace/{trace_id}"
 expect.set_options(timeout=UI_TIMEOUT)
 
 
@@ -128,7 +130,11 @@ async def dashboard(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[D
     base = tmp_path_factory.mktemp("dashboard")
     acme = base / "acme-project"
     descriptor_set = build_acme(acme)
-    extra = {"SYLLABUS_DESCRIPTOR_SETS": str(descriptor_set), "SYLLABUS_LLM_PROVIDER": "offline"}
+    extra = {
+        "SYLLABUS_DESCRIPTOR_SETS": str(descriptor_set),
+        "SYLLABUS_LLM_PROVIDER": "offline",
+        "SYLLABUS_DASHBOARD_TRACE_URL": TRACE_URL,
+    }
     async with running_stack(base, extra) as stack:
         found = re.search(r"nats-server started \(pid \d+\) at (nats://\S+)", stack.log.read_text())
         assert found is not None, stack.log_tail()

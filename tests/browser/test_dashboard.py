@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, expect
 
-from tests.browser.conftest import PHONE, Dashboard, new_tab
+from tests.browser.conftest import PHONE, TRACE_URL, Dashboard, new_tab
 from tests.e2e.conftest import STEP_DEADLINE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -142,8 +142,11 @@ async def test_a_dead_letter_edited_and_retried_from_its_page_succeeds(dashboard
     await expect(page.locator("#job-state")).to_have_text("SUCCEEDED")
     await expect(page.locator("#job-result")).to_contain_text('"reversed": "desserts"')
     await expect(page.locator("#timeline li[data-event=succeeded]")).to_have_count(1)
-    # The job links to its trace: the W3C trace id every job carries.
+    # The job links to its trace (the W3C trace id every job carries) where the gateway says traces are shown.
     await expect(page.locator("#trace-id")).to_have_text(re.compile(r"^[0-9a-f]{32}$"))
+    trace_id = await page.locator("#trace-id").inner_text()
+    link = page.locator("#trace-id a")
+    await expect(link).to_have_attribute("href", TRACE_URL.replace("{trace_id}", trace_id))
     await tab.shot("job")
     assert tab.errors == []
 

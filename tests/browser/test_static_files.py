@@ -77,3 +77,19 @@ def test_no_script_builds_the_page_from_html_strings() -> None:
         text = script.read_text()
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
             assert sink not in text, f"{script.name} uses {sink}"
+
+
+async def test_the_pages_are_told_where_traces_are_shown(shim: httpx.AsyncClient) -> None:
+    unset = await shim.get("/dashboard/settings.json")
+    assert unset.status_code == 200 and unset.headers["content-type"] == "application/json"
+    assert unset.json() == {"traceUrl": ""}
+    gateway = RestGateway(
+        services_named(SERVICE_NAMES), "127.0.0.1:9", trace_url="https://jaeger.example/trace/{trace_id}"
+    )
+    address = await gateway.start("127.0.0.1:0")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+            told = await client.get("/dashboard/settings.json")
+    finally:
+        await gateway.stop()
+    assert told.json() == {"traceUrl": "https://jaeger.example/trace/{trace_id}"}

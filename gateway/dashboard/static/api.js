@@ -52,6 +52,15 @@ async function failure(response) {
   return error;
 }
 
+// The gateway's settings for the pages (GatewayConfig: where a job's trace is shown), asked for once.
+let asked;
+export function settings() {
+  asked ||= fetch('/dashboard/settings.json', { credentials: 'omit' })
+    .then((response) => (response.ok ? response.json() : {}))
+    .catch(() => ({}));
+  return asked;
+}
+
 export async function call(method, path, body, { signal } = {}) {
   const init = { method, signal, credentials: 'omit', cache: 'no-store', headers: headers() };
   if (body !== undefined) {

@@ -1,5 +1,5 @@
 // One job: its facts, live event timeline, attempts with their workers, errors, input and result, cancel.
-import { download, get, post } from '../api.js';
+import { download, get, post, settings } from '../api.js';
 import { button, debounce, errorBox, h, replace, table } from '../dom.js';
 import { badge, between, eventName, FINAL, jobKind, json, span, stateName, timeCell, when } from '../format.js';
 import { follow, liveStatus } from '../live.js';
@@ -17,7 +17,7 @@ function facts(job) {
     ['Created', timeCell(job.createTime)],
     ['Started', timeCell(job.startTime)],
     ['Ended', timeCell(job.endTime)],
-    job.traceId ? ['Trace id', h('span', { class: 'id', id: 'trace-id' }, job.traceId)] : null,
+    job.traceId ? ['Trace id', trace(job.traceId)] : null,
     job.tenant ? ['Tenant', job.tenant] : null,
     labels ? ['Labels', labels] : null,
     job.parentId ? ['Parent', h('a', { href: `#/jobs/${encodeURIComponent(job.parentId)}`, class: 'id' }, job.parentId)] : null,
@@ -27,6 +27,18 @@ function facts(job) {
     job.cancelRequested ? ['Cancel', 'requested'] : null,
   ].filter(Boolean);
   return h('dl', { class: 'facts' }, rows.map(([term, value]) => [h('dt', null, term), h('dd', null, value)]));
+}
+
+// The trace id, a link to the trace where the gateway is told where traces are shown (SYLLABUS_DASHBOARD_TRACE_URL).
+function trace(traceId) {
+  const shown = h('span', { class: 'id', id: 'trace-id' }, traceId);
+  settings().then(({ traceUrl }) => {
+    if (traceUrl) {
+      const href = traceUrl.replaceAll('{trace_id}', encodeURIComponent(traceId));
+      shown.replaceChildren(h('a', { href, rel: 'noopener noreferrer' }, traceId));
+    }
+  });
+  return shown;
 }
 
 function attempts(job) {

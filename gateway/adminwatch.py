@@ -121,11 +121,14 @@ async def watch_queue_stats(
     live = LiveWorkers(nc, topology, on_change=worker_moved)
     pauses = BucketWatch(lambda key, value: changed.set(), lambda key: changed.set())
 
-    async def no_wait() -> None:
-        return None
+    # The first answer waits for the events' subscription, so that a client that has it misses no change after.
+    subscribed = asyncio.Event()
+
+    async def on_subscribed() -> None:
+        subscribed.set()
 
     async def follow_events() -> None:
-        async for _ in streams.tenant_events(tenant, "", no_wait):
+        async for _ in streams.tenant_events(tenant, "", on_subscribed):
             changed.set()
 
     await live.start()
@@ -135,6 +138,8 @@ async def watch_queue_stats(
         following = asyncio.create_task(follow_events())
         # Its failure (NATS gone, the watch fallen behind) ends the stream at the next wake-up.
         following.add_done_callback(lambda _: changed.set())
+        following.add_done_callback(lambda _: subscribed.set())
+        await subscribed.wait()
 
         async def current() -> pb.WatchQueueStatsResponse:
             if following is not None and following.done():

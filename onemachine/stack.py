@@ -305,9 +305,10 @@ class Stack:
         if "gateway" in self.services:
             addr = self.gateway.grpc_addr
             secure = bool(self.gateway.tls)
+            scheme = "https" if secure else "http"
             lines += [
                 f"  gRPC   {addr}  ({'TLS, ' if secure else ''}server reflection on)",
-                f"  HTTP   {'https' if secure else 'http'}://{self.gateway.http_addr}",
+                f"  HTTP   {scheme}://{self.gateway.http_addr}  (the dashboard: open it in a browser)",
             ]
         running = [child.name for group in STOP_ORDER for name in group for child in self.services.get(name, [])]
         lines += [

@@ -125,6 +125,8 @@ async def test_a_dead_letter_edited_and_retried_from_its_page_succeeds(dashboard
     page = tab.page
     await tab.open("/deadletters")
     await expect(page.get_by_role("heading", name="Dead letters")).to_be_visible()
+    # Live: the page follows the jobs from here on.
+    await expect(page.locator(".live")).to_have_attribute("data-live", "on")
     job_id = (await dashboard.call("POST", "/v1/jobs", task("text.reverse", {"words": "no text here"})))["job"]["id"]
     row = page.locator(f'tr[data-job="{job_id}"]')
     # The list follows the jobs' events: the new dead letter shows up without a reload.

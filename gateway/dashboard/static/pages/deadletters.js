@@ -2,7 +2,7 @@
 import { get, post, query } from '../api.js';
 import { button, confirmButton, debounce, errorBox, h, replace, table } from '../dom.js';
 import { jobKind, shortId, timeCell } from '../format.js';
-import { followJobEvents, liveStatus } from '../live.js';
+import { follow, liveStatus } from '../live.js';
 
 function row(letter, retry) {
   const job = letter.job || {};
@@ -54,12 +54,14 @@ export default async function deadLetters(view, ctx) {
       (answer.deadLetters || []).slice().reverse().map((letter) => row(letter, retry)), { empty: 'No dead letter.' }));
   };
   await load();
-  status.on();
   const reload = debounce(() => load().catch(() => {}), 800);
-  followJobEvents(ctx, {
+  // The queues' counts change with every job that dies or is retried. Their stream answers once it follows the
+  // jobs' events, so the list read again at its first message misses no dead letter after it.
+  follow(ctx, '/v1/admin/queues:watch', {
     status,
-    onEvent: (event) => {
-      if (/DEAD_LETTERED|QUEUED/.test(event.type || '')) reload();
+    onMessage: () => {
+      status.on();
+      reload();
     },
   });
 }

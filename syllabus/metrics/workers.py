@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from google.protobuf import timestamp_pb2
 from prometheus_client import Counter, Histogram
 
 from syllabus.hooks import WorkerHook
@@ -89,8 +90,8 @@ class WorkerMetrics(WorkerHook):
         kind = self._of(job)
         kind.started.inc()
         if len(job.attempts) == 1:
-            start_ns = job.attempts[0].start_time.ToNanoseconds()
-            available_ns = max(job.create_time.ToNanoseconds(), job.options.run_at.ToNanoseconds())
+            start_ns = _ns(job.attempts[0].start_time)
+            available_ns = max(_ns(job.create_time), _ns(job.options.run_at))
             kind.queue_wait.observe(max(0.0, (start_ns - available_ns) / 1e9))
 
     async def after_attempt(self, job: job_pb2.Job, outcome: str) -> None:
@@ -99,4 +100,9 @@ class WorkerMetrics(WorkerHook):
             counter.inc()
         attempt = job.attempts[-1] if job.attempts else None
         if attempt is not None and attempt.HasField("end_time"):
-            duration.observe(max(0.0, (attempt.end_time.ToNanoseconds() - attempt.start_time.ToNanoseconds()) / 1e9))
+            duration.observe(max(0.0, (_ns(attempt.end_time) - _ns(attempt.start_time)) / 1e9))
+
+
+def _ns(stamp: timestamp_pb2.Timestamp) -> int:
+    # Timestamp.ToNanoseconds validates the value first, in Python: a third of this hook's time.
+    return stamp.seconds * 1_000_000_000 + stamp.nanos

@@ -7,6 +7,8 @@ retries, redeliveries, delayed jobs and dead-letter retries, which all start fro
 
 from __future__ import annotations
 
+import random
+
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
@@ -33,6 +35,18 @@ def stamp(job: job_pb2.Job) -> None:
     if span_context.is_valid:
         job.trace_id = f"{span_context.trace_id:032x}"
         job.trace_parent = traceparent(span_context)
+
+
+def carried(parent: Context | None) -> Context:
+    """A context for a call that makes no span: the caller's trace with a span id of its own, or a new trace.
+    What the SDK's id generator does (random bits), without a span object."""
+    caller = trace.get_current_span(parent).get_span_context() if parent is not None else None
+    if caller is not None and caller.is_valid:
+        trace_id, flags = caller.trace_id, caller.trace_flags
+    else:
+        trace_id, flags = random.getrandbits(128), TraceFlags(TraceFlags.DEFAULT)
+    span_context = SpanContext(trace_id, random.getrandbits(64), False, flags)
+    return trace.set_span_in_context(NonRecordingSpan(span_context))
 
 
 def parent_of(job: job_pb2.Job) -> Context | None:

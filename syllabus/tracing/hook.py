@@ -71,6 +71,19 @@ def _end(span: Span, outcome: str) -> None:
     span.end()
 
 
+class TraceContextHook(WorkerHook):
+    """Without an exporter: no span, only the job's trace made current while its handler runs, so that its log
+    lines and the jobs it submits carry the job's trace id."""
+
+    async def before_attempt(self, ctx: JobContext) -> None:
+        parent = parent_of(ctx.job)
+        if parent is not None:
+            context.attach(parent)
+
+
 def worker_hooks(config: TracingConfig) -> list[WorkerHook]:
-    """What a worker service adds to its hooks: the attempts' spans, unless tracing is off."""
-    return [TracingHook()] if config.enabled else []
+    """What a worker service adds to its hooks: the attempts' spans when they are exported, else the jobs' trace
+    context alone; nothing when tracing is off."""
+    if not config.enabled:
+        return []
+    return [TracingHook()] if config.endpoint else [TraceContextHook()]

@@ -2,9 +2,9 @@
 metadata; the REST shim passes the HTTP headers of those names on as such), current while the method runs, so
 that the jobs it builds carry it (syllabus.tracing.context.stamp).
 
-Every unary method of the Syllabus services gets one: each costs a few microseconds on calls that cost the
-gateway a hundred or more (see the README's Tracing section). Streams (WatchJob, the workers' Work) get none: a
-span as long as a watch tells nothing.
+Every unary method of the Syllabus services gets one when spans are recorded (an exporter is set); without, the
+call only carries the caller's trace on, or starts one, with no span object (syllabus.tracing.setup). Streams
+(WatchJob, the workers' Work) get none: a span as long as a watch tells nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from syllabus.tracing.context import carried
+from syllabus.tracing.setup import recording
 
 Behavior = Callable[..., Any]
 
@@ -36,6 +40,12 @@ def traced(behavior: Behavior, method: str) -> Behavior:
     async def call(request: Any, context: Any) -> Any:
         carrier = {key: value for key, value in context.invocation_metadata() or () if key in _CONTEXT_KEYS}
         parent = _propagator.extract(carrier) if carrier else None
+        if not recording():
+            token = otel_context.attach(carried(parent))
+            try:
+                return await behavior(request, context)
+            finally:
+                otel_context.detach(token)
         with _tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes):
             return await behavior(request, context)
 

@@ -1,8 +1,9 @@
 """The process's tracer provider, as TracingConfig says.
 
-Without an exporter the provider samples nothing: trace ids are still made and travel with every job (its record,
-its messages, its log lines), at a third of what recording spans only to drop them would cost. The OTLP
-exporter's package is imported only when an endpoint is set.
+Without an exporter no span is made at all: the gateway's calls and the workers' attempts only carry the trace
+context on (syllabus.tracing.context), so trace ids still travel with every job (its record, its messages, its
+log lines) for a fraction of what even unsampled spans cost per job. The OTLP exporter's package is imported only
+when an endpoint is set.
 """
 
 from __future__ import annotations
@@ -52,7 +53,18 @@ def tracer_provider(
     return provider
 
 
+# Whether this process makes spans: so it does until setup_tracing finds no exporter (a test that installs a
+# provider of its own, with an in-memory exporter, keeps them).
+_recording = True
+
+
+def recording() -> bool:
+    return _recording
+
+
 def setup_tracing(config: TracingConfig, process: str) -> None:
+    global _recording
+    _recording = bool(config.enabled and config.endpoint)
     provider = tracer_provider(config, process)
     if provider is not None:
         trace.set_tracer_provider(provider)

@@ -11,6 +11,8 @@ import binascii
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple, TypeVar
 
+from google.protobuf import timestamp_pb2
+
 from syllabus.store.base import InvalidPageToken
 from syllabus.v1 import course_pb2, job_pb2
 
@@ -57,15 +59,18 @@ ENDED_STATES = frozenset({job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_FAILED,
 def end_ns(job: job_pb2.Job) -> int | None:
     if job.state not in ENDED_STATES or not job.HasField("end_time"):
         return None
-    ns: int = job.end_time.ToNanoseconds()
-    return ns
+    return _ns(job.end_time)
 
 
 def start_ns(job: job_pb2.Job) -> int | None:
     if not job.HasField("start_time"):
         return None
-    ns: int = job.start_time.ToNanoseconds()
-    return ns
+    return _ns(job.start_time)
+
+
+def _ns(stamp: timestamp_pb2.Timestamp) -> int:
+    # Read on every update of a job: ToNanoseconds would validate the value first, in Python.
+    return stamp.seconds * 1_000_000_000 + stamp.nanos
 
 
 def job_columns(job: job_pb2.Job) -> JobColumns:

@@ -271,6 +271,8 @@ class RestGateway:
         if request.method == "GET" and path in ("/docs", "/docs/"):
             return web.Response(body=self._docs_body, content_type="text/html", charset="utf-8")
         if request.method == "GET" and self._dashboard.serves(path):
+            # The dashboard's files are one route for the request metrics: their names are not worth a series each.
+            request[_ROUTE] = "/dashboard"
             page = self._dashboard.response(path)
             return page if page is not None else errors.response(errors.routing_status(404))
         if self._closing:

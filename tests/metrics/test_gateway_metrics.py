@@ -25,6 +25,8 @@ async def test_requests_are_counted_by_route_template_and_code(gateway: Gateway)
     assert (await http.post("/v1/jobs", json={"spec": {"summarizeText": {"text": ""}}})).status_code == 400
     assert (await http.get("/no/such/path")).status_code == 404
     assert (await http.get("/another/unknown/path")).status_code == 404
+    for page in ("/", "/dashboard/app.js", "/dashboard/no-such-file.js"):
+        await http.get(page)
     after = await scrape(gateway.metrics_url)
 
     assert after.moved(before, HTTP, route=JOB_ROUTE, method="GET", code="200") == 1
@@ -33,6 +35,9 @@ async def test_requests_are_counted_by_route_template_and_code(gateway: Gateway)
     # Unknown paths are one label value, whatever they were.
     assert after.moved(before, HTTP, route="unmatched", method="GET", code="404") == 2
     assert not any(labels["route"].startswith(("/no", "/another")) for labels in after.labelled(HTTP))
+    # The dashboard's files are one route, found or not.
+    assert after.moved(before, HTTP, route="/dashboard", method="GET", code="200") == 2
+    assert after.moved(before, HTTP, route="/dashboard", method="GET", code="404") == 1
     # The scrape before this one is counted too, under its own path.
     assert after.moved(before, HTTP, route="/metrics", method="GET", code="200") == 1
     assert after.moved(before, "syllabus_http_request_duration_seconds_count", route=JOB_ROUTE, method="GET") == 2

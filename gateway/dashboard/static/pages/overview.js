@@ -102,7 +102,7 @@ export default async function overview(view, ctx) {
     } catch (error) {
       if (!ctx.signal.aborted) replace(charts, h('p', { class: 'muted' }, `No activity figures: ${error.message}`));
     }
-  }, 10000);
+  }, 5000);
 
   show(await get('/v1/admin/queues', { signal: ctx.signal }));
   loadActivity();

@@ -1,28 +1,27 @@
 """The process's tracer provider, as TracingConfig says.
 
-Without an exporter no span is made at all: the gateway's calls and the workers' attempts only carry the trace
-context on (syllabus.tracing.context), so trace ids still travel with every job (its record, its messages, its
-log lines) for a fraction of what even unsampled spans cost per job. The OTLP exporter's package is imported only
-when an endpoint is set.
+Without an exporter no span is made at all, and the SDK is not even imported: the gateway's calls and the
+workers' attempts only carry the trace context on (syllabus.tracing.context), so trace ids still travel with
+every job (its record, its messages, its log lines) for a fraction of what even unsampled spans cost per job.
+The OTLP exporter's package is imported only when an endpoint is set.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    ParentBased,
-    Sampler,
-    TraceIdRatioBased,
-)
 
 from syllabus.config import TracingConfig
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.sampling import Sampler
+
 
 def sampler(config: TracingConfig) -> Sampler:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
+
     name = config.sampler
     root: Sampler
     if name.endswith("traceidratio"):
@@ -32,21 +31,18 @@ def sampler(config: TracingConfig) -> Sampler:
     return ParentBased(root) if name.startswith("parentbased_") else root
 
 
-def tracer_provider(
-    config: TracingConfig, process: str, processor: SpanProcessor | None = None
-) -> TracerProvider | None:
-    """The provider for `process`: exporting to `processor` if given (tests), else to the configured OTLP
-    endpoint; None when tracing is off."""
-    if not config.enabled:
-        return None
+def tracer_provider(config: TracingConfig, process: str, processor: SpanProcessor | None = None) -> TracerProvider:
+    """The provider for `process`, exporting to `processor` if given (tests), else to the configured OTLP
+    endpoint."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
     resource = Resource.create({SERVICE_NAME: config.service_name or f"syllabus-{process}"})
-    if processor is None and config.endpoint:
+    if processor is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=config.endpoint))
-    if processor is None:
-        return TracerProvider(sampler=ALWAYS_OFF, resource=resource)
     # The provider flushes its spans when the process exits.
     provider = TracerProvider(sampler=sampler(config), resource=resource)
     provider.add_span_processor(processor)
@@ -65,6 +61,5 @@ def recording() -> bool:
 def setup_tracing(config: TracingConfig, process: str) -> None:
     global _recording
     _recording = bool(config.enabled and config.endpoint)
-    provider = tracer_provider(config, process)
-    if provider is not None:
-        trace.set_tracer_provider(provider)
+    if _recording:
+        trace.set_tracer_provider(tracer_provider(config, process))

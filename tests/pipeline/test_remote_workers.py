@@ -3,8 +3,9 @@ step of the protocol (and every wrong one) can be taken on purpose."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,6 +16,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from gateway.services import server as gateway_server
 from gateway.workers import WorkerService, add_worker_service
+from syllabus.hooks import WorkerHook
 from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskDeclaration, TaskRegistry
 from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2, worker_service_pb2, worker_service_pb2_grpc
@@ -31,14 +33,16 @@ class Gateway:
     service: WorkerService
 
 
-@pytest_asyncio.fixture
-async def gateway(pipeline: Pipeline) -> AsyncIterator[Gateway]:
+@contextlib.asynccontextmanager
+async def worker_service(pipeline: Pipeline, hooks: Sequence[WorkerHook] = ()) -> AsyncIterator[Gateway]:
+    """A gateway serving WorkerService alone, its remote pools' attempts seen by `hooks`."""
     server = gateway_server()
     service = add_worker_service(
         server,
         runtime=Runtime.build(pipeline.nc, pipeline.store, pipeline.topology),
         tasks=TaskRegistry(pipeline.nc, pipeline.topology),
         config=replace(WORKER_CONFIG, drain_grace=0.2),
+        hooks=hooks,
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -49,6 +53,12 @@ async def gateway(pipeline: Pipeline) -> AsyncIterator[Gateway]:
         await service.close()
         await channel.close()
         await server.stop(grace=None)
+
+
+@pytest_asyncio.fixture
+async def gateway(pipeline: Pipeline) -> AsyncIterator[Gateway]:
+    async with worker_service(pipeline) as served:
+        yield served
 
 
 def hello(pool: str = "remote", *tasks: W.TaskDefinition, concurrency: int = 2) -> W.WorkRequest:

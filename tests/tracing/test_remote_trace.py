@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
-import grpc
 import pytest_asyncio
 
-from gateway.services import server as gateway_server
-from gateway.workers import add_worker_service
-from syllabus.runtime import Runtime
-from syllabus.taskregistry import TaskRegistry
 from syllabus.tracing.hook import TracingHook
-from syllabus.v1 import job_pb2, job_service_pb2, worker_service_pb2_grpc
+from syllabus.v1 import job_pb2, job_service_pb2
 from tests.conditions import eventually
-from tests.pipeline.conftest import WORKER_CONFIG, Pipeline
-from tests.pipeline.test_remote_workers import Gateway, connect
+from tests.pipeline.conftest import Pipeline
+from tests.pipeline.test_remote_workers import Gateway, connect, worker_service
 from tests.tracing.conftest import Spans
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -25,23 +19,8 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 @pytest_asyncio.fixture
 async def gateway(pipeline: Pipeline) -> AsyncIterator[Gateway]:
-    server = gateway_server()
-    service = add_worker_service(
-        server,
-        runtime=Runtime.build(pipeline.nc, pipeline.store, pipeline.topology),
-        tasks=TaskRegistry(pipeline.nc, pipeline.topology),
-        config=replace(WORKER_CONFIG, drain_grace=0.2),
-        hooks=[TracingHook()],
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Gateway(worker_service_pb2_grpc.WorkerServiceStub(channel), service)
-    finally:
-        await service.close()
-        await channel.close()
-        await server.stop(grace=None)
+    async with worker_service(pipeline, hooks=[TracingHook()]) as served:
+        yield served
 
 
 async def test_a_remote_worker_is_given_its_attempts_traceparent(

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "cli.worker_command",  # worker
     "cli.schedule_command",  # schedules
     "cli.keys_command",  # keys
+    "cli.probe_command",  # probe
 )
 
 

@@ -6,6 +6,7 @@ import logging
 from contextlib import AsyncExitStack
 
 from google.protobuf import descriptor_pool
+from prometheus_client import REGISTRY
 
 from gateway.auth.gate import Gate
 from gateway.auth.listening import refuse_open_listening
@@ -26,15 +27,18 @@ from syllabus.config import (
     GatewayConfig,
     GeneratorConfig,
     LimitsConfig,
+    MetricsConfig,
     TracingConfig,
     WorkerConfig,
 )
 from syllabus.jetstream import disconnect
+from syllabus.metrics.exposition import Joined
 from syllabus.metrics.queues import QueueGauges, QueueStatsSource
 from syllabus.metrics.workers import WorkerMetrics
 from syllabus.presence import LiveWorkers
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
 from syllabus.runtime import Runtime
+from syllabus.status import Health, Scrape, nats_connected, status_server
 from syllabus.store.base import Store
 from syllabus.taskregistry import TaskRegistry
 from syllabus.tls import GatewayCredentials
@@ -45,6 +49,12 @@ log = logging.getLogger(__name__)
 
 
 async def serve(common: CommonConfig) -> None:
+    health, scrape = Health(), Scrape()
+    async with status_server(MetricsConfig.from_env(), health, scrape):
+        await _serve(common, health, scrape)
+
+
+async def _serve(common: CommonConfig, health: Health, scrape: Scrape) -> None:
     config = GatewayConfig.from_env()
     auth = AuthConfig.from_env()
     refuse_open_listening(auth, (("SYLLABUS_GRPC_ADDR", config.grpc_addr), ("SYLLABUS_HTTP_ADDR", config.http_addr)))
@@ -90,12 +100,14 @@ async def serve(common: CommonConfig) -> None:
         raise ConfigError(f"SYLLABUS_GRPC_ADDR={config.grpc_addr}: cannot listen there (address in use?)")
     await server.start()
     await readiness.attach(health_servicer)
+    health.ready_when(nats_connected(nc))
     log.info(
         "gateway listening on %s (gRPC%s); authentication %s",
         config.grpc_addr,
         _tls_said(config),
         "required" if gate.required else "off: every caller is an admin of tenant " + common.tenant,
     )
+    show_queue_gauges(scrape, runtime, tasks, workers)
     # The REST shim calls this server over loopback, so it starts after it and stops before it.
     rest = RestGateway(
         services_named(SERVICE_NAMES),
@@ -107,7 +119,7 @@ async def serve(common: CommonConfig) -> None:
         cors_origins=config.http_cors_origins,
         allowed_hosts=config.http_allowed_hosts,
         tls=tls,
-        metrics=MetricsPage(gate, QueueGauges(queue_stats(runtime, tasks, workers))),
+        metrics=MetricsPage(gate, scrape),
         trace_url=config.trace_url,
     )
     try:
@@ -120,6 +132,7 @@ async def serve(common: CommonConfig) -> None:
         serving()
         await stop.wait()
     finally:
+        health.stopping()
         await rest.stop()
         await health_servicer.enter_graceful_shutdown()
         # Before the server stops: the connected workers' attempts are handed back while NATS is still there.
@@ -133,6 +146,12 @@ async def serve(common: CommonConfig) -> None:
         await disconnect(nc)
         await store.close()
         log.info("gateway stopped")
+
+
+def show_queue_gauges(scrape: Scrape, runtime: Runtime, tasks: TaskRegistry, workers: LiveWorkers) -> None:
+    """The gateway's metrics page (its HTTP port's and its status server's): the process's and the queues'."""
+    gauges = QueueGauges(queue_stats(runtime, tasks, workers))
+    scrape.registry, scrape.before = Joined((REGISTRY, gauges)), gauges.refresh
 
 
 def queue_stats(runtime: Runtime, tasks: TaskRegistry, workers: LiveWorkers) -> QueueStatsSource:

@@ -278,11 +278,11 @@ class Stack:
 
     def _with_metrics_port(self, name: str, service: str, env: dict[str, str]) -> dict[str, str]:
         """A child's environment with a metrics port of its own, chosen once (a restarted child keeps it); the
-        gateway's metrics are on its HTTP port."""
+        gateway's metrics are on its HTTP port, and it needs no status server of its own here."""
         if service == "gateway":
             scheme = "https" if self.gateway.tls else "http"
             self.metrics_urls[name] = f"{scheme}://{self.gateway.http_addr}/metrics"
-            return env
+            return {**env, "SYLLABUS_METRICS_ADDR": ""}
         addr = f"127.0.0.1:{free_port()}"
         self.metrics_urls[name] = f"http://{addr}/metrics"
         return {**env, "SYLLABUS_METRICS_ADDR": addr}

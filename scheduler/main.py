@@ -11,28 +11,36 @@ from scheduler.relay import DueRelay
 from scheduler.sweeps import run_elected
 from syllabus.config import CommonConfig, MetricsConfig
 from syllabus.jetstream import disconnect
-from syllabus.metrics.exposition import metrics_server
 from syllabus.process import open_connections, run_service, serving, stop_signal, unless_stopped
 from syllabus.runtime import Runtime
+from syllabus.status import Health, nats_connected, status_server
 from syllabus.topology import Topology
 
 
 async def serve(common: CommonConfig) -> None:
     stop = stop_signal()
-    nc, store = await unless_stopped(open_connections(common, "syllabus-scheduler"), stop)
-    try:
-        runtime = Runtime.build(nc, store, Topology(common.namespace, common.stream_replicas))
-        async with metrics_server(MetricsConfig.from_env()):
+    health = Health()
+    async with status_server(MetricsConfig.from_env(), health):
+        nc, store = await unless_stopped(open_connections(common, "syllabus-scheduler"), stop)
+        try:
+            runtime = Runtime.build(nc, store, Topology(common.namespace, common.stream_replicas))
+            health.ready_when(nats_connected(nc))
             serving()
             await asyncio.gather(
                 DueRelay(runtime).run(stop),
                 FiringRelay(runtime).run(stop),
                 MaxDeliveries(runtime).run(stop),
                 run_elected(runtime, common, stop),
+                _stopping(stop, health),
             )
-    finally:
-        await disconnect(nc)
-        await store.close()
+        finally:
+            await disconnect(nc)
+            await store.close()
+
+
+async def _stopping(stop: asyncio.Event, health: Health) -> None:
+    await stop.wait()
+    health.stopping()
 
 
 def main() -> int:

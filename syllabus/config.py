@@ -654,9 +654,10 @@ class SchedulerConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    """The Prometheus metrics port of a worker process or the scheduler (the gateway's are on its HTTP port)."""
+    """A service's status server: /metrics, /healthz, /readyz (syllabus.status; the gateway's metrics are also on
+    its HTTP port)."""
 
-    # host:port of the /metrics server; port 0 picks a free one; empty: no metrics server.
+    # host:port of the status server; port 0 picks a free one; empty: none.
     addr: str = ""
 
     @classmethod

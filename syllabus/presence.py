@@ -31,7 +31,7 @@ from nats.js.kv import KeyValue
 
 from syllabus import outages
 from syllabus.bucketwatch import BucketWatch
-from syllabus.metrics.exposition import advertised_url
+from syllabus.status import advertised_url
 from syllabus.topology import Topology
 
 log = logging.getLogger(__name__)

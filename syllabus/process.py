@@ -20,9 +20,9 @@ from syllabus.config import CommonConfig, ConfigError, LimitsConfig, MetricsConf
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import connect, disconnect, ensure_topology, nats_options
 from syllabus.logs import setup_logging
-from syllabus.metrics.exposition import metrics_server
 from syllabus.metrics.workers import WorkerMetrics
 from syllabus.runtime import Runtime
+from syllabus.status import Health, nats_connected, status_server
 from syllabus.store.base import Store
 from syllabus.store.factory import open_store
 from syllabus.tenanthooks import tenant_hooks
@@ -133,40 +133,41 @@ async def serve_worker(
     (see Worker.stop). A service must handle every kind its proto option gives it, and no other (`every_kind`:
     test workers run a few). `hooks` see every attempt (syllabus.hooks), and so does the metrics hook."""
     stop = stop_signal()
-    nc, store = await unless_stopped(open_connections(common, f"syllabus-{service.replace(' ', '-')}"), stop)
-    try:
+    health = Health()
+    # Closed in reverse: the worker's hooks, NATS, the store, and last the status server.
+    async with AsyncExitStack() as closing:
+        await closing.enter_async_context(status_server(MetricsConfig.from_env(), health))
+        nc, store = await unless_stopped(open_connections(common, f"syllabus-{service.replace(' ', '-')}"), stop)
+        closing.push_async_callback(store.close)
+        closing.push_async_callback(disconnect, nc)
         if before_start is not None:
             await before_start(nc)
-    except BaseException:
-        await disconnect(nc)
-        await store.close()
-        raise
-    # The process's composition root: everything below shares these connections and publishers.
-    runtime = Runtime.build(nc, store, Topology(common.namespace, common.stream_replicas))
-    handler_map = handlers(runtime)
-    if queue is None and every_kind:
-        check_handlers(service, handler_map)
-    config = config or WorkerConfig.from_env(service)
-    closing = AsyncExitStack()
-    limited = await tenant_hooks(common, config, LimitsConfig.from_env(), closing)
-    await closing.enter_async_context(metrics_server(MetricsConfig.from_env()))
-    worker = Worker(
-        service=service,
-        handlers=handler_map,
-        runtime=runtime,
-        config=config,
-        queue=queue,
-        hooks=[*hooks, *limited, *worker_hooks(TracingConfig.from_env()), WorkerMetrics()],
-    )
-    run = asyncio.create_task(worker.run())
-    serving()
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        worker.stop()
-        await run
-    finally:
-        stopped.cancel()
-        await closing.aclose()
-        await disconnect(nc)
-        await store.close()
+        # The process's composition root: everything below shares these connections and publishers.
+        runtime = Runtime.build(nc, store, Topology(common.namespace, common.stream_replicas))
+        handler_map = handlers(runtime)
+        if queue is None and every_kind:
+            check_handlers(service, handler_map)
+        config = config or WorkerConfig.from_env(service)
+        limited = await tenant_hooks(common, config, LimitsConfig.from_env(), closing)
+        worker = Worker(
+            service=service,
+            handlers=handler_map,
+            runtime=runtime,
+            config=config,
+            queue=queue,
+            hooks=[*hooks, *limited, *worker_hooks(TracingConfig.from_env()), WorkerMetrics()],
+        )
+        health.ready_when(
+            nats_connected(nc),
+            lambda: None if worker.consuming else "worker starting its consumers",
+        )
+        run = asyncio.create_task(worker.run())
+        serving()
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            health.stopping()
+            worker.stop()
+            await run
+        finally:
+            stopped.cancel()

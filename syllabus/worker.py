@@ -172,6 +172,8 @@ class Worker:
         self._parents = runtime.parents
         self._running: dict[str, _Running] = {}
         self._pullers: dict[str, PullConsumer] = {}
+        # From its consumers' first requests to the start of its drain (the process's readiness).
+        self.consuming = False
         # Whether interactive jobs wait: batch jobs are asked for only while none does.
         self._interactive_waiting = True
         self._stopping = asyncio.Event()
@@ -221,6 +223,7 @@ class Worker:
             return  # stopped before it could start: nothing was fetched
         cancels = await self._nc.subscribe(self._topology.cancel_subjects, cb=self._on_cancel)
         await self._start_pulling()
+        self.consuming = True
         heartbeat = asyncio.create_task(self._heartbeat())
         presence = self._presence
         present = asyncio.create_task(presence.run())
@@ -233,6 +236,7 @@ class Worker:
         try:
             await self._stopping.wait()
         finally:
+            self.consuming = False
             # No interest, no more messages: the server skips a request nobody listens to. (One it sent just
             # before comes back after its AckWait.) Only then are the jobs in hand handed back, or a handed-back
             # job could be sent to this worker's own requests again.

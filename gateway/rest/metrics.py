@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import REGISTRY
 
 from gateway.auth.gate import Gate, Refused
 from gateway.rest import errors
 from gateway.status import status_for
-from syllabus.metrics.exposition import Joined, render
-from syllabus.metrics.queues import QueueGauges
+from syllabus.metrics.exposition import render
+from syllabus.status import Scrape
 
 SCOPE = "admin"
 
@@ -33,10 +32,11 @@ class _Credentials:
 
 
 class MetricsPage:
-    def __init__(self, gate: Gate, queues: QueueGauges) -> None:
+    """The page the status server shows too (`scrape`), behind the gate."""
+
+    def __init__(self, gate: Gate, scrape: Scrape) -> None:
         self._gate = gate
-        self._queues = queues
-        self._registry = Joined((REGISTRY, queues))
+        self._scrape = scrape
 
     async def answer(self, request: web.BaseRequest) -> web.Response:
         try:
@@ -49,6 +49,7 @@ class MetricsPage:
             if status is None:
                 raise
             return errors.response(status)
-        await self._queues.refresh()
-        body, content_type = render(request.headers.get("Accept", ""), self._registry)
+        if self._scrape.before is not None:
+            await self._scrape.before()
+        body, content_type = render(request.headers.get("Accept", ""), self._scrape.registry)
         return web.Response(body=body, headers={"Content-Type": content_type})

@@ -1,5 +1,6 @@
 """Every service, as a real process, rides out a NATS outage and stops cleanly in the middle of one: it says
-once that it lost NATS, and SIGTERM ends it with exit code 0, no error and no traceback."""
+once that it lost NATS, `syllabus probe` finds it alive but not ready while NATS is away and ready again once
+it is back, and SIGTERM ends it with exit code 0, no error and no traceback."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from onemachine.servers import NatsServer
+from tests.conditions import eventually
 from tests.e2e.conftest import ROOT, STEP_DEADLINE, stack_env
+from tests.ports import HOST, unassigned_port
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +36,9 @@ class Output:
         self.lines: list[str] = []
         self._stream = stream
 
-    async def until(self, text: str) -> None:
+    async def until(self, text: str, times: int = 1) -> None:
         async with asyncio.timeout(STEP_DEADLINE):
-            while not any(text in line for line in self.lines):
+            while sum(text in line for line in self.lines) < times:
                 raw = await self._stream.readline()
                 if not raw:
                     raise AssertionError(f"ended without {text!r}:\n" + "\n".join(self.lines))
@@ -49,8 +52,11 @@ class Output:
 @pytest.mark.parametrize("service", sorted(READY))
 async def test_a_service_stops_cleanly_while_nats_is_away(tmp_path: Path, service: str) -> None:
     nats = NatsServer(tmp_path / "nats")
+    # Started once for its address, then away: the service starts before NATS is there.
     await nats.start()
-    env = stack_env(tmp_path / "home") | {"SYLLABUS_NATS_URL": nats.url}
+    await nats.stop()
+    status = f"{HOST}:{unassigned_port()}"
+    env = stack_env(tmp_path / "home") | {"SYLLABUS_NATS_URL": nats.url, "SYLLABUS_METRICS_ADDR": status}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -65,9 +71,19 @@ async def test_a_service_stops_cleanly_while_nats_is_away(tmp_path: Path, servic
     assert process.stdout is not None
     output = Output(process.stdout)
     try:
+        await eventually(lambda: _alive(env))
+        assert await probe(env) == (1, f"http://{status}/readyz: 503 starting: connecting to NATS and the store")
+        await nats.restart()
         await output.until(READY[service])
+        await eventually(lambda: _ready(env))
         await nats.stop()
         await output.until("lost the connection to NATS")
+        assert await probe(env) == (1, f"http://{status}/readyz: 503 NATS connection lost: reconnecting")
+        assert await probe(env, "--live") == (0, f"http://{status}/healthz: ok")
+        await nats.restart()
+        await eventually(lambda: _ready(env))
+        await nats.stop()
+        await output.until("lost the connection to NATS", times=2)
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(STEP_DEADLINE):
             text = await output.rest()
@@ -79,4 +95,33 @@ async def test_a_service_stops_cleanly_while_nats_is_away(tmp_path: Path, servic
         await nats.stop()
     assert code == 0, text
     assert [line for line in text.splitlines() if re.search(r" (ERROR|CRITICAL) |Traceback", line)] == [], text
-    assert text.count("lost the connection to NATS") == 1, text
+    assert text.count("lost the connection to NATS") == 2, text
+
+
+async def probe(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """`syllabus probe`'s exit code and its one line."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "syllabus",
+        "probe",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    lines = out.decode().splitlines()
+    assert len(lines) == 1, lines
+    return await process.wait(), lines[0]
+
+
+async def _ready(env: dict[str, str]) -> bool:
+    code, _ = await probe(env)
+    return code == 0
+
+
+async def _alive(env: dict[str, str]) -> bool:
+    code, _ = await probe(env, "--live")
+    return code == 0

@@ -12,14 +12,14 @@ import jwt
 import pytest_asyncio
 
 from gateway.auth.gate import Gate
-from gateway.main import queue_stats
+from gateway.main import show_queue_gauges
 from gateway.rest.metrics import MetricsPage
 from gateway.rest.server import RestGateway, services_named
 from gateway.services import SERVICE_NAMES
 from syllabus.config import AuthConfig
-from syllabus.metrics.queues import QueueGauges
 from syllabus.presence import LiveWorkers
 from syllabus.runtime import Runtime
+from syllabus.status import Scrape
 from syllabus.taskregistry import TaskRegistry
 from tests.pipeline import conftest as pipeline_fixtures
 from tests.pipeline.conftest import Pipeline
@@ -40,8 +40,9 @@ class Gateway:
 async def rest_with_metrics(pipeline: Pipeline, gate: Gate | None = None) -> AsyncIterator[Gateway]:
     runtime = Runtime.build(pipeline.nc, pipeline.store, pipeline.topology)
     tasks, workers = TaskRegistry(pipeline.nc, pipeline.topology), LiveWorkers(pipeline.nc, pipeline.topology)
-    gauges = QueueGauges(queue_stats(runtime, tasks, workers))
-    page = MetricsPage(gate or Gate(AuthConfig(mode="off"), "default"), gauges)
+    scrape = Scrape()
+    show_queue_gauges(scrape, runtime, tasks, workers)
+    page = MetricsPage(gate or Gate(AuthConfig(mode="off"), "default"), scrape)
     async with serve_gateway(pipeline, gate=gate) as target:
         rest = RestGateway(services_named(SERVICE_NAMES), target, metrics=page)
         url = "http://" + await rest.start("127.0.0.1:0")

@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from syllabus.config import MetricsConfig
-from syllabus.metrics.exposition import metrics_server
 from syllabus.metrics.workers import WorkerMetrics
+from syllabus.status import Health, status_server
 from syllabus.v1 import admin_service_pb2
 from tests.conditions import eventually
 from tests.metrics.scrape import Page, scrape
@@ -19,7 +19,7 @@ KIND = "summarize_text"
 
 async def test_counters_move_by_what_the_jobs_did(pipeline: Pipeline, start_worker: StartWorker) -> None:
     assert WORKER_CONFIG.retry.max_attempts == 3
-    async with metrics_server(MetricsConfig("127.0.0.1:0")) as url:
+    async with status_server(MetricsConfig("127.0.0.1:0"), Health()) as url:
         before = await scrape(url)
         await start_worker(hooks=[WorkerMetrics()])
         texts = ["ok-1", "ok-2", "ok-3", "fail-retryable:1", "fail-permanent", "always-fail"]
@@ -64,7 +64,7 @@ async def test_counters_move_by_what_the_jobs_did(pipeline: Pipeline, start_work
 
 
 async def test_a_worker_advertises_its_metrics_page(pipeline: Pipeline, start_worker: StartWorker) -> None:
-    async with metrics_server(MetricsConfig("127.0.0.1:0")) as url:
+    async with status_server(MetricsConfig("127.0.0.1:0"), Health()) as url:
         await start_worker()
         listed: list[str] = []
 
@@ -81,13 +81,13 @@ async def test_a_worker_advertises_its_metrics_page(pipeline: Pipeline, start_wo
         assert "process_cpu_seconds_total" in page.names()
 
 
-async def test_the_metrics_server_serves_only_its_page(closed_addr: str) -> None:
-    async with metrics_server(MetricsConfig("127.0.0.1:0")) as url, httpx.AsyncClient(timeout=10) as client:
+async def test_the_status_server_serves_only_its_pages(closed_addr: str) -> None:
+    async with status_server(MetricsConfig("127.0.0.1:0"), Health()) as url, httpx.AsyncClient(timeout=10) as client:
         assert (await client.get(url.replace("/metrics", "/other"))).status_code == 404
         assert (await client.get(url)).status_code == 200
-    async with metrics_server(MetricsConfig("")) as none:
+    async with status_server(MetricsConfig(""), Health()) as none:
         assert none == ""
     # A port that is taken is one line naming the variable.
     with pytest.raises(OSError, match="SYLLABUS_METRICS_ADDR"):
-        async with metrics_server(MetricsConfig(closed_addr)):
+        async with status_server(MetricsConfig(closed_addr), Health()):
             pass

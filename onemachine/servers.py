@@ -333,6 +333,9 @@ class NatsServer(ChildServer):
         self.port = port
         self.sync = sync
         self.routes = routes
+        if routes is not None:
+            # Cluster members are told apart in `up`'s log by their names in the cluster.
+            self.name = f"nats-{routes.server_name}"
         self.monitor_port = -1
         self._listening: tuple[str, int] | None = None
         self._monitor: tuple[str, int] | None = None

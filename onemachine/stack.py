@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from onemachine.cluster import DEFAULT_REPLICAS, cluster_members, until_jetstream_answers
 from onemachine.health import wait_healthy
 from onemachine.servers import ChildServer, NatsServer, ValkeyServer, free_port
 from onemachine.supervisor import RestartPolicy, Supervised, SupervisedServer, SupervisedService
@@ -61,6 +62,12 @@ def register(subparsers: Any) -> None:
         help="processes per worker service, e.g. generator=3,renderer=2 (instead of SYLLABUS_WORKERS; "
         "one each by default)",
     )
+    parser.add_argument(
+        "--cluster",
+        metavar="N",
+        help="start a NATS cluster of N members (3 to 5) on loopback instead of one nats-server, every stream and "
+        "bucket in 3 replicas, and two processes of each worker service (instead of SYLLABUS_NATS_CLUSTER)",
+    )
     parser.set_defaults(func=run_up)
 
 
@@ -78,10 +85,22 @@ def run_up(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"syllabus: --workers {args.workers!r} is not valid: {exc}", file=sys.stderr)
             return USAGE_EXIT
-    if common.stream_replicas > 1 and not common.nats_url:
+    if args.cluster is not None:
+        try:
+            supervisor = dataclasses.replace(supervisor, nats_cluster=SupervisorConfig.parse_cluster(args.cluster))
+        except ValueError:
+            print(f"syllabus: --cluster {args.cluster!r} is not valid: expected 3 to 5 members", file=sys.stderr)
+            return USAGE_EXIT
+    if supervisor.nats_cluster:
+        problem = _cluster_problem(common, supervisor.nats_cluster)
+        if problem:
+            print(f"syllabus: {problem}", file=sys.stderr)
+            return USAGE_EXIT
+        common, supervisor = _rehearsal(common, supervisor)
+    elif common.stream_replicas > 1 and not common.nats_url:
         print(
             f"syllabus: SYLLABUS_STREAM_REPLICAS={common.stream_replicas} needs a NATS cluster: set SYLLABUS_NATS_URL "
-            "to its servers (`up` starts a single nats-server)",
+            "to its servers, or run `syllabus up --cluster 3` (`up` alone starts a single nats-server)",
             file=sys.stderr,
         )
         return USAGE_EXIT
@@ -107,6 +126,25 @@ def run_up(args: argparse.Namespace) -> int:
             )
             return 1
         return asyncio.run(Stack(common, gateway, supervisor).run())
+
+
+def _cluster_problem(common: CommonConfig, members: int) -> str:
+    if common.nats_url:
+        return "--cluster starts NATS servers of its own: unset SYLLABUS_NATS_URL, or leave --cluster out to use it"
+    if common.stream_replicas > members:
+        return f"SYLLABUS_STREAM_REPLICAS={common.stream_replicas} is more than the cluster's {members} members"
+    return ""
+
+
+def _rehearsal(common: CommonConfig, supervisor: SupervisorConfig) -> tuple[CommonConfig, SupervisorConfig]:
+    """A cluster rehearses a deployment across machines: every stream replicated (3 copies unless
+    SYLLABUS_STREAM_REPLICAS asks for more), and two processes of each worker service unless told how many."""
+    if common.stream_replicas == 1:
+        common = dataclasses.replace(common, stream_replicas=DEFAULT_REPLICAS)
+    if not supervisor.workers:
+        workers = {service: 2 for service in WORKER_SERVICES if service in supervisor.services}
+        supervisor = dataclasses.replace(supervisor, workers=workers)
+    return common, supervisor
 
 
 @contextlib.contextmanager
@@ -153,7 +191,9 @@ class Stack:
         self.gateway = gateway
         self.supervisor = supervisor
         self.policy = RestartPolicy(max_delay=supervisor.restart_backoff_max)
-        self.nats: SupervisedServer | None = None
+        # The nats-server `up` started, or the members of its cluster; none when SYLLABUS_NATS_URL is given.
+        self.nats: list[SupervisedServer] = []
+        self._members: list[NatsServer] = []
         self.valkey: SupervisedServer | None = None
         self.nats_url = common.nats_url
         self.redis_url = common.redis_url
@@ -216,10 +256,12 @@ class Stack:
     async def _start(self) -> None:
         home = self.common.home
         say(f"syllabus: state in {home}")
-        if not self.nats_url:
+        if not self.nats_url and self.supervisor.nats_cluster:
+            await self._start_cluster()
+        elif not self.nats_url:
             say("starting NATS…")
-            self.nats = await self._start_server(embedded_nats(home, self.supervisor))
-            self.nats_url = self.nats.server.url
+            self.nats = [await self._start_server(embedded_nats(home, self.supervisor))]
+            self.nats_url = self.nats[0].server.url
         if not self.redis_url:
             say("starting Valkey…")
             self.valkey = await self._start_server(
@@ -231,6 +273,20 @@ class Stack:
         if "gateway" in self.services:
             await self._wait_for_gateway()
         self._print_banner()
+
+    async def _start_cluster(self) -> None:
+        members = cluster_members(
+            self.common.home / "nats-cluster",
+            self.supervisor.nats_cluster,
+            sync=self.supervisor.nats_sync,
+            stop_timeout=self.supervisor.stop_timeout,
+        )
+        say(f"starting a NATS cluster of {len(members)} ({', '.join(members)})…")
+        self._members = list(members.values())
+        self.nats = list(await asyncio.gather(*(self._start_server(server) for server in members.values())))
+        self.nats_url = ",".join(member.server.url for member in self.nats)
+        say("waiting for the cluster to elect its JetStream leader…")
+        await until_jetstream_answers(self.nats_url)
 
     async def _start_server(self, server: ChildServer) -> SupervisedServer:
         """The first start is awaited here, so a server that cannot run at all stops `up` with its reason."""
@@ -254,6 +310,7 @@ class Stack:
             SYLLABUS_HOME=str(self.common.home),
             SYLLABUS_NATS_URL=self.nats_url,
             SYLLABUS_REDIS_URL=self.redis_url,
+            SYLLABUS_STREAM_REPLICAS=str(self.common.stream_replicas),
         )
         return env
 
@@ -313,6 +370,7 @@ class Stack:
         running = [child.name for group in STOP_ORDER for name in group for child in self.services.get(name, [])]
         lines += [
             f"  NATS   {self.nats_url}",
+            *self._cluster_lines(),
             f"  Redis  {self.redis_url}",
             f"  state  {self.common.home}",
             f"  running: {', '.join(running) or 'no services'}",
@@ -330,6 +388,15 @@ class Stack:
         lines += ["", *self.more_workers(), "", "Ctrl-C stops everything."]
         say("\n".join(lines))
 
+    def _cluster_lines(self) -> list[str]:
+        if not self._members:
+            return []
+        names = ", ".join(member.name for member in self._members)
+        return [
+            f"         a cluster ({names}), every stream and bucket in {self.common.stream_replicas} replicas",
+            f"         monitoring {', '.join(member.monitor_url for member in self._members)}",
+        ]
+
     def more_workers(self) -> list[str]:
         """How to add workers: here with --workers, or as `syllabus generator` started with these variables."""
         common = self.common
@@ -345,12 +412,14 @@ class Stack:
             variables.append(f"SYLLABUS_HOME={common.home}")
         if common.namespace:
             variables.append(f"SYLLABUS_NAMESPACE={common.namespace}")
+        if common.stream_replicas > 1:
+            variables.append(f"SYLLABUS_STREAM_REPLICAS={common.stream_replicas}")
         lines = [
             "More workers: `syllabus up --workers generator=3,renderer=2`, or start `syllabus generator` (or",
             "renderer, with the same model settings; or `syllabus worker MODULE:APP` for your own tasks) with:",
             *(f"  {variable}" for variable in variables),
         ]
-        local = [name for name, server in (("NATS", self.nats), ("Valkey", self.valkey)) if server is not None]
+        local = [name for name, started in (("NATS", bool(self.nats)), ("Valkey", self.valkey is not None)) if started]
         reasons = []
         if local:
             verb = "listen" if len(local) > 1 else "listens"
@@ -359,7 +428,7 @@ class Stack:
             reasons.append("the job store is a file in SYLLABUS_HOME")
         if reasons:
             needed = [
-                *(["SYLLABUS_NATS_URL"] if self.nats is not None else []),
+                *(["SYLLABUS_NATS_URL"] if self.nats else []),
                 *(["SYLLABUS_REDIS_URL"] if self.valkey is not None else []),
                 *(["SYLLABUS_MONGO_URL"] if not common.mongo_url else []),
             ]
@@ -378,8 +447,8 @@ class Stack:
                 steps.append((", ".join(m.name for m in members), _stop_all(members)))
         if self.valkey is not None:
             steps.append(("Valkey", self.valkey.stop))
-        if self.nats is not None:
-            steps.append(("NATS", self.nats.stop))
+        if self.nats:
+            steps.append(("NATS", _stop_all(self.nats)))
         for label, step in steps:
             log.info("stopping %s", label)
             try:

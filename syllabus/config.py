@@ -685,6 +685,10 @@ def _nats_sync(raw: str) -> str:
     return value
 
 
+# The members a NATS cluster of `up` may have: a quorum survives one lost from 3 on; JetStream keeps 5 replicas at most.
+CLUSTER_SIZES = (3, 5)
+
+
 @dataclass(frozen=True)
 class SupervisorConfig:
     """`syllabus up`: which services to run, how many processes of each worker service, how to restart them."""
@@ -698,6 +702,8 @@ class SupervisorConfig:
     # When the nats-server `up` starts writes JetStream's files to disk: "always" (before it acknowledges a
     # message), "default" (JetStream's own, every 2 minutes) or a duration such as "10s".
     nats_sync: str = "always"
+    # Members of the NATS cluster `up` starts on loopback (3 to 5); 0: one nats-server.
+    nats_cluster: int = 0
     # A bound on one service's processes, so a typo (generator=300) does not fork hundreds of them.
     MAX_WORKERS = 64
 
@@ -728,7 +734,17 @@ class SupervisorConfig:
             nats_sync=_parse(
                 env, "SYLLABUS_NATS_SYNC", cls.nats_sync, _nats_sync, "always, default or a duration such as 10s or 2m"
             ),
+            nats_cluster=_parse(
+                env, "SYLLABUS_NATS_CLUSTER", "0", cls.parse_cluster, "0 (one nats-server) or 3 to 5 cluster members"
+            ),
         )
+
+    @staticmethod
+    def parse_cluster(raw: str) -> int:
+        size = int(raw)
+        if size != 0 and not CLUSTER_SIZES[0] <= size <= CLUSTER_SIZES[1]:
+            raise ValueError(raw)
+        return size
 
     @classmethod
     def parse_workers(cls, raw: str) -> dict[str, int]:
@@ -743,8 +759,7 @@ class SupervisorConfig:
                 raise ValueError(f"the gateway runs as one process (it listens on SYLLABUS_GRPC_ADDR); {several}")
             if name == "scheduler":
                 raise ValueError(
-                    f"the scheduler runs as one process (two would need leader election, which it does not have); "
-                    f"{several}"
+                    f"`up` runs one scheduler (more, on other machines, share the work by leader election); {several}"
                 )
             if name not in WORKER_SERVICES:
                 raise ValueError(f"{name!r} is not a worker service: expected one of {', '.join(WORKER_SERVICES)}")

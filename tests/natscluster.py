@@ -10,12 +10,9 @@ from pathlib import Path
 
 import nats
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.errors import APIError
 
-from onemachine.servers import NATS_SYNC_ALWAYS, NatsRoutes, NatsServer
-from tests.conditions import eventually
+from onemachine.cluster import cluster_members, until_jetstream_answers
+from onemachine.servers import NATS_SYNC_ALWAYS
 from tests.ports import HOST, unassigned_port
 
 # Generous: a slow machine never fails a test on it; a healthy cluster elects its leader in a few seconds.
@@ -26,15 +23,9 @@ class NatsCluster:
     """Servers named n1, n2, ...; each keeps its client and route ports across a kill and a restart."""
 
     def __init__(self, base: Path, size: int = 3, name: str = "syllabus-test") -> None:
-        # Route ports are fixed in advance: every member's configuration lists all of them.
-        ports = [unassigned_port() for _ in range(size)]
-        routes = tuple(f"nats-route://{HOST}:{port}" for port in ports)
-        self.servers = {
-            f"n{i}": NatsServer(
-                base / f"n{i}", sync=NATS_SYNC_ALWAYS, routes=NatsRoutes(name, f"n{i}", port, routes), stop_timeout=20
-            )
-            for i, port in enumerate(ports, start=1)
-        }
+        self.servers = cluster_members(
+            base, size, sync=NATS_SYNC_ALWAYS, stop_timeout=20, name=name, host=HOST, port=unassigned_port
+        )
 
     @property
     def urls(self) -> str:
@@ -44,11 +35,7 @@ class NatsCluster:
     async def start(self) -> None:
         """Every member started, and JetStream answering (its cluster has elected a meta leader)."""
         await asyncio.gather(*(server.start() for server in self.servers.values()))
-        nc = await self.connect()
-        try:
-            await eventually(lambda: _jetstream_answers(nc), ELECTION_DEADLINE)
-        finally:
-            await nc.close()
+        await until_jetstream_answers(self.urls, ELECTION_DEADLINE)
 
     async def stop(self) -> None:
         await asyncio.gather(*(server.stop() for server in self.servers.values()))
@@ -83,14 +70,6 @@ class NatsCluster:
 
 async def _expected(exc: Exception) -> None:
     pass
-
-
-async def _jetstream_answers(nc: Client) -> bool:
-    try:
-        await nc.jetstream().account_info()
-    except (APIError, NatsTimeout, NoRespondersError):
-        return False
-    return True
 
 
 @contextlib.asynccontextmanager

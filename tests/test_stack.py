@@ -494,6 +494,36 @@ async def test_bad_workers_are_one_line_naming_the_flag_or_variable(
 
 
 @pytest.mark.parametrize(
+    ("args", "variables", "named", "reason"),
+    [
+        pytest.param(["--cluster", "2"], {}, "--cluster", "3 to 5", id="too-few"),
+        pytest.param(["--cluster", "six"], {}, "--cluster", "3 to 5", id="not-a-number"),
+        pytest.param([], {"SYLLABUS_NATS_CLUSTER": "7"}, "SYLLABUS_NATS_CLUSTER", "3 to 5", id="variable-too-many"),
+        pytest.param(
+            ["--cluster", "3"],
+            {"SYLLABUS_NATS_URL": "nats://127.0.0.1:4222"},
+            "--cluster",
+            "SYLLABUS_NATS_URL",
+            id="own-nats",
+        ),
+        pytest.param(
+            ["--cluster", "3"],
+            {"SYLLABUS_STREAM_REPLICAS": "5"},
+            "SYLLABUS_STREAM_REPLICAS",
+            "3 members",
+            id="more-replicas-than-members",
+        ),
+        pytest.param([], {"SYLLABUS_STREAM_REPLICAS": "3"}, "SYLLABUS_STREAM_REPLICAS", "--cluster 3", id="no-cluster"),
+    ],
+)
+async def test_bad_cluster_settings_are_one_line_naming_the_flag_or_variable(
+    tmp_path: Path, args: list[str], variables: dict[str, str], named: str, reason: str
+) -> None:
+    line = await refused_up(tmp_path / "home", up_env(tmp_path / "home") | variables, *args)
+    assert named in line and reason in line, line
+
+
+@pytest.mark.parametrize(
     ("variable", "value"),
     [
         ("SYLLABUS_GRPC_ADDR", "nonsense"),

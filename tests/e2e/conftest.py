@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,10 +97,14 @@ async def _healthy_or_dead(
 
 @contextlib.asynccontextmanager
 async def running_stack(
-    base: Path, extra_env: Mapping[str, str] | None = None, tls: grpc.ChannelCredentials | None = None
+    base: Path,
+    extra_env: Mapping[str, str] | None = None,
+    tls: grpc.ChannelCredentials | None = None,
+    args: Sequence[str] = (),
 ) -> AsyncIterator[Stack]:
     """`syllabus up` in `base/home`, its output in `base/up.log`, with `extra_env` on top of the clean environment;
-    stopped with SIGTERM afterwards (and required to exit 0). `tls`: how to reach a gateway that takes TLS only."""
+    stopped with SIGTERM afterwards (and required to exit 0). `tls`: how to reach a gateway that takes TLS only;
+    `args`: the command's own (`--cluster 3`)."""
     env = stack_env(base / "home") | dict(extra_env or {})
     log = base / "up.log"
     # Output to a file, not a pipe: nobody reads it while tests run, and a full pipe would stall `up`.
@@ -110,6 +114,7 @@ async def running_stack(
             "-m",
             "syllabus",
             "up",
+            *args,
             env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,

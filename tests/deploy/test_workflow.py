@@ -56,7 +56,7 @@ def test_actionlint_finds_nothing() -> None:
 
 def test_shellcheck_finds_nothing_in_the_workflow_scripts() -> None:
     if not shutil.which("shellcheck"):
-        pytest.skip("shellcheck is not installed (./scripts/test installs Debian's)")
+        pytest.skip("shellcheck is not installed (Debian's package `shellcheck`)")
     scripts = sorted((ROOT / ".github" / "scripts").iterdir())
     result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -71,14 +71,13 @@ def test_the_test_job_runs_the_readme_test_command() -> None:
 
 def test_the_mongo_urls_are_the_variables_read_and_the_replica_set_started() -> None:
     script = MONGO_SCRIPT.read_text()
+    assert "--publish 127.0.0.1:27017:27017" in script
     # The bench takes its MongoDB from the variable the services read, and takes it out of their environment.
     assert '"SYLLABUS_MONGO_URL"' in (ROOT / "bench" / "processes.py").read_text()
     for name, variable in (("test", MONGO_URL_VARIABLE), ("bench", "SYLLABUS_MONGO_URL")):
-        steps = runs(name)
-        assert ".github/scripts/mongo-replica-set" in steps, f"job {name} starts no MongoDB"
+        assert ".github/scripts/mongo-replica-set" in runs(name), f"job {name} starts no MongoDB"
         uri = parse_uri(job(name)["env"][variable])
         assert uri["nodelist"] == [("127.0.0.1", 27017)]
-        assert "--publish 127.0.0.1:27017:27017" in script
         assert f"--replSet {uri['options']['replicaSet']} " in script
 
 

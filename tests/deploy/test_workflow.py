@@ -111,8 +111,10 @@ def test_the_image_job_runs_docker_compose_ymls_profiles_and_image() -> None:
     wanted = set(env["COMPOSE_PROFILES"].split(","))
     assert wanted <= declared, f"profiles the image job starts but docker-compose.yml lacks: {wanted - declared}"
     # The image the job builds is the one compose runs, and compose gets the configuration a user starts from.
-    assert "${SYLLABUS_IMAGE" in COMPOSE.read_text()
-    assert any('"$SYLLABUS_IMAGE"' in run for run in runs("image"))
+    assert "${IMAGE" in COMPOSE.read_text()
+    assert any('"$IMAGE"' in run for run in runs("image"))
+    # .env.example turns authentication on: the job's calls carry a key made with the CLI, as the README says.
+    assert any("keys create" in run and '-H "$auth"' in run for run in runs("image"))
     assert "cp .env.example .env" in runs("image") and (ROOT / ".env.example").is_file()
     # The job asks compose where the gateway's REST port is published.
     ports = [str(port.get("target")) if isinstance(port, dict) else str(port) for port in services["gateway"]["ports"]]

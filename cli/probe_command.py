@@ -39,9 +39,15 @@ def status_url(addr: str, path: str) -> str:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    addr = MetricsConfig.from_env().addr
+    # Exit 1 (unhealthy), never 2: Docker reserves a health check's exit code 2.
+    try:
+        addr = MetricsConfig.from_env().addr
+    except ConfigError as exc:
+        print(f"syllabus probe: {exc}", file=sys.stderr)
+        return 1
     if not addr:
-        raise ConfigError("SYLLABUS_METRICS_ADDR is not set: the service has no status server to ask")
+        print("syllabus probe: SYLLABUS_METRICS_ADDR is not set: the service has no status server", file=sys.stderr)
+        return 1
     url = status_url(addr, LIVE if args.live else READY)
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as answer:

@@ -3,7 +3,13 @@ checks, /metrics brought up to date first, and nothing else served."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+
 import httpx
+import pytest
 
 from syllabus.config import MetricsConfig
 from syllabus.status import Health, Scrape, status_server
@@ -56,3 +62,28 @@ async def test_the_metrics_page_is_brought_up_to_date_before_it_is_drawn() -> No
             page = await client.get(url)
             assert "process_cpu_seconds_total" in page.text
     assert scrapes == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("addr", "said"),
+    [
+        ("", "SYLLABUS_METRICS_ADDR is not set"),
+        ("nonsense", "SYLLABUS_METRICS_ADDR"),
+    ],
+)
+async def test_probe_without_a_status_server_to_ask_is_unhealthy_in_one_line(addr: str, said: str) -> None:
+    # Exit 1, not the 2 of other configuration errors: Docker reserves a health check's exit code 2.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SYLLABUS_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "syllabus",
+        "probe",
+        env=env | {"SYLLABUS_METRICS_ADDR": addr},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    lines = err.decode().splitlines()
+    assert (process.returncode, out, len(lines)) == (1, b"", 1), err
+    assert said in lines[0]

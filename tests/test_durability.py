@@ -168,10 +168,10 @@ def test_up_refuses_replicas_for_the_single_server_it_starts(
     monkeypatch.setenv("SYLLABUS_HOME", str(tmp_path))
     monkeypatch.setenv("SYLLABUS_STREAM_REPLICAS", "3")
 
-    assert run_up(argparse.Namespace(workers=None)) == 2
+    assert run_up(argparse.Namespace(workers=None, cluster=None)) == 2
     err = capsys.readouterr().err
     assert err == (
-        "syllabus: SYLLABUS_STREAM_REPLICAS=3 needs a NATS cluster: set SYLLABUS_NATS_URL to its servers "
-        "(`up` starts a single nats-server)\n"
+        "syllabus: SYLLABUS_STREAM_REPLICAS=3 needs a NATS cluster: set SYLLABUS_NATS_URL to its servers, or run "
+        "`syllabus up --cluster 3` (`up` alone starts a single nats-server)\n"
     )
     assert not (tmp_path / "nats").exists()

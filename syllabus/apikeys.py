@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass, field
 
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
+from syllabus.bucketkeys import bucket_keys
 from syllabus.bucketwatch import BucketWatch
 from syllabus.topology import Topology
 
@@ -99,10 +100,7 @@ class ApiKeys:
 
     async def list(self) -> list[ApiKey]:
         kv = await keys_bucket(self._nc, self._topology)
-        try:
-            ids = await kv.keys()
-        except NoKeysError:
-            return []
+        ids = await bucket_keys(self._nc.jetstream(), self._topology.keys_bucket)
         found = []
         for key_id in ids:
             try:

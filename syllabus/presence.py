@@ -26,10 +26,11 @@ from dataclasses import asdict, dataclass
 
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from syllabus import outages
+from syllabus.bucketkeys import bucket_keys
 from syllabus.bucketwatch import BucketWatch
 from syllabus.status import advertised_url
 from syllabus.topology import Topology
@@ -229,11 +230,8 @@ class LiveWorkers:
         """Whether a worker of `queue` has been seen within PRESENCE_TTL."""
         if not self._watch.watching:
             # Not watching (tests, tools): ask the bucket, whose max age drops entries not written meanwhile.
-            try:
-                keys = await (await self._bucket()).keys(filters=[f"{queue}."])
-            except NoKeysError:
-                return False
-            return any(key.startswith(f"{queue}.") for key in keys)
+            await self._bucket()
+            return bool(await bucket_keys(self._nc.jetstream(), self._topology.workers_bucket, f"{queue}."))
         horizon = time.monotonic() - PRESENCE_TTL
         return any(key.startswith(f"{queue}.") and seen > horizon for key, (seen, _) in self._seen.items())
 
@@ -258,10 +256,7 @@ class LiveWorkers:
     async def _read_all(self) -> list[bytes]:
         # Not watching: the bucket itself, whose max age drops entries not written within PRESENCE_TTL.
         kv = await self._bucket()
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return []
+        keys = await bucket_keys(self._nc.jetstream(), self._topology.workers_bucket)
 
         async def read(key: str) -> bytes | None:
             try:

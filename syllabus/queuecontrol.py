@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass
 
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
+from syllabus.bucketkeys import bucket_keys
 from syllabus.bucketwatch import BucketWatch
 from syllabus.topology import Topology
 
@@ -65,10 +66,8 @@ class PausedQueues:
         await kv.delete(queue)
 
     async def paused(self) -> frozenset[str]:
-        try:
-            return frozenset(await (await paused_bucket(self._nc, self._topology)).keys())
-        except NoKeysError:
-            return frozenset()
+        await paused_bucket(self._nc, self._topology)
+        return frozenset(await bucket_keys(self._nc.jetstream(), self._topology.paused_bucket))
 
 
 class PauseWatch:

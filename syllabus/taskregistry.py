@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from nats.aio.client import Client
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from syllabus.bucketkeys import bucket_keys
 from syllabus.bucketwatch import BucketWatch
 from syllabus.topology import Topology
 
@@ -125,10 +126,7 @@ class TaskRegistry:
                 continue  # another process of the pool wrote meanwhile: look again
 
     async def _all(self, kv: KeyValue) -> dict[str, TaskDeclaration]:
-        try:
-            names = await kv.keys()
-        except NoKeysError:
-            return {}
+        names = await bucket_keys(self._nc.jetstream(), self._topology.tasks_bucket)
         found = {}
         for name in names:
             with contextlib.suppress(*_ABSENT):

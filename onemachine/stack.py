@@ -283,7 +283,9 @@ class Stack:
         )
         say(f"starting a NATS cluster of {len(members)} ({', '.join(members)})…")
         self._members = list(members.values())
-        self.nats = list(await asyncio.gather(*(self._start_server(server) for server in members.values())))
+        for server in members.values():
+            # One by one, each kept as it starts: if one cannot start, those before it are stopped with the rest.
+            self.nats.append(await self._start_server(server))
         self.nats_url = ",".join(member.server.url for member in self.nats)
         say("waiting for the cluster to elect its JetStream leader…")
         await until_jetstream_answers(self.nats_url)

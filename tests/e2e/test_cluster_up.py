@@ -78,15 +78,8 @@ async def settled_leader(nc: Client, stream: str, other_than: str = "") -> str:
 async def test_a_course_completes_while_a_nats_node_stops_and_the_stream_leader_moves(tmp_path: Path) -> None:
     model = CourseModel(hold=MODULES)
     await model.api.start()
-    env = {
-        **QUICK,
-        "SYLLABUS_LLM_PROVIDER": "openai",
-        "SYLLABUS_OPENAI_BASE_URL": model.api.url,
-        "SYLLABUS_OPENAI_MODEL": "fake-model",
-        "SYLLABUS_LLM_CACHE_TTL": "0",
-    }
     try:
-        async with running_stack(tmp_path, env, args=("--cluster", "3")) as stack:
+        async with running_stack(tmp_path, QUICK | model.env(), args=("--cluster", "3")) as stack:
             await course_through_faults(stack, model)
     finally:
         await model.api.stop()

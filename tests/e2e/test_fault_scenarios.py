@@ -216,6 +216,16 @@ class CourseModel:
         self.holding = asyncio.Event()
         self.api = HeldAnswers(self.answer)
 
+    def env(self) -> dict[str, str]:
+        """The generator's settings for this model (started: its URL is known)."""
+        return {
+            "SYLLABUS_LLM_PROVIDER": "openai",
+            "SYLLABUS_OPENAI_BASE_URL": self.api.url,
+            "SYLLABUS_OPENAI_MODEL": "fake-model",
+            # Every lesson call reaches the model, the calls of a restarted generator included.
+            "SYLLABUS_LLM_CACHE_TTL": "0",
+        }
+
     def answer(self, request: Request) -> Reply:
         prompt = request.body["messages"][-1]["content"]
         if modules := re.search(r"exactly (\d+) modules", prompt):
@@ -258,15 +268,8 @@ async def test_a_generator_killed_mid_courses_leaves_every_course_complete_and_e
 ) -> None:
     model = CourseModel(hold=HELD_LESSONS)
     await model.api.start()
-    env = {
-        "SYLLABUS_LLM_PROVIDER": "openai",
-        "SYLLABUS_OPENAI_BASE_URL": model.api.url,
-        "SYLLABUS_OPENAI_MODEL": "fake-model",
-        # Every lesson call reaches the model, the calls of the restarted generator included.
-        "SYLLABUS_LLM_CACHE_TTL": "0",
-    }
     try:
-        async with plant(tmp_path, env) as p:
+        async with plant(tmp_path, model.env()) as p:
             await generator_killed_mid_courses(p, model)
     finally:
         await model.api.stop()

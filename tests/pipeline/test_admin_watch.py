@@ -16,11 +16,12 @@ from gateway.adminwatch import paced
 from syllabus.presence import PRESENCE_TTL
 from syllabus.v1 import admin_service_pb2 as pb
 from syllabus.v1 import job_pb2
+from tests.conditions import eventually
 from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
 from tests.pipeline.test_faults import start_worker_process
 from tests.pipeline.test_jobs import first_event, watch
-from tests.pipeline.test_queues import counted, field_violation
+from tests.pipeline.test_queues import counted, field_violation, workers
 
 E = job_pb2
 R = TypeVar("R")
@@ -40,9 +41,10 @@ def pids(response: pb.WatchWorkersResponse) -> set[int]:
 
 
 @pytest.mark.e2e
-async def test_watch_workers_follows_starts_jobs_in_hand_stops_and_a_killed_worker_gone_after_the_ttl(
+async def test_worker_processes_are_listed_and_watched_with_what_they_hold_until_stopped_or_gone_after_the_ttl(
     pipeline: Pipeline, nats_url: str
 ) -> None:
+    # ListWorkers and WatchWorkers side by side: both read the presence bucket, so one wait for the TTL serves both.
     stream = pipeline.admin.WatchWorkers(pb.WatchWorkersRequest(queue="generator"), timeout=PRESENCE_TTL * 3 + 60)
     assert pids(await until(stream, lambda _: True)) == set()
     first = await start_worker_process(pipeline, nats_url)
@@ -51,19 +53,31 @@ async def test_watch_workers_follows_starts_jobs_in_hand_stops_and_a_killed_work
     holding = await until(stream, lambda r: any(job.id in w.job_ids for w in r.workers))
     [worker] = holding.workers
     assert worker.queue == "generator" and worker.kinds == ["summarize_text"] and worker.heartbeat_time.seconds > 0
+    [held] = await workers(pipeline, "generator")
+    assert held.pid == first.pid and held.kinds == ["summarize_text"] and held.version and job.id in held.job_ids
+    assert held.concurrency > 0 and held.start_time.seconds > 0 and held.heartbeat_time.seconds > 0
 
     second = await start_worker_process(pipeline, nats_url)
     await until(stream, lambda r: pids(r) == {first.pid, second.pid})
-    # SIGTERM: the worker hands its job back and deletes its entry.
+    assert {w.pid for w in await workers(pipeline)} == {first.pid, second.pid}
+    assert await workers(pipeline, "pool-nobody") == []
+    # SIGTERM: the worker drains (the job goes back) and deletes its entry before it exits.
     first.send_signal(signal.SIGTERM)
     assert await first.wait() == 0
+    assert [w.pid for w in await workers(pipeline)] == [second.pid]
     await until(stream, lambda r: pids(r) == {second.pid})
     # SIGKILL: nothing is deleted, and the bucket's max age leaves no marker a watch would see: the stream
-    # reports the worker gone once its entry's time is up.
+    # reports the worker gone once its entry's time is up, and the list no longer shows it.
     second.kill()
     await second.wait()
     await until(stream, lambda r: pids(r) == set(), timeout=PRESENCE_TTL * 2 + 10)
     stream.cancel()
+
+    async def listed_none() -> bool:
+        # Each reader ages an entry from when it saw it written: the list may lag the stream by a moment.
+        return await workers(pipeline) == []
+
+    await eventually(listed_none, timeout=PRESENCE_TTL + 10)
 
 
 async def test_watch_queue_stats_follows_jobs_pauses_and_workers(pipeline: Pipeline, start_worker: StartWorker) -> None:

@@ -4,7 +4,6 @@ and stopped), each queue's counts as jobs run, pausing and resuming a queue, and
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -13,13 +12,11 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from syllabus.presence import PRESENCE_TTL
 from syllabus.v1 import admin_service_pb2 as pb
 from syllabus.v1 import job_pb2, job_service_pb2
 from tests.conditions import eventually
 from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
-from tests.pipeline.test_faults import start_worker_process
 from tests.pipeline.test_jobs import first_event, watch
 
 E = job_pb2
@@ -61,37 +58,6 @@ def field_violation(error: grpc.aio.AioRpcError) -> str:
     assert status.details[0].Unpack(bad)
     field: str = bad.field_violations[0].field
     return field
-
-
-async def test_worker_processes_are_listed_with_what_they_hold_until_stopped_or_gone_after_the_ttl(
-    pipeline: Pipeline, nats_url: str
-) -> None:
-    first = await start_worker_process(pipeline, nats_url)
-    job = await pipeline.submit("block-in-subprocess")
-    stream = watch(pipeline, job.id)
-    await first_event(stream, E.JOB_EVENT_TYPE_STARTED)
-    await eventually(lambda: _holding(pipeline, job.id))
-    [held] = await workers(pipeline, "generator")
-    assert held.pid == first.pid and held.kinds == ["summarize_text"] and held.version
-    assert held.concurrency > 0 and held.start_time.seconds > 0 and held.heartbeat_time.seconds > 0
-
-    second = await start_worker_process(pipeline, nats_url)
-    await eventually(lambda: _pids(pipeline, {first.pid, second.pid}))
-    assert await workers(pipeline, "pool-nobody") == []
-
-    # SIGTERM: the worker drains (the job goes back) and deletes its entry before it exits.
-    first.send_signal(signal.SIGTERM)
-    assert await first.wait() == 0
-    assert [w.pid for w in await workers(pipeline)] == [second.pid]
-
-    # SIGKILL: nothing is deleted; the entry ages out once it has not been written for the TTL.
-    second.kill()
-    await second.wait()
-    await eventually(lambda: _pids(pipeline, set()), timeout=PRESENCE_TTL * 2 + 10)
-
-
-async def _holding(pipeline: Pipeline, job_id: str) -> bool:
-    return any(job_id in w.job_ids for w in await workers(pipeline, "generator"))
 
 
 async def _pids(pipeline: Pipeline, pids: set[int | None]) -> bool:

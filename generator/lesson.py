@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from generator.deps import Deps
 from generator.modules import write_part
+from generator.quality import check_lesson
 from generator.tasks import LessonTask, ModuleContext
-from syllabus.v1 import job_pb2
+from syllabus.v1 import course_pb2, job_pb2
 from syllabus.worker import Handler, JobContext
 
 
 def lesson_handler(deps: Deps) -> Handler:
     async def generate_lesson(ctx: JobContext) -> job_pb2.JobResult:
         spec = ctx.job.spec.generate_lesson
+
+        def check(course: course_pb2.Course, lesson: course_pb2.Lesson) -> list[course_pb2.QualityFinding]:
+            module = ModuleContext.of(course, spec.module_index)
+            return check_lesson(lesson, module.objectives, module.level, module.language)
+
         return await write_part(
             ctx,
             deps,
@@ -19,6 +25,7 @@ def lesson_handler(deps: Deps) -> Handler:
             spec.course_id,
             spec.module_index,
             lambda course: LessonTask(ModuleContext.of(course, spec.module_index)),
+            check,
             spec.model,
         )
 

@@ -33,6 +33,8 @@ class Answer(Generic[T]):
     output_tokens: int
     estimated_cost_usd: float
     offline: bool
+    # The reply's text, as the model wrote it (quoted back to it in a repair request).
+    text: str = ""
     # Served from the cache: nothing was billed for it.
     cached: bool = False
 
@@ -61,13 +63,14 @@ class Models:
         self._cache = cache
         self._breaker = breaker
 
-    async def run(self, task: Task[T], selection: job_pb2.ModelSelection) -> Answer[T]:
+    async def run(self, task: Task[T], selection: job_pb2.ModelSelection, *, prompt: str = "") -> Answer[T]:
+        """`prompt` replaces the task's own (a repair request asks for the same answer with more said)."""
         provider = self._registry.get(selection)
-        request = ModelRequest(task=task, system=task.system(), prompt=task.prompt(), schema=task.schema())
+        request = ModelRequest(task=task, system=task.system(), prompt=prompt or task.prompt(), schema=task.schema())
         key = cache_key(provider.name, provider.model, request) if provider.billed and self._cache else ""
         if key and self._cache is not None and (hit := await self._cache.get(key)) is not None:
             try:
-                return self._answer(provider, parse_reply(task, hit.text), [], cached=True)
+                return self._answer(provider, parse_reply(task, hit.text), [], hit.text, cached=True)
             except InvalidOutput:
                 log.warning("ignoring a cached answer that no longer validates (%s)", key)
         first = await self._call(provider, request)
@@ -92,14 +95,14 @@ class Models:
             first_cost = []
         if key and self._cache is not None:
             await self._cache.put(key, good)
-        return self._answer(provider, value, [*first_cost, good], cached=False)
+        return self._answer(provider, value, [*first_cost, good], good.text, cached=False)
 
     def _parse(self, task: Task[T], reply: ModelReply) -> T:
         if reply.truncated:
             raise InvalidOutput("the answer was cut off at the output limit; make it shorter")
         return parse_reply(task, reply.text)
 
-    def _answer(self, provider: Provider, value: T, replies: list[ModelReply], *, cached: bool) -> Answer[T]:
+    def _answer(self, provider: Provider, value: T, replies: list[ModelReply], text: str, *, cached: bool) -> Answer[T]:
         input_tokens = sum(reply.input_tokens for reply in replies)
         output_tokens = sum(reply.output_tokens for reply in replies)
         return Answer(
@@ -110,6 +113,7 @@ class Models:
             output_tokens=output_tokens,
             estimated_cost_usd=estimate_cost(provider.model, input_tokens, output_tokens) if provider.billed else 0.0,
             offline=not provider.billed,
+            text=text,
             cached=cached,
         )
 

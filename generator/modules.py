@@ -7,19 +7,23 @@ the course job, so two children finishing at once, or one redelivered, still mak
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
 from generator.costs import job_usage, put_cost
 from generator.deps import Deps
-from generator.tasks import Task
+from generator.models import Answer
+from generator.tasks import Task, quality_repair_prompt
 from syllabus import lifecycle
 from syllabus.coursecontract import children_progress, is_complete
 from syllabus.submit import build_job
 from syllabus.v1 import course_pb2, job_pb2
-from syllabus.worker import JobContext, PermanentError
+from syllabus.worker import JobContext, PermanentError, RetryableError
 
 Part = Literal["lesson", "quiz"]
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def child_key(course_job_id: str, part: str, index: int) -> str:
@@ -70,9 +74,11 @@ async def write_part(
     part: Part,
     course_id: str,
     index: int,
-    task_for: Callable[[course_pb2.Course], Task[Any]],
+    task_for: Callable[[course_pb2.Course], Task[T]],
+    check: Callable[[course_pb2.Course, T], list[course_pb2.QualityFinding]],
     selection: job_pb2.ModelSelection,
 ) -> job_pb2.JobResult:
+    """Write the part unless it is stored; `check` gives its quality findings (generator.quality)."""
     course = await load_course(deps, course_id)
     if index >= len(course.modules):
         raise PermanentError(
@@ -80,8 +86,8 @@ async def write_part(
         )
     stored = False
     if not course.modules[index].HasField(part):
-        answer = await deps.models.run(task_for(course), selection)
-        item = answer.cost_item(ctx.job)
+        task = task_for(course)
+        answer, findings, item = await checked_answer(ctx, deps, task, selection, lambda value: check(course, value))
 
         def fill(current: course_pb2.Course) -> course_pb2.Course | None:
             nonlocal stored
@@ -90,6 +96,7 @@ async def write_part(
                 # An earlier delivery of this job stored it first; its result stands.
                 return None
             getattr(current.modules[index], part).CopyFrom(answer.value)
+            current.modules[index].findings.extend(findings)
             put_cost(current, item)
             current.update_time.CopyFrom(lifecycle.now())
             stored = True
@@ -109,6 +116,47 @@ async def write_part(
     return job_pb2.JobResult(
         reference=f"courses/{course_id}/modules/{index}/{part}", usage=job_usage(course, ctx.job.id)
     )
+
+
+async def checked_answer(
+    ctx: JobContext,
+    deps: Deps,
+    task: Task[T],
+    selection: job_pb2.ModelSelection,
+    check: Callable[[T], list[course_pb2.QualityFinding]],
+) -> tuple[Answer[T], list[course_pb2.QualityFinding], course_pb2.CostItem]:
+    """The model's answer and what the quality checks found in it, marked repaired or not, with the cost of its
+    calls. An answer with findings is asked for once more with the findings quoted; the one with fewer findings
+    is kept, and a finding the repair did not fix stays unrepaired: the part needs review."""
+    answer = await deps.models.run(task, selection)
+    item = answer.cost_item(ctx.job)
+    findings = check(answer.value)
+    if not findings:
+        return answer, [], item
+    log.info("%s of job %s failed %d quality checks; asking once more", task.kind, ctx.job.id, len(findings))
+    prompt = quality_repair_prompt(task, answer.text, [finding.message for finding in findings])
+    try:
+        repair = await deps.models.run(task, selection, prompt=prompt)
+    except RetryableError as exc:
+        if exc.error_type != "InvalidModelOutput":
+            raise
+        # The repair did not even fit the task: keep the first answer, flagged.
+        return answer, findings, item
+    _add_cost(item, repair.cost_item(ctx.job))
+    remaining = check(repair.value)
+    if len(remaining) > len(findings):
+        return answer, findings, item
+    still = {(finding.check, finding.part) for finding in remaining}
+    fixed = [finding for finding in findings if (finding.check, finding.part) not in still]
+    for finding in fixed:
+        finding.repaired = True
+    return repair, [*fixed, *remaining], item
+
+
+def _add_cost(item: course_pb2.CostItem, more: course_pb2.CostItem) -> None:
+    item.input_tokens += more.input_tokens
+    item.output_tokens += more.output_tokens
+    item.estimated_cost_usd += more.estimated_cost_usd
 
 
 async def _report(deps: Deps, parent_id: str, course: course_pb2.Course, part: Part) -> None:

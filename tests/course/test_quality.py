@@ -57,7 +57,7 @@ def test_the_same_choice_twice_is_found_ignoring_case_and_punctuation() -> None:
 
 def test_a_choice_that_makes_several_choices_correct_is_found() -> None:
     quiz = good_quiz()
-    quiz.questions[0].choices[3] = "All of the above"
+    quiz.questions[0].choices[2] = "All of the above"
     assert checks(check_quiz(quiz, OBJECTIVES)) == [("single_answer", "quiz.questions[0]")]
 
 

@@ -141,6 +141,8 @@ async def write_course(
         await asyncio.to_thread(out.write_bytes, body.data)
         print(f"wrote {out} ({len(body.data) / 1024:.0f} KiB): {course.course.title}", file=stream)
         print(_summary(course.course), file=stream)
+        for line in review_lines(course.course):
+            print(line, file=stream)
         return EXIT_SUCCEEDED
     finally:
         await client.close()
@@ -151,6 +153,21 @@ def _summary(course: course_pb2.Course) -> str:
         return "an offline draft (no model configured); set GEMINI_API_KEY or SYLLABUS_OPENAI_BASE_URL for real content"
     tokens = course.input_tokens + course.output_tokens
     return f"written by {course.provider} {course.model}: {tokens:,} tokens, about ${course.estimated_cost_usd:.4f}"
+
+
+def review_lines(course: course_pb2.Course) -> list[str]:
+    """The quality findings the repair did not fix (generator.quality): what a reviewer should look at."""
+    open_findings = [
+        (module, finding) for module in course.modules for finding in module.findings if not finding.repaired
+    ]
+    if not open_findings:
+        return []
+    lines = [f"needs review: {len(open_findings)} quality finding{'s' if len(open_findings) > 1 else ''}"]
+    lines += [
+        f"  module {module.index + 1} {finding.part} ({finding.check}): {finding.message}"
+        for module, finding in open_findings
+    ]
+    return lines
 
 
 class Progress:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cli.course_command import review_lines
 from generator.quality import BANDS, check_lesson, check_quiz, uncovered
 from syllabus.v1 import course_pb2
 from tests.course.offline_course import offline_course
@@ -146,3 +147,15 @@ def test_offline_drafts_pass_every_check(modules: int) -> None:
             assert check_lesson(module.lesson, module.objectives, level, "en") == [], (index, level)
         others = [(i, other.quiz) for i, other in enumerate(course.modules) if i != index]
         assert check_quiz(module.quiz, module.objectives, others) == [], index
+
+
+def test_the_course_command_lists_only_the_findings_left_for_review() -> None:
+    module = course_pb2.Module(index=1)
+    module.findings.add(check="twin", part="quiz.questions[0]", message="fixed", repaired=True)
+    module.findings.add(check="length", part="lesson", message="the lesson body has 90 words")
+    course = course_pb2.Course(modules=[course_pb2.Module(index=0), module])
+    assert review_lines(course) == [
+        "needs review: 1 quality finding",
+        "  module 2 lesson (length): the lesson body has 90 words",
+    ]
+    assert review_lines(course_pb2.Course(modules=[course_pb2.Module()])) == []

@@ -38,11 +38,24 @@ function question(item, index) {
       item.explanation ? h('p', null, item.explanation) : null));
 }
 
+// The quality findings its repair did not fix: what a reviewer should look at.
+function openFindings(module) {
+  return (module.findings || []).filter((finding) => !finding.repaired);
+}
+
+function review(module) {
+  const open = openFindings(module);
+  if (!open.length) return null;
+  return h('div', { class: 'notice findings' }, h('span', { class: 'badge review' }, 'needs review'),
+    h('ul', null, open.map((finding) => h('li', null, `${finding.part} (${finding.check}): ${finding.message}`))));
+}
+
 function moduleSection(module) {
   const lesson = module.lesson || {};
   const quiz = module.quiz || {};
   return h('section', { class: 'module card', 'data-module': module.index || 0 },
     h('h2', null, `${Number(module.index || 0) + 1}. ${module.title || ''}`),
+    review(module),
     module.summary ? h('p', { class: 'muted' }, module.summary) : null,
     (module.objectives || []).length ? h('ul', null, module.objectives.map((item) => h('li', null, item))) : null,
     lesson.title ? h('article', { class: 'lesson' }, h('h3', { class: 'lesson-title' }, lesson.title),
@@ -51,6 +64,13 @@ function moduleSection(module) {
       : h('p', { class: 'muted' }, 'Lesson being written…'),
     (quiz.questions || []).length ? [h('h3', null, 'Quiz'), h('ol', { class: 'quiz' }, quiz.questions.map(question))]
       : h('p', { class: 'muted' }, 'Quiz being written…'));
+}
+
+function reviewSummary(course) {
+  const modules = (course.modules || []).filter((module) => openFindings(module).length);
+  if (!modules.length) return null;
+  return h('p', { class: 'notice', id: 'course-review' }, h('span', { class: 'badge review' }, 'needs review'),
+    ` ${count(modules.length)} module${modules.length > 1 ? 's' : ''} failed quality checks that one repair did not fix.`);
 }
 
 function costs(course) {
@@ -87,6 +107,7 @@ export default async function coursePage(view, ctx) {
         h('a', { href: `#/jobs/${encodeURIComponent(course.jobId)}` }, 'the course job')),
       steps(course, job),
       course.offlineDraft ? h('p', { class: 'notice' }, 'An offline draft: written without a model.') : null,
+      reviewSummary(course),
       course.description ? h('p', null, course.description) : null,
       (course.documents || []).length ? h('div', { class: 'actions', id: 'downloads' }, FORMATS.map(([label, format, extension]) =>
         button(`Download ${label}`, async () => {

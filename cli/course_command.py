@@ -30,8 +30,23 @@ FORMATS = {
     "pdf": (course_pb2.DOCUMENT_FORMAT_PDF, ".pdf"),
     "html": (course_pb2.DOCUMENT_FORMAT_HTML, ".html"),
     "markdown": (course_pb2.DOCUMENT_FORMAT_MARKDOWN, ".md"),
+    "epub": (course_pb2.DOCUMENT_FORMAT_EPUB, ".epub"),
+    "scorm12": (course_pb2.DOCUMENT_FORMAT_SCORM_12, ".scorm12.zip"),
+    "scorm2004": (course_pb2.DOCUMENT_FORMAT_SCORM_2004, ".scorm2004.zip"),
+    "qti": (course_pb2.DOCUMENT_FORMAT_QTI_21, ".qti21.zip"),
+    "moodle": (course_pb2.DOCUMENT_FORMAT_MOODLE_XML, ".moodle.xml"),
+    "gift": (course_pb2.DOCUMENT_FORMAT_GIFT, ".gift.txt"),
 }
-_FORMAT_BY_SUFFIX = {".pdf": "pdf", ".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown"}
+# Only suffixes that name one format: a .zip or .xml could be several.
+_FORMAT_BY_SUFFIX = {
+    ".pdf": "pdf",
+    ".html": "html",
+    ".htm": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".epub": "epub",
+    ".gift": "gift",
+}
 LEVELS = {
     "beginner": course_pb2.COURSE_LEVEL_BEGINNER,
     "intermediate": course_pb2.COURSE_LEVEL_INTERMEDIATE,
@@ -43,7 +58,7 @@ _BAR_WIDTH = 28
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "course",
-        help="write a course from a prompt and save it as PDF, HTML or Markdown",
+        help="write a course from a prompt and save it as PDF, HTML, Markdown, EPUB or an LMS export",
         description="Write a course from a prompt through a running gateway (`syllabus up`), show its progress "
         "and save the rendered document.",
         epilog="exit codes:\n  0  the document was written\n  1  the course failed, or the gateway failed or "
@@ -60,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--provider", choices=["gemini", "openai", "offline"], help="model provider for this course")
     parser.add_argument("--model", default="", help="model name as the provider knows it, e.g. gemini-2.5-flash")
     parser.add_argument("--format", choices=sorted(FORMATS), help="document format (default: from --out, else pdf)")
-    parser.add_argument("--out", metavar="PATH", help="where to write the document (default course.pdf/.html/.md)")
+    parser.add_argument("--out", metavar="PATH", help="where to write the document (default course.<extension>)")
     parser.add_argument("--key", default="", help="idempotency key: running the command again resumes that course")
     parser.add_argument(
         "--addr",

@@ -140,7 +140,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             await not_found(
                 context, "syllabus.v1.Document", f"courses/{course.id}/{name}", f"course {course.id!r} has no {name}"
             )
-        extension = document_name(document).rpartition(".")[2]
+        extension = document_name(document).partition(".")[2]  # course.scorm12.zip: scorm12.zip
         stored = Stored(
             object_name=document.object_name,
             content_type=document.content_type,

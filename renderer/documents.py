@@ -1,5 +1,6 @@
-"""render_document: a finished course becomes Markdown, HTML and PDF in the `artifacts` object store, recorded
-on the course; then the course job that waited for it is finished with the course's total usage.
+"""render_document: a finished course becomes Markdown, HTML, PDF and the exports learning platforms import
+(SCORM 1.2 and 2004 packages, QTI 2.1, Moodle XML, GIFT, EPUB) in the `artifacts` object store, recorded on the
+course; then the course job that waited for it is finished with the course's total usage.
 
 Rendering is deterministic (the PDF carries the course's creation time, not the clock), so a redelivered render
 job writes the same bytes and the same document records again: repeating it changes nothing. For the same reason
@@ -20,9 +21,13 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from renderer.epub import render_epub
 from renderer.html import render_html
 from renderer.markdown import render_markdown
+from renderer.moodle import render_gift, render_moodle_xml
 from renderer.pdf import find_font_dir, render_pdf
+from renderer.qti import render_qti
+from renderer.scorm import render_scorm_12, render_scorm_2004
 from syllabus import lifecycle
 from syllabus.config import RendererConfig
 from syllabus.coursecontract import course_usage, is_complete, module_written, render_progress
@@ -49,6 +54,23 @@ FORMATS: dict[course_pb2.DocumentFormat, Format] = {
     C.DOCUMENT_FORMAT_MARKDOWN: Format("md", "text/markdown; charset=utf-8", "Markdown"),
     C.DOCUMENT_FORMAT_HTML: Format("html", "text/html; charset=utf-8", "HTML"),
     C.DOCUMENT_FORMAT_PDF: Format("pdf", "application/pdf", "PDF"),
+    C.DOCUMENT_FORMAT_SCORM_12: Format("scorm12.zip", "application/zip", "SCORM 1.2"),
+    C.DOCUMENT_FORMAT_SCORM_2004: Format("scorm2004.zip", "application/zip", "SCORM 2004"),
+    C.DOCUMENT_FORMAT_QTI_21: Format("qti21.zip", "application/zip", "QTI 2.1"),
+    C.DOCUMENT_FORMAT_MOODLE_XML: Format("moodle.xml", "application/xml", "Moodle XML"),
+    C.DOCUMENT_FORMAT_GIFT: Format("gift.txt", "text/plain; charset=utf-8", "GIFT"),
+    C.DOCUMENT_FORMAT_EPUB: Format("epub", "application/epub+zip", "EPUB"),
+}
+# The formats that need nothing but the course (the PDF also needs fonts and a page size).
+COURSE_RENDERERS: dict[course_pb2.DocumentFormat, Callable[[course_pb2.Course], bytes]] = {
+    C.DOCUMENT_FORMAT_MARKDOWN: render_markdown,
+    C.DOCUMENT_FORMAT_HTML: render_html,
+    C.DOCUMENT_FORMAT_SCORM_12: render_scorm_12,
+    C.DOCUMENT_FORMAT_SCORM_2004: render_scorm_2004,
+    C.DOCUMENT_FORMAT_QTI_21: render_qti,
+    C.DOCUMENT_FORMAT_MOODLE_XML: render_moodle_xml,
+    C.DOCUMENT_FORMAT_GIFT: render_gift,
+    C.DOCUMENT_FORMAT_EPUB: render_epub,
 }
 
 
@@ -111,10 +133,8 @@ class DocumentRenderer:
         render: Callable[[], bytes]
         if document_format == C.DOCUMENT_FORMAT_PDF:
             render = functools.partial(render_pdf, course, self._font_dir, self._page_size)
-        elif document_format == C.DOCUMENT_FORMAT_HTML:
-            render = functools.partial(render_html, course)
         else:
-            render = functools.partial(render_markdown, course)
+            render = functools.partial(COURSE_RENDERERS[document_format], course)
         # Laying out a long course takes a while: it runs on a thread so the worker's event loop keeps serving
         # heartbeats and other jobs.
         what = f"the {FORMATS[document_format].label} document of {course.id}"

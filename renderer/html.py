@@ -25,7 +25,7 @@ from renderer.course_text import (
 )
 from syllabus.v1 import course_pb2
 
-_CSS = """
+CSS = """
 :root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --accent: #0b5cad; --soft: #f6f8fa; }
 * { box-sizing: border-box; }
 body { margin: 0; color: var(--ink); background: #fff;
@@ -65,9 +65,9 @@ def render_html(course: course_pb2.Course) -> bytes:
     parts = [f"<header><h1>{title}</h1>", f'<p class="meta">{escape(meta_line(course))}</p>']
     if course.offline_draft:
         parts.append(f'<p class="notice" role="note"><strong>{escape(OFFLINE_NOTICE)}</strong></p>')
-    parts += [f"<p>{_inline(course.description)}</p>", "</header>", _toc(course)]
-    parts += [_module(module) for module in course.modules]
-    parts += [_answer_key(course), f'<p class="written-by">{escape(written_by(course))}</p>']
+    parts += [f"<p>{inline_html(course.description)}</p>", "</header>", _toc(course)]
+    parts += [module_section(module) for module in course.modules]
+    parts += [answer_key_section(course), f'<p class="written-by">{escape(written_by(course))}</p>']
     return page(course.title or course.prompt, course.language, parts)
 
 
@@ -80,7 +80,7 @@ def page(title: str, language: str, body: Sequence[str]) -> bytes:
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title>",
-        f"<style>{_CSS}</style>",
+        f"<style>{CSS}</style>",
         "</head>",
         "<body>",
         "<main>",
@@ -105,30 +105,31 @@ def _toc(course: course_pb2.Course) -> str:
     return f'<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>{"".join(items)}</ol></nav>'
 
 
-def _module(module: course_pb2.Module) -> str:
+def module_section(module: course_pb2.Module) -> str:
     parts = [
         f'<section id="{anchor("module", module)}">',
         f"<h2>{escape(module_heading(module))}</h2>",
-        f"<p>{_inline(module.summary)}</p>",
+        f"<p>{inline_html(module.summary)}</p>",
     ]
     if module.objectives:
-        parts.append('<div class="objectives"><h4>Objectives</h4>' + _list("ul", module.objectives) + "</div>")
+        parts.append('<div class="objectives"><h4>Objectives</h4>' + html_list("ul", module.objectives) + "</div>")
     parts += [
         f'<h3 id="{anchor("lesson", module)}">{escape(lesson_heading(module))}</h3>',
         markdown_html(module.lesson.body_markdown, heading_offset=2),
     ]
     if module.lesson.key_points:
-        parts.append('<div class="key-points"><h4>Key points</h4>' + _list("ul", module.lesson.key_points) + "</div>")
+        points = html_list("ul", module.lesson.key_points)
+        parts.append(f'<div class="key-points"><h4>Key points</h4>{points}</div>')
     parts.append(f'<h3 id="{anchor("quiz", module)}">Quiz</h3>')
     questions = [
-        f"<li><p>{_inline(question.text)}</p>{_list('ol', question.choices, 'choices')}</li>"
+        f"<li><p>{inline_html(question.text)}</p>{html_list('ol', question.choices, 'choices')}</li>"
         for question in module.quiz.questions
     ]
     parts += [f'<ol class="quiz">{"".join(questions)}</ol>', "</section>"]
     return "\n".join(parts)
 
 
-def _answer_key(course: course_pb2.Course) -> str:
+def answer_key_section(course: course_pb2.Course) -> str:
     parts = ['<section id="answer-key">', "<h2>Answer key</h2>"]
     for module in course.modules:
         parts.append(f"<h3>{escape(module_heading(module))}</h3>")
@@ -137,17 +138,17 @@ def _answer_key(course: course_pb2.Course) -> str:
             index = question.answer_index
             choice = question.choices[index] if index < len(question.choices) else ""
             answers.append(
-                f"<li><strong>{choice_label(index)}</strong> {_inline(choice)}"
-                f'<br><span class="explanation">{_inline(question.explanation)}</span></li>'
+                f"<li><strong>{choice_label(index)}</strong> {inline_html(choice)}"
+                f'<br /><span class="explanation">{inline_html(question.explanation)}</span></li>'
             )
         parts.append(f'<ol class="answers">{"".join(answers)}</ol>')
     parts.append("</section>")
     return "\n".join(parts)
 
 
-def _list(tag: str, items: Iterable[str], css_class: str = "") -> str:
+def html_list(tag: str, items: Iterable[str], css_class: str = "") -> str:
     attribute = f' class="{css_class}"' if css_class else ""
-    return f"<{tag}{attribute}>" + "".join(f"<li>{_inline(item)}</li>" for item in items) + f"</{tag}>"
+    return f"<{tag}{attribute}>" + "".join(f"<li>{inline_html(item)}</li>" for item in items) + f"</{tag}>"
 
 
 class _LessonHTML(RendererHTML):
@@ -164,7 +165,7 @@ class _LessonHTML(RendererHTML):
 _RENDERER = _LessonHTML()
 
 
-def _inline(text: str) -> str:
+def inline_html(text: str) -> str:
     return _RENDERER.render(PARSER.parseInline(normalized(text)), PARSER.options, {})
 
 

@@ -33,11 +33,13 @@ from syllabus.artifacts import job_object_name
 from syllabus.config import RendererConfig
 from syllabus.topology import Topology
 from syllabus.v1 import course_pb2, job_pb2
-from syllabus.worker import JobContext
+from syllabus.worker import JobContext, PermanentError
 
 log = logging.getLogger(__name__)
 C = course_pb2
 ARTIFACT_STEM = "report"
+# A report is a document, not a course: the course exports (SCORM, QTI, ...) have nothing to hold.
+REPORT_FORMATS = (C.DOCUMENT_FORMAT_MARKDOWN, C.DOCUMENT_FORMAT_HTML, C.DOCUMENT_FORMAT_PDF)
 # What means something inline (a heading's text and a table cell are inline): emphasis, code, links, raw HTML,
 # entities, strikethrough, cell ends, a heading's closing hashes. A backslash makes each one itself.
 _PUNCTUATION = re.compile(r"([\\`*_\[\]<>|&~#])")
@@ -117,7 +119,10 @@ class ReportRenderer:
     async def render_report(self, ctx: JobContext) -> job_pb2.JobResult:
         job = ctx.job
         report = job.spec.render_report
-        formats = list(dict.fromkeys(report.formats)) or list(FORMATS)
+        formats = list(dict.fromkeys(report.formats)) or list(REPORT_FORMATS)
+        unfit = [C.DocumentFormat.Name(f) for f in formats if f not in REPORT_FORMATS]
+        if unfit:
+            raise PermanentError(f"a report is rendered as Markdown, HTML or PDF, not {unfit}", error_type="InvalidJob")
         # The job's own time, not the clock: a redelivered job writes the same bytes.
         created = job.create_time.ToDatetime(tzinfo=UTC) if job.HasField("create_time") else datetime(2000, 1, 1)
         bucket = await self._js.object_store(self._bucket)

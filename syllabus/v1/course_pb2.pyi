@@ -24,6 +24,12 @@ class DocumentFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DOCUMENT_FORMAT_MARKDOWN: _ClassVar[DocumentFormat]
     DOCUMENT_FORMAT_HTML: _ClassVar[DocumentFormat]
     DOCUMENT_FORMAT_PDF: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_SCORM_12: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_SCORM_2004: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_QTI_21: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_MOODLE_XML: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_GIFT: _ClassVar[DocumentFormat]
+    DOCUMENT_FORMAT_EPUB: _ClassVar[DocumentFormat]
 COURSE_LEVEL_UNSPECIFIED: CourseLevel
 COURSE_LEVEL_BEGINNER: CourseLevel
 COURSE_LEVEL_INTERMEDIATE: CourseLevel
@@ -32,6 +38,12 @@ DOCUMENT_FORMAT_UNSPECIFIED: DocumentFormat
 DOCUMENT_FORMAT_MARKDOWN: DocumentFormat
 DOCUMENT_FORMAT_HTML: DocumentFormat
 DOCUMENT_FORMAT_PDF: DocumentFormat
+DOCUMENT_FORMAT_SCORM_12: DocumentFormat
+DOCUMENT_FORMAT_SCORM_2004: DocumentFormat
+DOCUMENT_FORMAT_QTI_21: DocumentFormat
+DOCUMENT_FORMAT_MOODLE_XML: DocumentFormat
+DOCUMENT_FORMAT_GIFT: DocumentFormat
+DOCUMENT_FORMAT_EPUB: DocumentFormat
 
 class Question(_message.Message):
     __slots__ = ("text", "choices", "answer_index", "explanation")

@@ -18,9 +18,10 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+from renderer.documents import FORMATS
 from syllabus.client import SyllabusClient
 from syllabus.topology import Topology
-from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
+from syllabus.v1 import course_service_pb2, course_service_pb2_grpc, job_pb2
 from tests.conditions import eventually
 from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.test_fault_scenarios import QUICK, SETTLE, CourseModel, course_writes
@@ -151,11 +152,7 @@ async def course_through_faults(stack: Stack, model: CourseModel) -> None:
                 await courses.GetCourse(course_service_pb2.GetCourseRequest(course_id=answer.course.id), timeout=30)
             ).course
             assert all(module.HasField("lesson") and module.HasField("quiz") for module in course.modules)
-            assert sorted(document.format for document in course.documents) == [
-                course_pb2.DOCUMENT_FORMAT_MARKDOWN,
-                course_pb2.DOCUMENT_FORMAT_HTML,
-                course_pb2.DOCUMENT_FORMAT_PDF,
-            ]
+            assert sorted(document.format for document in course.documents) == sorted(FORMATS)
             # Each part stored once: its creation, the outline, each lesson and quiz, the documents.
             writes = await asyncio.to_thread(course_writes, Path(stack.env["SYLLABUS_HOME"]) / "store.db")
             assert writes[answer.course.id] == 3 + 2 * MODULES, writes

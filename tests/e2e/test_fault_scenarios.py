@@ -27,9 +27,10 @@ from google.protobuf import struct_pb2
 
 from onemachine.servers import NatsServer, ValkeyServer
 from onemachine.supervisor import RestartPolicy, SupervisedService
+from renderer.documents import FORMATS
 from syllabus.client import SyllabusClient, SyllabusError
 from syllabus.topology import Topology
-from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
+from syllabus.v1 import course_service_pb2, course_service_pb2_grpc, job_pb2
 from tests.conditions import eventually
 from tests.course.fake_http import FakeHTTP, Reply, Request, chat_error, chat_json
 from tests.e2e.conftest import ROOT, Stack, running_stack
@@ -344,12 +345,8 @@ async def generator_killed_mid_courses(p: Plant, model: CourseModel) -> None:
         assert len(cost_jobs) == len(set(cost_jobs)), cost_jobs
         lessons = {job.id for job in children if job.kind == "generate_lesson"}
         assert sorted(c.job_id for c in course.costs if c.kind == "generate_lesson") == sorted(lessons)
-        assert sorted(doc.format for doc in course.documents) == [
-            course_pb2.DOCUMENT_FORMAT_MARKDOWN,
-            course_pb2.DOCUMENT_FORMAT_HTML,
-            course_pb2.DOCUMENT_FORMAT_PDF,
-        ]
-        assert len([name for name in objects if name.startswith(f"courses/{course.id}/")]) == 3
+        assert sorted(doc.format for doc in course.documents) == sorted(FORMATS)
+        assert len([name for name in objects if name.startswith(f"courses/{course.id}/")]) == len(FORMATS)
     print(
         f"fault scenario 1: {len(stalled)} jobs were running in the killed generator (their claims stored), "
         f"{held} of them lessons whose model calls were held; "

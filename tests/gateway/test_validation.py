@@ -100,7 +100,7 @@ async def test_enum_numbers_without_a_value(gateway: Gateway, gateway_log: LogPr
     assert await refused(jobs.SubmitJob, submit(spec=SPEC, options=priority)) == ["options.priority"]
     render = job_pb2.JobSpec(
         render_document=job_pb2.RenderDocument(
-            course_id="c", formats=[course_pb2.DOCUMENT_FORMAT_MARKDOWN, no_value(9)]
+            course_id="c", formats=[course_pb2.DOCUMENT_FORMAT_MARKDOWN, no_value(99)]
         )
     )
     assert await refused(jobs.SubmitJob, submit(spec=render)) == ["spec.render_document.formats[1]"]
@@ -108,7 +108,7 @@ async def test_enum_numbers_without_a_value(gateway: Gateway, gateway_log: LogPr
     level = job_pb2.GenerateCourse(prompt="Intro to queues", level=no_value(9))
     create = course_service_pb2.CreateCourseRequest(course=level)
     assert await refused(courses.CreateCourse, create) == ["course.level"]
-    document = course_service_pb2.GetCourseDocumentRequest(course_id="c", format=no_value(7))
+    document = course_service_pb2.GetCourseDocumentRequest(course_id="c", format=no_value(77))
     assert await refused(courses.GetCourseDocument, document) == ["format"]
     assert (await gateway.pipeline.store.list_jobs(JobQuery(tenant=TENANT))).jobs == []
     assert gateway_log() == []

@@ -6,8 +6,12 @@ import { badge, count, FINAL, stateName, usd } from '../format.js';
 import { follow, followJobEvents, liveStatus } from '../live.js';
 import { markdown } from '../markdown.js';
 
+// Label, format, file extension; a course offers the ones it was rendered in.
 const FORMATS = [['PDF', 'DOCUMENT_FORMAT_PDF', 'pdf'], ['HTML', 'DOCUMENT_FORMAT_HTML', 'html'],
-  ['Markdown', 'DOCUMENT_FORMAT_MARKDOWN', 'md']];
+  ['Markdown', 'DOCUMENT_FORMAT_MARKDOWN', 'md'], ['EPUB', 'DOCUMENT_FORMAT_EPUB', 'epub'],
+  ['SCORM 1.2', 'DOCUMENT_FORMAT_SCORM_12', 'scorm12.zip'], ['SCORM 2004', 'DOCUMENT_FORMAT_SCORM_2004', 'scorm2004.zip'],
+  ['QTI 2.1', 'DOCUMENT_FORMAT_QTI_21', 'qti21.zip'], ['Moodle XML', 'DOCUMENT_FORMAT_MOODLE_XML', 'moodle.xml'],
+  ['GIFT', 'DOCUMENT_FORMAT_GIFT', 'gift.txt']];
 
 function steps(course, job) {
   const modules = course.modules || [];
@@ -109,7 +113,9 @@ export default async function coursePage(view, ctx) {
       course.offlineDraft ? h('p', { class: 'notice' }, 'An offline draft: written without a model.') : null,
       reviewSummary(course),
       course.description ? h('p', null, course.description) : null,
-      (course.documents || []).length ? h('div', { class: 'actions', id: 'downloads' }, FORMATS.map(([label, format, extension]) =>
+      (course.documents || []).length ? h('div', { class: 'actions', id: 'downloads' }, FORMATS
+        .filter(([, format]) => course.documents.some((document) => document.format === format))
+        .map(([label, format, extension]) =>
         button(`Download ${label}`, async () => {
           try {
             await download(`${path}/document?format=${format}`, `course-${id}.${extension}`);

@@ -76,6 +76,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--model", default="", help="model name as the provider knows it, e.g. gemini-2.5-flash")
     parser.add_argument("--format", choices=sorted(FORMATS), help="document format (default: from --out, else pdf)")
     parser.add_argument("--out", metavar="PATH", help="where to write the document (default course.<extension>)")
+    parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="only print what the course would cost (model calls, tokens, price, the budget left); write nothing",
+    )
     parser.add_argument("--key", default="", help="idempotency key: running the command again resumes that course")
     parser.add_argument(
         "--addr",
@@ -102,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             model=job_pb2.ModelSelection(provider=args.provider or "", model=args.model),
         ),
         options=job_pb2.JobOptions(idempotency_key=args.key),
+        validate_only=args.estimate,
     )
     try:
         return asyncio.run(write_course(addr, request, FORMATS[document_format][0], out, sys.stderr))
@@ -122,7 +128,8 @@ async def write_course(
     out: Path,
     stream: TextIO,
 ) -> int:
-    """Create the course, follow its job to the end, and write the document to `out`. Returns the exit code."""
+    """Create the course, follow its job to the end, and write the document to `out` (with validate_only: print the
+    estimate alone). Returns the exit code."""
     channel = credentials.configured_channel(addr, ClientConfig.from_env())
     client = SyllabusClient(channel, addr, timeout=CALL_TIMEOUT)
     courses = course_service_pb2_grpc.CourseServiceStub(channel)
@@ -131,7 +138,11 @@ async def write_course(
             created: course_service_pb2.CreateCourseResponse = await courses.CreateCourse(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
             raise error_from(exc, addr) from None
+        if request.validate_only:
+            print(estimate_line(created.estimate), file=stream)
+            return EXIT_SUCCEEDED
         print(f"course {created.course.id} (job {created.job.id}): {created.course.prompt}", file=stream)
+        print(estimate_line(created.estimate), file=stream)
         progress = Progress(stream)
         last: job_pb2.JobEvent | None = None
         async for event in client.watch(created.job.id):
@@ -161,6 +172,20 @@ async def write_course(
         return EXIT_SUCCEEDED
     finally:
         await client.close()
+
+
+def estimate_line(estimate: course_pb2.CourseEstimate) -> str:
+    """ "estimate: 13 model calls to openai gpt-4o, ~24,000 tokens, about $0.1234; $0.80 of the $1 budget spent" """
+    model = " ".join(part for part in (estimate.provider, estimate.model) if part)
+    tokens = estimate.input_tokens + estimate.output_tokens
+    price = f"about ${estimate.estimated_cost_usd:.4f}" if estimate.estimated_cost_usd else "no cost"
+    line = f"estimate: {estimate.model_calls} model calls to {model}, ~{tokens:,} tokens, {price}"
+    if estimate.budget_usd:
+        ends = estimate.budget_period_end.ToDatetime()
+        line += f"; ${estimate.spent_usd:.2f} of the ${estimate.budget_usd:g} budget spent until {ends:%Y-%m-%d} UTC"
+        if not estimate.within_budget:
+            line += " (more than is left: the course would be refused)"
+    return line
 
 
 def _summary(course: course_pb2.Course) -> str:

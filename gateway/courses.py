@@ -1,4 +1,4 @@
-"""CourseService: start writing a course, read it, list courses, download its rendered documents.
+"""CourseService: estimate a course, start writing it, read it, list courses, download its rendered documents.
 
 A course record is created before its course job, so the job always finds it. A course whose job was never
 queued (the publish failed, or an idempotency key returned an earlier job) is marked abandoned (no job id) and is
@@ -69,7 +69,9 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         spec.course_id = new_id()
         spec.modules = spec.modules or DEFAULT_MODULES
         spec.language = spec.language or DEFAULT_LANGUAGE
-        await self._limits.check_course(caller.tenant(), spec)
+        estimate = await self._limits.estimate_course(caller.tenant(), spec, enforce=not request.validate_only)
+        if request.validate_only:
+            return course_service_pb2.CreateCourseResponse(estimate=estimate)
         await self._limits.take_waiting(caller.tenant(), 1)
         job = build_job(
             job_pb2.JobSpec(generate_course=spec),
@@ -99,8 +101,8 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             # The idempotency key named an earlier course job: that job's course is the answer.
             await self._store.update_course(course.id, _abandon)
             earlier = await self._store.get_course(inserted.job.spec.generate_course.course_id)
-            return course_service_pb2.CreateCourseResponse(course=earlier, job=inserted.job)
-        return course_service_pb2.CreateCourseResponse(course=course, job=inserted.job)
+            return course_service_pb2.CreateCourseResponse(course=earlier, job=inserted.job, estimate=estimate)
+        return course_service_pb2.CreateCourseResponse(course=course, job=inserted.job, estimate=estimate)
 
     async def GetCourse(
         self, request: course_service_pb2.GetCourseRequest, context: Context

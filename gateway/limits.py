@@ -18,7 +18,7 @@ from syllabus.config import GeneratorConfig, LimitsConfig
 from syllabus.errors import LimitReached, LimitsUnavailable
 from syllabus.lifecycle import now
 from syllabus.store.base import Store
-from syllabus.v1 import job_pb2
+from syllabus.v1 import course_pb2, job_pb2
 
 if TYPE_CHECKING:
     # Loaded only where a limit needs them: the Redis client alone costs a gateway 7 MB it would not use.
@@ -109,23 +109,31 @@ class Limits:
             )
         self._waiting[tenant] = (counted_at, waiting + adding)
 
-    async def check_course(self, tenant: str, course: job_pb2.GenerateCourse) -> None:
-        """Refuses a course whose estimated cost is more than what is left of the tenant's budget."""
+    async def estimate_course(
+        self, tenant: str, course: job_pb2.GenerateCourse, *, enforce: bool
+    ) -> course_pb2.CourseEstimate:
+        """The course's estimate with the tenant's budget in it; with `enforce`, a course whose estimate is more than
+        what is left of the budget is refused."""
+        from generator.estimate import course_estimate
+
+        estimate = course_estimate(self._generator, course)
         budget = self._config.budget_usd
         if budget <= 0 or self._spend is None:
-            return
+            return estimate
         try:
             spent, ends = await self._spend.spent(tenant)
         except self._redis_errors as exc:
-            self._redis_down(exc, "write")
-            return
+            self._redis_down(exc, "write" if enforce else READ)
+            return estimate
         left = max(0.0, budget - spent)
-        from generator.estimate import course_cost
-
-        estimate = course_cost(self._generator, course)
-        if spent >= budget or estimate > left:
+        estimate.budget_usd = budget
+        estimate.spent_usd = spent
+        estimate.budget_period_end.FromDatetime(ends)
+        estimate.within_budget = spent < budget and estimate.estimated_cost_usd <= left
+        if enforce and not estimate.within_budget:
             raise LimitReached(
-                f"the course would cost about ${estimate:.4f}; ${left:.4f} of tenant {tenant}'s ${budget:g} budget "
-                f"is left until {ends:%Y-%m-%d %H:%M} UTC",
+                f"the course would cost about ${estimate.estimated_cost_usd:.4f}; ${left:.4f} of tenant {tenant}'s "
+                f"${budget:g} budget is left until {ends:%Y-%m-%d %H:%M} UTC",
                 f"tenant:{tenant}:spend",
             )
+        return estimate

@@ -179,9 +179,8 @@ def tenant_limits(common: CommonConfig, store: Store, closing: AsyncExitStack) -
 
         redis = redis_client(common, socket_timeout=config.redis_timeout, socket_connect_timeout=config.redis_timeout)
         closing.push_async_callback(redis.aclose)
-    # The course estimate prices the generator's model: the gateway reads the same settings.
-    generator = GeneratorConfig.from_env() if config.budget_usd > 0 else None
-    return Limits(config, redis=redis, namespace=common.namespace, store=store, generator=generator)
+    # Course estimates name and price the generator's model: the gateway reads the same settings.
+    return Limits(config, redis=redis, namespace=common.namespace, store=store, generator=GeneratorConfig.from_env())
 
 
 def main() -> int:

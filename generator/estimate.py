@@ -10,7 +10,7 @@ from __future__ import annotations
 from generator.providers.prices import estimate_cost
 from syllabus.config import GeneratorConfig
 from syllabus.coursecontract import DEFAULT_MODULES
-from syllabus.v1 import job_pb2
+from syllabus.v1 import course_pb2, job_pb2
 
 # (input, output) tokens of one call of each part.
 OUTLINE = (600, 1_500)
@@ -25,12 +25,20 @@ def model_of(config: GeneratorConfig, selection: job_pb2.ModelSelection) -> tupl
     return provider, selection.model or default
 
 
-def course_cost(config: GeneratorConfig, course: job_pb2.GenerateCourse) -> float:
-    """Estimated USD for the course; 0 offline or for a model without a listed price."""
+def course_estimate(config: GeneratorConfig, course: job_pb2.GenerateCourse) -> course_pb2.CourseEstimate:
+    """The course's model calls, tokens and price (0 offline or for a model without a listed price); the budget
+    fields are left for the caller that knows the tenant's spend."""
     provider, model = model_of(config, course.model)
-    if provider == "offline":
-        return 0.0
     modules = course.modules or DEFAULT_MODULES
     input_tokens = OUTLINE[0] + modules * (LESSON[0] + QUIZ[0])
     output_tokens = OUTLINE[1] + modules * (LESSON[1] + QUIZ[1])
-    return estimate_cost(model, input_tokens, output_tokens)
+    return course_pb2.CourseEstimate(
+        provider=provider,
+        model=model,
+        modules=modules,
+        model_calls=1 + 2 * modules,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        estimated_cost_usd=0.0 if provider == "offline" else estimate_cost(model, input_tokens, output_tokens),
+        within_budget=True,
+    )

@@ -178,3 +178,29 @@ class Course(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     tenant: str
     def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., prompt: _Optional[str] = ..., audience: _Optional[str] = ..., level: _Optional[_Union[CourseLevel, str]] = ..., language: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[Module, _Mapping]]] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline_draft: _Optional[bool] = ..., costs: _Optional[_Iterable[_Union[CostItem, _Mapping]]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class CourseEstimate(_message.Message):
+    __slots__ = ("provider", "model", "modules", "model_calls", "input_tokens", "output_tokens", "estimated_cost_usd", "budget_usd", "spent_usd", "budget_period_end", "within_budget")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODULES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
+    SPENT_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    model: str
+    modules: int
+    model_calls: int
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float
+    budget_usd: float
+    spent_usd: float
+    budget_period_end: _timestamp_pb2.Timestamp
+    within_budget: bool
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., modules: _Optional[int] = ..., model_calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ..., budget_usd: _Optional[float] = ..., spent_usd: _Optional[float] = ..., budget_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., within_budget: _Optional[bool] = ...) -> None: ...

@@ -30,7 +30,7 @@ from syllabus.v1 import job_pb2 as syllabus_dot_v1_dot_job__pb2
 from syllabus.v1 import options_pb2 as syllabus_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n syllabus/v1/course_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x18syllabus/v1/course.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"t\n\x13\x43reateCourseRequest\x12\x33\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x1b.syllabus.v1.GenerateCourseB\x06\xbaH\x03\xc8\x01\x01\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\"Z\n\x14\x43reateCourseResponse\x12#\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Course\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x10.syllabus.v1.Job\"0\n\x10GetCourseRequest\x12\x1c\n\tcourse_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"8\n\x11GetCourseResponse\x12#\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Course\"N\n\x12ListCoursesRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"T\n\x13ListCoursesResponse\x12$\n\x07\x63ourses\x18\x01 \x03(\x0b\x32\x13.syllabus.v1.Course\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"o\n\x18GetCourseDocumentRequest\x12\x1c\n\tcourse_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x35\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.syllabus.v1.DocumentFormatB\x08\xbaH\x05\x82\x01\x02\x10\x01\x32\xdc\x03\n\rCourseService\x12o\n\x0c\x43reateCourse\x12 .syllabus.v1.CreateCourseRequest\x1a!.syllabus.v1.CreateCourseResponse\"\x1a\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/courses:\x01*\x12o\n\tGetCourse\x12\x1d.syllabus.v1.GetCourseRequest\x1a\x1e.syllabus.v1.GetCourseResponse\"#\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/courses/{course_id}\x12i\n\x0bListCourses\x12\x1f.syllabus.v1.ListCoursesRequest\x1a .syllabus.v1.ListCoursesResponse\"\x17\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/courses\x12~\n\x11GetCourseDocument\x12%.syllabus.v1.GetCourseDocumentRequest\x1a\x14.google.api.HttpBody\",\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\"\x12 /v1/courses/{course_id}/documentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n syllabus/v1/course_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x18syllabus/v1/course.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"\x8b\x01\n\x13\x43reateCourseRequest\x12\x33\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x1b.syllabus.v1.GenerateCourseB\x06\xbaH\x03\xc8\x01\x01\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"\x89\x01\n\x14\x43reateCourseResponse\x12#\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Course\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x10.syllabus.v1.Job\x12-\n\x08\x65stimate\x18\x03 \x01(\x0b\x32\x1b.syllabus.v1.CourseEstimate\"0\n\x10GetCourseRequest\x12\x1c\n\tcourse_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"8\n\x11GetCourseResponse\x12#\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Course\"N\n\x12ListCoursesRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"T\n\x13ListCoursesResponse\x12$\n\x07\x63ourses\x18\x01 \x03(\x0b\x32\x13.syllabus.v1.Course\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"o\n\x18GetCourseDocumentRequest\x12\x1c\n\tcourse_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x35\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.syllabus.v1.DocumentFormatB\x08\xbaH\x05\x82\x01\x02\x10\x01\x32\xdc\x03\n\rCourseService\x12o\n\x0c\x43reateCourse\x12 .syllabus.v1.CreateCourseRequest\x1a!.syllabus.v1.CreateCourseResponse\"\x1a\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/courses:\x01*\x12o\n\tGetCourse\x12\x1d.syllabus.v1.GetCourseRequest\x1a\x1e.syllabus.v1.GetCourseResponse\"#\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/courses/{course_id}\x12i\n\x0bListCourses\x12\x1f.syllabus.v1.ListCoursesRequest\x1a .syllabus.v1.ListCoursesResponse\"\x17\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/courses\x12~\n\x11GetCourseDocument\x12%.syllabus.v1.GetCourseDocumentRequest\x1a\x14.google.api.HttpBody\",\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\"\x12 /v1/courses/{course_id}/documentb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -57,20 +57,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COURSESERVICE'].methods_by_name['ListCourses']._serialized_options = b'\220\265\030\001\202\323\344\223\002\r\022\013/v1/courses'
   _globals['_COURSESERVICE'].methods_by_name['GetCourseDocument']._loaded_options = None
   _globals['_COURSESERVICE'].methods_by_name['GetCourseDocument']._serialized_options = b'\220\265\030\001\202\323\344\223\002\"\022 /v1/courses/{course_id}/document'
-  _globals['_CREATECOURSEREQUEST']._serialized_start=211
-  _globals['_CREATECOURSEREQUEST']._serialized_end=327
-  _globals['_CREATECOURSERESPONSE']._serialized_start=329
-  _globals['_CREATECOURSERESPONSE']._serialized_end=419
-  _globals['_GETCOURSEREQUEST']._serialized_start=421
-  _globals['_GETCOURSEREQUEST']._serialized_end=469
-  _globals['_GETCOURSERESPONSE']._serialized_start=471
-  _globals['_GETCOURSERESPONSE']._serialized_end=527
-  _globals['_LISTCOURSESREQUEST']._serialized_start=529
-  _globals['_LISTCOURSESREQUEST']._serialized_end=607
-  _globals['_LISTCOURSESRESPONSE']._serialized_start=609
-  _globals['_LISTCOURSESRESPONSE']._serialized_end=693
-  _globals['_GETCOURSEDOCUMENTREQUEST']._serialized_start=695
-  _globals['_GETCOURSEDOCUMENTREQUEST']._serialized_end=806
-  _globals['_COURSESERVICE']._serialized_start=809
-  _globals['_COURSESERVICE']._serialized_end=1285
+  _globals['_CREATECOURSEREQUEST']._serialized_start=212
+  _globals['_CREATECOURSEREQUEST']._serialized_end=351
+  _globals['_CREATECOURSERESPONSE']._serialized_start=354
+  _globals['_CREATECOURSERESPONSE']._serialized_end=491
+  _globals['_GETCOURSEREQUEST']._serialized_start=493
+  _globals['_GETCOURSEREQUEST']._serialized_end=541
+  _globals['_GETCOURSERESPONSE']._serialized_start=543
+  _globals['_GETCOURSERESPONSE']._serialized_end=599
+  _globals['_LISTCOURSESREQUEST']._serialized_start=601
+  _globals['_LISTCOURSESREQUEST']._serialized_end=679
+  _globals['_LISTCOURSESRESPONSE']._serialized_start=681
+  _globals['_LISTCOURSESRESPONSE']._serialized_end=765
+  _globals['_GETCOURSEDOCUMENTREQUEST']._serialized_start=767
+  _globals['_GETCOURSEDOCUMENTREQUEST']._serialized_end=878
+  _globals['_COURSESERVICE']._serialized_start=881
+  _globals['_COURSESERVICE']._serialized_end=1357
 # @@protoc_insertion_point(module_scope)

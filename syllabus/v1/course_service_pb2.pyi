@@ -13,20 +13,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCourseRequest(_message.Message):
-    __slots__ = ("course", "options")
+    __slots__ = ("course", "options", "validate_only")
     COURSE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     course: _job_pb2.GenerateCourse
     options: _job_pb2.JobOptions
-    def __init__(self, course: _Optional[_Union[_job_pb2.GenerateCourse, _Mapping]] = ..., options: _Optional[_Union[_job_pb2.JobOptions, _Mapping]] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, course: _Optional[_Union[_job_pb2.GenerateCourse, _Mapping]] = ..., options: _Optional[_Union[_job_pb2.JobOptions, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class CreateCourseResponse(_message.Message):
-    __slots__ = ("course", "job")
+    __slots__ = ("course", "job", "estimate")
     COURSE_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
     course: _course_pb2.Course
     job: _job_pb2.Job
-    def __init__(self, course: _Optional[_Union[_course_pb2.Course, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ...) -> None: ...
+    estimate: _course_pb2.CourseEstimate
+    def __init__(self, course: _Optional[_Union[_course_pb2.Course, _Mapping]] = ..., job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., estimate: _Optional[_Union[_course_pb2.CourseEstimate, _Mapping]] = ...) -> None: ...
 
 class GetCourseRequest(_message.Message):
     __slots__ = ("course_id",)

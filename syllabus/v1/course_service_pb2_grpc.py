@@ -63,7 +63,8 @@ class CourseServiceServicer:
     """
 
     def CreateCourse(self, request, context):
-        """Start writing a course; returns its course job at once.
+        """Start writing a course; returns its course job at once, with what the course is expected to cost. With
+        validate_only it writes nothing and starts nothing: the answer is the estimate alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -183,6 +183,26 @@ async def test_a_course_that_would_pass_the_budget_is_refused_with_what_is_left(
         channel = credentials.channel(gateway.target, token=token("acme"))
         courses = course_grpc.CourseServiceStub(channel)
         six = course_service_pb2.CreateCourseRequest(course=job_pb2.GenerateCourse(prompt="Rust for Pythonistas"))
+        # Asked first, the estimate says what the course would cost and that the budget would refuse it.
+        asked = await gateway.http.post(
+            "/v1/courses",
+            json={"course": {"prompt": "Rust for Pythonistas"}, "validateOnly": True},
+            headers={"Authorization": f"Bearer {token('acme')}"},
+        )
+        assert asked.status_code == 200, asked.text
+        answer = asked.json()
+        assert "course" not in answer and "job" not in answer, answer
+        estimate = answer["estimate"]
+        assert (estimate["provider"], estimate["model"], estimate["modules"], estimate["modelCalls"]) == (
+            "openai",
+            "gpt-4o",
+            6,
+            13,
+        )
+        assert int(estimate["inputTokens"]) > 0 and int(estimate["outputTokens"]) > 0
+        assert estimate["estimatedCostUsd"] > 0.2 and estimate["withinBudget"] is False
+        assert (estimate["budgetUsd"], estimate["spentUsd"]) == (1.0, 0.8) and estimate["budgetPeriodEnd"]
+        assert not (await courses.ListCourses(course_service_pb2.ListCoursesRequest(), timeout=10)).courses
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await courses.CreateCourse(six, timeout=10)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -192,8 +212,13 @@ async def test_a_course_that_would_pass_the_budget_is_refused_with_what_is_left(
         one = course_service_pb2.CreateCourseRequest(
             course=job_pb2.GenerateCourse(prompt="Rust for Pythonistas", modules=1)
         )
+        one_estimate = await courses.CreateCourse(
+            course_service_pb2.CreateCourseRequest(course=one.course, validate_only=True), timeout=10
+        )
+        assert one_estimate.estimate.within_budget and one_estimate.estimate.model_calls == 3
         made = await courses.CreateCourse(one, timeout=10)
         assert made.course.tenant == "acme"
+        assert made.estimate == one_estimate.estimate
         offline = course_service_pb2.CreateCourseRequest(
             course=job_pb2.GenerateCourse(prompt="Rust", model=job_pb2.ModelSelection(provider="offline"))
         )

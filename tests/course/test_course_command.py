@@ -10,10 +10,16 @@ import pytest
 
 from cli import main as cli
 from cli.course_command import Progress
+from generator import estimate
 from generator.providers.registry import Registry
-from syllabus.v1 import job_pb2
+from syllabus.v1 import course_service_pb2, job_pb2
 from tests.course.conftest import CourseStack
 from tests.course.test_course_flow import BrokenLesson
+
+
+def tokens_of(modules: int) -> int:
+    """The tokens the estimate counts for a course of `modules` modules: an outline, a lesson and a quiz each."""
+    return sum(estimate.OUTLINE) + modules * (sum(estimate.LESSON) + sum(estimate.QUIZ))
 
 
 async def test_course_command_writes_the_document_and_shows_progress(
@@ -30,6 +36,7 @@ async def test_course_command_writes_the_document_and_shows_progress(
     assert page.startswith("<!DOCTYPE html>") and "Intro to Rust" in page
     lines = err.splitlines()
     assert lines[0].startswith("course ") and "Intro to Rust" in lines[0]
+    assert lines[1] == f"estimate: 7 model calls to offline, ~{tokens_of(3):,} tokens, no cost", lines[1]
     assert any(line.endswith("outline ready: 3 modules") for line in lines)
     assert any("lesson 3 of 3 written" in line or "quiz 3 of 3 written" in line for line in lines)
     assert any("rendering HTML" in line for line in lines)
@@ -51,6 +58,20 @@ async def test_course_command_fails_with_the_reason(
     assert code == 1
     assert "the course failed: ChildFailed" in err and "the model refused this lesson" in err
     assert not out.exists()
+
+
+async def test_course_command_estimate_prints_the_cost_and_writes_nothing(
+    stack: CourseStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "course.pdf"
+    argv = ["course", "Intro to Rust", "--modules", "4", "--provider", "offline", "--estimate", "--out", str(out)]
+    code = await asyncio.to_thread(cli.main, [*argv, "--addr", stack.addr])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.splitlines() == [f"estimate: 9 model calls to offline, ~{tokens_of(4):,} tokens, no cost"]
+    assert not out.exists()
+    listed = await stack.courses.ListCourses(course_service_pb2.ListCoursesRequest(), timeout=10)
+    assert not listed.courses
 
 
 def test_course_command_rejects_bad_input(capsys: pytest.CaptureFixture[str], closed_addr: str) -> None:

@@ -10,6 +10,7 @@ which MongoDB reads as a path in a query, and "=" cannot occur in a key, so the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -513,14 +514,13 @@ class MongoStore:
         its latest revision, so the copy left is the record that write replaced."""
         key = f"{course.id}:{course.version}"
         fields = {"course_id": course.id, "version": course.version, "revision": revision}
-        try:
+        # A copy from a later revision is kept already when the upsert finds its key taken.
+        with contextlib.suppress(DuplicateKeyError):
             await self._collection("course_versions").update_one(
                 {"_id": key, "revision": {"$lte": revision}},
                 {"$set": {**fields, "data": records.serialize(course)}},
                 upsert=True,
             )
-        except DuplicateKeyError:
-            pass  # a copy from a later revision is kept already
 
     async def get_course_version(self, course_id: str, version: int) -> course_pb2.Course | None:
         doc = await self._collection("course_versions").find_one(

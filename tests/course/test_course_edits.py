@@ -214,21 +214,6 @@ async def test_hand_edits_and_module_changes_make_versions_each_rendered_once(st
     assert (await get(stack, course_id, version=3)).modules[0].quiz.questions[4] == question
 
 
-async def test_another_tenants_course_is_not_found(stack: CourseStack) -> None:
-    course = course_pb2.Course(id=new_id(), job_id=new_id(), tenant="other", version=1)
-    course.modules.add(index=0, title="Theirs")
-    await stack.store.insert_course(course)
-    for call in (
-        stack.courses.UpdateLesson(S.UpdateLessonRequest(course_id=course.id, module_index=0, body_markdown="x")),
-        stack.courses.RegenerateCoursePart(
-            S.RegenerateCoursePartRequest(course_id=course.id, module_index=0, part=S.COURSE_PART_QUIZ)
-        ),
-        stack.courses.ListCourseVersions(S.ListCourseVersionsRequest(course_id=course.id)),
-    ):
-        assert (await refused(call)).code == code_pb2.NOT_FOUND
-    assert await stack.store.get_course(course.id) == course
-
-
 async def test_a_course_being_changed_takes_no_other_change_until_its_job_ended(stack: CourseStack) -> None:
     job = job_pb2.Job(id=new_id(), tenant=TENANT, kind="generate_lesson", state=job_pb2.JOB_STATE_QUEUED)
     await stack.store.insert_jobs([job])

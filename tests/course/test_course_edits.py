@@ -4,6 +4,7 @@ removed; each change a new version that is kept, refused on a stale expected_ver
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
+from cli import main as cli
 from syllabus.courseversions import render_key
 from syllabus.ids import new_id
 from syllabus.store.base import JobQuery
@@ -235,3 +237,32 @@ async def test_a_course_being_changed_takes_no_other_change_until_its_job_ended(
     edited = await stack.courses.UpdateLesson(edit)
     assert edited.course.version == 3 and not edited.course.pending_job_ids
     assert edited.course.modules[0].lesson.body_markdown == "# Mine"
+
+
+async def test_course_edit_command_regenerates_lists_versions_and_names_a_bad_field(
+    stack: CourseStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await stack.start_workers()
+    course = await finished_course(stack, modules=3)
+    base = ["course-edit", course.id, "--addr", stack.addr]
+
+    regenerate = [*base, "--expect-version", "1", "--wait", "regenerate", "lesson", "3", "--instruction", "simpler"]
+    code = await asyncio.to_thread(cli.main, regenerate)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"course {course.id} is at version 2: regenerated the lesson of module 3: simpler" in err
+    assert "generate_lesson job" in err and "succeeded" in err
+    assert "Written again as asked:** simpler" in (await get(stack, course.id)).modules[2].lesson.body_markdown
+
+    assert await asyncio.to_thread(cli.main, [*base, "versions"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "   1  written",
+        "   2  regenerated the lesson of module 3: simpler",
+    ]
+
+    question = ["question", "1", "1", "--text", "Q?", "--choice", "a", "--choice", "a", "--answer", "1"]
+    code = await asyncio.to_thread(cli.main, [*base, *question, "--explanation", "e"])
+    err = capsys.readouterr().err
+    assert code == 2 and "INVALID_ARGUMENT" in err and "question.choices: must all differ" in err
+    stale = await asyncio.to_thread(cli.main, [*base, "--expect-version", "1", "remove", "1"])
+    assert stale == 1 and "ABORTED" in capsys.readouterr().err

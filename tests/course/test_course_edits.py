@@ -31,7 +31,9 @@ async def finished_course(stack: CourseStack, modules: int) -> course_pb2.Course
 
 
 async def get(stack: CourseStack, course_id: str, version: int = 0) -> course_pb2.Course:
-    response = await stack.courses.GetCourse(S.GetCourseRequest(course_id=course_id, version=version), timeout=10)
+    response: S.GetCourseResponse = await stack.courses.GetCourse(
+        S.GetCourseRequest(course_id=course_id, version=version), timeout=10
+    )
     return response.course
 
 
@@ -55,7 +57,7 @@ async def refused(call: Awaitable[Any]) -> Any:
 
 
 def violations(status: Any) -> list[str]:
-    fields = []
+    fields: list[str] = []
     for detail in status.details:
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(bad):

@@ -12,7 +12,7 @@ from syllabus.submit import build_job
 from syllabus.v1 import job_pb2
 
 
-def render_key(course_id: str, version: int) -> str:
+def version_render_key(course_id: str, version: int) -> str:
     return f"{course_id}:render:v{version}"
 
 
@@ -21,11 +21,13 @@ def version_render_job(
 ) -> job_pb2.Job:
     """The one render job of a version of a course: it has no parent (no course job waits for it)."""
     render_options = job_pb2.JobOptions(
-        priority=options.priority, max_attempts=options.max_attempts, idempotency_key=render_key(course_id, version)
+        priority=options.priority,
+        max_attempts=options.max_attempts,
+        idempotency_key=version_render_key(course_id, version),
     )
     render_options.labels.update(options.labels)
     return build_job(
-        job_pb2.JobSpec(render_document=job_pb2.RenderDocument(course_id=course_id)),
+        job_pb2.JobSpec(render_document=job_pb2.RenderDocument(course_id=course_id, course_version=version)),
         render_options,
         tenant=tenant,
         default_max_attempts=default_max_attempts,

@@ -182,12 +182,14 @@ class SummarizeText(_message.Message):
     def __init__(self, text: _Optional[str] = ..., max_words: _Optional[int] = ..., model: _Optional[_Union[ModelSelection, _Mapping]] = ...) -> None: ...
 
 class RenderDocument(_message.Message):
-    __slots__ = ("course_id", "formats")
+    __slots__ = ("course_id", "formats", "course_version")
     COURSE_ID_FIELD_NUMBER: _ClassVar[int]
     FORMATS_FIELD_NUMBER: _ClassVar[int]
+    COURSE_VERSION_FIELD_NUMBER: _ClassVar[int]
     course_id: str
     formats: _containers.RepeatedScalarFieldContainer[_course_pb2.DocumentFormat]
-    def __init__(self, course_id: _Optional[str] = ..., formats: _Optional[_Iterable[_Union[_course_pb2.DocumentFormat, str]]] = ...) -> None: ...
+    course_version: int
+    def __init__(self, course_id: _Optional[str] = ..., formats: _Optional[_Iterable[_Union[_course_pb2.DocumentFormat, str]]] = ..., course_version: _Optional[int] = ...) -> None: ...
 
 class RenderReport(_message.Message):
     __slots__ = ("title", "subtitle", "figures", "sections", "formats")

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "cli.commands",  # submit, get, jobs, watch, cancel, deadletters
     "cli.queue_commands",  # stats, workers, queues
     "cli.course_command",  # course
+    "cli.edit_command",  # course-edit
     "cli.worker_command",  # worker
     "cli.schedule_command",  # schedules
     "cli.keys_command",  # keys

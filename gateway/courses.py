@@ -15,6 +15,7 @@ from google.rpc import code_pb2, error_details_pb2
 
 from gateway.artifacts import Stored, document_name, download, not_found
 from gateway.auth import caller
+from gateway.courseedits import CourseEdits
 from gateway.jobs import call_timeout
 from gateway.limits import Limits
 from gateway.status import Context, abort, build_status
@@ -54,6 +55,14 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         self._config = config
         self._default_max_attempts = default_max_attempts
         self._submitter = runtime.submitter
+        self._edits = CourseEdits(
+            store=runtime.store,
+            submitter=runtime.submitter,
+            limits=limits,
+            config=config,
+            default_max_attempts=default_max_attempts,
+            course=self._course,
+        )
 
     async def _course(self, course_id: str, context: Context) -> course_pb2.Course:
         course = await self._store.get_course(course_id)
@@ -87,6 +96,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             audience=spec.audience,
             level=spec.level,
             language=spec.language,
+            version=1,
         )
         course.create_time.CopyFrom(job.create_time)
         course.update_time.CopyFrom(job.create_time)
@@ -107,7 +117,10 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
     async def GetCourse(
         self, request: course_service_pb2.GetCourseRequest, context: Context
     ) -> course_service_pb2.GetCourseResponse:
-        return course_service_pb2.GetCourseResponse(course=await self._course(request.course_id, context))
+        course = await self._course(request.course_id, context)
+        return course_service_pb2.GetCourseResponse(
+            course=await self._edits.at_version(course, request.version, context)
+        )
 
     async def ListCourses(
         self, request: course_service_pb2.ListCoursesRequest, context: Context
@@ -151,3 +164,40 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             resource_name=document.object_name,
         )
         return await download(context, self._js, self._topology.artifacts_bucket, stored)
+
+    # Changes, each making the course's next version (gateway.courseedits).
+
+    async def RegenerateCoursePart(
+        self, request: course_service_pb2.RegenerateCoursePartRequest, context: Context
+    ) -> course_service_pb2.RegenerateCoursePartResponse:
+        return await self._edits.regenerate(request, context)
+
+    async def UpdateLesson(
+        self, request: course_service_pb2.UpdateLessonRequest, context: Context
+    ) -> course_service_pb2.UpdateLessonResponse:
+        return await self._edits.update_lesson(request, context)
+
+    async def UpdateQuestion(
+        self, request: course_service_pb2.UpdateQuestionRequest, context: Context
+    ) -> course_service_pb2.UpdateQuestionResponse:
+        return await self._edits.update_question(request, context)
+
+    async def ReorderModules(
+        self, request: course_service_pb2.ReorderModulesRequest, context: Context
+    ) -> course_service_pb2.ReorderModulesResponse:
+        return await self._edits.reorder(request, context)
+
+    async def AddModule(
+        self, request: course_service_pb2.AddModuleRequest, context: Context
+    ) -> course_service_pb2.AddModuleResponse:
+        return await self._edits.add_module(request, context)
+
+    async def RemoveModule(
+        self, request: course_service_pb2.RemoveModuleRequest, context: Context
+    ) -> course_service_pb2.RemoveModuleResponse:
+        return await self._edits.remove_module(request, context)
+
+    async def ListCourseVersions(
+        self, request: course_service_pb2.ListCourseVersionsRequest, context: Context
+    ) -> course_service_pb2.ListCourseVersionsResponse:
+        return await self._edits.versions(request, context)

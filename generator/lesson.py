@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from generator.changes import rewrite_part
 from generator.deps import Deps
 from generator.modules import write_part
 from generator.quality import check_lesson
@@ -18,15 +19,13 @@ def lesson_handler(deps: Deps) -> Handler:
             module = ModuleContext.of(course, spec.module_index)
             return check_lesson(lesson, module.objectives, module.level, module.language)
 
-        return await write_part(
-            ctx,
-            deps,
-            "lesson",
-            spec.course_id,
-            spec.module_index,
-            lambda course: LessonTask(ModuleContext.of(course, spec.module_index)),
-            check,
-            spec.model,
-        )
+        def task_for(course: course_pb2.Course) -> LessonTask:
+            return LessonTask(ModuleContext.of(course, spec.module_index), spec.instruction)
+
+        if spec.course_version:
+            return await rewrite_part(
+                ctx, deps, "lesson", spec.course_id, spec.module_index, spec.course_version, task_for, check, spec.model
+            )
+        return await write_part(ctx, deps, "lesson", spec.course_id, spec.module_index, task_for, check, spec.model)
 
     return generate_lesson

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from generator.changes import rewrite_part
 from generator.deps import Deps
 from generator.modules import write_part
 from generator.quality import check_quiz
@@ -25,15 +26,13 @@ def quiz_handler(deps: Deps) -> Handler:
             ]
             return check_quiz(quiz, course.modules[spec.module_index].objectives, others)
 
-        return await write_part(
-            ctx,
-            deps,
-            "quiz",
-            spec.course_id,
-            spec.module_index,
-            lambda course: QuizTask(ModuleContext.of(course, spec.module_index), questions),
-            check,
-            spec.model,
-        )
+        def task_for(course: course_pb2.Course) -> QuizTask:
+            return QuizTask(ModuleContext.of(course, spec.module_index), questions, spec.instruction)
+
+        if spec.course_version:
+            return await rewrite_part(
+                ctx, deps, "quiz", spec.course_id, spec.module_index, spec.course_version, task_for, check, spec.model
+            )
+        return await write_part(ctx, deps, "quiz", spec.course_id, spec.module_index, task_for, check, spec.model)
 
     return generate_quiz

@@ -208,9 +208,18 @@ class ModuleContext:
         )
 
 
+def _revision_line(instruction: str) -> str:
+    """The teacher's instruction for a part written again (CourseService.RegenerateCoursePart)."""
+    if not instruction:
+        return ""
+    return f"\n\nThis part is being written again. The teacher asks for this change: {instruction!r}."
+
+
 @dataclass(frozen=True)
 class LessonTask(Replied[course_pb2.Lesson]):
     module: ModuleContext
+    # A teacher's instruction when the lesson is written again ("simpler"), else "".
+    instruction: str = ""
 
     kind = "lesson"
 
@@ -224,6 +233,7 @@ class LessonTask(Replied[course_pb2.Lesson]):
             f"Write this module's lesson: a title, a body in Markdown ({low} to {high} words, covering every "
             "objective; use ## subheadings, short paragraphs, bullet lists and fenced code blocks where they help; "
             "do not repeat the title as a heading) and three to six key points a learner should remember."
+            f"{_revision_line(self.instruction)}"
         )
 
     def reply(self) -> Shape[course_pb2.Lesson]:
@@ -234,6 +244,8 @@ class LessonTask(Replied[course_pb2.Lesson]):
 class QuizTask(Replied[course_pb2.Quiz]):
     module: ModuleContext
     questions: int
+    # As LessonTask.instruction.
+    instruction: str = ""
 
     kind = "quiz"
 
@@ -247,6 +259,7 @@ class QuizTask(Replied[course_pb2.Quiz]):
             f"objectives. Each question has {CHOICES_PER_QUESTION} different choices, exactly one of them correct "
             "(no 'all of the above'); no two questions ask the same thing; answer_index is the zero-based index of "
             "the correct choice; the explanation says why it is correct."
+            f"{_revision_line(self.instruction)}"
         )
 
     def reply(self) -> Shape[course_pb2.Quiz]:

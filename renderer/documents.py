@@ -74,8 +74,11 @@ COURSE_RENDERERS: dict[course_pb2.DocumentFormat, Callable[[course_pb2.Course], 
 }
 
 
-def object_name(course_id: str, document_format: course_pb2.DocumentFormat) -> str:
-    return f"courses/{course_id}/course.{FORMATS[document_format].extension}"
+def object_name(course_id: str, document_format: course_pb2.DocumentFormat, version: int = 1) -> str:
+    """Later versions of a course (edits) have names of their own, so a slow render of an earlier version cannot
+    overwrite the documents of a later one."""
+    folder = f"courses/{course_id}" if version <= 1 else f"courses/{course_id}/v{version}"
+    return f"{folder}/course.{FORMATS[document_format].extension}"
 
 
 class DocumentRenderer:
@@ -99,6 +102,9 @@ class DocumentRenderer:
             ) from exc
         if course is None:
             raise PermanentError(f"course {spec.course_id} does not exist", error_type="NotFound")
+        if spec.course_version and course.version != spec.course_version:
+            # Changed again since: the later version's own render job renders it.
+            return job_pb2.JobResult(reference=f"courses/{course.id}")
         if not is_complete(course):
             missing = [m.index + 1 for m in course.modules if not module_written(m)]
             raise PermanentError(
@@ -112,7 +118,7 @@ class DocumentRenderer:
             shape = FORMATS[document_format]
             await self._progress(ctx, render_progress(step, len(formats)), f"rendering {shape.label}")
             data = await self._render(document_format, course)
-            name = object_name(course.id, document_format)
+            name = object_name(course.id, document_format, course.version)
             await bucket.put(name, data)
             documents.append(
                 C.Document(
@@ -121,9 +127,10 @@ class DocumentRenderer:
                     content_type=shape.content_type,
                     size_bytes=len(data),
                     sha256=hashlib.sha256(data).hexdigest(),
+                    course_version=course.version,
                 )
             )
-        course = await self._record(course.id, documents)
+        course = await self._record(course.id, course.version, documents)
         reference = f"courses/{course.id}"
         if ctx.job.parent_id:
             await self._finish_parent(ctx, job_pb2.JobResult(reference=reference, usage=course_usage(course)))
@@ -141,10 +148,12 @@ class DocumentRenderer:
         guarded = functools.partial(guarded_render, render, what)
         return await asyncio.get_running_loop().run_in_executor(None, guarded)
 
-    async def _record(self, course_id: str, documents: list[course_pb2.Document]) -> course_pb2.Course:
+    async def _record(self, course_id: str, version: int, documents: list[course_pb2.Document]) -> course_pb2.Course:
         rendered = {document.format for document in documents}
 
         def record(current: course_pb2.Course) -> course_pb2.Course | None:
+            if current.version != version:
+                return None  # changed since it was read: the new version's own render job records its documents
             kept = [document for document in current.documents if document.format not in rendered]
             if list(current.documents) == sorted([*kept, *documents], key=lambda d: d.format):
                 return None  # the same documents are recorded already (a repeated render)

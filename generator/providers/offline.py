@@ -107,7 +107,7 @@ def write_lesson(task: LessonTask) -> dict[str, Any]:
     bridge = f"It builds on *{previous}*." if previous else "It is where the course begins."
     onward = f"Next comes *{following}*." if following else "It closes the course."
     body = f"""> **Offline draft.** {DRAFT_NOTE}
-
+{_revised_note(task.instruction)}
 {module.summary} {bridge}
 
 ## What you will learn
@@ -145,6 +145,11 @@ Explain one objective of this module to a colleague in two minutes, without note
     }
 
 
+def _revised_note(instruction: str) -> str:
+    # A model would follow the instruction; the draft shows that it reached the writer.
+    return f"\n> **Written again as asked:** {instruction}\n" if instruction else ""
+
+
 # One wording per question, so no two questions of a quiz are the same (generator.quality's twin check).
 _ASKS = (
     "Which of these is a goal of the module '{title}'?",
@@ -172,9 +177,10 @@ def write_quiz(task: QuizTask) -> dict[str, Any]:
         distractors = [*rotated, *_FILLERS][: CHOICES_PER_QUESTION - 1]
         choices = [*distractors[:answer], objective, *distractors[answer:]]
         ask = _ASKS[q % len(_ASKS)].format(title=module.title)
+        revised = f", written again as asked: {task.instruction}" if task.instruction else ""
         questions.append(
             {
-                "text": f"(Offline draft, question {q + 1}) {ask}",
+                "text": f"(Offline draft, question {q + 1}{revised}) {ask}",
                 "choices": choices,
                 "answer_index": answer,
                 "explanation": f"'{objective}' is one of the stated objectives of '{module.title}'.",

@@ -168,7 +168,16 @@ class Store(Protocol):
     async def list_courses(self, tenant: str, page_size: int, page_token: str) -> CoursePage: ...
 
     async def update_course(self, course_id: str, change: CourseChange) -> course_pb2.Course | None:
-        """Returns the stored course after the call (changed or not), None if there is no such course."""
+        """Returns the stored course after the call (changed or not), None if there is no such course.
+
+        A change that raises the course's `version` keeps the record it replaces as that earlier version, in the
+        same write: no version is lost, and none is kept that was not replaced."""
+
+    async def get_course_version(self, course_id: str, version: int) -> course_pb2.Course | None:
+        """An earlier version of the course as update_course kept it; None if there is none."""
+
+    async def list_course_versions(self, course_id: str) -> list[course_pb2.Course]:
+        """The earlier versions of the course that update_course kept, oldest first."""
 
     # Schedules (the scheduler's recurring jobs).
     async def insert_schedule(self, schedule: job_pb2.Schedule) -> None: ...

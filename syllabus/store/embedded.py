@@ -82,6 +82,12 @@ CREATE TABLE IF NOT EXISTS courses (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS courses_tenant_id ON courses (tenant, id DESC);
+CREATE TABLE IF NOT EXISTS course_versions (
+    course_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (course_id, version)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS schedules (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -355,9 +361,18 @@ class EmbeddedStore:
             parse=records.parse_course,
             change=change,
             check=records.check_course_identity,
+            keep=_keep_course_version,
         )
         course: course_pb2.Course | None = await self._write(update)
         return course
+
+    async def get_course_version(self, course_id: str, version: int) -> course_pb2.Course | None:
+        row = await self._read(functools.partial(_select_course_version, course_id=course_id, version=version))
+        return None if row is None else records.parse_course(row)
+
+    async def list_course_versions(self, course_id: str) -> list[course_pb2.Course]:
+        rows = await self._read(functools.partial(_list_course_versions, course_id=course_id))
+        return [records.parse_course(data) for data in rows]
 
     # Schedules.
 
@@ -688,8 +703,10 @@ def _update_record(
     parse: Callable[[bytes], M],
     change: Callable[[M], M | None],
     check: Callable[[M, M], None],
+    keep: Callable[[sqlite3.Connection, M, M], None] | None = None,
 ) -> M | None:
-    """The record as it is after `change`: unchanged when the change refuses (None) or alters nothing."""
+    """The record as it is after `change`: unchanged when the change refuses (None) or alters nothing. `keep`
+    writes whatever else the change implies (in the same transaction)."""
     data = _select(conn, table, record_id)
     if data is None:
         return None
@@ -698,10 +715,32 @@ def _update_record(
     if after is None or after == before:
         return before
     check(before, after)
+    if keep is not None:
+        keep(conn, before, after)
     conn.execute(
         f"UPDATE {table} SET data = ?, revision = revision + 1 WHERE id = ?", (records.serialize(after), record_id)
     )
     return after
+
+
+def _keep_course_version(conn: sqlite3.Connection, before: course_pb2.Course, after: course_pb2.Course) -> None:
+    if after.version > before.version:
+        conn.execute(
+            "INSERT OR REPLACE INTO course_versions (course_id, version, data) VALUES (?, ?, ?)",
+            (before.id, before.version, records.serialize(before)),
+        )
+
+
+def _select_course_version(conn: sqlite3.Connection, course_id: str, version: int) -> bytes | None:
+    row = conn.execute(
+        "SELECT data FROM course_versions WHERE course_id = ? AND version = ?", (course_id, version)
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def _list_course_versions(conn: sqlite3.Connection, course_id: str) -> list[bytes]:
+    rows = conn.execute("SELECT data FROM course_versions WHERE course_id = ? ORDER BY version", (course_id,))
+    return [bytes(row[0]) for row in rows]
 
 
 def _list_jobs(

@@ -10,6 +10,7 @@ which MongoDB reads as a path in a query, and "=" cannot occur in a key, so the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,6 +131,9 @@ class MongoStore:
             await _fill_added_fields(db["jobs"])
             await db["jobs"].create_indexes(_JOB_INDEXES)
             await db["courses"].create_indexes([IndexModel([("tenant", 1), ("_id", -1)], name="courses_tenant_id")])
+            await db["course_versions"].create_indexes(
+                [IndexModel([("course_id", 1), ("version", 1)], name="course_versions_course_version")]
+            )
             await db["schedules"].create_indexes([IndexModel([("tenant", 1), ("_id", 1)], name="schedules_tenant_id")])
         except BaseException:
             await client.close()
@@ -492,13 +496,41 @@ class MongoStore:
         async def read() -> tuple[int, bytes] | None:
             return await self._read("courses", course_id)
 
-        async def write(_: course_pb2.Course, after: course_pb2.Course, revision: int) -> bool:
+        async def write(before: course_pb2.Course, after: course_pb2.Course, revision: int) -> bool:
+            if after.version > before.version:
+                await self._keep_course_version(before, revision)
             return await self._write("courses", course_id, revision, {"data": records.serialize(after)})
 
         course, _ = await records.conditional_update(
             read, records.parse_course, change, records.check_course_identity, write
         )
         return course
+
+    async def _keep_course_version(self, course: course_pb2.Course, revision: int) -> None:
+        """Keeps `course` (read at `revision`) as its version, before the write that replaces it.
+
+        Without a transaction the two writes are apart: one that then loses its race has kept the version as it
+        read it. The copy from the latest revision wins, and the write that replaces a version is always from
+        its latest revision, so the copy left is the record that write replaced."""
+        key = f"{course.id}:{course.version}"
+        fields = {"course_id": course.id, "version": course.version, "revision": revision}
+        # A copy from a later revision is kept already when the upsert finds its key taken.
+        with contextlib.suppress(DuplicateKeyError):
+            await self._collection("course_versions").update_one(
+                {"_id": key, "revision": {"$lte": revision}},
+                {"$set": {**fields, "data": records.serialize(course)}},
+                upsert=True,
+            )
+
+    async def get_course_version(self, course_id: str, version: int) -> course_pb2.Course | None:
+        doc = await self._collection("course_versions").find_one(
+            {"_id": f"{course_id}:{version}"}, projection={"data": 1}
+        )
+        return None if doc is None else records.parse_course(doc["data"])
+
+    async def list_course_versions(self, course_id: str) -> list[course_pb2.Course]:
+        docs = await self._find_data("course_versions", {"course_id": course_id}, [("version", 1)], 0)
+        return [records.parse_course(doc["data"]) for doc in docs]
 
     # Schedules.
 

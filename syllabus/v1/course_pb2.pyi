@@ -104,18 +104,20 @@ class QualityFinding(_message.Message):
     def __init__(self, check: _Optional[str] = ..., part: _Optional[str] = ..., message: _Optional[str] = ..., repaired: _Optional[bool] = ...) -> None: ...
 
 class Document(_message.Message):
-    __slots__ = ("format", "object_name", "content_type", "size_bytes", "sha256")
+    __slots__ = ("format", "object_name", "content_type", "size_bytes", "sha256", "course_version")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     OBJECT_NAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    COURSE_VERSION_FIELD_NUMBER: _ClassVar[int]
     format: DocumentFormat
     object_name: str
     content_type: str
     size_bytes: int
     sha256: str
-    def __init__(self, format: _Optional[_Union[DocumentFormat, str]] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    course_version: int
+    def __init__(self, format: _Optional[_Union[DocumentFormat, str]] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., course_version: _Optional[int] = ...) -> None: ...
 
 class CostItem(_message.Message):
     __slots__ = ("job_id", "kind", "provider", "model", "input_tokens", "output_tokens", "estimated_cost_usd")
@@ -136,7 +138,7 @@ class CostItem(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
 
 class Course(_message.Message):
-    __slots__ = ("id", "job_id", "prompt", "audience", "level", "language", "title", "description", "modules", "documents", "provider", "model", "offline_draft", "costs", "input_tokens", "output_tokens", "estimated_cost_usd", "create_time", "update_time", "tenant")
+    __slots__ = ("id", "job_id", "prompt", "audience", "level", "language", "title", "description", "modules", "documents", "provider", "model", "offline_draft", "costs", "input_tokens", "output_tokens", "estimated_cost_usd", "create_time", "update_time", "tenant", "version", "change", "pending_job_ids")
     ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +159,9 @@ class Course(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     prompt: str
@@ -177,7 +182,20 @@ class Course(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     tenant: str
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., prompt: _Optional[str] = ..., audience: _Optional[str] = ..., level: _Optional[_Union[CourseLevel, str]] = ..., language: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[Module, _Mapping]]] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline_draft: _Optional[bool] = ..., costs: _Optional[_Iterable[_Union[CostItem, _Mapping]]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
+    version: int
+    change: str
+    pending_job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., prompt: _Optional[str] = ..., audience: _Optional[str] = ..., level: _Optional[_Union[CourseLevel, str]] = ..., language: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[Module, _Mapping]]] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline_draft: _Optional[bool] = ..., costs: _Optional[_Iterable[_Union[CostItem, _Mapping]]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ..., version: _Optional[int] = ..., change: _Optional[str] = ..., pending_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CourseVersion(_message.Message):
+    __slots__ = ("version", "change", "update_time")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    change: str
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, version: _Optional[int] = ..., change: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CourseEstimate(_message.Message):
     __slots__ = ("provider", "model", "modules", "model_calls", "input_tokens", "output_tokens", "estimated_cost_usd", "budget_usd", "spent_usd", "budget_period_end", "within_budget")

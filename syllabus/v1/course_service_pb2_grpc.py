@@ -56,6 +56,41 @@ class CourseServiceStub:
                 request_serializer=syllabus_dot_v1_dot_course__service__pb2.GetCourseDocumentRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
+        self.RegenerateCoursePart = channel.unary_unary(
+                '/syllabus.v1.CourseService/RegenerateCoursePart',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.RegenerateCoursePartRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.RegenerateCoursePartResponse.FromString,
+                _registered_method=True)
+        self.UpdateLesson = channel.unary_unary(
+                '/syllabus.v1.CourseService/UpdateLesson',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.UpdateLessonRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.UpdateLessonResponse.FromString,
+                _registered_method=True)
+        self.UpdateQuestion = channel.unary_unary(
+                '/syllabus.v1.CourseService/UpdateQuestion',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.UpdateQuestionRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.UpdateQuestionResponse.FromString,
+                _registered_method=True)
+        self.ReorderModules = channel.unary_unary(
+                '/syllabus.v1.CourseService/ReorderModules',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.ReorderModulesRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.ReorderModulesResponse.FromString,
+                _registered_method=True)
+        self.AddModule = channel.unary_unary(
+                '/syllabus.v1.CourseService/AddModule',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.AddModuleRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.AddModuleResponse.FromString,
+                _registered_method=True)
+        self.RemoveModule = channel.unary_unary(
+                '/syllabus.v1.CourseService/RemoveModule',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.RemoveModuleRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.RemoveModuleResponse.FromString,
+                _registered_method=True)
+        self.ListCourseVersions = channel.unary_unary(
+                '/syllabus.v1.CourseService/ListCourseVersions',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class CourseServiceServicer:
@@ -91,6 +126,55 @@ class CourseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegenerateCoursePart(self, request, context):
+        """Write one lesson or quiz of a module again, optionally with an instruction ("simpler"); returns the new
+        course version and the job that writes the part (the documents are rendered again once it is written).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateLesson(self, request, context):
+        """Replace a lesson's Markdown by hand.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateQuestion(self, request, context):
+        """Replace one quiz question by hand: its text, choices, answer and explanation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReorderModules(self, request, context):
+        """Put the modules in a new order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddModule(self, request, context):
+        """Add a module (title, summary, objectives); its lesson and quiz are written by jobs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveModule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCourseVersions(self, request, context):
+        """The course's versions, oldest first, the current one last.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CourseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +197,41 @@ def add_CourseServiceServicer_to_server(servicer, server):
                     servicer.GetCourseDocument,
                     request_deserializer=syllabus_dot_v1_dot_course__service__pb2.GetCourseDocumentRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'RegenerateCoursePart': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegenerateCoursePart,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.RegenerateCoursePartRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.RegenerateCoursePartResponse.SerializeToString,
+            ),
+            'UpdateLesson': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateLesson,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.UpdateLessonRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.UpdateLessonResponse.SerializeToString,
+            ),
+            'UpdateQuestion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateQuestion,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.UpdateQuestionRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.UpdateQuestionResponse.SerializeToString,
+            ),
+            'ReorderModules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReorderModules,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.ReorderModulesRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.ReorderModulesResponse.SerializeToString,
+            ),
+            'AddModule': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddModule,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.AddModuleRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.AddModuleResponse.SerializeToString,
+            ),
+            'RemoveModule': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveModule,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.RemoveModuleRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.RemoveModuleResponse.SerializeToString,
+            ),
+            'ListCourseVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCourseVersions,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +343,195 @@ class CourseService:
             '/syllabus.v1.CourseService/GetCourseDocument',
             syllabus_dot_v1_dot_course__service__pb2.GetCourseDocumentRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateCoursePart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/RegenerateCoursePart',
+            syllabus_dot_v1_dot_course__service__pb2.RegenerateCoursePartRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.RegenerateCoursePartResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateLesson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/UpdateLesson',
+            syllabus_dot_v1_dot_course__service__pb2.UpdateLessonRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.UpdateLessonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateQuestion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/UpdateQuestion',
+            syllabus_dot_v1_dot_course__service__pb2.UpdateQuestionRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.UpdateQuestionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReorderModules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/ReorderModules',
+            syllabus_dot_v1_dot_course__service__pb2.ReorderModulesRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.ReorderModulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddModule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/AddModule',
+            syllabus_dot_v1_dot_course__service__pb2.AddModuleRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.AddModuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveModule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/RemoveModule',
+            syllabus_dot_v1_dot_course__service__pb2.RemoveModuleRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.RemoveModuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCourseVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/ListCourseVersions',
+            syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

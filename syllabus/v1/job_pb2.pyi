@@ -142,26 +142,34 @@ class GenerateCourse(_message.Message):
     def __init__(self, prompt: _Optional[str] = ..., modules: _Optional[int] = ..., audience: _Optional[str] = ..., level: _Optional[_Union[_course_pb2.CourseLevel, str]] = ..., language: _Optional[str] = ..., model: _Optional[_Union[ModelSelection, _Mapping]] = ..., course_id: _Optional[str] = ...) -> None: ...
 
 class GenerateLesson(_message.Message):
-    __slots__ = ("course_id", "module_index", "model")
+    __slots__ = ("course_id", "module_index", "model", "instruction", "course_version")
     COURSE_ID_FIELD_NUMBER: _ClassVar[int]
     MODULE_INDEX_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    COURSE_VERSION_FIELD_NUMBER: _ClassVar[int]
     course_id: str
     module_index: int
     model: ModelSelection
-    def __init__(self, course_id: _Optional[str] = ..., module_index: _Optional[int] = ..., model: _Optional[_Union[ModelSelection, _Mapping]] = ...) -> None: ...
+    instruction: str
+    course_version: int
+    def __init__(self, course_id: _Optional[str] = ..., module_index: _Optional[int] = ..., model: _Optional[_Union[ModelSelection, _Mapping]] = ..., instruction: _Optional[str] = ..., course_version: _Optional[int] = ...) -> None: ...
 
 class GenerateQuiz(_message.Message):
-    __slots__ = ("course_id", "module_index", "questions", "model")
+    __slots__ = ("course_id", "module_index", "questions", "model", "instruction", "course_version")
     COURSE_ID_FIELD_NUMBER: _ClassVar[int]
     MODULE_INDEX_FIELD_NUMBER: _ClassVar[int]
     QUESTIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    COURSE_VERSION_FIELD_NUMBER: _ClassVar[int]
     course_id: str
     module_index: int
     questions: int
     model: ModelSelection
-    def __init__(self, course_id: _Optional[str] = ..., module_index: _Optional[int] = ..., questions: _Optional[int] = ..., model: _Optional[_Union[ModelSelection, _Mapping]] = ...) -> None: ...
+    instruction: str
+    course_version: int
+    def __init__(self, course_id: _Optional[str] = ..., module_index: _Optional[int] = ..., questions: _Optional[int] = ..., model: _Optional[_Union[ModelSelection, _Mapping]] = ..., instruction: _Optional[str] = ..., course_version: _Optional[int] = ...) -> None: ...
 
 class SummarizeText(_message.Message):
     __slots__ = ("text", "max_words", "model")
@@ -174,12 +182,14 @@ class SummarizeText(_message.Message):
     def __init__(self, text: _Optional[str] = ..., max_words: _Optional[int] = ..., model: _Optional[_Union[ModelSelection, _Mapping]] = ...) -> None: ...
 
 class RenderDocument(_message.Message):
-    __slots__ = ("course_id", "formats")
+    __slots__ = ("course_id", "formats", "course_version")
     COURSE_ID_FIELD_NUMBER: _ClassVar[int]
     FORMATS_FIELD_NUMBER: _ClassVar[int]
+    COURSE_VERSION_FIELD_NUMBER: _ClassVar[int]
     course_id: str
     formats: _containers.RepeatedScalarFieldContainer[_course_pb2.DocumentFormat]
-    def __init__(self, course_id: _Optional[str] = ..., formats: _Optional[_Iterable[_Union[_course_pb2.DocumentFormat, str]]] = ...) -> None: ...
+    course_version: int
+    def __init__(self, course_id: _Optional[str] = ..., formats: _Optional[_Iterable[_Union[_course_pb2.DocumentFormat, str]]] = ..., course_version: _Optional[int] = ...) -> None: ...
 
 class RenderReport(_message.Message):
     __slots__ = ("title", "subtitle", "figures", "sections", "formats")

@@ -172,6 +172,46 @@ async def _document(s: Stubs, t: Theirs) -> None:
     await not_found(s.courses.GetCourseDocument(C.GetCourseDocumentRequest(course_id=t.course.id), timeout=10))
 
 
+@check("syllabus.v1.CourseService.RegenerateCoursePart")
+async def _regenerate(s: Stubs, t: Theirs) -> None:
+    request = C.RegenerateCoursePartRequest(course_id=t.course.id, module_index=0, part=C.COURSE_PART_LESSON)
+    await not_found(s.courses.RegenerateCoursePart(request, timeout=10))
+
+
+@check("syllabus.v1.CourseService.UpdateLesson")
+async def _update_lesson(s: Stubs, t: Theirs) -> None:
+    request = C.UpdateLessonRequest(course_id=t.course.id, module_index=0, body_markdown="# Mine")
+    await not_found(s.courses.UpdateLesson(request, timeout=10))
+
+
+@check("syllabus.v1.CourseService.UpdateQuestion")
+async def _update_question(s: Stubs, t: Theirs) -> None:
+    question = course_pb2.Question(text="Q?", choices=["a", "b"], answer_index=0, explanation="a.")
+    request = C.UpdateQuestionRequest(course_id=t.course.id, module_index=0, question_index=0, question=question)
+    await not_found(s.courses.UpdateQuestion(request, timeout=10))
+
+
+@check("syllabus.v1.CourseService.ReorderModules")
+async def _reorder(s: Stubs, t: Theirs) -> None:
+    await not_found(s.courses.ReorderModules(C.ReorderModulesRequest(course_id=t.course.id, order=[0]), timeout=10))
+
+
+@check("syllabus.v1.CourseService.AddModule")
+async def _add_module(s: Stubs, t: Theirs) -> None:
+    request = C.AddModuleRequest(course_id=t.course.id, title="Mine", objectives=["Take it"])
+    await not_found(s.courses.AddModule(request, timeout=10))
+
+
+@check("syllabus.v1.CourseService.RemoveModule")
+async def _remove_module(s: Stubs, t: Theirs) -> None:
+    await not_found(s.courses.RemoveModule(C.RemoveModuleRequest(course_id=t.course.id, module_index=0), timeout=10))
+
+
+@check("syllabus.v1.CourseService.ListCourseVersions")
+async def _versions(s: Stubs, t: Theirs) -> None:
+    await not_found(s.courses.ListCourseVersions(C.ListCourseVersionsRequest(course_id=t.course.id), timeout=10))
+
+
 @check("syllabus.v1.ScheduleService.CreateSchedule")
 async def _create_schedule(s: Stubs, t: Theirs) -> None:
     schedule = job_pb2.Schedule(id="globex-own", interval=duration_pb2.Duration(seconds=3600))
@@ -374,6 +414,9 @@ REST_ROUTES = [
     ("GET", "/v1/jobs/{course_job}/artifacts/course.md"),
     ("GET", "/v1/courses/{course}"),
     ("GET", "/v1/courses/{course}/document"),
+    ("GET", "/v1/courses/{course}/versions"),
+    ("GET", "/v1/courses/{course}?version=1"),
+    ("DELETE", "/v1/courses/{course}/modules/0"),
     ("GET", "/v1/schedules/nightly"),
     ("PATCH", "/v1/schedules/nightly"),
     ("DELETE", "/v1/schedules/nightly"),

@@ -687,6 +687,53 @@ async def test_concurrent_updates_of_one_course_all_land(store: Store) -> None:
     assert sorted(document.size_bytes for document in stored.documents) == list(range(25))
 
 
+async def test_a_course_keeps_the_version_a_change_replaces(store: Store) -> None:
+    course = make_course()
+    course.version = 1
+    await store.insert_course(course)
+
+    def retitle(current: course_pb2.Course) -> course_pb2.Course:
+        current.title = "Rust, revised"
+        return current
+
+    def next_version(current: course_pb2.Course) -> course_pb2.Course:
+        current.version += 1
+        current.modules[0].lesson.body_markdown = f"# Ownership, version {current.version}"
+        return current
+
+    await store.update_course(course.id, retitle)  # no new version: nothing is kept
+    assert await store.list_course_versions(course.id) == []
+    before = await store.get_course(course.id)
+    after = await store.update_course(course.id, next_version)
+
+    assert after is not None and after.version == 2
+    assert await store.get_course_version(course.id, 1) == before
+    assert await store.get_course_version(course.id, 2) is None  # the current version is the course itself
+    assert await store.get_course_version(new_id(), 1) is None
+    assert await store.list_course_versions(course.id) == [before]
+    assert await store.list_course_versions(new_id()) == []
+
+
+async def test_concurrent_new_versions_of_one_course_are_all_kept(store: Store) -> None:
+    course = make_course()
+    course.version = 1
+    await store.insert_course(course)
+
+    def next_version(current: course_pb2.Course) -> course_pb2.Course:
+        current.version += 1
+        current.change = f"version {current.version}"
+        return current
+
+    await asyncio.gather(*(store.update_course(course.id, next_version) for _ in range(10)))
+
+    stored = await store.get_course(course.id)
+    kept = await store.list_course_versions(course.id)
+    assert stored is not None and stored.version == 11
+    assert [version.version for version in kept] == list(range(1, 11))
+    # Each kept version is the record its successor replaced, not a copy read before another change landed.
+    assert [version.change for version in kept] == ["", *(f"version {v}" for v in range(2, 11))]
+
+
 # Schedules.
 
 

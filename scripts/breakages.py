@@ -246,8 +246,8 @@ BREAKAGES = [
     Breakage(
         "a course's estimate is not weighed against what is left",
         "gateway/limits.py",
-        "        if spent >= budget or estimate > left:",
-        "        if spent >= budget:",
+        "        estimate.within_budget = spent < budget and estimate.estimated_cost_usd <= left",
+        "        estimate.within_budget = spent < budget",
     ),
     Breakage(
         "a tenant's task pool takes other tenants' jobs",

@@ -3,12 +3,14 @@
 A port found free and handed on can be taken before it is used: by a server binding port 0 or by an outgoing
 connection, both of which the kernel gives ports of its ephemeral range, or by another test. So these ports
 come from outside that range, this process never hands one out twice, and where a test only needs a port
-nobody listens on, it holds the port bound for as long as it needs it.
+nobody listens on, it holds the port bound for as long as it needs it. Under pytest-xdist each worker process
+takes its own residue class of ports, so two workers never hand out the same one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 from collections.abc import Iterator
@@ -27,9 +29,19 @@ def _ephemeral() -> range:
     return range(low, high + 1)
 
 
+def _share() -> tuple[int, int]:
+    """This process's share of the ports: (its index, how many workers share them)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker.removeprefix("gw")), workers
+
+
 def _candidates() -> list[int]:
     ephemeral = _ephemeral()
-    ports = [port for port in range(_LOWEST, 65536) if port not in ephemeral and port not in _handed_out]
+    index, workers = _share()
+    ports = [
+        port for port in range(_LOWEST + index, 65536, workers) if port not in ephemeral and port not in _handed_out
+    ]
     random.shuffle(ports)
     return ports
 

@@ -59,7 +59,7 @@ nav.toc ol ol { list-style: none; padding-inline-start: .75rem; font-size: .95re
   padding: .5rem 1rem; }
 .objectives h4, .key-points h4 { margin-top: .25rem; }
 pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem;
-  overflow-x: auto; font-size: .9rem; line-height: 1.45; }
+  overflow-x: auto; font-size: .9rem; line-height: 1.45; text-align: left; }
 table { display: block; overflow-x: auto; border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid var(--line); padding: .3rem .6rem; vertical-align: top; }
 th { background: var(--soft); }
@@ -133,7 +133,7 @@ def module_section(module: course_pb2.Module, words: Phrases) -> str:
         parts.append(f'<div class="objectives"><h4>{escape(words.objectives)}</h4>{objectives}</div>')
     parts += [
         f'<h3 id="{anchor("lesson", module)}">{escape(lesson_heading(module, words))}</h3>',
-        markdown_html(module.lesson.body_markdown, heading_offset=2),
+        markdown_html(module.lesson.body_markdown, heading_offset=2, rtl=words.rtl),
     ]
     if module.lesson.key_points:
         points = html_list("ul", module.lesson.key_points)
@@ -187,10 +187,17 @@ def inline_html(text: str) -> str:
     return _RENDERER.render(PARSER.parseInline(normalized(text)), PARSER.options, {})
 
 
-def markdown_html(markdown: str, heading_offset: int = 0) -> str:
-    """Markdown as HTML, as lessons are rendered: raw HTML stays text, images become links."""
+def markdown_html(markdown: str, heading_offset: int = 0, rtl: bool = False) -> str:
+    """Markdown as HTML, as lessons are rendered: raw HTML stays text, images become links. In a right-to-left
+    document (`rtl`) code is marked left to right (an attribute: EPUB style sheets may not set the direction)."""
     tokens = parse(markdown)
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(6, int(token.tag[1:]) + heading_offset)}"
+        elif rtl and token.type in ("fence", "code_block"):
+            token.attrSet("dir", "ltr")
+        elif rtl and token.type == "inline":
+            for child in token.children or []:
+                if child.type == "code_inline":
+                    child.attrSet("dir", "ltr")
     return _RENDERER.render(tokens, PARSER.options, {})

@@ -100,7 +100,7 @@ def _lesson_page(course: course_pb2.Course, module: course_pb2.Module, words: Ph
     if module.objectives:
         objectives = html_list("ul", module.objectives)
         body.append(f'<div class="objectives"><h4>{escape(words.objectives)}</h4>{objectives}</div>')
-    body.append(markdown_html(module.lesson.body_markdown, heading_offset=1))
+    body.append(markdown_html(module.lesson.body_markdown, heading_offset=1, rtl=words.rtl))
     if module.lesson.key_points:
         points = html_list("ul", module.lesson.key_points)
         body.append(f'<div class="key-points"><h4>{escape(words.key_points)}</h4>{points}</div>')

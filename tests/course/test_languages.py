@@ -79,6 +79,8 @@ def test_html_scorm_epub_and_markdown_say_the_language_and_direction() -> None:
     assert '<html lang="ar" dir="rtl">' in page
     assert f"<h2>{words.contents}</h2>" in page and words.answer_key in page and words.offline_notice in page
     assert "border-inline-start" in page and "border-left" not in page
+    # Code reads left to right inside right-to-left text.
+    assert '<code dir="ltr" class="language-python">' in page
     with zipfile.ZipFile(io.BytesIO(render_scorm_12(arabic))) as package:
         quiz = package.read("quiz-1.html").decode()
     assert 'dir="rtl"' in quiz and words.submit in quiz and f'data-score="{words.score}"' in quiz

@@ -239,8 +239,6 @@ class TextWriter:
             pdf.set_x(max(self.base_margin, content - width - 1.5))
             pdf.write(size * 0.5, shown)
         self._set_start_margin(content)
-        if not self.rtl:
-            pdf.set_x(content)
         return start
 
     def _close_item(self, start: float) -> None:

@@ -345,6 +345,8 @@ class TextWriter:
             return
         self.font(size=_TABLE_SIZE)
         pdf.set_x(pdf.l_margin)
+        # fpdf2 fills body cells with the current fill colour (the offline notice's yellow, a code block's grey).
+        pdf.set_fill_color(255, 255, 255)
         with pdf.table(
             width=width,
             align="LEFT",
@@ -356,8 +358,8 @@ class TextWriter:
         ) as layout:
             for _, cells in rows:
                 row = layout.row()
-                for align, text in cells:
-                    # Text starts at the right in right-to-left documents (the columns keep their order).
+                # Right to left: the first column at the right, text starting at the right of its cell.
+                for align, text in reversed(cells) if self.rtl else cells:
                     row.cell(text, align="RIGHT" if self.rtl and align == "LEFT" else align)
         pdf.ln(3)
 

@@ -27,12 +27,13 @@ LABEL org.opencontainers.image.title="syllabus" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# The fonts the renderer draws PDFs with: DejaVu (Latin, Cyrillic, Greek, Arabic), Droid Sans Fallback (Chinese,
-# Japanese, Korean), Symbola (emoji). Without them PDFs fall back to Western European text only. Not pinned to
+# The fonts the renderer draws PDFs with: DejaVu (Latin, Cyrillic, Greek, Arabic, Hebrew), Droid Sans Fallback
+# (Chinese, Japanese, Korean), Lohit Devanagari (Hindi), Symbola (emoji). Without them PDFs fall back to Western European text only. Not pinned to
 # versions: the base image's tag fixes the Debian release, within which a font changes only by a fix.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-droid-fallback fonts-symbola \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-droid-fallback \
+       fonts-lohit-deva fonts-symbola \
     && rm -rf /var/lib/apt/lists/*
 
 # A fixed UID and GID, so volumes and Kubernetes' runAsUser can name them; it owns SYLLABUS_HOME and nothing else.

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from generator.wordcount import count_words
 from syllabus.v1 import course_pb2
 
 
@@ -78,7 +79,7 @@ def check_lesson(
 ) -> list[course_pb2.QualityFinding]:
     findings: list[course_pb2.QualityFinding] = []
     prose = _FENCE.sub(" ", lesson.body_markdown)
-    words = len(prose.split())
+    words = count_words(prose)
     wanted = band(level)
     low, high = wanted.accepted_words
     if not low <= words <= high:
@@ -159,7 +160,7 @@ def _question_findings(question: course_pb2.Question, part: str) -> list[course_
                     f"the choice {choice!r} makes more than one choice correct; exactly one choice must be correct",
                 )
             )
-    if len(question.explanation.split()) < MIN_EXPLANATION_WORDS:
+    if count_words(question.explanation) < MIN_EXPLANATION_WORDS:
         findings.append(
             _finding("explanation", part, "the explanation must say in a sentence why the correct choice is correct")
         )

@@ -106,7 +106,11 @@ class Replied(ABC, Generic[T]):
 
 def _audience_line(audience: str, level: str, language: str) -> str:
     who = audience or "curious learners"
-    return f"Audience: {who}. Level: {level}. Write in the language with BCP 47 tag {language!r}."
+    return (
+        f"Audience: {who}. Level: {level}. Write every text of your reply (titles, summaries, objectives, lessons, "
+        f"key points, questions, choices, explanations) in the language with BCP 47 tag {language!r}; code and "
+        "its identifiers stay as they are."
+    )
 
 
 # --- the tasks ---------------------------------------------------------------------------------------------------

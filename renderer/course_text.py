@@ -1,53 +1,73 @@
-"""What every document says about a course, whatever its format: labels, anchors, the offline-draft notice."""
+"""What every document says about a course, whatever its format: labels, anchors, the offline-draft notice, in the
+course's language (renderer.phrases)."""
 
 from __future__ import annotations
 
 import string
 
+from renderer.phrases import Phrases, phrases
 from syllabus.v1 import course_pb2
 
-LEVELS = {
-    course_pb2.COURSE_LEVEL_BEGINNER: "Beginner",
-    course_pb2.COURSE_LEVEL_INTERMEDIATE: "Intermediate",
-    course_pb2.COURSE_LEVEL_ADVANCED: "Advanced",
-}
-OFFLINE_NOTICE = (
-    "Offline draft: this course was written from templates, without a language model. "
-    "Configure a model provider to generate real course material."
-)
+__all__ = [
+    "anchor",
+    "choice_label",
+    "course_phrases",
+    "lesson_heading",
+    "meta_line",
+    "module_heading",
+    "quiz_heading",
+    "written_by",
+]
+
+
+def course_phrases(course: course_pb2.Course) -> Phrases:
+    return phrases(course.language)
 
 
 def choice_label(index: int) -> str:
     return string.ascii_uppercase[index] if index < 26 else str(index + 1)
 
 
-def module_heading(module: course_pb2.Module) -> str:
-    return f"Module {module.index + 1}: {module.title}"
+def module_heading(module: course_pb2.Module, words: Phrases) -> str:
+    return words.module.format(number=module.index + 1, title=module.title)
 
 
-def lesson_heading(module: course_pb2.Module) -> str:
-    return module.lesson.title or f"Lesson {module.index + 1}"
+def lesson_heading(module: course_pb2.Module, words: Phrases) -> str:
+    return module.lesson.title or words.lesson.format(number=module.index + 1)
+
+
+def quiz_heading(module: course_pb2.Module, words: Phrases) -> str:
+    return words.quiz_title.format(title=module.title)
 
 
 def anchor(kind: str, module: course_pb2.Module) -> str:
     return f"{kind}-{module.index + 1}"
 
 
-def meta_line(course: course_pb2.Course) -> str:
+def _level(level: course_pb2.CourseLevel, words: Phrases) -> str:
+    names = {
+        course_pb2.COURSE_LEVEL_BEGINNER: words.beginner,
+        course_pb2.COURSE_LEVEL_INTERMEDIATE: words.intermediate,
+        course_pb2.COURSE_LEVEL_ADVANCED: words.advanced,
+    }
+    return names.get(level, "")
+
+
+def meta_line(course: course_pb2.Course, words: Phrases) -> str:
     parts = []
     if course.audience:
-        parts.append(f"For {course.audience}")
-    if course.level in LEVELS:
-        parts.append(f"Level: {LEVELS[course.level]}")
-    parts.append(f"{len(course.modules)} modules")
+        parts.append(words.for_audience.format(audience=course.audience))
+    if level := _level(course.level, words):
+        parts.append(words.level.format(level=level))
+    parts.append(words.modules.format(count=len(course.modules)))
     if course.language:
-        parts.append(f"Language: {course.language}")
+        parts.append(words.language_line.format(language=course.language))
     return " | ".join(parts)
 
 
-def written_by(course: course_pb2.Course) -> str:
+def written_by(course: course_pb2.Course, words: Phrases) -> str:
     if course.offline_draft:
-        return "Written offline (no language model)."
-    cost = f", about ${course.estimated_cost_usd:.4f}" if course.estimated_cost_usd else ""
+        return words.written_offline
+    cost = words.cost.format(cost=f"{course.estimated_cost_usd:.4f}") if course.estimated_cost_usd else ""
     tokens = course.input_tokens + course.output_tokens
-    return f"Written by {course.provider} {course.model} ({tokens:,} tokens{cost})."
+    return words.written_by.format(provider=course.provider, model=course.model, tokens=f"{tokens:,}", cost=cost)

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from html import escape
 from xml.etree import ElementTree as ET
 
-from renderer.course_text import OFFLINE_NOTICE, meta_line, module_heading, written_by
+from renderer.course_text import course_phrases, meta_line, module_heading, written_by
 from renderer.html import CSS, answer_key_section, inline_html, module_section
 from renderer.packaging import deterministic_zip, xml_bytes, xml_text
+from renderer.phrases import Phrases
 from syllabus.v1 import course_pb2
 
 OPF = "http://www.idpf.org/2007/opf"
@@ -28,19 +29,19 @@ _NO_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 def render_epub(course: course_pb2.Course) -> bytes:
     title = course.title or course.prompt
-    language = course.language or "en"
-    chapters = {"title.xhtml": ("Title page", _title_page(course))}
+    words = course_phrases(course)
+    chapters = {"title.xhtml": (words.title_page, _title_page(course, words))}
     for module in course.modules:
-        chapters[module_file(module)] = (module_heading(module), module_section(module))
-    chapters["answers.xhtml"] = ("Answer key", answer_key_section(course))
+        chapters[module_file(module)] = (module_heading(module, words), module_section(module, words))
+    chapters["answers.xhtml"] = (words.answer_key, answer_key_section(course, words))
     entries = {
         "META-INF/container.xml": _container(),
-        PACKAGE: _package(course, title, language, list(chapters)),
-        "EPUB/nav.xhtml": _document("Contents", language, _nav(chapters)),
+        PACKAGE: _package(course, title, words, list(chapters)),
+        "EPUB/nav.xhtml": _document(words.contents, words, _nav(chapters, words)),
         "EPUB/style.css": CSS.encode(),
     }
     for name, (heading, body) in chapters.items():
-        entries[f"EPUB/{name}"] = _document(heading, language, body)
+        entries[f"EPUB/{name}"] = _document(heading, words, body)
     return deterministic_zip(entries, first=("mimetype", MIMETYPE))
 
 
@@ -48,26 +49,29 @@ def module_file(module: course_pb2.Module) -> str:
     return f"module-{module.index + 1}.xhtml"
 
 
-def _title_page(course: course_pb2.Course) -> str:
-    parts = [f"<h1>{escape(course.title or course.prompt)}</h1>", f'<p class="meta">{escape(meta_line(course))}</p>']
+def _title_page(course: course_pb2.Course, words: Phrases) -> str:
+    title = escape(course.title or course.prompt)
+    parts = [f"<h1>{title}</h1>", f'<p class="meta">{escape(meta_line(course, words))}</p>']
     if course.offline_draft:
-        parts.append(f'<p class="notice"><strong>{escape(OFFLINE_NOTICE)}</strong></p>')
-    parts += [f"<p>{inline_html(course.description)}</p>", f'<p class="written-by">{escape(written_by(course))}</p>']
+        parts.append(f'<p class="notice"><strong>{escape(words.offline_notice)}</strong></p>')
+    by = escape(written_by(course, words))
+    parts += [f"<p>{inline_html(course.description)}</p>", f'<p class="written-by">{by}</p>']
     return "\n".join(parts)
 
 
-def _nav(chapters: dict[str, tuple[str, str]]) -> str:
+def _nav(chapters: dict[str, tuple[str, str]], words: Phrases) -> str:
     items = "".join(f'<li><a href="{name}">{escape(heading)}</a></li>' for name, (heading, _) in chapters.items())
-    return f'<nav epub:type="toc" id="toc"><h1>Contents</h1><ol>{items}</ol></nav>'
+    return f'<nav epub:type="toc" id="toc"><h1>{escape(words.contents)}</h1><ol>{items}</ol></nav>'
 
 
-def _document(title: str, language: str, body: str) -> bytes:
+def _document(title: str, words: Phrases, body: str) -> bytes:
     # The body is the HTML renderer's output, which markdown-it writes as XHTML (void elements closed).
-    lang = escape(language)
+    lang = escape(words.language)
     page = (
         '<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html>\n'
         f'<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" lang="{lang}"'
-        f' xml:lang="{lang}">\n<head>\n<meta charset="utf-8" />\n<title>{escape(title)}</title>\n'
+        f' xml:lang="{lang}" dir="{words.direction}">\n'
+        f'<head>\n<meta charset="utf-8" />\n<title>{escape(title)}</title>\n'
         '<link rel="stylesheet" type="text/css" href="style.css" />\n</head>\n'
         f"<body>\n{body}\n</body>\n</html>\n"
     )
@@ -81,7 +85,8 @@ def _container() -> bytes:
     return xml_bytes(container, CONTAINER)
 
 
-def _package(course: course_pb2.Course, title: str, language: str, chapters: list[str]) -> bytes:
+def _package(course: course_pb2.Course, title: str, words: Phrases, chapters: list[str]) -> bytes:
+    language = words.language
     package = ET.Element("package", {"version": "3.0", "unique-identifier": "course-id", "xml:lang": language})
     package.set("xmlns:dc", DC)
     metadata = ET.SubElement(package, "metadata")
@@ -98,5 +103,6 @@ def _package(course: course_pb2.Course, title: str, language: str, chapters: lis
     for number, name in enumerate(chapters, 1):
         ET.SubElement(manifest, "item", {"id": f"c{number}", "href": name, "media-type": "application/xhtml+xml"})
         ET.SubElement(spine, "itemref", idref=f"c{number}")
+    spine.set("page-progression-direction", words.direction)
     package.append(spine)
     return xml_bytes(package, OPF)

@@ -15,21 +15,33 @@ from markdown_it.utils import EnvType, OptionsDict
 
 from renderer.commonmark import PARSER, normalized, parse
 from renderer.course_text import (
-    OFFLINE_NOTICE,
     anchor,
     choice_label,
+    course_phrases,
     lesson_heading,
     meta_line,
     module_heading,
     written_by,
 )
+from renderer.phrases import Phrases, is_rtl
 from syllabus.v1 import course_pb2
 
 CSS = """
 :root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --accent: #0b5cad; --soft: #f6f8fa; }
 * { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: #fff;
-  font: 17px/1.65 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif; }
+body { margin: 0; color: var(--ink); background: #fff; font: 17px/1.65 -apple-system, "Segoe UI", Roboto,
+  "Helvetica Neue", Arial, "Noto Sans", "DejaVu Sans", "Noto Sans Arabic", "Noto Sans Hebrew",
+  "Noto Sans Devanagari", "Lohit Devanagari", "Noto Sans CJK JP", "Droid Sans Fallback", sans-serif; }
+body:lang(ar) { font-family: "Noto Naskh Arabic", "Noto Sans Arabic", "Segoe UI", Tahoma,
+  "DejaVu Sans", sans-serif; }
+body:lang(he) { font-family: "Noto Sans Hebrew", "Segoe UI", Arial, "DejaVu Sans", sans-serif; }
+body:lang(hi) { font-family: "Noto Sans Devanagari", "Nirmala UI", Mangal, "Lohit Devanagari", sans-serif; }
+body:lang(ja) { font-family: "Hiragino Sans", "Yu Gothic", Meiryo, "Noto Sans CJK JP", "Droid Sans Fallback",
+  sans-serif; }
+body:lang(zh) { font-family: "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Droid Sans Fallback",
+  sans-serif; }
+body:lang(ko) { font-family: "Apple SD Gothic Neo", "Malgun Gothic", "Noto Sans CJK KR", "Droid Sans Fallback",
+  sans-serif; }
 main { max-width: 46rem; margin: 0 auto; padding: 3rem 1.5rem 5rem; overflow-wrap: anywhere; }
 h1 { font-size: 2.2rem; line-height: 1.2; margin: 0 0 .5rem; }
 h2 { font-size: 1.6rem; margin: 3.5rem 0 .75rem; padding-top: 1rem; border-top: 1px solid var(--line); }
@@ -41,17 +53,19 @@ a { color: var(--accent); }
 nav.toc { background: var(--soft); border: 1px solid var(--line); border-radius: 8px; padding: 1rem 1.5rem;
   margin: 2rem 0; }
 nav.toc h2 { border: 0; margin: 0 0 .5rem; padding: 0; font-size: 1.1rem; }
-nav.toc ol { margin: 0; padding-left: 1.25rem; }
-nav.toc ol ol { list-style: none; padding-left: .75rem; font-size: .95rem; }
-.objectives, .key-points { background: var(--soft); border-left: 4px solid var(--accent); padding: .5rem 1rem; }
+nav.toc ol { margin: 0; padding-inline-start: 1.25rem; }
+nav.toc ol ol { list-style: none; padding-inline-start: .75rem; font-size: .95rem; }
+.objectives, .key-points { background: var(--soft); border-inline-start: 4px solid var(--accent);
+  padding: .5rem 1rem; }
 .objectives h4, .key-points h4 { margin-top: .25rem; }
 pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem;
-  overflow-x: auto; font-size: .9rem; line-height: 1.45; }
+  overflow-x: auto; font-size: .9rem; line-height: 1.45; text-align: left; }
 table { display: block; overflow-x: auto; border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid var(--line); padding: .3rem .6rem; vertical-align: top; }
 th { background: var(--soft); }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: .92em; }
-blockquote { margin: 1rem 0; padding: .25rem 1rem; border-left: 4px solid var(--line); color: var(--muted); }
+blockquote { margin: 1rem 0; padding: .25rem 1rem; border-inline-start: 4px solid var(--line);
+  color: var(--muted); }
 ol.quiz > li { margin-bottom: 1rem; }
 ol.choices { list-style: upper-alpha; margin: .25rem 0; }
 ol.answers > li { margin-bottom: .75rem; }
@@ -61,21 +75,23 @@ ol.answers > li { margin-bottom: .75rem; }
 
 
 def render_html(course: course_pb2.Course) -> bytes:
+    words = course_phrases(course)
     title = escape(course.title or course.prompt)
-    parts = [f"<header><h1>{title}</h1>", f'<p class="meta">{escape(meta_line(course))}</p>']
+    parts = [f"<header><h1>{title}</h1>", f'<p class="meta">{escape(meta_line(course, words))}</p>']
     if course.offline_draft:
-        parts.append(f'<p class="notice" role="note"><strong>{escape(OFFLINE_NOTICE)}</strong></p>')
-    parts += [f"<p>{inline_html(course.description)}</p>", "</header>", _toc(course)]
-    parts += [module_section(module) for module in course.modules]
-    parts += [answer_key_section(course), f'<p class="written-by">{escape(written_by(course))}</p>']
+        parts.append(f'<p class="notice" role="note"><strong>{escape(words.offline_notice)}</strong></p>')
+    parts += [f"<p>{inline_html(course.description)}</p>", "</header>", _toc(course, words)]
+    parts += [module_section(module, words) for module in course.modules]
+    parts += [answer_key_section(course, words), f'<p class="written-by">{escape(written_by(course, words))}</p>']
     return page(course.title or course.prompt, course.language, parts)
 
 
 def page(title: str, language: str, body: Sequence[str]) -> bytes:
-    """A standalone page (the shared style inline) around body, already HTML."""
+    """A standalone page (the shared style inline) around body, already HTML, in the language's direction."""
+    direction = ' dir="rtl"' if is_rtl(language) else ""
     parts = [
         "<!DOCTYPE html>",
-        f'<html lang="{escape(language or "en")}">',
+        f'<html lang="{escape(language or "en")}"{direction}>',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -93,34 +109,36 @@ def page(title: str, language: str, body: Sequence[str]) -> bytes:
     return "\n".join(parts).encode()
 
 
-def _toc(course: course_pb2.Course) -> str:
+def _toc(course: course_pb2.Course, words: Phrases) -> str:
     items = []
     for module in course.modules:
         items.append(
-            f'<li><a href="#{anchor("module", module)}">{escape(module_heading(module))}</a>'
-            f'<ol><li><a href="#{anchor("lesson", module)}">{escape(lesson_heading(module))}</a></li>'
-            f'<li><a href="#{anchor("quiz", module)}">Quiz</a></li></ol></li>'
+            f'<li><a href="#{anchor("module", module)}">{escape(module_heading(module, words))}</a>'
+            f'<ol><li><a href="#{anchor("lesson", module)}">{escape(lesson_heading(module, words))}</a></li>'
+            f'<li><a href="#{anchor("quiz", module)}">{escape(words.quiz)}</a></li></ol></li>'
         )
-    items.append('<li><a href="#answer-key">Answer key</a></li>')
-    return f'<nav class="toc" aria-label="Contents"><h2>Contents</h2><ol>{"".join(items)}</ol></nav>'
+    items.append(f'<li><a href="#answer-key">{escape(words.answer_key)}</a></li>')
+    contents = escape(words.contents)
+    return f'<nav class="toc" aria-label="{contents}"><h2>{contents}</h2><ol>{"".join(items)}</ol></nav>'
 
 
-def module_section(module: course_pb2.Module) -> str:
+def module_section(module: course_pb2.Module, words: Phrases) -> str:
     parts = [
         f'<section id="{anchor("module", module)}">',
-        f"<h2>{escape(module_heading(module))}</h2>",
+        f"<h2>{escape(module_heading(module, words))}</h2>",
         f"<p>{inline_html(module.summary)}</p>",
     ]
     if module.objectives:
-        parts.append('<div class="objectives"><h4>Objectives</h4>' + html_list("ul", module.objectives) + "</div>")
+        objectives = html_list("ul", module.objectives)
+        parts.append(f'<div class="objectives"><h4>{escape(words.objectives)}</h4>{objectives}</div>')
     parts += [
-        f'<h3 id="{anchor("lesson", module)}">{escape(lesson_heading(module))}</h3>',
-        markdown_html(module.lesson.body_markdown, heading_offset=2),
+        f'<h3 id="{anchor("lesson", module)}">{escape(lesson_heading(module, words))}</h3>',
+        markdown_html(module.lesson.body_markdown, heading_offset=2, rtl=words.rtl),
     ]
     if module.lesson.key_points:
         points = html_list("ul", module.lesson.key_points)
-        parts.append(f'<div class="key-points"><h4>Key points</h4>{points}</div>')
-    parts.append(f'<h3 id="{anchor("quiz", module)}">Quiz</h3>')
+        parts.append(f'<div class="key-points"><h4>{escape(words.key_points)}</h4>{points}</div>')
+    parts.append(f'<h3 id="{anchor("quiz", module)}">{escape(words.quiz)}</h3>')
     questions = [
         f"<li><p>{inline_html(question.text)}</p>{html_list('ol', question.choices, 'choices')}</li>"
         for question in module.quiz.questions
@@ -129,10 +147,10 @@ def module_section(module: course_pb2.Module) -> str:
     return "\n".join(parts)
 
 
-def answer_key_section(course: course_pb2.Course) -> str:
-    parts = ['<section id="answer-key">', "<h2>Answer key</h2>"]
+def answer_key_section(course: course_pb2.Course, words: Phrases) -> str:
+    parts = ['<section id="answer-key">', f"<h2>{escape(words.answer_key)}</h2>"]
     for module in course.modules:
-        parts.append(f"<h3>{escape(module_heading(module))}</h3>")
+        parts.append(f"<h3>{escape(module_heading(module, words))}</h3>")
         answers = []
         for question in module.quiz.questions:
             index = question.answer_index
@@ -169,10 +187,17 @@ def inline_html(text: str) -> str:
     return _RENDERER.render(PARSER.parseInline(normalized(text)), PARSER.options, {})
 
 
-def markdown_html(markdown: str, heading_offset: int = 0) -> str:
-    """Markdown as HTML, as lessons are rendered: raw HTML stays text, images become links."""
+def markdown_html(markdown: str, heading_offset: int = 0, rtl: bool = False) -> str:
+    """Markdown as HTML, as lessons are rendered: raw HTML stays text, images become links. In a right-to-left
+    document (`rtl`) code is marked left to right (an attribute: EPUB style sheets may not set the direction)."""
     tokens = parse(markdown)
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(6, int(token.tag[1:]) + heading_offset)}"
+        elif rtl and token.type in ("fence", "code_block"):
+            token.attrSet("dir", "ltr")
+        elif rtl and token.type == "inline":
+            for child in token.children or []:
+                if child.type == "code_inline":
+                    child.attrSet("dir", "ltr")
     return _RENDERER.render(tokens, PARSER.options, {})

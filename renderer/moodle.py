@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from renderer.course_text import module_heading
+from renderer.course_text import course_phrases, module_heading
 from renderer.packaging import xml_bytes, xml_text
 from syllabus.v1 import course_pb2
 
@@ -63,7 +63,7 @@ def render_gift(course: course_pb2.Course) -> bytes:
 
 def category_path(course: course_pb2.Course, module: course_pb2.Module) -> str:
     # In a Moodle category path "/" separates categories; "//" is a slash within a name.
-    names = [course.title or course.prompt, module_heading(module)]
+    names = [course.title or course.prompt, module_heading(module, course_phrases(course))]
     return "/".join(["$course$", "top", *(_one_line(name).replace("/", "//") for name in names)])
 
 

@@ -19,15 +19,25 @@ from fpdf.outline import OutlineSection
 from google.protobuf.message import Message
 
 from renderer.course_text import (
-    OFFLINE_NOTICE,
     choice_label,
+    course_phrases,
     lesson_heading,
     meta_line,
     module_heading,
+    quiz_heading,
     written_by,
 )
-from renderer.pdf_fonts import CORE_ENCODING, CORE_FONTS, Fonts, fallback_fonts, find_font_dir, load_fonts
+from renderer.pdf_fonts import (
+    CORE_ENCODING,
+    CORE_FONTS,
+    Fonts,
+    fallback_fonts,
+    find_font_dir,
+    load_fonts,
+    set_shaping,
+)
 from renderer.pdf_text import TextWriter, fit
+from renderer.phrases import Phrases, phrases
 from syllabus.v1 import course_pb2
 
 __all__ = ["find_font_dir", "render_markdown_pdf", "render_pdf"]
@@ -40,10 +50,11 @@ _TOC_TITLE = 14.0
 
 
 class _CoursePDF(FPDF):
-    def __init__(self, page_size: str, footer_text: str) -> None:
+    def __init__(self, page_size: str, footer_text: str, words: Phrases) -> None:
         super().__init__(format=page_size)
         self.faces: Fonts = CORE_FONTS
         self.footer_text = footer_text
+        self.words = words
         self.core_fonts_encoding = CORE_ENCODING
         self.set_margins(20, 18, 20)
         self.set_auto_page_break(True, margin=18)
@@ -54,7 +65,7 @@ class _CoursePDF(FPDF):
         self.set_y(-13)
         self.set_font(self.faces.body, "", 8)
         self.set_text_color(120, 120, 120)
-        number = f"  |  page {self.page_no()}"
+        number = "  |  " + self.words.page.format(number=self.page_no())
         title = fit(self, self.faces.text(self.footer_text), self.epw - self.get_string_width(number) - 2)
         self.cell(0, 6, title + number, align="C")
         self.set_text_color(0, 0, 0)
@@ -68,10 +79,13 @@ def render_pdf(
 ) -> bytes:
     """`fallbacks`: fonts for characters DejaVu lacks; None looks for the usual ones (renderer.pdf_fonts)."""
     title = course.title or course.prompt
-    pdf = _CoursePDF(page_size, title)
+    words = course_phrases(course)
+    pdf = _CoursePDF(page_size, title, words)
     found = fallback_fonts(font_dir) if fallbacks is None else tuple(fallbacks)
-    pdf.faces = load_fonts(pdf, font_dir, found, _characters(course))
-    writer = _Writer(pdf)
+    needed = _characters(course) | _characters_of(words)
+    pdf.faces = load_fonts(pdf, font_dir, found, needed)
+    set_shaping(pdf, pdf.faces, needed, words.rtl)
+    writer = _Writer(pdf, words)
     pdf.set_title(writer.t(title))
     pdf.set_author("Syllabus")
     pdf.set_creator("Syllabus")
@@ -103,9 +117,12 @@ def render_markdown_pdf(
 ) -> bytes:
     """A document of one Markdown text under a title, laid out as lessons are; `created` is the PDF's creation
     date, so that the same input gives the same bytes."""
-    pdf = _CoursePDF(page_size, title)
-    pdf.faces = load_fonts(pdf, font_dir, fallback_fonts(font_dir), set(title + subtitle + markdown))
-    writer = TextWriter(pdf, pdf.faces)
+    words = phrases(language)
+    pdf = _CoursePDF(page_size, title, words)
+    needed = set(title + subtitle + markdown) | _characters_of(words)
+    pdf.faces = load_fonts(pdf, font_dir, fallback_fonts(font_dir), needed)
+    set_shaping(pdf, pdf.faces, needed, words.rtl)
+    writer = TextWriter(pdf, pdf.faces, words.rtl)
     pdf.set_title(writer.t(title))
     pdf.set_author("Syllabus")
     pdf.set_creator("Syllabus")
@@ -126,6 +143,11 @@ def _characters(message: Message) -> set[str]:
     return {char for text in _texts(message) for char in text}
 
 
+def _characters_of(words: Phrases) -> set[str]:
+    """The characters of the fixed texts the document shows."""
+    return {char for value in vars(words).values() if isinstance(value, str) for char in value}
+
+
 def _texts(message: Message) -> Iterator[str]:
     for field, value in message.ListFields():
         if field.type == field.TYPE_STRING:
@@ -136,8 +158,9 @@ def _texts(message: Message) -> Iterator[str]:
 
 
 class _Writer(TextWriter):
-    def __init__(self, pdf: _CoursePDF) -> None:
-        super().__init__(pdf, pdf.faces)
+    def __init__(self, pdf: _CoursePDF, words: Phrases) -> None:
+        super().__init__(pdf, pdf.faces, words.rtl)
+        self.words = words
         # The table of contents placeholder ends with a page break: the first chapter starts on that page.
         self.fresh_page = False
 
@@ -162,17 +185,18 @@ class _Writer(TextWriter):
         pdf.ln(45)
         self.line(course.title or course.prompt, size=26, style="B", gap=6)
         pdf.set_text_color(90, 99, 110)
-        self.line(meta_line(course), size=11, gap=8)
+        self.line(meta_line(course, self.words), size=11, gap=8)
         pdf.set_text_color(0, 0, 0)
         if course.offline_draft:
             self.font("B", 10)
             pdf.set_fill_color(255, 248, 197)
-            pdf.multi_cell(0, 5.5, self.t(OFFLINE_NOTICE), border=1, fill=True, padding=3, new_x=XPos.LMARGIN)
+            notice = self.t(self.words.offline_notice)
+            pdf.multi_cell(0, 5.5, notice, border=1, fill=True, padding=3, align=self.align, new_x=XPos.LMARGIN)
             pdf.ln(6)
         self.inline(course.description, size=12)
         pdf.ln(10)
         pdf.set_text_color(90, 99, 110)
-        self.line(written_by(course), size=9)
+        self.line(written_by(course, self.words), size=9)
         pdf.set_text_color(0, 0, 0)
 
     def table_of_contents(self, pdf: FPDF, outline: list[OutlineSection]) -> None:
@@ -184,7 +208,8 @@ class _Writer(TextWriter):
         pdf.set_auto_page_break(False, margin)
         pdf.set_xy(pdf.l_margin, pdf.t_margin)
         self.font("B", 18)
-        pdf.cell(0, _TOC_TITLE, "Contents", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        contents = self.t(self.words.contents)
+        pdf.cell(0, _TOC_TITLE, contents, align=self.align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         for number, section in enumerate(outline):
             if number >= first and (number - first) % rest == 0:
                 pdf.add_page()
@@ -200,12 +225,21 @@ class _Writer(TextWriter):
         indent = 0 if top else 7
         number_width = pdf.get_string_width(label) + 1
         name = fit(pdf, section.name, pdf.epw - indent - number_width - 8)
-        pdf.set_x(pdf.l_margin + indent)
         name_width = pdf.get_string_width(name) + 2
-        pdf.cell(name_width, _TOC_ROW, name, link=link)
         leader = pdf.epw - indent - name_width - number_width
-        pdf.set_text_color(150, 150, 150)
         dots = "." * max(0, int(leader / pdf.get_string_width(".")) - 2)
+        if self.rtl:
+            # Mirrored: the name at the right (indented from it), the page number at the left.
+            pdf.set_x(pdf.l_margin)
+            pdf.cell(number_width, _TOC_ROW, label, align="L", link=link)
+            pdf.set_text_color(150, 150, 150)
+            pdf.cell(leader, _TOC_ROW, dots, align="L", link=link)
+            pdf.set_text_color(0, 0, 0)
+            pdf.cell(name_width, _TOC_ROW, name, align="R", link=link, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            return
+        pdf.set_x(pdf.l_margin + indent)
+        pdf.cell(name_width, _TOC_ROW, name, link=link)
+        pdf.set_text_color(150, 150, 150)
         pdf.cell(leader, _TOC_ROW, dots, align="R", link=link)
         pdf.set_text_color(0, 0, 0)
         pdf.cell(number_width, _TOC_ROW, label, align="R", link=link, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -213,7 +247,8 @@ class _Writer(TextWriter):
     def module(self, module: course_pb2.Module) -> None:
         pdf = self.pdf
         self._new_page()
-        heading = module_heading(module)
+        words = self.words
+        heading = module_heading(module, words)
         pdf.start_section(self.t(heading), level=0)
         self.line(heading, size=18, style="B", gap=3)
         pdf.set_text_color(70, 70, 70)
@@ -221,22 +256,22 @@ class _Writer(TextWriter):
         pdf.set_text_color(0, 0, 0)
         pdf.ln(3)
         if module.objectives:
-            self.line("Objectives", size=11, style="B", gap=1)
+            self.line(words.objectives, size=11, style="B", gap=1)
             for objective in module.objectives:
                 self.item("\u2022", objective)
             pdf.ln(3)
-        lesson = lesson_heading(module)
+        lesson = lesson_heading(module, words)
         pdf.start_section(self.t(lesson), level=1)
         self.line(lesson, size=15, style="B", gap=2)
         self.markdown(module.lesson.body_markdown)
         if module.lesson.key_points:
             pdf.ln(2)
-            self.line("Key points", size=12, style="B", gap=1)
+            self.line(words.key_points, size=12, style="B", gap=1)
             for point in module.lesson.key_points:
                 self.item("\u2022", point)
         pdf.ln(4)
-        pdf.start_section(self.t(f"Quiz: {module.title}"), level=1)
-        self.line("Quiz", size=15, style="B", gap=2)
+        pdf.start_section(self.t(quiz_heading(module, words)), level=1)
+        self.line(words.quiz, size=15, style="B", gap=2)
         for number, question in enumerate(module.quiz.questions, 1):
             with self.indented(f"{number}."):
                 self.inline(question.text)
@@ -248,10 +283,10 @@ class _Writer(TextWriter):
     def answer_key(self, modules: Sequence[course_pb2.Module]) -> None:
         pdf = self.pdf
         self._new_page()
-        pdf.start_section("Answer key", level=0)
-        self.line("Answer key", size=18, style="B", gap=3)
+        pdf.start_section(self.t(self.words.answer_key), level=0)
+        self.line(self.words.answer_key, size=18, style="B", gap=3)
         for module in modules:
-            self.line(module_heading(module), size=12.5, style="B", gap=1)
+            self.line(module_heading(module, self.words), size=12.5, style="B", gap=1)
             for number, question in enumerate(module.quiz.questions, 1):
                 index = question.answer_index
                 choice = question.choices[index] if index < len(question.choices) else ""

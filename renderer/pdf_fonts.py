@@ -1,11 +1,13 @@
 """The PDF's fonts and what they can draw.
 
-With DejaVu fonts the PDF carries any script DejaVu covers (Latin, Cyrillic, Greek, Arabic letters, many symbols;
-Arabic is drawn unshaped, letter by letter from left to right, since fpdf2 shapes text only with uharfbuzz); fonts
-that cover more (Droid Sans Fallback for Chinese, Japanese and Korean, Symbola for emoji) are loaded as
-fallbacks when they are installed and the course needs them. A character no loaded font can draw becomes U+FFFD
-(a visible replacement mark) instead of an error or an invisible gap. Without DejaVu the PDF uses the built-in
-fonts, which only know Windows-1252 (Western European) text, so other characters are approximated.
+With DejaVu fonts the PDF carries any script DejaVu covers (Latin, Cyrillic, Greek, Arabic, Hebrew, many symbols);
+fonts that cover more (Droid Sans Fallback for Chinese, Japanese and Korean, Lohit Devanagari for Hindi and other
+languages written in Devanagari, Symbola for emoji) are loaded as fallbacks when they are installed and the
+course needs them. Text in scripts whose letters join or reorder (Arabic, Hebrew, Devanagari and the other Indic
+scripts) is shaped by HarfBuzz (uharfbuzz), and right-to-left text is laid out in reading order. A character no
+loaded font can draw becomes U+FFFD (a visible replacement mark) instead of an error or an invisible gap. Without
+DejaVu the PDF uses the built-in fonts, which only know Windows-1252 (Western European) text, so other characters
+are approximated.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from fpdf import FPDF
 from syllabus.config import DEJAVU_FONT_DIRS
 
 PLACEHOLDER = "\ufffd"
-# Where Debian's fonts-droid-fallback and fonts-symbola put them; a font directory of one's own may hold them too.
+# Where Debian's fonts-droid-fallback, fonts-lohit-deva and fonts-symbola put them; a font directory of one's own
+# may hold them too.
 FALLBACK_FONTS = (
     Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
+    Path("/usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf"),
     Path("/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf"),
 )
 CORE_ENCODING = "windows-1252"
@@ -45,6 +49,9 @@ _REPLACEMENTS = {
 _CYRILLIC_LETTERS = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя"
 _CYRILLIC_LATIN = "a b v g d e yo zh z i y k l m n o p r s t u f kh ts ch sh shch ' y ' e yu ya"
 _CYRILLIC = dict(zip(_CYRILLIC_LETTERS, _CYRILLIC_LATIN.split(" "), strict=True))
+# Scripts drawn right only when shaped: letters that join or change with their neighbours (Arabic, Syriac,
+# Thaana, N'Ko), and the Indic, Southeast Asian and Tibetan scripts with conjuncts and reordered vowel signs.
+_SHAPED_RANGES = ((0x0590, 0x08FF), (0x0900, 0x0DFF), (0x0E00, 0x109F), (0x1780, 0x17FF), (0xFB1D, 0xFEFF))
 # Marks and format characters take no room of their own: when no font has them, leaving them out loses nothing
 # a reader could see (a variation selector, a zero-width joiner).
 _ZERO_WIDTH = frozenset({"Mn", "Me", "Cf"})
@@ -124,6 +131,17 @@ def load_fonts(pdf: FPDF, font_dir: Path | None, fallbacks: tuple[Path, ...], ne
         # when some face lacks a character: looking for fallbacks costs time on every character written.
         pdf.set_fallback_fonts(list(dict.fromkeys(family for family, _, _ in files)), exact_match=False)
     return Fonts(body="dejavu", mono="dejavumono", unicode=True, coverage=coverage_of(files))
+
+
+def needs_shaping(characters: Iterable[str]) -> bool:
+    return any(low <= ord(char) <= high for char in characters for low, high in _SHAPED_RANGES)
+
+
+def set_shaping(pdf: FPDF, fonts: Fonts, needed: Iterable[str], rtl: bool) -> None:
+    """Turns on HarfBuzz shaping when the text needs it (it costs time on every line, so only then); right-to-left
+    documents lay out every paragraph right to left."""
+    if fonts.unicode and (rtl or needs_shaping(needed)):
+        pdf.set_text_shaping(True, direction="rtl" if rtl else None)
 
 
 @functools.lru_cache(maxsize=32)

@@ -4,6 +4,10 @@ fpdf2 lays out text but knows no Markdown, so this module walks the token stream
 it flat, keeping open lists and quotes on stacks, so no nesting depth can exhaust Python's recursion. Every
 width it hands fpdf2 stays wider than any character (indentation is capped, narrow tables become text), so no
 input runs out of horizontal space, and a table row taller than a page is laid out as text instead of failing.
+
+In a right-to-left document (Arabic, Hebrew) paragraphs are right-aligned, list markers and indentation are on the
+right, and a paragraph's styled runs go to fpdf2 as one text (its own markup for bold and italic), so that the
+bidirectional algorithm orders the whole paragraph, not each run on its own. Code stays left to right.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ _TABLE_LINE = 4.6
 _TABLE_PADDING = 1.2
 _TABLE_ALIGN = {"text-align:left": "LEFT", "text-align:center": "CENTER", "text-align:right": "RIGHT"}
 _STYLE_OF = {"strong": "B", "em": "I", "s": "S"}
+# fpdf2's inline markup, for right-to-left paragraphs: a marker, and the characters that must be escaped.
+_FPDF_MARKERS = {"B": "**", "I": "__", "S": "~~"}
+_FPDF_MARKUP = ("**", "__", "~~", "--")
 
 
 @dataclass(frozen=True)
@@ -129,10 +136,13 @@ class _Table:
 class TextWriter:
     """Writes text at the PDF's cursor, in the PDF's fonts."""
 
-    def __init__(self, pdf: FPDF, fonts: Fonts) -> None:
+    def __init__(self, pdf: FPDF, fonts: Fonts, rtl: bool = False) -> None:
         self.pdf = pdf
         self.fonts = fonts
-        self.base_margin = pdf.l_margin
+        self.rtl = rtl
+        self.align = "R" if rtl else "L"
+        # Indentation is from the margin where lines start: the left one, or the right one in right-to-left text.
+        self.base_margin = self._start_margin()
         # Styles every run inside a quote takes on.
         self._quote_style = ""
 
@@ -143,9 +153,19 @@ class TextWriter:
         # Strikethrough is drawn over any face; bold and italic need faces of their own, which mono lacks.
         self.pdf.set_font(self.fonts.mono if mono else self.fonts.body, "" if mono else style, size)
 
+    def _start_margin(self) -> float:
+        return self.pdf.r_margin if self.rtl else self.pdf.l_margin
+
+    def _set_start_margin(self, margin: float) -> None:
+        if self.rtl:
+            self.pdf.set_right_margin(margin)
+        else:
+            self.pdf.set_left_margin(margin)
+        self.pdf.set_x(self.pdf.l_margin)
+
     def line(self, text: str, *, size: float = 11, style: str = "", gap: float = 1.5) -> None:
         self.font(style, size)
-        self.pdf.multi_cell(0, size * 0.5, self.t(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.pdf.multi_cell(0, size * 0.5, self.t(text), align=self.align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.pdf.ln(gap)
 
     def inline(self, text: str, *, size: float = 11, style: str = "") -> None:
@@ -153,6 +173,9 @@ class TextWriter:
         self.runs(inline_runs(parse_inline(text)), size=size, style=style)
 
     def runs(self, runs: Sequence[Run], *, size: float = 11, style: str = "") -> None:
+        if self.rtl:
+            self._rtl_runs(runs, size=size, style=style)
+            return
         pdf = self.pdf
         height = size * 0.5
         color = pdf.text_color
@@ -167,6 +190,23 @@ class TextWriter:
             pdf.write(height, self.t(run.text), link=link)
             pdf.text_color = color
         pdf.ln(height)
+
+    def _rtl_runs(self, runs: Sequence[Run], *, size: float, style: str) -> None:
+        """A paragraph as one right-aligned text in fpdf2's markup (bold, italic, struck through; no links or code
+        font inside it: fpdf2 lays out its markup, not ours)."""
+        base = set(style + self._quote_style)
+        parts = []
+        for run in runs:
+            # fpdf2 halves runs of backslashes, and one before a marker makes it text.
+            text = self.t(run.text).replace("\\", "\\\\")
+            for marker in _FPDF_MARKUP:
+                text = text.replace(marker, "\\" + marker)
+            added = [_FPDF_MARKERS[mark] for mark in sorted(set(run.style) - base) if mark in _FPDF_MARKERS]
+            parts.append("".join(added) + text + "".join(reversed(added)) if text.strip() else text)
+        self.font("".join(sorted(base)), size)
+        self.pdf.multi_cell(
+            0, size * 0.5, "".join(parts), markdown=True, align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
 
     def item(self, marker: str, text: str, *, size: float = 11) -> None:
         """A list item of one inline field: the marker, then the text indented beside it."""
@@ -184,20 +224,25 @@ class TextWriter:
             self._close_item(left)
 
     def _open_item(self, marker: str, size: float, indent: float) -> float:
+        """Writes the marker and moves the start margin in; returns the start margin as it was."""
         pdf = self.pdf
-        left = pdf.l_margin
-        content = min(left + indent, self.base_margin + MAX_INDENT)
+        start = self._start_margin()
+        content = min(start + indent, self.base_margin + MAX_INDENT)
         self.font(size=size)
         shown = self.t(marker)
-        pdf.set_x(max(self.base_margin, content - pdf.get_string_width(shown) - 1.5))
-        pdf.write(size * 0.5, shown)
-        pdf.set_left_margin(content)
-        pdf.set_x(content)
-        return left
+        width = pdf.get_string_width(shown)
+        if self.rtl:
+            # A cell, not flowing text: the marker stays on its line, just right of where the text ends.
+            pdf.set_x(min(pdf.w - self.base_margin - width, pdf.w - content + 1.5))
+            pdf.cell(width, size * 0.5, shown, align="R")
+        else:
+            pdf.set_x(max(self.base_margin, content - width - 1.5))
+            pdf.write(size * 0.5, shown)
+        self._set_start_margin(content)
+        return start
 
-    def _close_item(self, left: float) -> None:
-        self.pdf.set_left_margin(left)
-        self.pdf.set_x(left)
+    def _close_item(self, start: float) -> None:
+        self._set_start_margin(start)
 
     def markdown(self, markdown: str) -> None:
         """Lesson Markdown, block by block."""
@@ -240,15 +285,13 @@ class TextWriter:
                     pdf.ln(5.5)
                 self._close_item(item.left)
             elif kind == "blockquote_open":
-                quotes.append(_Quote(pdf.l_margin, pdf.text_color, self._quote_style))
+                quotes.append(_Quote(self._start_margin(), pdf.text_color, self._quote_style))
                 pdf.set_text_color(*QUOTE_COLOR)
                 self._quote_style = "I"
-                pdf.set_left_margin(min(pdf.l_margin + 5, self.base_margin + MAX_INDENT))
-                pdf.set_x(pdf.l_margin)
+                self._set_start_margin(min(self._start_margin() + 5, self.base_margin + MAX_INDENT))
             elif kind == "blockquote_close" and quotes:
                 quote = quotes.pop()
-                pdf.set_left_margin(quote.left)
-                pdf.set_x(quote.left)
+                self._set_start_margin(quote.left)
                 pdf.text_color = quote.color
                 self._quote_style = quote.style
             elif kind in ("fence", "code_block"):
@@ -274,7 +317,12 @@ class TextWriter:
         self.font(size=9, mono=True)
         pdf.set_fill_color(246, 248, 250)
         text = self.t(content.rstrip("\n").expandtabs(4)) or " "
-        pdf.multi_cell(0, 4.4, text, fill=True, padding=2, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        shaping = pdf.text_shaping
+        if shaping and self.rtl:
+            pdf.set_text_shaping(True, direction="ltr")
+        pdf.multi_cell(0, 4.4, text, align="L", fill=True, padding=2, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        if shaping and self.rtl:
+            pdf.set_text_shaping(True, direction="rtl")
         pdf.ln(3)
 
     def rule(self) -> None:
@@ -297,6 +345,8 @@ class TextWriter:
             return
         self.font(size=_TABLE_SIZE)
         pdf.set_x(pdf.l_margin)
+        # fpdf2 fills body cells with the current fill colour (the offline notice's yellow, a code block's grey).
+        pdf.set_fill_color(255, 255, 255)
         with pdf.table(
             width=width,
             align="LEFT",
@@ -308,8 +358,9 @@ class TextWriter:
         ) as layout:
             for _, cells in rows:
                 row = layout.row()
-                for align, text in cells:
-                    row.cell(text, align=align)
+                # Right to left: the first column at the right, text starting at the right of its cell.
+                for align, text in reversed(cells) if self.rtl else cells:
+                    row.cell(text, align="RIGHT" if self.rtl and align == "LEFT" else align)
         pdf.ln(3)
 
     def _rows_fit(self, rows: list[tuple[bool, list[tuple[str, str]]]], column: float) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from renderer.course_text import module_heading
+from renderer.course_text import course_phrases, module_heading
 from renderer.packaging import XSI, deterministic_zip, xml_bytes, xml_text
 from syllabus.v1 import course_pb2
 
@@ -69,9 +69,13 @@ def _test(course: course_pb2.Course) -> ET.Element:
     test.set(f"{{{XSI}}}schemaLocation", f"{QTI} {_QTI_XSD}")
     _qti("outcomeDeclaration", test, identifier="SCORE", cardinality="single", baseType="float")
     part = _qti("testPart", test, identifier="quizzes", navigationMode="nonlinear", submissionMode="simultaneous")
+    words = course_phrases(course)
     for module in course.modules:
         section = _qti(
-            "assessmentSection", part, identifier=f"module-{module.index + 1}", title=_title(module_heading(module))
+            "assessmentSection",
+            part,
+            identifier=f"module-{module.index + 1}",
+            title=_title(module_heading(module, words)),
         )
         section.set("visible", "true")
         for number in range(1, len(module.quiz.questions) + 1):

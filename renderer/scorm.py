@@ -11,9 +11,10 @@ from html import escape
 from importlib import resources
 from xml.etree import ElementTree as ET
 
-from renderer.course_text import choice_label, lesson_heading, module_heading
+from renderer.course_text import choice_label, course_phrases, lesson_heading, module_heading, quiz_heading
 from renderer.html import html_list, inline_html, markdown_html, page
 from renderer.packaging import XSI, deterministic_zip, xml_bytes, xml_text
+from renderer.phrases import Phrases
 from syllabus.v1 import course_pb2
 
 # The share of right answers that passes a quiz: the 1.2 mastery score, the 2004 minimum normalized measure.
@@ -74,10 +75,11 @@ def render_scorm_2004(course: course_pb2.Course) -> bytes:
 def render_scorm(course: course_pb2.Course, edition: Edition) -> bytes:
     runtime = resources.files("renderer").joinpath(RUNTIME).read_text(encoding="utf-8")
     entries = {RUNTIME: runtime.replace("__SCORM_VERSION__", edition.version).encode()}
+    words = course_phrases(course)
     for module in course.modules:
-        entries[lesson_file(module)] = _lesson_page(course, module)
-        entries[quiz_file(module)] = _quiz_page(course, module)
-    entries["imsmanifest.xml"] = _manifest(course, edition)
+        entries[lesson_file(module)] = _lesson_page(course, module, words)
+        entries[quiz_file(module)] = _quiz_page(course, module, words)
+    entries["imsmanifest.xml"] = _manifest(course, edition, words)
     return deterministic_zip(entries)
 
 
@@ -89,25 +91,26 @@ def quiz_file(module: course_pb2.Module) -> str:
     return f"quiz-{module.index + 1}.html"
 
 
-def _lesson_page(course: course_pb2.Course, module: course_pb2.Module) -> bytes:
+def _lesson_page(course: course_pb2.Course, module: course_pb2.Module, words: Phrases) -> bytes:
     body = [
-        f'<p class="meta">{escape(module_heading(module))}</p>',
-        f"<h1>{escape(lesson_heading(module))}</h1>",
+        f'<p class="meta">{escape(module_heading(module, words))}</p>',
+        f"<h1>{escape(lesson_heading(module, words))}</h1>",
         f"<p>{inline_html(module.summary)}</p>",
     ]
     if module.objectives:
-        body.append('<div class="objectives"><h4>Objectives</h4>' + html_list("ul", module.objectives) + "</div>")
-    body.append(markdown_html(module.lesson.body_markdown, heading_offset=1))
+        objectives = html_list("ul", module.objectives)
+        body.append(f'<div class="objectives"><h4>{escape(words.objectives)}</h4>{objectives}</div>')
+    body.append(markdown_html(module.lesson.body_markdown, heading_offset=1, rtl=words.rtl))
     if module.lesson.key_points:
         points = html_list("ul", module.lesson.key_points)
-        body.append(f'<div class="key-points"><h4>Key points</h4>{points}</div>')
-    return _page(course, lesson_heading(module), body)
+        body.append(f'<div class="key-points"><h4>{escape(words.key_points)}</h4>{points}</div>')
+    return _page(course, lesson_heading(module, words), body)
 
 
-def _quiz_page(course: course_pb2.Course, module: course_pb2.Module) -> bytes:
+def _quiz_page(course: course_pb2.Course, module: course_pb2.Module, words: Phrases) -> bytes:
     body = [
-        f'<p class="meta">{escape(module_heading(module))}</p>',
-        "<h1>Quiz</h1>",
+        f'<p class="meta">{escape(module_heading(module, words))}</p>',
+        f"<h1>{escape(words.quiz)}</h1>",
         f'<form id="quiz" data-passing="{PASSING_SCORE}">',
     ]
     for number, question in enumerate(module.quiz.questions, 1):
@@ -122,19 +125,21 @@ def _quiz_page(course: course_pb2.Course, module: course_pb2.Module) -> bytes:
             f'<p class="explanation" hidden>{inline_html(question.explanation)}</p></fieldset>'
         )
     body += [
-        '<button type="submit">Submit answers</button>',
+        f'<button type="submit">{escape(words.submit)}</button>',
         "</form>",
-        '<p id="result" role="status" hidden></p>',
+        # The runtime script writes the score with these texts, in the course's language.
+        f'<p id="result" role="status" data-score="{escape(words.score)}" data-passed="{escape(words.passed)}"'
+        f' data-failed="{escape(words.failed)}" hidden></p>',
         f"<style>{_QUIZ_CSS}</style>",
     ]
-    return _page(course, f"Quiz: {module_heading(module)}", body)
+    return _page(course, quiz_heading(module, words), body)
 
 
 def _page(course: course_pb2.Course, title: str, body: list[str]) -> bytes:
     return page(title, course.language, [*body, f'<script src="{RUNTIME}"></script>'])
 
 
-def _manifest(course: course_pb2.Course, edition: Edition) -> bytes:
+def _manifest(course: course_pb2.Course, edition: Edition, words: Phrases) -> bytes:
     # The prefixes are written as they are, declared on the root: ElementTree's prefix registry is global, and
     # the two editions bind adlcp to different namespaces while renders run on concurrent threads.
     scorm_type = f"adlcp:{edition.scorm_type}"
@@ -153,10 +158,10 @@ def _manifest(course: course_pb2.Course, edition: Edition) -> bytes:
     for module in course.modules:
         number = module.index + 1
         group = ET.SubElement(organization, "item", identifier=f"module-{number}")
-        _title(group, module_heading(module))
+        _title(group, module_heading(module, words))
         for kind, href, title in (
-            ("lesson", lesson_file(module), lesson_heading(module)),
-            ("quiz", quiz_file(module), "Quiz"),
+            ("lesson", lesson_file(module), lesson_heading(module, words)),
+            ("quiz", quiz_file(module), words.quiz),
         ):
             item = ET.SubElement(group, "item", identifier=f"{kind}-{number}", identifierref=f"{kind}-{number}-page")
             _title(item, title)

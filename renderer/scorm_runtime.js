@@ -91,7 +91,9 @@
     form.querySelectorAll('input, button').forEach(function (input) { input.disabled = true; });
     var passed = reportScore(correct, questions.length, Number(form.getAttribute('data-passing')));
     var result = document.getElementById('result');
-    result.textContent = 'Score: ' + correct + ' of ' + questions.length + ' (' + passed + ')'
+    var score = result.getAttribute('data-score').replace('{correct}', correct).replace('{total}', questions.length);
+    var verdict = result.getAttribute('data-' + passed);
+    result.textContent = score + ' (' + verdict + ')'
       + (state === 'finished' ? '' : ' (no LMS found: the score was not reported)');
     result.hidden = false;
   }

@@ -1,4 +1,5 @@
-"""CourseService: start writing a course, read it, list courses, download its rendered documents.
+"""CourseService: start writing a course, read it, list courses, download its rendered documents; upload the
+sources a course is grounded on (gateway.sources).
 
 A course record is created before its course job, so the job always finds it. A course whose job was never
 queued (the publish failed, or an idempotency key returned an earlier job) is marked abandoned (no job id) and is
@@ -17,6 +18,7 @@ from gateway.artifacts import Stored, document_name, download, not_found
 from gateway.auth import caller
 from gateway.jobs import call_timeout
 from gateway.limits import Limits
+from gateway.sources import Sources
 from gateway.status import Context, abort, build_status
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
@@ -24,6 +26,7 @@ from syllabus.coursecontract import DEFAULT_LANGUAGE, DEFAULT_MODULES
 from syllabus.ids import new_id
 from syllabus.metrics.requests import count_submitted
 from syllabus.runtime import Runtime
+from syllabus.sources import SourceShelf
 from syllabus.submit import build_job
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 
@@ -54,6 +57,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         self._config = config
         self._default_max_attempts = default_max_attempts
         self._submitter = runtime.submitter
+        self._sources = Sources(SourceShelf(self._js, self._topology.artifacts_bucket), config.source_max_bytes)
 
     async def _course(self, course_id: str, context: Context) -> course_pb2.Course:
         course = await self._store.get_course(course_id)
@@ -69,6 +73,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         spec.course_id = new_id()
         spec.modules = spec.modules or DEFAULT_MODULES
         spec.language = spec.language or DEFAULT_LANGUAGE
+        sources = await self._sources.named(spec.source_ids, context)
         await self._limits.check_course(caller.tenant(), spec)
         await self._limits.take_waiting(caller.tenant(), 1)
         job = build_job(
@@ -85,6 +90,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             audience=spec.audience,
             level=spec.level,
             language=spec.language,
+            sources=sources,
         )
         course.create_time.CopyFrom(job.create_time)
         course.update_time.CopyFrom(job.create_time)
@@ -149,3 +155,18 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             resource_name=document.object_name,
         )
         return await download(context, self._js, self._topology.artifacts_bucket, stored)
+
+    async def UploadSource(
+        self, request: course_service_pb2.UploadSourceRequest, context: Context
+    ) -> course_service_pb2.UploadSourceResponse:
+        return await self._sources.upload(request, context)
+
+    async def GetSource(
+        self, request: course_service_pb2.GetSourceRequest, context: Context
+    ) -> course_service_pb2.GetSourceResponse:
+        return await self._sources.get(request, context)
+
+    async def ListSources(
+        self, request: course_service_pb2.ListSourcesRequest, context: Context
+    ) -> course_service_pb2.ListSourcesResponse:
+        return await self._sources.listed()

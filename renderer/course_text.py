@@ -51,3 +51,27 @@ def written_by(course: course_pb2.Course) -> str:
     cost = f", about ${course.estimated_cost_usd:.4f}" if course.estimated_cost_usd else ""
     tokens = course.input_tokens + course.output_tokens
     return f"Written by {course.provider} {course.model} ({tokens:,} tokens{cost})."
+
+
+def citation_text(citation: course_pb2.Citation) -> str:
+    """Where a cited passage is, as a reader finds it: "handbook.pdf, page 12"."""
+    return ", ".join(part for part in (citation.source_name or citation.source_id, citation.locator) if part)
+
+
+def lesson_sources(module: course_pb2.Module) -> list[str]:
+    """The places its lesson cites, each once, in the order cited."""
+    return list(dict.fromkeys(citation_text(citation) for citation in module.lesson.citations))
+
+
+def with_source(explanation: str, question: course_pb2.Question) -> str:
+    """A question's explanation, followed by the passage it was written from when it has one."""
+    if not question.HasField("citation"):
+        return explanation
+    return f"{explanation} (Source: {citation_text(question.citation)})"
+
+
+def source_entry(source: course_pb2.Source) -> str:
+    """A course's source as the documents list it: "handbook.pdf (30 pages)"."""
+    unit = "page" if source.content_type == "application/pdf" else "section"
+    count = f" ({source.pages} {unit}{'' if source.pages == 1 else 's'})" if source.pages else ""
+    return f"{source.name}{count}"

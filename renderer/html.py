@@ -19,8 +19,11 @@ from renderer.course_text import (
     anchor,
     choice_label,
     lesson_heading,
+    lesson_sources,
     meta_line,
     module_heading,
+    source_entry,
+    with_source,
     written_by,
 )
 from syllabus.v1 import course_pb2
@@ -65,7 +68,11 @@ def render_html(course: course_pb2.Course) -> bytes:
     parts = [f"<header><h1>{title}</h1>", f'<p class="meta">{escape(meta_line(course))}</p>']
     if course.offline_draft:
         parts.append(f'<p class="notice" role="note"><strong>{escape(OFFLINE_NOTICE)}</strong></p>')
-    parts += [f"<p>{inline_html(course.description)}</p>", "</header>", _toc(course)]
+    parts.append(f"<p>{inline_html(course.description)}</p>")
+    if course.sources:
+        sources = html_list("ul", (source_entry(source) for source in course.sources))
+        parts.append(f'<div class="sources"><h4>Sources</h4>{sources}</div>')
+    parts += ["</header>", _toc(course)]
     parts += [module_section(module) for module in course.modules]
     parts += [answer_key_section(course), f'<p class="written-by">{escape(written_by(course))}</p>']
     return page(course.title or course.prompt, course.language, parts)
@@ -120,6 +127,9 @@ def module_section(module: course_pb2.Module) -> str:
     if module.lesson.key_points:
         points = html_list("ul", module.lesson.key_points)
         parts.append(f'<div class="key-points"><h4>Key points</h4>{points}</div>')
+    if module.lesson.citations:
+        cited = html_list("ul", lesson_sources(module))
+        parts.append(f'<div class="sources"><h4>Sources</h4>{cited}</div>')
     parts.append(f'<h3 id="{anchor("quiz", module)}">Quiz</h3>')
     questions = [
         f"<li><p>{inline_html(question.text)}</p>{html_list('ol', question.choices, 'choices')}</li>"
@@ -137,9 +147,10 @@ def answer_key_section(course: course_pb2.Course) -> str:
         for question in module.quiz.questions:
             index = question.answer_index
             choice = question.choices[index] if index < len(question.choices) else ""
+            explanation = inline_html(with_source(question.explanation, question))
             answers.append(
                 f"<li><strong>{choice_label(index)}</strong> {inline_html(choice)}"
-                f'<br /><span class="explanation">{inline_html(question.explanation)}</span></li>'
+                f'<br /><span class="explanation">{explanation}</span></li>'
             )
         parts.append(f'<ol class="answers">{"".join(answers)}</ol>')
     parts.append("</section>")

@@ -8,8 +8,11 @@ from renderer.course_text import (
     anchor,
     choice_label,
     lesson_heading,
+    lesson_sources,
     meta_line,
     module_heading,
+    source_entry,
+    with_source,
     written_by,
 )
 from syllabus.v1 import course_pb2
@@ -20,6 +23,8 @@ def render_markdown(course: course_pb2.Course) -> bytes:
     if course.offline_draft:
         out += [f"> **{OFFLINE_NOTICE}**", ""]
     out += [course.description, "", f"*{meta_line(course)}*", ""]
+    if course.sources:
+        out += ["**Sources**", ""] + [f"- {_one_line(source_entry(source))}" for source in course.sources] + [""]
     out += ["## Contents", ""]
     for module in course.modules:
         out.append(f"{module.index + 1}. [{_one_line(module_heading(module))}](#{anchor('module', module)})")
@@ -31,7 +36,8 @@ def render_markdown(course: course_pb2.Course) -> bytes:
         out += [f"### {_one_line(module_heading(module))}", ""]
         for number, question in enumerate(module.quiz.questions, 1):
             answer = question.choices[question.answer_index] if question.answer_index < len(question.choices) else ""
-            out.append(f"{number}. **{choice_label(question.answer_index)}** {answer}. {question.explanation}")
+            explanation = with_source(question.explanation, question)
+            out.append(f"{number}. **{choice_label(question.answer_index)}** {answer}. {explanation}")
         out.append("")
     out += ["---", "", f"*{written_by(course)}*", ""]
     return "\n".join(out).encode()
@@ -51,6 +57,8 @@ def _module(module: course_pb2.Module) -> list[str]:
     out += [f"### {_one_line(lesson_heading(module))}", "", embed(module.lesson.body_markdown.strip(), 2), ""]
     if module.lesson.key_points:
         out += ["**Key points**", ""] + [f"- {point}" for point in module.lesson.key_points] + [""]
+    if module.lesson.citations:
+        out += ["**Sources**", ""] + [f"- {_one_line(cited)}" for cited in lesson_sources(module)] + [""]
     out += ["### Quiz", ""]
     for number, question in enumerate(module.quiz.questions, 1):
         out.append(f"{number}. {question.text}")

@@ -22,8 +22,11 @@ from renderer.course_text import (
     OFFLINE_NOTICE,
     choice_label,
     lesson_heading,
+    lesson_sources,
     meta_line,
     module_heading,
+    source_entry,
+    with_source,
     written_by,
 )
 from renderer.pdf_fonts import CORE_ENCODING, CORE_FONTS, Fonts, fallback_fonts, find_font_dir, load_fonts
@@ -170,6 +173,11 @@ class _Writer(TextWriter):
             pdf.multi_cell(0, 5.5, self.t(OFFLINE_NOTICE), border=1, fill=True, padding=3, new_x=XPos.LMARGIN)
             pdf.ln(6)
         self.inline(course.description, size=12)
+        if course.sources:
+            pdf.ln(4)
+            self.line("Sources", size=11, style="B", gap=1)
+            for source in course.sources:
+                self.item("\u2022", source_entry(source))
         pdf.ln(10)
         pdf.set_text_color(90, 99, 110)
         self.line(written_by(course), size=9)
@@ -234,6 +242,11 @@ class _Writer(TextWriter):
             self.line("Key points", size=12, style="B", gap=1)
             for point in module.lesson.key_points:
                 self.item("\u2022", point)
+        if module.lesson.citations:
+            pdf.ln(2)
+            self.line("Sources", size=12, style="B", gap=1)
+            for cited in lesson_sources(module):
+                self.item("\u2022", cited)
         pdf.ln(4)
         pdf.start_section(self.t(f"Quiz: {module.title}"), level=1)
         self.line("Quiz", size=15, style="B", gap=2)
@@ -259,7 +272,7 @@ class _Writer(TextWriter):
                     self.inline(f"**{choice_label(index)})** {choice}", size=10.5)
                     pdf.ln(1)
                     pdf.set_text_color(90, 99, 110)
-                    self.inline(question.explanation, size=9.5, style="I")
+                    self.inline(with_source(question.explanation, question), size=9.5, style="I")
                     pdf.set_text_color(0, 0, 0)
                 pdf.ln(1.5)
             pdf.ln(2)

@@ -30,7 +30,7 @@ from syllabus.v1 import job_pb2 as syllabus_dot_v1_dot_job__pb2
 from syllabus.v1 import options_pb2 as syllabus_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n syllabus/v1/course_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x18syllabus/v1/course.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"t\n\x13\x43reateCourseRequest\x12\x33\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x1b.syllabus.v1.GenerateCourseB\x06\xbaH\x03\xc8\x01\x01\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\"Z\n\x14\x43reateCourseResponse\x12#\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Course\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x10.syllabus.v1.Job\"0\n\x10GetCourseRequest\x12\x1c\n\tcourse_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"8\n\x11GetCourseResponse\x12#\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Course\"N\n\x12ListCoursesRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"T\n\x13ListCoursesResponse\x12$\n\x07\x63ourses\x18\x01 \x03(\x0b\x32\x13.syllabus.v1.Course\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"o\n\x18GetCourseDocumentRequest\x12\x1c\n\tcourse_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x35\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.syllabus.v1.DocumentFormatB\x08\xbaH\x05\x82\x01\x02\x10\x01\x32\xdc\x03\n\rCourseService\x12o\n\x0c\x43reateCourse\x12 .syllabus.v1.CreateCourseRequest\x1a!.syllabus.v1.CreateCourseResponse\"\x1a\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/courses:\x01*\x12o\n\tGetCourse\x12\x1d.syllabus.v1.GetCourseRequest\x1a\x1e.syllabus.v1.GetCourseResponse\"#\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/courses/{course_id}\x12i\n\x0bListCourses\x12\x1f.syllabus.v1.ListCoursesRequest\x1a .syllabus.v1.ListCoursesResponse\"\x17\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/courses\x12~\n\x11GetCourseDocument\x12%.syllabus.v1.GetCourseDocumentRequest\x1a\x14.google.api.HttpBody\",\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\"\x12 /v1/courses/{course_id}/documentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n syllabus/v1/course_service.proto\x12\x0bsyllabus.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x18syllabus/v1/course.proto\x1a\x15syllabus/v1/job.proto\x1a\x19syllabus/v1/options.proto\"t\n\x13\x43reateCourseRequest\x12\x33\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x1b.syllabus.v1.GenerateCourseB\x06\xbaH\x03\xc8\x01\x01\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.syllabus.v1.JobOptions\"Z\n\x14\x43reateCourseResponse\x12#\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Course\x12\x1d\n\x03job\x18\x02 \x01(\x0b\x32\x10.syllabus.v1.Job\"0\n\x10GetCourseRequest\x12\x1c\n\tcourse_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"8\n\x11GetCourseResponse\x12#\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Course\"N\n\x12ListCoursesRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"T\n\x13ListCoursesResponse\x12$\n\x07\x63ourses\x18\x01 \x03(\x0b\x32\x13.syllabus.v1.Course\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"o\n\x18GetCourseDocumentRequest\x12\x1c\n\tcourse_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12\x35\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.syllabus.v1.DocumentFormatB\x08\xbaH\x05\x82\x01\x02\x10\x01\"i\n\x13UploadSourceRequest\x12\x1c\n\x08\x66ilename\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xff\x01\x12\x1d\n\x0c\x63ontent_type\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\x12\x15\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x42\x07\xbaH\x04z\x02\x10\x01\";\n\x14UploadSourceResponse\x12#\n\x06source\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Source\"0\n\x10GetSourceRequest\x12\x1c\n\tsource_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"`\n\x11GetSourceResponse\x12#\n\x06source\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Source\x12&\n\x08passages\x18\x02 \x03(\x0b\x32\x14.syllabus.v1.Passage\"\x14\n\x12ListSourcesRequest\";\n\x13ListSourcesResponse\x12$\n\x07sources\x18\x01 \x03(\x0b\x32\x13.syllabus.v1.Source2\xa9\x06\n\rCourseService\x12o\n\x0c\x43reateCourse\x12 .syllabus.v1.CreateCourseRequest\x1a!.syllabus.v1.CreateCourseResponse\"\x1a\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/courses:\x01*\x12o\n\tGetCourse\x12\x1d.syllabus.v1.GetCourseRequest\x1a\x1e.syllabus.v1.GetCourseResponse\"#\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/courses/{course_id}\x12i\n\x0bListCourses\x12\x1f.syllabus.v1.ListCoursesRequest\x1a .syllabus.v1.ListCoursesResponse\"\x17\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/courses\x12~\n\x11GetCourseDocument\x12%.syllabus.v1.GetCourseDocumentRequest\x1a\x14.google.api.HttpBody\",\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\"\x12 /v1/courses/{course_id}/document\x12o\n\x0cUploadSource\x12 .syllabus.v1.UploadSourceRequest\x1a!.syllabus.v1.UploadSourceResponse\"\x1a\x90\xb5\x18\x02\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/sources:\x01*\x12o\n\tGetSource\x12\x1d.syllabus.v1.GetSourceRequest\x1a\x1e.syllabus.v1.GetSourceResponse\"#\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/sources/{source_id}\x12i\n\x0bListSources\x12\x1f.syllabus.v1.ListSourcesRequest\x1a .syllabus.v1.ListSourcesResponse\"\x17\x90\xb5\x18\x01\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/sourcesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,6 +49,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCOURSEDOCUMENTREQUEST'].fields_by_name['course_id']._serialized_options = b'\272H\006r\004\020\001\030@'
   _globals['_GETCOURSEDOCUMENTREQUEST'].fields_by_name['format']._loaded_options = None
   _globals['_GETCOURSEDOCUMENTREQUEST'].fields_by_name['format']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_UPLOADSOURCEREQUEST'].fields_by_name['filename']._loaded_options = None
+  _globals['_UPLOADSOURCEREQUEST'].fields_by_name['filename']._serialized_options = b'\272H\007r\005\020\001\030\377\001'
+  _globals['_UPLOADSOURCEREQUEST'].fields_by_name['content_type']._loaded_options = None
+  _globals['_UPLOADSOURCEREQUEST'].fields_by_name['content_type']._serialized_options = b'\272H\004r\002\030d'
+  _globals['_UPLOADSOURCEREQUEST'].fields_by_name['data']._loaded_options = None
+  _globals['_UPLOADSOURCEREQUEST'].fields_by_name['data']._serialized_options = b'\272H\004z\002\020\001'
+  _globals['_GETSOURCEREQUEST'].fields_by_name['source_id']._loaded_options = None
+  _globals['_GETSOURCEREQUEST'].fields_by_name['source_id']._serialized_options = b'\272H\006r\004\020\001\030@'
   _globals['_COURSESERVICE'].methods_by_name['CreateCourse']._loaded_options = None
   _globals['_COURSESERVICE'].methods_by_name['CreateCourse']._serialized_options = b'\220\265\030\002\202\323\344\223\002\020\"\013/v1/courses:\001*'
   _globals['_COURSESERVICE'].methods_by_name['GetCourse']._loaded_options = None
@@ -57,6 +65,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COURSESERVICE'].methods_by_name['ListCourses']._serialized_options = b'\220\265\030\001\202\323\344\223\002\r\022\013/v1/courses'
   _globals['_COURSESERVICE'].methods_by_name['GetCourseDocument']._loaded_options = None
   _globals['_COURSESERVICE'].methods_by_name['GetCourseDocument']._serialized_options = b'\220\265\030\001\202\323\344\223\002\"\022 /v1/courses/{course_id}/document'
+  _globals['_COURSESERVICE'].methods_by_name['UploadSource']._loaded_options = None
+  _globals['_COURSESERVICE'].methods_by_name['UploadSource']._serialized_options = b'\220\265\030\002\202\323\344\223\002\020\"\013/v1/sources:\001*'
+  _globals['_COURSESERVICE'].methods_by_name['GetSource']._loaded_options = None
+  _globals['_COURSESERVICE'].methods_by_name['GetSource']._serialized_options = b'\220\265\030\001\202\323\344\223\002\031\022\027/v1/sources/{source_id}'
+  _globals['_COURSESERVICE'].methods_by_name['ListSources']._loaded_options = None
+  _globals['_COURSESERVICE'].methods_by_name['ListSources']._serialized_options = b'\220\265\030\001\202\323\344\223\002\r\022\013/v1/sources'
   _globals['_CREATECOURSEREQUEST']._serialized_start=211
   _globals['_CREATECOURSEREQUEST']._serialized_end=327
   _globals['_CREATECOURSERESPONSE']._serialized_start=329
@@ -71,6 +85,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCOURSESRESPONSE']._serialized_end=693
   _globals['_GETCOURSEDOCUMENTREQUEST']._serialized_start=695
   _globals['_GETCOURSEDOCUMENTREQUEST']._serialized_end=806
-  _globals['_COURSESERVICE']._serialized_start=809
-  _globals['_COURSESERVICE']._serialized_end=1285
+  _globals['_UPLOADSOURCEREQUEST']._serialized_start=808
+  _globals['_UPLOADSOURCEREQUEST']._serialized_end=913
+  _globals['_UPLOADSOURCERESPONSE']._serialized_start=915
+  _globals['_UPLOADSOURCERESPONSE']._serialized_end=974
+  _globals['_GETSOURCEREQUEST']._serialized_start=976
+  _globals['_GETSOURCEREQUEST']._serialized_end=1024
+  _globals['_GETSOURCERESPONSE']._serialized_start=1026
+  _globals['_GETSOURCERESPONSE']._serialized_end=1122
+  _globals['_LISTSOURCESREQUEST']._serialized_start=1124
+  _globals['_LISTSOURCESREQUEST']._serialized_end=1144
+  _globals['_LISTSOURCESRESPONSE']._serialized_start=1146
+  _globals['_LISTSOURCESRESPONSE']._serialized_end=1205
+  _globals['_COURSESERVICE']._serialized_start=1208
+  _globals['_COURSESERVICE']._serialized_end=2017
 # @@protoc_insertion_point(module_scope)

@@ -8,14 +8,19 @@ record holds what it really cost per step, and the tenant's spend is counted fro
 from __future__ import annotations
 
 from generator.providers.prices import estimate_cost
+from generator.retrieval import PASSAGES_PER_MODULE
 from syllabus.config import GeneratorConfig
 from syllabus.coursecontract import DEFAULT_MODULES
+from syllabus.extraction import PASSAGE_WORDS
 from syllabus.v1 import job_pb2
 
 # (input, output) tokens of one call of each part.
 OUTLINE = (600, 1_500)
 LESSON = (900, 2_500)
 QUIZ = (900, 1_000)
+# Input tokens a grounded lesson or quiz call adds: its passages (syllabus.extraction.PASSAGE_WORDS words each, about
+# four tokens for three words) with their ids and places.
+GROUNDING = PASSAGES_PER_MODULE * (PASSAGE_WORDS * 4 // 3 + 20)
 
 
 def model_of(config: GeneratorConfig, selection: job_pb2.ModelSelection) -> tuple[str, str]:
@@ -32,5 +37,7 @@ def course_cost(config: GeneratorConfig, course: job_pb2.GenerateCourse) -> floa
         return 0.0
     modules = course.modules or DEFAULT_MODULES
     input_tokens = OUTLINE[0] + modules * (LESSON[0] + QUIZ[0])
+    if course.source_ids:
+        input_tokens += modules * 2 * GROUNDING
     output_tokens = OUTLINE[1] + modules * (LESSON[1] + QUIZ[1])
     return estimate_cost(model, input_tokens, output_tokens)

@@ -16,12 +16,13 @@ from grpc_status import rpc_status
 
 from cli import main as cli
 from gateway.services import MAX_MESSAGE, add_services
+from generator.estimate import course_cost
 from generator.providers.base import ModelRequest
 from generator.providers.offline import OfflineProvider
 from generator.quality import check_citations
 from generator.retrieval import rank
 from generator.tasks import Grounding, LessonTask, ModuleContext, QuizTask, parse_reply
-from syllabus.config import MAX_SOURCE_BYTES, GatewayConfig
+from syllabus.config import MAX_SOURCE_BYTES, GatewayConfig, GeneratorConfig
 from syllabus.extraction import ExtractionError, content_type_of, extract
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 from tests.course.conftest import CourseStack
@@ -149,6 +150,13 @@ async def test_grounded_tasks_cite_what_they_were_given_and_the_check_finds_the_
     assert "'S1-9'" in findings[0].message
 
 
+def test_a_grounded_course_is_estimated_with_its_passages() -> None:
+    config = GeneratorConfig(provider="gemini")
+    plain = job_pb2.GenerateCourse(prompt="Bread baking", modules=5)
+    grounded = job_pb2.GenerateCourse(prompt="Bread baking", modules=5, source_ids=["S1"])
+    assert course_cost(config, grounded) > course_cost(config, plain) > 0
+
+
 def test_the_largest_source_fits_a_grpc_message() -> None:
     assert GatewayConfig().source_max_bytes <= MAX_SOURCE_BYTES < MAX_MESSAGE
 
@@ -156,7 +164,7 @@ def test_the_largest_source_fits_a_grpc_message() -> None:
 def _violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
     from google.rpc import error_details_pb2
 
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None
     found: dict[str, str] = {}
     for detail in status.details:

@@ -127,9 +127,7 @@ def module_section(module: course_pb2.Module) -> str:
     if module.lesson.key_points:
         points = html_list("ul", module.lesson.key_points)
         parts.append(f'<div class="key-points"><h4>Key points</h4>{points}</div>')
-    if module.lesson.citations:
-        cited = html_list("ul", lesson_sources(module))
-        parts.append(f'<div class="sources"><h4>Sources</h4>{cited}</div>')
+    parts += lesson_sources_html(module)
     parts.append(f'<h3 id="{anchor("quiz", module)}">Quiz</h3>')
     questions = [
         f"<li><p>{inline_html(question.text)}</p>{html_list('ol', question.choices, 'choices')}</li>"
@@ -137,6 +135,13 @@ def module_section(module: course_pb2.Module) -> str:
     ]
     parts += [f'<ol class="quiz">{"".join(questions)}</ol>', "</section>"]
     return "\n".join(parts)
+
+
+def lesson_sources_html(module: course_pb2.Module) -> list[str]:
+    """The places its lesson cites, as a block after the lesson; nothing for a lesson without citations."""
+    if not module.lesson.citations:
+        return []
+    return [f'<div class="sources"><h4>Sources</h4>{html_list("ul", lesson_sources(module))}</div>']
 
 
 def answer_key_section(course: course_pb2.Course) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from renderer.course_text import module_heading
+from renderer.course_text import module_heading, with_source
 from renderer.packaging import xml_bytes, xml_text
 from syllabus.v1 import course_pb2
 
@@ -30,7 +30,7 @@ def _multichoice(module: course_pb2.Module, number: int, question: course_pb2.Qu
     element = ET.Element("question", type="multichoice")
     _text(ET.SubElement(element, "name"), question_name(module, number))
     _text(ET.SubElement(element, "questiontext", format="plain_text"), question.text)
-    _text(ET.SubElement(element, "generalfeedback", format="plain_text"), question.explanation)
+    _text(ET.SubElement(element, "generalfeedback", format="plain_text"), with_source(question.explanation, question))
     for tag, value in (("defaultgrade", "1"), ("penalty", "0"), ("hidden", "0"), ("single", "true")):
         ET.SubElement(element, tag).text = value
     ET.SubElement(element, "shuffleanswers").text = "false"
@@ -54,7 +54,7 @@ def render_gift(course: course_pb2.Course) -> bytes:
             out += [
                 f"::{_gift(question_name(module, number))}::{_gift(question.text)} {{",
                 *answers,
-                f"####{_gift(question.explanation)}",
+                f"####{_gift(with_source(question.explanation, question))}",
                 "}",
                 "",
             ]

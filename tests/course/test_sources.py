@@ -248,3 +248,16 @@ async def test_a_grounded_offline_course_cites_the_pages_of_its_pdf(
     cited = course.modules[0].lesson.citations[0]
     assert f"- bread.pdf, {cited.locator}" in markdown
     assert f"(Source: bread.pdf, {course.modules[0].quiz.questions[0].citation.locator})" in markdown
+
+    async def document(document_format: course_pb2.DocumentFormat) -> bytes:
+        request = course_service_pb2.GetCourseDocumentRequest(course_id=course.id, format=document_format)
+        return bytes((await stack.courses.GetCourseDocument(request, timeout=10)).data)
+
+    html = (await document(course_pb2.DOCUMENT_FORMAT_HTML)).decode()
+    assert "<h4>Sources</h4><ul><li>bread.pdf (5 pages)</li></ul>" in html
+    assert f"<li>bread.pdf, {cited.locator}</li>" in html
+    # A question in a question bank still says which passage it came from.
+    assert b"(Source: bread.pdf, page " in await document(course_pb2.DOCUMENT_FORMAT_MOODLE_XML)
+    _, pdf_passages = extract(await document(course_pb2.DOCUMENT_FORMAT_PDF), "application/pdf", "P")
+    pdf_text = " ".join(" ".join(p.text for p in pdf_passages).split())
+    assert "Sources • bread.pdf (5 pages)" in pdf_text and f"• bread.pdf, {cited.locator}" in pdf_text

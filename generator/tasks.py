@@ -126,6 +126,9 @@ class OutlineTask(Replied[Outline]):
     audience: str
     level: str
     language: str
+    # A grounded course's sources, one line per page or section: where it is and how it opens
+    # (generator.grounding.outline_material). Empty: not grounded.
+    material: tuple[str, ...] = ()
 
     kind = "outline"
 
@@ -133,12 +136,19 @@ class OutlineTask(Replied[Outline]):
         return _SYSTEM
 
     def prompt(self) -> str:
+        grounded = ""
+        if self.material:
+            listed = "\n".join(f"- {line}" for line in self.material)
+            grounded = (
+                "\nThe course is taught from the teacher's own sources: follow their material and order, so every "
+                f"module can be written from them. What they hold (the opening of each page or section):\n{listed}"
+            )
         return (
             f"Design a course from this request: {self.prompt_text!r}.\n"
             f"{_audience_line(self.audience, self.level, self.language)}\n"
             f"Give the course a title and a two or three sentence description, and exactly {self.modules} modules "
             "that build on each other. For each module give a short title, a one or two sentence summary and "
-            "three to five concrete learning objectives that start with a verb."
+            f"three to five concrete learning objectives that start with a verb.{grounded}"
         )
 
     def reply(self) -> Shape[Outline]:

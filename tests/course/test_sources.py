@@ -18,7 +18,9 @@ from cli import main as cli
 from gateway.services import MAX_MESSAGE, add_services
 from generator.estimate import course_cost
 from generator.providers.base import ModelRequest
+from generator.providers.gemini import GeminiProvider
 from generator.providers.offline import OfflineProvider
+from generator.providers.registry import Registry
 from generator.quality import check_citations
 from generator.retrieval import rank
 from generator.tasks import Grounding, LessonTask, ModuleContext, QuizTask, parse_reply
@@ -26,6 +28,9 @@ from syllabus.config import MAX_SOURCE_BYTES, GatewayConfig, GeneratorConfig
 from syllabus.extraction import ExtractionError, content_type_of, extract
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 from tests.course.conftest import CourseStack
+from tests.course.fake_http import FakeHTTP, Reply, Request, gemini_json, gemini_prompt
+from tests.course.test_course_flow import types
+from tests.course.test_quality_flow import GOOD_QUIZ, OBJECTIVES, SENTENCE
 from tests.pipeline.conftest import wiring
 
 # One page each: what a handbook on bread baking says, page by page.
@@ -261,3 +266,55 @@ async def test_a_grounded_offline_course_cites_the_pages_of_its_pdf(
     _, pdf_passages = extract(await document(course_pb2.DOCUMENT_FORMAT_PDF), "application/pdf", "P")
     pdf_text = " ".join(" ".join(p.text for p in pdf_passages).split())
     assert "Sources • bread.pdf (5 pages)" in pdf_text and f"• bread.pdf, {cited.locator}" in pdf_text
+
+
+async def test_a_model_is_given_the_sources_and_a_made_up_citation_is_repaired(
+    stack: CourseStack, fake_api: FakeHTTP
+) -> None:
+    prompts: list[str] = []
+
+    def answer(request: Request) -> Reply:
+        prompt = gemini_prompt(request)
+        prompts.append(prompt)
+        given = re.findall(r"^\[(\w+-\d+)\] \(bread\.pdf, page \d+\)", prompt, re.MULTILINE)
+        if prompt.startswith("Design a course"):
+            module = {"title": "Ownership", "summary": "Who owns what.", "objectives": OBJECTIVES}
+            return gemini_json({"title": "Rust", "description": "Rust for Python developers.", "modules": [module]})
+        if "Write this module's lesson" in prompt:
+            # First a passage it was not given; once the finding is quoted, one it was.
+            cited = given[:1] if "failed these quality checks" in prompt else ["NOPE-7"]
+            lesson = {"title": "Ownership", "body_markdown": SENTENCE * 40, "key_points": ["Moves."]}
+            return gemini_json({**lesson, "citations": cited})
+        questions = [{**q, "passage_id": given[i % len(given)]} for i, q in enumerate(GOOD_QUIZ["questions"])]
+        return gemini_json({"questions": questions})
+
+    fake_api.default = answer
+    registry = Registry(
+        "gemini",
+        {"gemini": lambda name: GeminiProvider(api_key="k", model="gemini-2.5-flash", base_url=fake_api.url)},
+    )
+    await stack.start_workers(stack.models(registry))
+    # Pages about Rust ownership, so that retrieval finds them for the module.
+    pages = (
+        "Ownership in Rust: every value has one owner, and the value is dropped when its owner goes away.",
+        "Borrowing lends a reference to a value without taking ownership of it.",
+        "A function that can fail returns a Result, and the ? operator passes an error to the caller.",
+    )
+    upload = course_service_pb2.UploadSourceRequest(filename="bread.pdf", data=handbook_pdf(pages))
+    source = (await stack.courses.UploadSource(upload, timeout=10)).source
+    request = course_service_pb2.CreateCourseRequest(
+        course=job_pb2.GenerateCourse(prompt="Rust ownership", modules=1, source_ids=[source.id])
+    )
+    created = await stack.courses.CreateCourse(request, timeout=10)
+    events = await stack.events(created.job.id)
+    await registry.aclose()
+    assert types(events)[-1] == "SUCCEEDED", events[-1]
+    # The outline saw how each page opens; the lesson and the quiz were given the passages with their ids.
+    assert f"- bread.pdf, page 2: {pages[1]}" in prompts[0]
+    assert any(f"[{source.id}-1] (bread.pdf, page 1): {pages[0]}" in prompt for prompt in prompts[1:])
+    got = await stack.courses.GetCourse(course_service_pb2.GetCourseRequest(course_id=created.course.id), timeout=10)
+    module = got.course.modules[0]
+    [cited] = module.lesson.citations
+    assert (cited.source_name, cited.source_id) == ("bread.pdf", source.id) and cited.locator.startswith("page ")
+    assert [(f.check, f.part, f.repaired) for f in module.findings] == [("citations", "lesson", True)]
+    assert {q.citation.source_id for q in module.quiz.questions} == {source.id}

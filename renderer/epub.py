@@ -13,7 +13,7 @@ from html import escape
 from xml.etree import ElementTree as ET
 
 from renderer.course_text import OFFLINE_NOTICE, meta_line, module_heading, written_by
-from renderer.html import CSS, answer_key_section, inline_html, module_section
+from renderer.html import CSS, answer_key_section, course_sources_html, inline_html, module_section
 from renderer.packaging import deterministic_zip, xml_bytes, xml_text
 from syllabus.v1 import course_pb2
 
@@ -52,7 +52,8 @@ def _title_page(course: course_pb2.Course) -> str:
     parts = [f"<h1>{escape(course.title or course.prompt)}</h1>", f'<p class="meta">{escape(meta_line(course))}</p>']
     if course.offline_draft:
         parts.append(f'<p class="notice"><strong>{escape(OFFLINE_NOTICE)}</strong></p>')
-    parts += [f"<p>{inline_html(course.description)}</p>", f'<p class="written-by">{escape(written_by(course))}</p>']
+    parts += [f"<p>{inline_html(course.description)}</p>", *course_sources_html(course)]
+    parts.append(f'<p class="written-by">{escape(written_by(course))}</p>')
     return "\n".join(parts)
 
 

@@ -68,11 +68,7 @@ def render_html(course: course_pb2.Course) -> bytes:
     parts = [f"<header><h1>{title}</h1>", f'<p class="meta">{escape(meta_line(course))}</p>']
     if course.offline_draft:
         parts.append(f'<p class="notice" role="note"><strong>{escape(OFFLINE_NOTICE)}</strong></p>')
-    parts.append(f"<p>{inline_html(course.description)}</p>")
-    if course.sources:
-        sources = html_list("ul", (source_entry(source) for source in course.sources))
-        parts.append(f'<div class="sources"><h4>Sources</h4>{sources}</div>')
-    parts += ["</header>", _toc(course)]
+    parts += [f"<p>{inline_html(course.description)}</p>", *course_sources_html(course), "</header>", _toc(course)]
     parts += [module_section(module) for module in course.modules]
     parts += [answer_key_section(course), f'<p class="written-by">{escape(written_by(course))}</p>']
     return page(course.title or course.prompt, course.language, parts)
@@ -135,6 +131,13 @@ def module_section(module: course_pb2.Module) -> str:
     ]
     parts += [f'<ol class="quiz">{"".join(questions)}</ol>', "</section>"]
     return "\n".join(parts)
+
+
+def course_sources_html(course: course_pb2.Course) -> list[str]:
+    """The sources a grounded course is written from, as a block under its description."""
+    if not course.sources:
+        return []
+    return [f'<div class="sources"><h4>Sources</h4>{html_list("ul", map(source_entry, course.sources))}</div>']
 
 
 def lesson_sources_html(module: course_pb2.Module) -> list[str]:

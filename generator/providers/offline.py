@@ -211,8 +211,9 @@ def write_quiz(task: QuizTask) -> dict[str, Any]:
 
 
 def _grounded_quiz(task: QuizTask) -> dict[str, Any]:
-    """Questions on the passages: which statement does this passage make? The distractors are sentences of the
-    other passages (or fillers), so each choice is real text and exactly one is in the passage asked about."""
+    """Questions on the passages: which statement does this page or section make? The distractors are sentences of
+    passages from other places (or fillers), so each choice is real text and exactly one is from the place asked
+    about."""
     module = task.module
     openings = [_opening(g.text, 1) for g in task.grounding]
     questions = []
@@ -220,7 +221,13 @@ def _grounded_quiz(task: QuizTask) -> dict[str, Any]:
         which = q % len(task.grounding)
         where = task.grounding[which].citation
         objective = module.objectives[q % len(module.objectives)] if module.objectives else module.summary
-        others = [opening for i, opening in enumerate(openings) if opening != openings[which]]
+        # Not from the same page or section: the question asks which statement that place makes.
+        others = [
+            opening
+            for g, opening in zip(task.grounding, openings, strict=True)
+            if (g.citation.source_id, g.citation.locator) != (where.source_id, where.locator)
+            and opening != openings[which]
+        ]
         distractors = [*dict.fromkeys(others), *_FILLERS][: CHOICES_PER_QUESTION - 1]
         answer = (module.index + q) % CHOICES_PER_QUESTION
         choices = [*distractors[:answer], openings[which], *distractors[answer:]]

@@ -143,6 +143,11 @@ async def test_grounded_tasks_cite_what_they_were_given_and_the_check_finds_the_
         assert question.citation == given.citation
         # The correct choice is the passage's own first sentence.
         assert given.text.startswith(question.choices[question.answer_index])
+    # Two passages of one page: the other is not offered as a wrong answer to "which statement is on that page?".
+    same_page = (grounding[0], dataclasses.replace(grounding[1], citation=grounding[0].citation))
+    quiz_task = QuizTask(_module(), 1, same_page)
+    reply = await offline.generate(ModelRequest(quiz_task, "", quiz_task.prompt(), quiz_task.schema()))
+    assert not any(grounding[1].text.startswith(c) for c in parse_reply(quiz_task, reply.text).questions[0].choices)
     sources = [course_pb2.Source(id="S1", name="bread.pdf", passages=5)]
     cited = [("lesson", c) for c in lesson.citations] + [("quiz.questions[0]", quiz.questions[0].citation)]
     assert check_citations(cited, sources) == []

@@ -323,3 +323,11 @@ async def test_a_model_is_given_the_sources_and_a_made_up_citation_is_repaired(
     assert (cited.source_name, cited.source_id) == ("bread.pdf", source.id) and cited.locator.startswith("page ")
     assert [(f.check, f.part, f.repaired) for f in module.findings] == [("citations", "lesson", True)]
     assert {q.citation.source_id for q in module.quiz.questions} == {source.id}
+
+
+def test_a_source_that_cannot_be_read_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], closed_addr: str
+) -> None:
+    missing = tmp_path / "missing.pdf"
+    assert cli.main(["course", "Bread baking", "--source", str(missing), "--addr", closed_addr]) == 2
+    assert f"cannot read the source {missing}" in capsys.readouterr().err

@@ -7,6 +7,7 @@ record holds what it really cost per step, and the tenant's spend is counted fro
 
 from __future__ import annotations
 
+from generator.grounding import OUTLINE_LINES, OUTLINE_WORDS
 from generator.providers.prices import estimate_cost
 from generator.retrieval import PASSAGES_PER_MODULE
 from syllabus.config import GeneratorConfig
@@ -21,6 +22,8 @@ QUIZ = (900, 1_000)
 # Input tokens a grounded lesson or quiz call adds: its passages (syllabus.extraction.PASSAGE_WORDS words each, about
 # four tokens for three words) with their ids and places.
 GROUNDING = PASSAGES_PER_MODULE * (PASSAGE_WORDS * 4 // 3 + 20)
+# And the grounded outline's: at most OUTLINE_LINES openings of OUTLINE_WORDS words, with their places.
+OUTLINE_MATERIAL = OUTLINE_LINES * (OUTLINE_WORDS * 4 // 3 + 10)
 
 
 def model_of(config: GeneratorConfig, selection: job_pb2.ModelSelection) -> tuple[str, str]:
@@ -38,6 +41,6 @@ def course_cost(config: GeneratorConfig, course: job_pb2.GenerateCourse) -> floa
     modules = course.modules or DEFAULT_MODULES
     input_tokens = OUTLINE[0] + modules * (LESSON[0] + QUIZ[0])
     if course.source_ids:
-        input_tokens += modules * 2 * GROUNDING
+        input_tokens += OUTLINE_MATERIAL + modules * 2 * GROUNDING
     output_tokens = OUTLINE[1] + modules * (LESSON[1] + QUIZ[1])
     return estimate_cost(model, input_tokens, output_tokens)

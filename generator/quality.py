@@ -149,8 +149,8 @@ def check_citations(
                 _finding(
                     "citations",
                     part,
-                    f"it cites passage {citation.passage_id!r}, which is not one of the passages given; cite only "
-                    "the ids of the passages listed",
+                    f"it cites passage {citation.passage_id!r}, which is not a passage of the course's sources; cite "
+                    "only the ids of the passages listed",
                 )
             )
     return findings

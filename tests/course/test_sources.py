@@ -205,6 +205,9 @@ async def test_uploads_are_checked_and_owned_by_their_tenant(stack: CourseStack)
     assert got.source == source and got.passages[2].locator == "page 3"
     listed = await stack.courses.ListSources(course_service_pb2.ListSourcesRequest(), timeout=10)
     assert [s.id for s in listed.sources] == [source.id]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.courses.GetSource(course_service_pb2.GetSourceRequest(source_id=f"../{source.id}"), timeout=10)
+    assert "source_id" in _violations(caught.value)
 
     # Another tenant's gateway: the source is not found, not listed, and cannot ground its course.
     other = grpc.aio.server()

@@ -284,7 +284,7 @@ async def test_a_model_is_given_the_sources_and_a_made_up_citation_is_repaired(
     def answer(request: Request) -> Reply:
         prompt = gemini_prompt(request)
         prompts.append(prompt)
-        given = re.findall(r"^\[(\w+-\d+)\] \(bread\.pdf, page \d+\)", prompt, re.MULTILINE)
+        given = re.findall(r"^\[(\w+-\d+)\] \(rust\.pdf, page \d+\)", prompt, re.MULTILINE)
         if prompt.startswith("Design a course"):
             module = {"title": "Ownership", "summary": "Who owns what.", "objectives": OBJECTIVES}
             return gemini_json({"title": "Rust", "description": "Rust for Python developers.", "modules": [module]})
@@ -308,7 +308,7 @@ async def test_a_model_is_given_the_sources_and_a_made_up_citation_is_repaired(
         "Borrowing lends a reference to a value without taking ownership of it.",
         "A function that can fail returns a Result, and the ? operator passes an error to the caller.",
     )
-    upload = course_service_pb2.UploadSourceRequest(filename="bread.pdf", data=handbook_pdf(pages))
+    upload = course_service_pb2.UploadSourceRequest(filename="rust.pdf", data=handbook_pdf(pages))
     source = (await stack.courses.UploadSource(upload, timeout=10)).source
     request = course_service_pb2.CreateCourseRequest(
         course=job_pb2.GenerateCourse(prompt="Rust ownership", modules=1, source_ids=[source.id])
@@ -318,12 +318,12 @@ async def test_a_model_is_given_the_sources_and_a_made_up_citation_is_repaired(
     await registry.aclose()
     assert types(events)[-1] == "SUCCEEDED", events[-1]
     # The outline saw how each page opens; the lesson and the quiz were given the passages with their ids.
-    assert f"- bread.pdf, page 2: {pages[1]}" in prompts[0]
-    assert any(f"[{source.id}-1] (bread.pdf, page 1): {pages[0]}" in prompt for prompt in prompts[1:])
+    assert f"- rust.pdf, page 2: {pages[1]}" in prompts[0]
+    assert any(f"[{source.id}-1] (rust.pdf, page 1): {pages[0]}" in prompt for prompt in prompts[1:])
     got = await stack.courses.GetCourse(course_service_pb2.GetCourseRequest(course_id=created.course.id), timeout=10)
     module = got.course.modules[0]
     [cited] = module.lesson.citations
-    assert (cited.source_name, cited.source_id) == ("bread.pdf", source.id) and cited.locator.startswith("page ")
+    assert (cited.source_name, cited.source_id) == ("rust.pdf", source.id) and cited.locator.startswith("page ")
     assert [(f.check, f.part, f.repaired) for f in module.findings] == [("citations", "lesson", True)]
     assert {q.citation.source_id for q in module.quiz.questions} == {source.id}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -83,6 +84,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--key", default="", help="idempotency key: running the command again resumes that course")
     parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="ground the course on this file (Markdown, text, PDF or HTML), uploaded first; may be repeated",
+    )
+    parser.add_argument(
+        "--source-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="ground the course on a source uploaded before (its id); may be repeated",
+    )
+    parser.add_argument(
         "--addr",
         metavar="HOST:PORT",
         help="the gateway's gRPC address (default: $SYLLABUS_GRPC_ADDR, else 127.0.0.1:50051)",
@@ -96,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.modules <= 20:
         print("syllabus: --modules must be from 1 to 20", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        sources = [(Path(path).name, Path(path).read_bytes()) for path in args.source]
+    except OSError as exc:
+        print(f"syllabus: cannot read the source {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
     addr = args.addr or GatewayConfig.from_env().grpc_addr
     request = course_service_pb2.CreateCourseRequest(
         course=job_pb2.GenerateCourse(
@@ -105,12 +125,13 @@ def run(args: argparse.Namespace) -> int:
             level=LEVELS.get(args.level or "", course_pb2.COURSE_LEVEL_UNSPECIFIED),
             language=args.language,
             model=job_pb2.ModelSelection(provider=args.provider or "", model=args.model),
+            source_ids=args.source_id,
         ),
         options=job_pb2.JobOptions(idempotency_key=args.key),
         validate_only=args.estimate,
     )
     try:
-        return asyncio.run(write_course(addr, request, FORMATS[document_format][0], out, sys.stderr))
+        return asyncio.run(write_course(addr, request, FORMATS[document_format][0], out, sys.stderr, sources))
     except GatewayUnreachable as exc:
         print(f"syllabus: cannot reach the gateway at {exc.addr} (is `syllabus up` running?)", file=sys.stderr)
         return EXIT_FAILED
@@ -127,14 +148,24 @@ async def write_course(
     document_format: course_pb2.DocumentFormat,
     out: Path,
     stream: TextIO,
+    sources: Sequence[tuple[str, bytes]] = (),
 ) -> int:
-    """Create the course, follow its job to the end, and write the document to `out` (with validate_only: print the
-    estimate alone). Returns the exit code."""
+    """Upload the `sources` (file name, data) and ground the course on them, create the course, follow its job to
+    the end, and write the document to `out` (with validate_only: print the estimate alone). Returns the exit
+    code."""
     channel = credentials.configured_channel(addr, ClientConfig.from_env())
     client = SyllabusClient(channel, addr, timeout=CALL_TIMEOUT)
     courses = course_service_pb2_grpc.CourseServiceStub(channel)
     try:
         try:
+            for filename, data in sources:
+                upload = course_service_pb2.UploadSourceRequest(filename=filename, data=data)
+                uploaded: course_service_pb2.UploadSourceResponse = await courses.UploadSource(
+                    upload, timeout=CALL_TIMEOUT
+                )
+                source = uploaded.source
+                print(f"source {source.id}: {source.name} ({source.passages} passages)", file=stream)
+                request.course.source_ids.append(source.id)
             created: course_service_pb2.CreateCourseResponse = await courses.CreateCourse(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
             raise error_from(exc, addr) from None

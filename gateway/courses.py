@@ -1,4 +1,5 @@
-"""CourseService: estimate a course, start writing it, read it, list courses, download its rendered documents.
+"""CourseService: estimate a course, start writing it, read it, list courses, download its rendered documents;
+change it (gateway.courseedits); upload the sources a course is grounded on (gateway.sources).
 
 A course record is created before its course job, so the job always finds it. A course whose job was never
 queued (the publish failed, or an idempotency key returned an earlier job) is marked abandoned (no job id) and is
@@ -18,6 +19,7 @@ from gateway.auth import caller
 from gateway.courseedits import CourseEdits
 from gateway.jobs import call_timeout
 from gateway.limits import Limits
+from gateway.sources import Sources
 from gateway.status import Context, abort, build_status
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
@@ -25,6 +27,7 @@ from syllabus.coursecontract import DEFAULT_LANGUAGE, DEFAULT_MODULES
 from syllabus.ids import new_id
 from syllabus.metrics.requests import count_submitted
 from syllabus.runtime import Runtime
+from syllabus.sources import SourceShelf
 from syllabus.submit import build_job
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 
@@ -63,6 +66,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             default_max_attempts=default_max_attempts,
             course=self._course,
         )
+        self._sources = Sources(SourceShelf(self._js, self._topology.artifacts_bucket), config.source_max_bytes)
 
     async def _course(self, course_id: str, context: Context) -> course_pb2.Course:
         course = await self._store.get_course(course_id)
@@ -78,6 +82,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         spec.course_id = new_id()
         spec.modules = spec.modules or DEFAULT_MODULES
         spec.language = spec.language or DEFAULT_LANGUAGE
+        sources = await self._sources.named(spec.source_ids, context)
         estimate = await self._limits.estimate_course(caller.tenant(), spec, enforce=not request.validate_only)
         if request.validate_only:
             return course_service_pb2.CreateCourseResponse(estimate=estimate)
@@ -97,6 +102,7 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             level=spec.level,
             language=spec.language,
             version=1,
+            sources=sources,
         )
         course.create_time.CopyFrom(job.create_time)
         course.update_time.CopyFrom(job.create_time)
@@ -201,3 +207,20 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         self, request: course_service_pb2.ListCourseVersionsRequest, context: Context
     ) -> course_service_pb2.ListCourseVersionsResponse:
         return await self._edits.versions(request, context)
+
+    # Sources a course is grounded on (gateway.sources).
+
+    async def UploadSource(
+        self, request: course_service_pb2.UploadSourceRequest, context: Context
+    ) -> course_service_pb2.UploadSourceResponse:
+        return await self._sources.upload(request, context)
+
+    async def GetSource(
+        self, request: course_service_pb2.GetSourceRequest, context: Context
+    ) -> course_service_pb2.GetSourceResponse:
+        return await self._sources.get(request, context)
+
+    async def ListSources(
+        self, request: course_service_pb2.ListSourcesRequest, context: Context
+    ) -> course_service_pb2.ListSourcesResponse:
+        return await self._sources.listed()

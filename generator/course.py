@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from generator.costs import put_cost
 from generator.deps import Deps
+from generator.grounding import outline_material
 from generator.modules import child_key, child_options, load_course, render_job
 from generator.tasks import LEVELS, OutlineTask
 from syllabus import lifecycle
@@ -64,6 +65,7 @@ async def _write_outline(
         audience=course.audience,
         level=LEVELS.get(course.level, "general"),
         language=course.language or DEFAULT_LANGUAGE,
+        material=await outline_material(deps.sources, course),
     )
     answer = await deps.models.run(task, spec.model)
     outline = answer.value

@@ -1,4 +1,4 @@
-"""What the generator's handlers share: the store, job submission, parents, and the models."""
+"""What the generator's handlers share: the store, job submission, parents, the models and the sources."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from generator.models import Models
 from syllabus.parents import Parents
+from syllabus.sources import SourceShelf
 from syllabus.store.base import Store
 from syllabus.submit import Submitter
 
@@ -18,3 +19,5 @@ class Deps:
     models: Models
     # Attempts of a child job whose parent set no max_attempts.
     default_max_attempts: int
+    # The uploaded sources grounded courses are written from.
+    sources: SourceShelf

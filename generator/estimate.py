@@ -7,15 +7,23 @@ record holds what it really cost per step, and the tenant's spend is counted fro
 
 from __future__ import annotations
 
+from generator.grounding import OUTLINE_LINES, OUTLINE_WORDS
 from generator.providers.prices import estimate_cost
+from generator.retrieval import PASSAGES_PER_MODULE
 from syllabus.config import GeneratorConfig
 from syllabus.coursecontract import DEFAULT_MODULES
+from syllabus.extraction import PASSAGE_WORDS
 from syllabus.v1 import course_pb2, job_pb2
 
 # (input, output) tokens of one call of each part.
 OUTLINE = (600, 1_500)
 LESSON = (900, 2_500)
 QUIZ = (900, 1_000)
+# Input tokens a grounded lesson or quiz call adds: its passages (syllabus.extraction.PASSAGE_WORDS words each, about
+# four tokens for three words) with their ids and places.
+GROUNDING = PASSAGES_PER_MODULE * (PASSAGE_WORDS * 4 // 3 + 20)
+# And the grounded outline's: at most OUTLINE_LINES openings of OUTLINE_WORDS words, with their places.
+OUTLINE_MATERIAL = OUTLINE_LINES * (OUTLINE_WORDS * 4 // 3 + 10)
 
 
 def model_of(config: GeneratorConfig, selection: job_pb2.ModelSelection) -> tuple[str, str]:
@@ -31,6 +39,8 @@ def course_estimate(config: GeneratorConfig, course: job_pb2.GenerateCourse) -> 
     provider, model = model_of(config, course.model)
     modules = course.modules or DEFAULT_MODULES
     input_tokens = OUTLINE[0] + modules * (LESSON[0] + QUIZ[0])
+    if course.source_ids:
+        input_tokens += OUTLINE_MATERIAL + modules * 2 * GROUNDING
     output_tokens = OUTLINE[1] + modules * (LESSON[1] + QUIZ[1])
     return course_pb2.CourseEstimate(
         provider=provider,

@@ -15,6 +15,7 @@ from generator.quiz import quiz_handler
 from generator.summarize import summarize_handler
 from syllabus.config import GeneratorConfig
 from syllabus.runtime import Runtime
+from syllabus.sources import SourceShelf
 from syllabus.worker import Handler
 
 
@@ -45,6 +46,7 @@ def build_handlers(runtime: Runtime, models: Models, default_max_attempts: int) 
         parents=runtime.parents,
         models=models,
         default_max_attempts=default_max_attempts,
+        sources=SourceShelf(runtime.nc.jetstream(), runtime.topology.artifacts_bucket),
     )
     return {
         "generate_course": course_handler(deps),

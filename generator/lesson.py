@@ -5,7 +5,7 @@ from __future__ import annotations
 from generator.changes import rewrite_part
 from generator.deps import Deps
 from generator.modules import write_part
-from generator.quality import check_lesson
+from generator.quality import check_citations, check_lesson
 from generator.tasks import LessonTask, ModuleContext
 from syllabus.v1 import course_pb2, job_pb2
 from syllabus.worker import Handler, JobContext
@@ -17,7 +17,10 @@ def lesson_handler(deps: Deps) -> Handler:
 
         def check(course: course_pb2.Course, lesson: course_pb2.Lesson) -> list[course_pb2.QualityFinding]:
             module = ModuleContext.of(course, spec.module_index)
-            return check_lesson(lesson, module.objectives, module.level, module.language)
+            cited = [("lesson", citation) for citation in lesson.citations]
+            return check_lesson(lesson, module.objectives, module.level, module.language) + check_citations(
+                cited, course.sources
+            )
 
         def task_for(course: course_pb2.Course) -> LessonTask:
             return LessonTask(ModuleContext.of(course, spec.module_index), spec.instruction)

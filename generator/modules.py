@@ -13,6 +13,7 @@ from typing import Literal, TypeVar
 
 from generator.costs import job_usage, put_cost
 from generator.deps import Deps
+from generator.grounding import ground
 from generator.models import Answer
 from generator.tasks import Task, quality_repair_prompt
 from syllabus import lifecycle
@@ -86,7 +87,7 @@ async def write_part(
         )
     stored = False
     if not course.modules[index].HasField(part):
-        task = task_for(course)
+        task = await ground(deps.sources, course, task_for(course))
         answer, findings, item = await checked_answer(ctx, deps, task, selection, lambda value: check(course, value))
 
         def fill(current: course_pb2.Course) -> course_pb2.Course | None:

@@ -14,7 +14,9 @@ The checks, each by its name in a finding:
   Coleman-Liau counts letters and sentences, so it needs no pronunciation dictionary;
 - objectives: a heuristic. An objective is covered by a part when at least a third of its key terms (words of
   four letters or more after its leading verb, less common words, matched on their first five letters) appear in
-  it; the lesson must cover every objective, the quiz as many as it has questions.
+  it; the lesson must cover every objective, the quiz as many as it has questions;
+- citations: a grounded course's lesson or question cites only passages that exist: of one of the course's
+  sources, numbered within that source's passages.
 """
 
 from __future__ import annotations
@@ -132,6 +134,26 @@ def check_quiz(
     missed = uncovered(objectives, text)
     if len(missed) > max(0, len(objectives) - len(quiz.questions)):
         findings.append(_finding("objectives", "quiz", f"no question checks these objectives: {_quoted(missed)}"))
+    return findings
+
+
+def check_citations(
+    cited: Iterable[tuple[str, course_pb2.Citation]], sources: Sequence[course_pb2.Source]
+) -> list[course_pb2.QualityFinding]:
+    """`cited`: (part, citation) pairs, e.g. ("lesson", ...) or ("quiz.questions[2]", ...)."""
+    passages = {source.id: source.passages for source in sources}
+    findings = []
+    for part, citation in cited:
+        source_id, _, number = citation.passage_id.rpartition("-")
+        if not (number.isdigit() and 1 <= int(number) <= passages.get(source_id, 0)):
+            findings.append(
+                _finding(
+                    "citations",
+                    part,
+                    f"it cites passage {citation.passage_id!r}, which is not a passage of the course's sources; cite "
+                    "only the ids of the passages listed",
+                )
+            )
     return findings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from generator.changes import rewrite_part
 from generator.deps import Deps
 from generator.modules import write_part
-from generator.quality import check_quiz
+from generator.quality import check_citations, check_quiz
 from generator.tasks import ModuleContext, QuizTask
 from syllabus.coursecontract import DEFAULT_QUESTIONS
 from syllabus.v1 import course_pb2, job_pb2
@@ -24,7 +24,14 @@ def quiz_handler(deps: Deps) -> Handler:
                 for i, module in enumerate(course.modules)
                 if i != spec.module_index and module.HasField("quiz")
             ]
-            return check_quiz(quiz, course.modules[spec.module_index].objectives, others)
+            cited = [
+                (f"quiz.questions[{i}]", question.citation)
+                for i, question in enumerate(quiz.questions)
+                if question.HasField("citation")
+            ]
+            return check_quiz(quiz, course.modules[spec.module_index].objectives, others) + check_citations(
+                cited, course.sources
+            )
 
         def task_for(course: course_pb2.Course) -> QuizTask:
             return QuizTask(ModuleContext.of(course, spec.module_index), questions, spec.instruction)

@@ -130,6 +130,9 @@ class OutlineTask(Replied[Outline]):
     audience: str
     level: str
     language: str
+    # A grounded course's sources, one line per page or section: where it is and how it opens
+    # (generator.grounding.outline_material). Empty: not grounded.
+    material: tuple[str, ...] = ()
 
     kind = "outline"
 
@@ -137,12 +140,19 @@ class OutlineTask(Replied[Outline]):
         return _SYSTEM
 
     def prompt(self) -> str:
+        grounded = ""
+        if self.material:
+            listed = "\n".join(f"- {line}" for line in self.material)
+            grounded = (
+                "\nThe course is taught from the teacher's own sources: follow their material and order, so every "
+                f"module can be written from them. What they hold (the opening of each page or section):\n{listed}"
+            )
         return (
             f"Design a course from this request: {self.prompt_text!r}.\n"
             f"{_audience_line(self.audience, self.level, self.language)}\n"
             f"Give the course a title and a two or three sentence description, and exactly {self.modules} modules "
             "that build on each other. For each module give a short title, a one or two sentence summary and "
-            "three to five concrete learning objectives that start with a verb."
+            f"three to five concrete learning objectives that start with a verb.{grounded}"
         )
 
     def reply(self) -> Shape[Outline]:
@@ -220,10 +230,41 @@ def _revision_line(instruction: str) -> str:
 
 
 @dataclass(frozen=True)
+class Grounding:
+    """A passage of the course's sources given to a lesson or quiz writer: where it is, and its text."""
+
+    citation: course_pb2.Citation
+    text: str
+
+
+def _grounding_text(grounding: Sequence[Grounding], cite: str) -> str:
+    if not grounding:
+        return ""
+    listed = "\n".join(
+        f"[{g.citation.passage_id}] ({g.citation.source_name}, {g.citation.locator}): {g.text}" for g in grounding
+    )
+    return (
+        "\n\nBase it on these passages from the teacher's own sources: prefer their facts and terms to your own, "
+        f"and do not contradict them. {cite}\n{listed}"
+    )
+
+
+def _cited(grounding: Sequence[Grounding], passage_id: str) -> course_pb2.Citation:
+    """The citation of a passage the writer named; one it was not given keeps only the id (and fails the
+    citations quality check)."""
+    for g in grounding:
+        if g.citation.passage_id == passage_id:
+            return g.citation
+    return course_pb2.Citation(passage_id=passage_id)
+
+
+@dataclass(frozen=True)
 class LessonTask(Replied[course_pb2.Lesson]):
     module: ModuleContext
     # A teacher's instruction when the lesson is written again ("simpler"), else "".
     instruction: str = ""
+    # The passages of the course's sources to write from (generator.grounding); empty: not grounded.
+    grounding: tuple[Grounding, ...] = ()
 
     kind = "lesson"
 
@@ -237,11 +278,21 @@ class LessonTask(Replied[course_pb2.Lesson]):
             f"Write this module's lesson: a title, a body in Markdown ({low} to {high} words, covering every "
             "objective; use ## subheadings, short paragraphs, bullet lists and fenced code blocks where they help; "
             "do not repeat the title as a heading) and three to six key points a learner should remember."
-            f"{_revision_line(self.instruction)}"
+            + _revision_line(self.instruction)
+            + _grounding_text(self.grounding, "List the ids of the passages you used in citations.")
         )
 
     def reply(self) -> Shape[course_pb2.Lesson]:
-        return Record(course_pb2.Lesson, {"title": Text(), "body_markdown": Text(), "key_points": Texts()})
+        fields: dict[str, Shape[Any]] = {"title": Text(), "body_markdown": Text(), "key_points": Texts()}
+        if not self.grounding:
+            return Record(course_pb2.Lesson, fields)
+        return Record(self._grounded_lesson, {**fields, "citations": Texts()})
+
+    def _grounded_lesson(
+        self, title: str, body_markdown: str, key_points: list[str], citations: list[str]
+    ) -> course_pb2.Lesson:
+        cited = [_cited(self.grounding, passage_id) for passage_id in dict.fromkeys(citations)]
+        return course_pb2.Lesson(title=title, body_markdown=body_markdown, key_points=key_points, citations=cited)
 
 
 @dataclass(frozen=True)
@@ -250,6 +301,8 @@ class QuizTask(Replied[course_pb2.Quiz]):
     questions: int
     # As LessonTask.instruction.
     instruction: str = ""
+    # As LessonTask's.
+    grounding: tuple[Grounding, ...] = ()
 
     kind = "quiz"
 
@@ -263,16 +316,34 @@ class QuizTask(Replied[course_pb2.Quiz]):
             f"objectives. Each question has {CHOICES_PER_QUESTION} different choices, exactly one of them correct "
             "(no 'all of the above'); no two questions ask the same thing; answer_index is the zero-based index of "
             "the correct choice; the explanation says why it is correct."
-            f"{_revision_line(self.instruction)}"
+            + _revision_line(self.instruction)
+            + _grounding_text(self.grounding, "Give each question the id of the passage it checks in passage_id.")
         )
 
     def reply(self) -> Shape[course_pb2.Quiz]:
-        question = Record(
-            course_pb2.Question,
-            {"text": Text(), "choices": Texts(2), "answer_index": Integer(0), "explanation": Text()},
-            check=_answer_among_choices,
-        )
+        fields: dict[str, Shape[Any]] = {
+            "text": Text(),
+            "choices": Texts(2),
+            "answer_index": Integer(0),
+            "explanation": Text(),
+        }
+        question: Shape[course_pb2.Question]
+        if self.grounding:
+            question = Record(self._grounded_question, {**fields, "passage_id": Text()}, check=_answer_among_choices)
+        else:
+            question = Record(course_pb2.Question, fields, check=_answer_among_choices)
         return Record(course_pb2.Quiz, {"questions": Items(question, self.questions)})
+
+    def _grounded_question(
+        self, text: str, choices: list[str], answer_index: int, explanation: str, passage_id: str
+    ) -> course_pb2.Question:
+        return course_pb2.Question(
+            text=text,
+            choices=choices,
+            answer_index=answer_index,
+            explanation=explanation,
+            citation=_cited(self.grounding, passage_id),
+        )
 
 
 def _answer_among_choices(values: Mapping[str, Any], path: str) -> None:

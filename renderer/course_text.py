@@ -71,3 +71,28 @@ def written_by(course: course_pb2.Course, words: Phrases) -> str:
     cost = words.cost.format(cost=f"{course.estimated_cost_usd:.4f}") if course.estimated_cost_usd else ""
     tokens = course.input_tokens + course.output_tokens
     return words.written_by.format(provider=course.provider, model=course.model, tokens=f"{tokens:,}", cost=cost)
+
+
+def citation_text(citation: course_pb2.Citation) -> str:
+    """Where a cited passage is, as a reader finds it: "handbook.pdf, page 12"."""
+    return ", ".join(part for part in (citation.source_name or citation.source_id, citation.locator) if part)
+
+
+def lesson_sources(module: course_pb2.Module) -> list[str]:
+    """The places its lesson cites, each once, in the order cited."""
+    return list(dict.fromkeys(citation_text(citation) for citation in module.lesson.citations))
+
+
+def with_source(explanation: str, question: course_pb2.Question, words: Phrases) -> str:
+    """A question's explanation, followed by the passage it was written from when it has one."""
+    if not question.HasField("citation"):
+        return explanation
+    return f"{explanation} ({words.source.format(place=citation_text(question.citation))})"
+
+
+def source_entry(source: course_pb2.Source, words: Phrases) -> str:
+    """A course's source as the documents list it: "handbook.pdf (30 pages)"."""
+    if not source.pages:
+        return source.name
+    unit = words.source_pages if source.content_type == "application/pdf" else words.source_sections
+    return f"{source.name} ({unit.format(count=source.pages)})"

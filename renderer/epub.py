@@ -13,7 +13,7 @@ from html import escape
 from xml.etree import ElementTree as ET
 
 from renderer.course_text import course_phrases, meta_line, module_heading, written_by
-from renderer.html import CSS, answer_key_section, inline_html, module_section
+from renderer.html import CSS, answer_key_section, course_sources_html, inline_html, module_section
 from renderer.packaging import deterministic_zip, xml_bytes, xml_text
 from renderer.phrases import Phrases
 from syllabus.v1 import course_pb2
@@ -54,8 +54,8 @@ def _title_page(course: course_pb2.Course, words: Phrases) -> str:
     parts = [f"<h1>{title}</h1>", f'<p class="meta">{escape(meta_line(course, words))}</p>']
     if course.offline_draft:
         parts.append(f'<p class="notice"><strong>{escape(words.offline_notice)}</strong></p>')
-    by = escape(written_by(course, words))
-    parts += [f"<p>{inline_html(course.description)}</p>", f'<p class="written-by">{by}</p>']
+    parts += [f"<p>{inline_html(course.description)}</p>", *course_sources_html(course, words)]
+    parts.append(f'<p class="written-by">{escape(written_by(course, words))}</p>')
     return "\n".join(parts)
 
 

@@ -19,8 +19,11 @@ from renderer.course_text import (
     choice_label,
     course_phrases,
     lesson_heading,
+    lesson_sources,
     meta_line,
     module_heading,
+    source_entry,
+    with_source,
     written_by,
 )
 from renderer.phrases import Phrases, is_rtl
@@ -80,7 +83,8 @@ def render_html(course: course_pb2.Course) -> bytes:
     parts = [f"<header><h1>{title}</h1>", f'<p class="meta">{escape(meta_line(course, words))}</p>']
     if course.offline_draft:
         parts.append(f'<p class="notice" role="note"><strong>{escape(words.offline_notice)}</strong></p>')
-    parts += [f"<p>{inline_html(course.description)}</p>", "</header>", _toc(course, words)]
+    parts += [f"<p>{inline_html(course.description)}</p>", *course_sources_html(course, words), "</header>"]
+    parts.append(_toc(course, words))
     parts += [module_section(module, words) for module in course.modules]
     parts += [answer_key_section(course, words), f'<p class="written-by">{escape(written_by(course, words))}</p>']
     return page(course.title or course.prompt, course.language, parts)
@@ -138,6 +142,7 @@ def module_section(module: course_pb2.Module, words: Phrases) -> str:
     if module.lesson.key_points:
         points = html_list("ul", module.lesson.key_points)
         parts.append(f'<div class="key-points"><h4>{escape(words.key_points)}</h4>{points}</div>')
+    parts += lesson_sources_html(module, words)
     parts.append(f'<h3 id="{anchor("quiz", module)}">{escape(words.quiz)}</h3>')
     questions = [
         f"<li><p>{inline_html(question.text)}</p>{html_list('ol', question.choices, 'choices')}</li>"
@@ -145,6 +150,21 @@ def module_section(module: course_pb2.Module, words: Phrases) -> str:
     ]
     parts += [f'<ol class="quiz">{"".join(questions)}</ol>', "</section>"]
     return "\n".join(parts)
+
+
+def course_sources_html(course: course_pb2.Course, words: Phrases) -> list[str]:
+    """The sources a grounded course is written from, as a block under its description."""
+    if not course.sources:
+        return []
+    entries = html_list("ul", [source_entry(source, words) for source in course.sources])
+    return [f'<div class="sources"><h4>{escape(words.sources)}</h4>{entries}</div>']
+
+
+def lesson_sources_html(module: course_pb2.Module, words: Phrases) -> list[str]:
+    """The places its lesson cites, as a block after the lesson; nothing for a lesson without citations."""
+    if not module.lesson.citations:
+        return []
+    return [f'<div class="sources"><h4>{escape(words.sources)}</h4>{html_list("ul", lesson_sources(module))}</div>']
 
 
 def answer_key_section(course: course_pb2.Course, words: Phrases) -> str:
@@ -155,9 +175,10 @@ def answer_key_section(course: course_pb2.Course, words: Phrases) -> str:
         for question in module.quiz.questions:
             index = question.answer_index
             choice = question.choices[index] if index < len(question.choices) else ""
+            explanation = inline_html(with_source(question.explanation, question, words))
             answers.append(
                 f"<li><strong>{choice_label(index)}</strong> {inline_html(choice)}"
-                f'<br /><span class="explanation">{inline_html(question.explanation)}</span></li>'
+                f'<br /><span class="explanation">{explanation}</span></li>'
             )
         parts.append(f'<ol class="answers">{"".join(answers)}</ol>')
     parts.append("</section>")

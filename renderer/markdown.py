@@ -8,8 +8,11 @@ from renderer.course_text import (
     choice_label,
     course_phrases,
     lesson_heading,
+    lesson_sources,
     meta_line,
     module_heading,
+    source_entry,
+    with_source,
     written_by,
 )
 from renderer.phrases import Phrases
@@ -22,6 +25,9 @@ def render_markdown(course: course_pb2.Course) -> bytes:
     if course.offline_draft:
         out += [f"> **{words.offline_notice}**", ""]
     out += [course.description, "", f"*{meta_line(course, words)}*", ""]
+    if course.sources:
+        entries = [f"- {_one_line(source_entry(source, words))}" for source in course.sources]
+        out += [f"**{words.sources}**", "", *entries, ""]
     out += [f"## {words.contents}", ""]
     for module in course.modules:
         out.append(f"{module.index + 1}. [{_one_line(module_heading(module, words))}](#{anchor('module', module)})")
@@ -33,7 +39,8 @@ def render_markdown(course: course_pb2.Course) -> bytes:
         out += [f"### {_one_line(module_heading(module, words))}", ""]
         for number, question in enumerate(module.quiz.questions, 1):
             answer = question.choices[question.answer_index] if question.answer_index < len(question.choices) else ""
-            out.append(f"{number}. **{choice_label(question.answer_index)}** {answer}. {question.explanation}")
+            explanation = with_source(question.explanation, question, words)
+            out.append(f"{number}. **{choice_label(question.answer_index)}** {answer}. {explanation}")
         out.append("")
     out += ["---", "", f"*{written_by(course, words)}*", ""]
     return "\n".join(out).encode()
@@ -54,6 +61,8 @@ def _module(module: course_pb2.Module, words: Phrases) -> list[str]:
     out += [f"### {heading}", "", embed(module.lesson.body_markdown.strip(), 2), ""]
     if module.lesson.key_points:
         out += [f"**{words.key_points}**", ""] + [f"- {point}" for point in module.lesson.key_points] + [""]
+    if module.lesson.citations:
+        out += [f"**{words.sources}**", ""] + [f"- {_one_line(cited)}" for cited in lesson_sources(module)] + [""]
     out += [f"### {words.quiz}", ""]
     for number, question in enumerate(module.quiz.questions, 1):
         out.append(f"{number}. {question.text}")

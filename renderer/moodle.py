@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from renderer.course_text import course_phrases, module_heading
+from renderer.course_text import course_phrases, module_heading, with_source
 from renderer.packaging import xml_bytes, xml_text
+from renderer.phrases import Phrases
 from syllabus.v1 import course_pb2
 
 # GIFT's markup characters, escaped with a backslash wherever course text holds them (the backslash first).
@@ -17,20 +18,22 @@ _GIFT_SPECIAL = "\\~=#{}:"
 
 
 def render_moodle_xml(course: course_pb2.Course) -> bytes:
+    words = course_phrases(course)
     quiz = ET.Element("quiz")
     for module in course.modules:
         category = ET.SubElement(ET.SubElement(quiz, "question", type="category"), "category")
         _text(category, category_path(course, module))
         for number, question in enumerate(module.quiz.questions, 1):
-            quiz.append(_multichoice(module, number, question))
+            quiz.append(_multichoice(module, number, question, words))
     return xml_bytes(quiz)
 
 
-def _multichoice(module: course_pb2.Module, number: int, question: course_pb2.Question) -> ET.Element:
+def _multichoice(module: course_pb2.Module, number: int, question: course_pb2.Question, words: Phrases) -> ET.Element:
     element = ET.Element("question", type="multichoice")
     _text(ET.SubElement(element, "name"), question_name(module, number))
     _text(ET.SubElement(element, "questiontext", format="plain_text"), question.text)
-    _text(ET.SubElement(element, "generalfeedback", format="plain_text"), question.explanation)
+    feedback = with_source(question.explanation, question, words)
+    _text(ET.SubElement(element, "generalfeedback", format="plain_text"), feedback)
     for tag, value in (("defaultgrade", "1"), ("penalty", "0"), ("hidden", "0"), ("single", "true")):
         ET.SubElement(element, tag).text = value
     ET.SubElement(element, "shuffleanswers").text = "false"
@@ -43,6 +46,7 @@ def _multichoice(module: course_pb2.Module, number: int, question: course_pb2.Qu
 
 
 def render_gift(course: course_pb2.Course) -> bytes:
+    words = course_phrases(course)
     out: list[str] = []
     for module in course.modules:
         out += [f"$CATEGORY: {_one_line(category_path(course, module))}", ""]
@@ -54,7 +58,7 @@ def render_gift(course: course_pb2.Course) -> bytes:
             out += [
                 f"::{_gift(question_name(module, number))}::{_gift(question.text)} {{",
                 *answers,
-                f"####{_gift(question.explanation)}",
+                f"####{_gift(with_source(question.explanation, question, words))}",
                 "}",
                 "",
             ]

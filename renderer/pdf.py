@@ -22,9 +22,12 @@ from renderer.course_text import (
     choice_label,
     course_phrases,
     lesson_heading,
+    lesson_sources,
     meta_line,
     module_heading,
     quiz_heading,
+    source_entry,
+    with_source,
     written_by,
 )
 from renderer.pdf_fonts import (
@@ -194,6 +197,11 @@ class _Writer(TextWriter):
             pdf.multi_cell(0, 5.5, notice, border=1, fill=True, padding=3, align=self.align, new_x=XPos.LMARGIN)
             pdf.ln(6)
         self.inline(course.description, size=12)
+        if course.sources:
+            pdf.ln(4)
+            self.line(self.words.sources, size=11, style="B", gap=1)
+            for source in course.sources:
+                self.item("\u2022", source_entry(source, self.words))
         pdf.ln(10)
         pdf.set_text_color(90, 99, 110)
         self.line(written_by(course, self.words), size=9)
@@ -269,6 +277,11 @@ class _Writer(TextWriter):
             self.line(words.key_points, size=12, style="B", gap=1)
             for point in module.lesson.key_points:
                 self.item("\u2022", point)
+        if module.lesson.citations:
+            pdf.ln(2)
+            self.line(words.sources, size=12, style="B", gap=1)
+            for cited in lesson_sources(module):
+                self.item("\u2022", cited)
         pdf.ln(4)
         pdf.start_section(self.t(quiz_heading(module, words)), level=1)
         self.line(words.quiz, size=15, style="B", gap=2)
@@ -294,7 +307,7 @@ class _Writer(TextWriter):
                     self.inline(f"**{choice_label(index)})** {choice}", size=10.5)
                     pdf.ln(1)
                     pdf.set_text_color(90, 99, 110)
-                    self.inline(question.explanation, size=9.5, style="I")
+                    self.inline(with_source(question.explanation, question, self.words), size=9.5, style="I")
                     pdf.set_text_color(0, 0, 0)
                 pdf.ln(1.5)
             pdf.ln(2)

@@ -49,6 +49,10 @@ class Phrases:
     score: str
     passed: str
     failed: str
+    sources: str
+    source: str
+    source_pages: str
+    source_sections: str
 
     @property
     def direction(self) -> str:

@@ -11,8 +11,8 @@ from html import escape
 from importlib import resources
 from xml.etree import ElementTree as ET
 
-from renderer.course_text import choice_label, course_phrases, lesson_heading, module_heading, quiz_heading
-from renderer.html import html_list, inline_html, markdown_html, page
+from renderer.course_text import choice_label, course_phrases, lesson_heading, module_heading, quiz_heading, with_source
+from renderer.html import html_list, inline_html, lesson_sources_html, markdown_html, page
 from renderer.packaging import XSI, deterministic_zip, xml_bytes, xml_text
 from renderer.phrases import Phrases
 from syllabus.v1 import course_pb2
@@ -104,6 +104,7 @@ def _lesson_page(course: course_pb2.Course, module: course_pb2.Module, words: Ph
     if module.lesson.key_points:
         points = html_list("ul", module.lesson.key_points)
         body.append(f'<div class="key-points"><h4>{escape(words.key_points)}</h4>{points}</div>')
+    body += lesson_sources_html(module, words)
     return _page(course, lesson_heading(module, words), body)
 
 
@@ -119,10 +120,11 @@ def _quiz_page(course: course_pb2.Course, module: course_pb2.Module, words: Phra
             f"<strong>{choice_label(index)}</strong> {inline_html(choice)}</label>"
             for index, choice in enumerate(question.choices)
         )
+        explanation = inline_html(with_source(question.explanation, question, words))
         body.append(
             f'<fieldset id="question-{number}" data-answer="{question.answer_index}">'
             f"<legend>{number}. {inline_html(question.text)}</legend>{choices}"
-            f'<p class="explanation" hidden>{inline_html(question.explanation)}</p></fieldset>'
+            f'<p class="explanation" hidden>{explanation}</p></fieldset>'
         )
     body += [
         f'<button type="submit">{escape(words.submit)}</button>',

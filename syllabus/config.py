@@ -323,6 +323,8 @@ class GatewayConfig:
     # Where the dashboard links a job's trace: an http(s) URL with `{trace_id}` in it (Jaeger's
     # `http://localhost:16686/trace/{trace_id}`, a Grafana Explore link). Empty: the trace id is shown unlinked.
     trace_url: str = ""
+    # The largest source file UploadSource takes (bytes), at most MAX_SOURCE_BYTES.
+    source_max_bytes: int = 3 << 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -400,7 +402,26 @@ class GatewayConfig:
             trace_url=_parse(
                 env, "SYLLABUS_DASHBOARD_TRACE_URL", "", _trace_url, "an http(s) URL with {trace_id} in it"
             ),
+            source_max_bytes=_parse(
+                env,
+                "SYLLABUS_SOURCE_MAX_BYTES",
+                str(cls.source_max_bytes),
+                _source_bytes,
+                f"an integer from 1 to {MAX_SOURCE_BYTES}",
+            ),
         )
+
+
+# An upload is one gRPC message, which the gateway takes up to 4 MiB (gateway.services.MAX_MESSAGE): the file, with
+# room for the request's other fields.
+MAX_SOURCE_BYTES = (4 << 20) - (64 << 10)
+
+
+def _source_bytes(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > MAX_SOURCE_BYTES:
+        raise ValueError(raw)
+    return value
 
 
 def _trace_url(raw: str) -> str:

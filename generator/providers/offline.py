@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from generator.providers.base import ModelReply, ModelRequest
-from generator.tasks import CHOICES_PER_QUESTION, LessonTask, ModuleContext, OutlineTask, QuizTask, SummaryTask
+from generator.tasks import (
+    CHOICES_PER_QUESTION,
+    Grounding,
+    LessonTask,
+    ModuleContext,
+    OutlineTask,
+    QuizTask,
+    SummaryTask,
+)
 
 NAME = "offline"
 MODEL = "offline-draft-1"
@@ -137,12 +145,29 @@ problem  -> simplest solution -> hardest step -> what to learn next
 ## Try it yourself
 
 Explain one objective of this module to a colleague in two minutes, without notes. {onward}
-"""
-    return {
+{_from_sources(task.grounding)}"""
+    reply: dict[str, Any] = {
         "title": _lesson_title(module),
         "body_markdown": body,
         "key_points": [f"{objective}." for objective in module.objectives] + ["This lesson is an offline draft."],
     }
+    if task.grounding:
+        reply["citations"] = [g.citation.passage_id for g in task.grounding]
+    return reply
+
+
+def _from_sources(grounding: Sequence[Grounding]) -> str:
+    """The passages a grounded draft is written from, quoted (their first sentences) with where they are."""
+    if not grounding:
+        return ""
+    quotes = "\n\n".join(
+        f"> {_opening(g.text, 3)}\n>\n> ({g.citation.source_name}, {g.citation.locator})" for g in grounding
+    )
+    return f"\n## From your sources\n\n{quotes}\n"
+
+
+def _opening(text: str, sentences: int) -> str:
+    return " ".join(_SENTENCE.split(" ".join(text.split()))[:sentences])
 
 
 def _revised_note(instruction: str) -> str:
@@ -167,6 +192,8 @@ _FILLERS = (
 
 
 def write_quiz(task: QuizTask) -> dict[str, Any]:
+    if task.grounding:
+        return _grounded_quiz(task)
     module = task.module
     others = [f"It belongs to '{title}' instead" for i, title in enumerate(module.titles) if i != module.index]
     questions = []
@@ -184,6 +211,41 @@ def write_quiz(task: QuizTask) -> dict[str, Any]:
                 "choices": choices,
                 "answer_index": answer,
                 "explanation": f"'{objective}' is one of the stated objectives of '{module.title}'.",
+            }
+        )
+    return {"questions": questions}
+
+
+def _grounded_quiz(task: QuizTask) -> dict[str, Any]:
+    """Questions on the passages: which statement does this page or section make? The distractors are sentences of
+    passages from other places (or fillers), so each choice is real text and exactly one is from the place asked
+    about."""
+    module = task.module
+    openings = [_opening(g.text, 1) for g in task.grounding]
+    questions = []
+    for q in range(task.questions):
+        which = q % len(task.grounding)
+        where = task.grounding[which].citation
+        objective = module.objectives[q % len(module.objectives)] if module.objectives else module.summary
+        # Not from the same page or section: the question asks which statement that place makes.
+        others = [
+            opening
+            for g, opening in zip(task.grounding, openings, strict=True)
+            if (g.citation.source_id, g.citation.locator) != (where.source_id, where.locator)
+            and opening != openings[which]
+        ]
+        distractors = [*dict.fromkeys(others), *_FILLERS][: CHOICES_PER_QUESTION - 1]
+        answer = (module.index + q) % CHOICES_PER_QUESTION
+        choices = [*distractors[:answer], openings[which], *distractors[answer:]]
+        questions.append(
+            {
+                "text": f"(Offline draft, question {q + 1} of '{module.title}') Which statement is made in "
+                f"{where.source_name}, {where.locator}?",
+                "choices": choices,
+                "answer_index": answer,
+                "explanation": f"{where.source_name}, {where.locator} says so; it is material for the objective "
+                f"'{objective}'.",
+                "passage_id": where.passage_id,
             }
         )
     return {"questions": questions}

@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18syllabus/v1/course.proto\x12\x0bsyllabus.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"T\n\x08Question\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63hoices\x18\x02 \x03(\t\x12\x14\n\x0c\x61nswer_index\x18\x03 \x01(\x05\x12\x13\n\x0b\x65xplanation\x18\x04 \x01(\t\"0\n\x04Quiz\x12(\n\tquestions\x18\x01 \x03(\x0b\x32\x15.syllabus.v1.Question\"B\n\x06Lesson\x12\r\n\x05title\x18\x01 \x01(\t\x12\x15\n\rbody_markdown\x18\x02 \x01(\t\x12\x12\n\nkey_points\x18\x03 \x03(\t\"\xc0\x01\n\x06Module\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x12\n\nobjectives\x18\x04 \x03(\t\x12#\n\x06lesson\x18\x05 \x01(\x0b\x32\x13.syllabus.v1.Lesson\x12\x1f\n\x04quiz\x18\x06 \x01(\x0b\x32\x11.syllabus.v1.Quiz\x12-\n\x08\x66indings\x18\x07 \x03(\x0b\x32\x1b.syllabus.v1.QualityFinding\"P\n\x0eQualityFinding\x12\r\n\x05\x63heck\x18\x01 \x01(\t\x12\x0c\n\x04part\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x10\n\x08repaired\x18\x04 \x01(\x08\"\x9e\x01\n\x08\x44ocument\x12+\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1b.syllabus.v1.DocumentFormat\x12\x13\n\x0bobject_name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x16\n\x0e\x63ourse_version\x18\x06 \x01(\x03\"\x92\x01\n\x08\x43ostItem\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x03\x12\x15\n\routput_tokens\x18\x06 \x01(\x03\x12\x1a\n\x12\x65stimated_cost_usd\x18\x07 \x01(\x01\"\xf8\x04\n\x06\x43ourse\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06job_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\'\n\x05level\x18\x05 \x01(\x0e\x32\x18.syllabus.v1.CourseLevel\x12\x10\n\x08language\x18\x06 \x01(\t\x12\r\n\x05title\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12$\n\x07modules\x18\t \x03(\x0b\x32\x13.syllabus.v1.Module\x12(\n\tdocuments\x18\n \x03(\x0b\x32\x15.syllabus.v1.Document\x12\x10\n\x08provider\x18\x0b \x01(\t\x12\r\n\x05model\x18\x0c \x01(\t\x12\x15\n\roffline_draft\x18\r \x01(\x08\x12$\n\x05\x63osts\x18\x0e \x03(\x0b\x32\x15.syllabus.v1.CostItem\x12\x14\n\x0cinput_tokens\x18\x0f \x01(\x03\x12\x15\n\routput_tokens\x18\x10 \x01(\x03\x12\x1a\n\x12\x65stimated_cost_usd\x18\x11 \x01(\x01\x12\x35\n\x0b\x63reate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x14\n\x06tenant\x18\x14 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07version\x18\x15 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06\x63hange\x18\x16 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fpending_job_ids\x18\x17 \x03(\tB\x04\xe2\x41\x01\x03\"a\n\rCourseVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x02\n\x0e\x43ourseEstimate\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07modules\x18\x03 \x01(\x05\x12\x13\n\x0bmodel_calls\x18\x04 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x03\x12\x15\n\routput_tokens\x18\x06 \x01(\x03\x12\x1a\n\x12\x65stimated_cost_usd\x18\x07 \x01(\x01\x12\x12\n\nbudget_usd\x18\x08 \x01(\x01\x12\x11\n\tspent_usd\x18\t \x01(\x01\x12\x35\n\x11\x62udget_period_end\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rwithin_budget\x18\x0b \x01(\x08*\x80\x01\n\x0b\x43ourseLevel\x12\x1c\n\x18\x43OURSE_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43OURSE_LEVEL_BEGINNER\x10\x01\x12\x1d\n\x19\x43OURSE_LEVEL_INTERMEDIATE\x10\x02\x12\x19\n\x15\x43OURSE_LEVEL_ADVANCED\x10\x03*\xb0\x02\n\x0e\x44ocumentFormat\x12\x1f\n\x1b\x44OCUMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44OCUMENT_FORMAT_MARKDOWN\x10\x01\x12\x18\n\x14\x44OCUMENT_FORMAT_HTML\x10\x02\x12\x17\n\x13\x44OCUMENT_FORMAT_PDF\x10\x03\x12\x1c\n\x18\x44OCUMENT_FORMAT_SCORM_12\x10\x04\x12\x1e\n\x1a\x44OCUMENT_FORMAT_SCORM_2004\x10\x05\x12\x1a\n\x16\x44OCUMENT_FORMAT_QTI_21\x10\x06\x12\x1e\n\x1a\x44OCUMENT_FORMAT_MOODLE_XML\x10\x07\x12\x18\n\x14\x44OCUMENT_FORMAT_GIFT\x10\x08\x12\x18\n\x14\x44OCUMENT_FORMAT_EPUB\x10\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18syllabus/v1/course.proto\x12\x0bsyllabus.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n\x08Question\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07\x63hoices\x18\x02 \x03(\t\x12\x14\n\x0c\x61nswer_index\x18\x03 \x01(\x05\x12\x13\n\x0b\x65xplanation\x18\x04 \x01(\t\x12\'\n\x08\x63itation\x18\x05 \x01(\x0b\x32\x15.syllabus.v1.Citation\"0\n\x04Quiz\x12(\n\tquestions\x18\x01 \x03(\x0b\x32\x15.syllabus.v1.Question\"l\n\x06Lesson\x12\r\n\x05title\x18\x01 \x01(\t\x12\x15\n\rbody_markdown\x18\x02 \x01(\t\x12\x12\n\nkey_points\x18\x03 \x03(\t\x12(\n\tcitations\x18\x04 \x03(\x0b\x32\x15.syllabus.v1.Citation\"\xc0\x01\n\x06Module\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x12\n\nobjectives\x18\x04 \x03(\t\x12#\n\x06lesson\x18\x05 \x01(\x0b\x32\x13.syllabus.v1.Lesson\x12\x1f\n\x04quiz\x18\x06 \x01(\x0b\x32\x11.syllabus.v1.Quiz\x12-\n\x08\x66indings\x18\x07 \x03(\x0b\x32\x1b.syllabus.v1.QualityFinding\"P\n\x0eQualityFinding\x12\r\n\x05\x63heck\x18\x01 \x01(\t\x12\x0c\n\x04part\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x10\n\x08repaired\x18\x04 \x01(\x08\"\x9e\x01\n\x08\x44ocument\x12+\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1b.syllabus.v1.DocumentFormat\x12\x13\n\x0bobject_name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x16\n\x0e\x63ourse_version\x18\x06 \x01(\x03\"\x92\x01\n\x08\x43ostItem\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x03\x12\x15\n\routput_tokens\x18\x06 \x01(\x03\x12\x1a\n\x12\x65stimated_cost_usd\x18\x07 \x01(\x01\"\xa4\x05\n\x06\x43ourse\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06job_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x10\n\x08\x61udience\x18\x04 \x01(\t\x12\'\n\x05level\x18\x05 \x01(\x0e\x32\x18.syllabus.v1.CourseLevel\x12\x10\n\x08language\x18\x06 \x01(\t\x12\r\n\x05title\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12$\n\x07modules\x18\t \x03(\x0b\x32\x13.syllabus.v1.Module\x12(\n\tdocuments\x18\n \x03(\x0b\x32\x15.syllabus.v1.Document\x12\x10\n\x08provider\x18\x0b \x01(\t\x12\r\n\x05model\x18\x0c \x01(\t\x12\x15\n\roffline_draft\x18\r \x01(\x08\x12$\n\x05\x63osts\x18\x0e \x03(\x0b\x32\x15.syllabus.v1.CostItem\x12\x14\n\x0cinput_tokens\x18\x0f \x01(\x03\x12\x15\n\routput_tokens\x18\x10 \x01(\x03\x12\x1a\n\x12\x65stimated_cost_usd\x18\x11 \x01(\x01\x12\x35\n\x0b\x63reate_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x14\n\x06tenant\x18\x14 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07version\x18\x15 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06\x63hange\x18\x16 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fpending_job_ids\x18\x17 \x03(\tB\x04\xe2\x41\x01\x03\x12*\n\x07sources\x18\x18 \x03(\x0b\x32\x13.syllabus.v1.SourceB\x04\xe2\x41\x01\x03\"a\n\rCourseVersion\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x0e\n\x06\x63hange\x18\x02 \x01(\t\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x02\n\x0e\x43ourseEstimate\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07modules\x18\x03 \x01(\x05\x12\x13\n\x0bmodel_calls\x18\x04 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x03\x12\x15\n\routput_tokens\x18\x06 \x01(\x03\x12\x1a\n\x12\x65stimated_cost_usd\x18\x07 \x01(\x01\x12\x12\n\nbudget_usd\x18\x08 \x01(\x01\x12\x11\n\tspent_usd\x18\t \x01(\x01\x12\x35\n\x11\x62udget_period_end\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rwithin_budget\x18\x0b \x01(\x08\"\xe8\x01\n\x06Source\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x18\n\nsize_bytes\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06sha256\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05pages\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08passages\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06tenant\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"G\n\x07Passage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tsource_id\x18\x02 \x01(\t\x12\x0f\n\x07locator\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\"Y\n\nSourceText\x12#\n\x06source\x18\x01 \x01(\x0b\x32\x13.syllabus.v1.Source\x12&\n\x08passages\x18\x02 \x03(\x0b\x32\x14.syllabus.v1.Passage\"W\n\x08\x43itation\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\x12\x0f\n\x07locator\x18\x03 \x01(\t\x12\x12\n\npassage_id\x18\x04 \x01(\t*\x80\x01\n\x0b\x43ourseLevel\x12\x1c\n\x18\x43OURSE_LEVEL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43OURSE_LEVEL_BEGINNER\x10\x01\x12\x1d\n\x19\x43OURSE_LEVEL_INTERMEDIATE\x10\x02\x12\x19\n\x15\x43OURSE_LEVEL_ADVANCED\x10\x03*\xb0\x02\n\x0e\x44ocumentFormat\x12\x1f\n\x1b\x44OCUMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44OCUMENT_FORMAT_MARKDOWN\x10\x01\x12\x18\n\x14\x44OCUMENT_FORMAT_HTML\x10\x02\x12\x17\n\x13\x44OCUMENT_FORMAT_PDF\x10\x03\x12\x1c\n\x18\x44OCUMENT_FORMAT_SCORM_12\x10\x04\x12\x1e\n\x1a\x44OCUMENT_FORMAT_SCORM_2004\x10\x05\x12\x1a\n\x16\x44OCUMENT_FORMAT_QTI_21\x10\x06\x12\x1e\n\x1a\x44OCUMENT_FORMAT_MOODLE_XML\x10\x07\x12\x18\n\x14\x44OCUMENT_FORMAT_GIFT\x10\x08\x12\x18\n\x14\x44OCUMENT_FORMAT_EPUB\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,28 +49,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COURSE'].fields_by_name['change']._serialized_options = b'\342A\001\003'
   _globals['_COURSE'].fields_by_name['pending_job_ids']._loaded_options = None
   _globals['_COURSE'].fields_by_name['pending_job_ids']._serialized_options = b'\342A\001\003'
-  _globals['_COURSELEVEL']._serialized_start=1913
-  _globals['_COURSELEVEL']._serialized_end=2041
-  _globals['_DOCUMENTFORMAT']._serialized_start=2044
-  _globals['_DOCUMENTFORMAT']._serialized_end=2348
+  _globals['_COURSE'].fields_by_name['sources']._loaded_options = None
+  _globals['_COURSE'].fields_by_name['sources']._serialized_options = b'\342A\001\003'
+  _globals['_SOURCE'].fields_by_name['id']._loaded_options = None
+  _globals['_SOURCE'].fields_by_name['id']._serialized_options = b'\342A\001\003'
+  _globals['_SOURCE'].fields_by_name['size_bytes']._loaded_options = None
+  _globals['_SOURCE'].fields_by_name['size_bytes']._serialized_options = b'\342A\001\003'
+  _globals['_SOURCE'].fields_by_name['sha256']._loaded_options = None
+  _globals['_SOURCE'].fields_by_name['sha256']._serialized_options = b'\342A\001\003'
+  _globals['_SOURCE'].fields_by_name['pages']._loaded_options = None
+  _globals['_SOURCE'].fields_by_name['pages']._serialized_options = b'\342A\001\003'
+  _globals['_SOURCE'].fields_by_name['passages']._loaded_options = None
+  _globals['_SOURCE'].fields_by_name['passages']._serialized_options = b'\342A\001\003'
+  _globals['_SOURCE'].fields_by_name['tenant']._loaded_options = None
+  _globals['_SOURCE'].fields_by_name['tenant']._serialized_options = b'\342A\001\003'
+  _globals['_SOURCE'].fields_by_name['create_time']._loaded_options = None
+  _globals['_SOURCE'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_COURSELEVEL']._serialized_start=2528
+  _globals['_COURSELEVEL']._serialized_end=2656
+  _globals['_DOCUMENTFORMAT']._serialized_start=2659
+  _globals['_DOCUMENTFORMAT']._serialized_end=2963
   _globals['_QUESTION']._serialized_start=107
-  _globals['_QUESTION']._serialized_end=191
-  _globals['_QUIZ']._serialized_start=193
-  _globals['_QUIZ']._serialized_end=241
-  _globals['_LESSON']._serialized_start=243
-  _globals['_LESSON']._serialized_end=309
-  _globals['_MODULE']._serialized_start=312
-  _globals['_MODULE']._serialized_end=504
-  _globals['_QUALITYFINDING']._serialized_start=506
-  _globals['_QUALITYFINDING']._serialized_end=586
-  _globals['_DOCUMENT']._serialized_start=589
-  _globals['_DOCUMENT']._serialized_end=747
-  _globals['_COSTITEM']._serialized_start=750
-  _globals['_COSTITEM']._serialized_end=896
-  _globals['_COURSE']._serialized_start=899
-  _globals['_COURSE']._serialized_end=1531
-  _globals['_COURSEVERSION']._serialized_start=1533
-  _globals['_COURSEVERSION']._serialized_end=1630
-  _globals['_COURSEESTIMATE']._serialized_start=1633
-  _globals['_COURSEESTIMATE']._serialized_end=1910
+  _globals['_QUESTION']._serialized_end=232
+  _globals['_QUIZ']._serialized_start=234
+  _globals['_QUIZ']._serialized_end=282
+  _globals['_LESSON']._serialized_start=284
+  _globals['_LESSON']._serialized_end=392
+  _globals['_MODULE']._serialized_start=395
+  _globals['_MODULE']._serialized_end=587
+  _globals['_QUALITYFINDING']._serialized_start=589
+  _globals['_QUALITYFINDING']._serialized_end=669
+  _globals['_DOCUMENT']._serialized_start=672
+  _globals['_DOCUMENT']._serialized_end=830
+  _globals['_COSTITEM']._serialized_start=833
+  _globals['_COSTITEM']._serialized_end=979
+  _globals['_COURSE']._serialized_start=982
+  _globals['_COURSE']._serialized_end=1658
+  _globals['_COURSEVERSION']._serialized_start=1660
+  _globals['_COURSEVERSION']._serialized_end=1757
+  _globals['_COURSEESTIMATE']._serialized_start=1760
+  _globals['_COURSEESTIMATE']._serialized_end=2037
+  _globals['_SOURCE']._serialized_start=2040
+  _globals['_SOURCE']._serialized_end=2272
+  _globals['_PASSAGE']._serialized_start=2274
+  _globals['_PASSAGE']._serialized_end=2345
+  _globals['_SOURCETEXT']._serialized_start=2347
+  _globals['_SOURCETEXT']._serialized_end=2436
+  _globals['_CITATION']._serialized_start=2438
+  _globals['_CITATION']._serialized_end=2525
 # @@protoc_insertion_point(module_scope)

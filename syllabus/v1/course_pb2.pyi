@@ -46,16 +46,18 @@ DOCUMENT_FORMAT_GIFT: DocumentFormat
 DOCUMENT_FORMAT_EPUB: DocumentFormat
 
 class Question(_message.Message):
-    __slots__ = ("text", "choices", "answer_index", "explanation")
+    __slots__ = ("text", "choices", "answer_index", "explanation", "citation")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CHOICES_FIELD_NUMBER: _ClassVar[int]
     ANSWER_INDEX_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    CITATION_FIELD_NUMBER: _ClassVar[int]
     text: str
     choices: _containers.RepeatedScalarFieldContainer[str]
     answer_index: int
     explanation: str
-    def __init__(self, text: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., answer_index: _Optional[int] = ..., explanation: _Optional[str] = ...) -> None: ...
+    citation: Citation
+    def __init__(self, text: _Optional[str] = ..., choices: _Optional[_Iterable[str]] = ..., answer_index: _Optional[int] = ..., explanation: _Optional[str] = ..., citation: _Optional[_Union[Citation, _Mapping]] = ...) -> None: ...
 
 class Quiz(_message.Message):
     __slots__ = ("questions",)
@@ -64,14 +66,16 @@ class Quiz(_message.Message):
     def __init__(self, questions: _Optional[_Iterable[_Union[Question, _Mapping]]] = ...) -> None: ...
 
 class Lesson(_message.Message):
-    __slots__ = ("title", "body_markdown", "key_points")
+    __slots__ = ("title", "body_markdown", "key_points", "citations")
     TITLE_FIELD_NUMBER: _ClassVar[int]
     BODY_MARKDOWN_FIELD_NUMBER: _ClassVar[int]
     KEY_POINTS_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
     title: str
     body_markdown: str
     key_points: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, title: _Optional[str] = ..., body_markdown: _Optional[str] = ..., key_points: _Optional[_Iterable[str]] = ...) -> None: ...
+    citations: _containers.RepeatedCompositeFieldContainer[Citation]
+    def __init__(self, title: _Optional[str] = ..., body_markdown: _Optional[str] = ..., key_points: _Optional[_Iterable[str]] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ...) -> None: ...
 
 class Module(_message.Message):
     __slots__ = ("index", "title", "summary", "objectives", "lesson", "quiz", "findings")
@@ -138,7 +142,7 @@ class CostItem(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., kind: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ...) -> None: ...
 
 class Course(_message.Message):
-    __slots__ = ("id", "job_id", "prompt", "audience", "level", "language", "title", "description", "modules", "documents", "provider", "model", "offline_draft", "costs", "input_tokens", "output_tokens", "estimated_cost_usd", "create_time", "update_time", "tenant", "version", "change", "pending_job_ids")
+    __slots__ = ("id", "job_id", "prompt", "audience", "level", "language", "title", "description", "modules", "documents", "provider", "model", "offline_draft", "costs", "input_tokens", "output_tokens", "estimated_cost_usd", "create_time", "update_time", "tenant", "version", "change", "pending_job_ids", "sources")
     ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +166,7 @@ class Course(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     PENDING_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     prompt: str
@@ -185,7 +190,8 @@ class Course(_message.Message):
     version: int
     change: str
     pending_job_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., prompt: _Optional[str] = ..., audience: _Optional[str] = ..., level: _Optional[_Union[CourseLevel, str]] = ..., language: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[Module, _Mapping]]] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline_draft: _Optional[bool] = ..., costs: _Optional[_Iterable[_Union[CostItem, _Mapping]]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ..., version: _Optional[int] = ..., change: _Optional[str] = ..., pending_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[Source]
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., prompt: _Optional[str] = ..., audience: _Optional[str] = ..., level: _Optional[_Union[CourseLevel, str]] = ..., language: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., modules: _Optional[_Iterable[_Union[Module, _Mapping]]] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., offline_draft: _Optional[bool] = ..., costs: _Optional[_Iterable[_Union[CostItem, _Mapping]]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ..., version: _Optional[int] = ..., change: _Optional[str] = ..., pending_job_ids: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ...) -> None: ...
 
 class CourseVersion(_message.Message):
     __slots__ = ("version", "change", "update_time")
@@ -222,3 +228,57 @@ class CourseEstimate(_message.Message):
     budget_period_end: _timestamp_pb2.Timestamp
     within_budget: bool
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., modules: _Optional[int] = ..., model_calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., estimated_cost_usd: _Optional[float] = ..., budget_usd: _Optional[float] = ..., spent_usd: _Optional[float] = ..., budget_period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., within_budget: _Optional[bool] = ...) -> None: ...
+
+class Source(_message.Message):
+    __slots__ = ("id", "name", "content_type", "size_bytes", "sha256", "pages", "passages", "tenant", "create_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    PAGES_FIELD_NUMBER: _ClassVar[int]
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    pages: int
+    passages: int
+    tenant: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., pages: _Optional[int] = ..., passages: _Optional[int] = ..., tenant: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Passage(_message.Message):
+    __slots__ = ("id", "source_id", "locator", "text")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATOR_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    source_id: str
+    locator: str
+    text: str
+    def __init__(self, id: _Optional[str] = ..., source_id: _Optional[str] = ..., locator: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class SourceText(_message.Message):
+    __slots__ = ("source", "passages")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    source: Source
+    passages: _containers.RepeatedCompositeFieldContainer[Passage]
+    def __init__(self, source: _Optional[_Union[Source, _Mapping]] = ..., passages: _Optional[_Iterable[_Union[Passage, _Mapping]]] = ...) -> None: ...
+
+class Citation(_message.Message):
+    __slots__ = ("source_id", "source_name", "locator", "passage_id")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    LOCATOR_FIELD_NUMBER: _ClassVar[int]
+    PASSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    source_name: str
+    locator: str
+    passage_id: str
+    def __init__(self, source_id: _Optional[str] = ..., source_name: _Optional[str] = ..., locator: _Optional[str] = ..., passage_id: _Optional[str] = ...) -> None: ...

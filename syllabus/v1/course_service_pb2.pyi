@@ -219,3 +219,43 @@ class ListCourseVersionsResponse(_message.Message):
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     versions: _containers.RepeatedCompositeFieldContainer[_course_pb2.CourseVersion]
     def __init__(self, versions: _Optional[_Iterable[_Union[_course_pb2.CourseVersion, _Mapping]]] = ...) -> None: ...
+
+class UploadSourceRequest(_message.Message):
+    __slots__ = ("filename", "content_type", "data")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    content_type: str
+    data: bytes
+    def __init__(self, filename: _Optional[str] = ..., content_type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UploadSourceResponse(_message.Message):
+    __slots__ = ("source",)
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    source: _course_pb2.Source
+    def __init__(self, source: _Optional[_Union[_course_pb2.Source, _Mapping]] = ...) -> None: ...
+
+class GetSourceRequest(_message.Message):
+    __slots__ = ("source_id",)
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    def __init__(self, source_id: _Optional[str] = ...) -> None: ...
+
+class GetSourceResponse(_message.Message):
+    __slots__ = ("source", "passages")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    source: _course_pb2.Source
+    passages: _containers.RepeatedCompositeFieldContainer[_course_pb2.Passage]
+    def __init__(self, source: _Optional[_Union[_course_pb2.Source, _Mapping]] = ..., passages: _Optional[_Iterable[_Union[_course_pb2.Passage, _Mapping]]] = ...) -> None: ...
+
+class ListSourcesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSourcesResponse(_message.Message):
+    __slots__ = ("sources",)
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    sources: _containers.RepeatedCompositeFieldContainer[_course_pb2.Source]
+    def __init__(self, sources: _Optional[_Iterable[_Union[_course_pb2.Source, _Mapping]]] = ...) -> None: ...

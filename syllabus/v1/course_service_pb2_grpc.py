@@ -91,6 +91,21 @@ class CourseServiceStub:
                 request_serializer=syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsRequest.SerializeToString,
                 response_deserializer=syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsResponse.FromString,
                 _registered_method=True)
+        self.UploadSource = channel.unary_unary(
+                '/syllabus.v1.CourseService/UploadSource',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.UploadSourceRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.UploadSourceResponse.FromString,
+                _registered_method=True)
+        self.GetSource = channel.unary_unary(
+                '/syllabus.v1.CourseService/GetSource',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.GetSourceRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.GetSourceResponse.FromString,
+                _registered_method=True)
+        self.ListSources = channel.unary_unary(
+                '/syllabus.v1.CourseService/ListSources',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.ListSourcesRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.ListSourcesResponse.FromString,
+                _registered_method=True)
 
 
 class CourseServiceServicer:
@@ -175,6 +190,25 @@ class CourseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadSource(self, request, context):
+        """Upload a file (Markdown, plain text, PDF or HTML) to ground courses on; its text is extracted at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSource(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSources(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CourseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +266,21 @@ def add_CourseServiceServicer_to_server(servicer, server):
                     servicer.ListCourseVersions,
                     request_deserializer=syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsRequest.FromString,
                     response_serializer=syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsResponse.SerializeToString,
+            ),
+            'UploadSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.UploadSource,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.UploadSourceRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.UploadSourceResponse.SerializeToString,
+            ),
+            'GetSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSource,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.GetSourceRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.GetSourceResponse.SerializeToString,
+            ),
+            'ListSources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSources,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.ListSourcesRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.ListSourcesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -532,6 +581,87 @@ class CourseService:
             '/syllabus.v1.CourseService/ListCourseVersions',
             syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsRequest.SerializeToString,
             syllabus_dot_v1_dot_course__service__pb2.ListCourseVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/UploadSource',
+            syllabus_dot_v1_dot_course__service__pb2.UploadSourceRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.UploadSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/GetSource',
+            syllabus_dot_v1_dot_course__service__pb2.GetSourceRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.GetSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/ListSources',
+            syllabus_dot_v1_dot_course__service__pb2.ListSourcesRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.ListSourcesResponse.FromString,
             options,
             channel_credentials,
             insecure,

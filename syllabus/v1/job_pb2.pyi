@@ -124,7 +124,7 @@ class ModelSelection(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class GenerateCourse(_message.Message):
-    __slots__ = ("prompt", "modules", "audience", "level", "language", "model", "course_id")
+    __slots__ = ("prompt", "modules", "audience", "level", "language", "model", "course_id", "source_ids")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MODULES_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +132,7 @@ class GenerateCourse(_message.Message):
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     COURSE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_IDS_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     modules: int
     audience: str
@@ -139,7 +140,8 @@ class GenerateCourse(_message.Message):
     language: str
     model: ModelSelection
     course_id: str
-    def __init__(self, prompt: _Optional[str] = ..., modules: _Optional[int] = ..., audience: _Optional[str] = ..., level: _Optional[_Union[_course_pb2.CourseLevel, str]] = ..., language: _Optional[str] = ..., model: _Optional[_Union[ModelSelection, _Mapping]] = ..., course_id: _Optional[str] = ...) -> None: ...
+    source_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, prompt: _Optional[str] = ..., modules: _Optional[int] = ..., audience: _Optional[str] = ..., level: _Optional[_Union[_course_pb2.CourseLevel, str]] = ..., language: _Optional[str] = ..., model: _Optional[_Union[ModelSelection, _Mapping]] = ..., course_id: _Optional[str] = ..., source_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerateLesson(_message.Message):
     __slots__ = ("course_id", "module_index", "model", "instruction", "course_version")

@@ -43,6 +43,7 @@ class Theirs:
     dead: job_pb2.Job
     course: course_pb2.Course
     schedule_id: str
+    source: course_pb2.Source
 
 
 def summarize(text: str, key: str = "") -> J.SubmitJobRequest:
@@ -68,9 +69,11 @@ async def theirs(secured: Secured, start_worker: StartWorker) -> Theirs:
         schedule = job_pb2.Schedule(id="nightly", interval=duration_pb2.Duration(seconds=3600))
         schedule.spec.summarize_text.text = "ok"
         await acme.schedules.CreateSchedule(S.CreateScheduleRequest(schedule=schedule), timeout=10)
+        upload = C.UploadSourceRequest(filename="notes.md", data=b"# Ownership\n\nEvery value has one owner.\n")
+        source = (await acme.courses.UploadSource(upload, timeout=10)).source
     finally:
         await acme.channel.close()
-    return Theirs(job, dead, course.course, "nightly")
+    return Theirs(job, dead, course.course, "nightly", source)
 
 
 async def not_found(call: Awaitable[object]) -> None:
@@ -210,6 +213,27 @@ async def _remove_module(s: Stubs, t: Theirs) -> None:
 @check("syllabus.v1.CourseService.ListCourseVersions")
 async def _versions(s: Stubs, t: Theirs) -> None:
     await not_found(s.courses.ListCourseVersions(C.ListCourseVersionsRequest(course_id=t.course.id), timeout=10))
+
+
+@check("syllabus.v1.CourseService.UploadSource")
+async def _upload_source(s: Stubs, t: Theirs) -> None:
+    upload = C.UploadSourceRequest(filename="notes.txt", data=b"Goroutines are cheap threads.")
+    made = (await s.courses.UploadSource(upload, timeout=10)).source
+    assert made.tenant == "globex" and made.id != t.source.id
+
+
+@check("syllabus.v1.CourseService.GetSource")
+async def _get_source(s: Stubs, t: Theirs) -> None:
+    await not_found(s.courses.GetSource(C.GetSourceRequest(source_id=t.source.id), timeout=10))
+    # Nor can a course be grounded on it.
+    course = job_pb2.GenerateCourse(prompt="Rust ownership", source_ids=[t.source.id])
+    await not_found(s.courses.CreateCourse(C.CreateCourseRequest(course=course), timeout=10))
+
+
+@check("syllabus.v1.CourseService.ListSources")
+async def _list_sources(s: Stubs, t: Theirs) -> None:
+    listed = await s.courses.ListSources(C.ListSourcesRequest(), timeout=10)
+    assert t.source.id not in {source.id for source in listed.sources}
 
 
 @check("syllabus.v1.ScheduleService.CreateSchedule")
@@ -417,6 +441,7 @@ REST_ROUTES = [
     ("GET", "/v1/courses/{course}/versions"),
     ("GET", "/v1/courses/{course}?version=1"),
     ("DELETE", "/v1/courses/{course}/modules/0"),
+    ("GET", "/v1/sources/{source}"),
     ("GET", "/v1/schedules/nightly"),
     ("PATCH", "/v1/schedules/nightly"),
     ("DELETE", "/v1/schedules/nightly"),
@@ -435,6 +460,7 @@ async def test_another_tenant_gets_404_for_each_of_theirs_over_rest(secured: Sec
         "course_job": theirs.course.job_id,
         "course": theirs.course.id,
         "dead": theirs.dead.id,
+        "source": theirs.source.id,
     }
     for verb, template in REST_ROUTES:
         path = template.format(**names)
@@ -447,6 +473,7 @@ async def test_another_tenant_gets_404_for_each_of_theirs_over_rest(secured: Sec
         ("/v1/jobs", "jobs", "id", theirs.job.id),
         ("/v1/courses", "courses", "id", theirs.course.id),
         ("/v1/schedules", "schedules", "id", "nightly"),
+        ("/v1/sources", "sources", "id", theirs.source.id),
     ):
         answer = await secured.http.get(path, headers=headers)
         assert answer.status_code == 200

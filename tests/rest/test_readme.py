@@ -66,9 +66,10 @@ async def run_examples(script: str, address: str, cwd: Path) -> tuple[int, str, 
 
 def test_the_section_has_job_and_course_examples() -> None:
     blocks = rest_examples()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     assert "curl -N" in job_examples() and "Accept: text/event-stream" in job_examples()
     assert "/document" in course_examples()
+    assert "/v1/sources" in job_examples()
 
 
 async def test_readme_job_examples(rest: Rest, start_worker: StartWorker, tmp_path: Path) -> None:
@@ -87,3 +88,7 @@ async def test_readme_job_examples(rest: Rest, start_worker: StartWorker, tmp_pa
     # The errors, with their HTTP statuses.
     assert '"field":"spec.summarize_text.text"' in out and " HTTP 400" in out
     assert '"code":5,"message":"job \'no-such-job\' not found"' in out and " HTTP 404" in out
+    # The source: uploaded as base64, then read back with its passage and listed.
+    assert '"name":"notes.md","contentType":"text/markdown"' in out
+    assert '"locator":"section \'Queues\'","text":"A queue keeps messages until a consumer acknowledges them."' in out
+    assert '{"sources":[{' in out

@@ -32,6 +32,11 @@ function steps(course, job) {
       finished ? `✓ ${label}` : label)));
 }
 
+// Where a cited passage is: "handbook.pdf, page 12".
+function place(citation) {
+  return [citation.sourceName || citation.sourceId, citation.locator].filter(Boolean).join(', ');
+}
+
 function question(item, index) {
   const choices = item.choices || [];
   const answer = Number(item.answerIndex || 0);
@@ -39,7 +44,8 @@ function question(item, index) {
     h('ol', { type: 'A', class: 'choices' }, choices.map((choice) => h('li', null, choice))),
     h('details', { class: 'answer' }, h('summary', null, `Show the answer to question ${index + 1}`),
       h('p', { class: 'revealed' }, h('strong', null, `Answer: ${String.fromCharCode(65 + answer)}. ${choices[answer] || ''}`)),
-      item.explanation ? h('p', null, item.explanation) : null));
+      item.explanation ? h('p', null, item.explanation) : null,
+      item.citation ? h('p', { class: 'muted' }, `Source: ${place(item.citation)}`) : null));
 }
 
 // The quality findings its repair did not fix: what a reviewer should look at.
@@ -64,7 +70,9 @@ function moduleSection(module) {
     (module.objectives || []).length ? h('ul', null, module.objectives.map((item) => h('li', null, item))) : null,
     lesson.title ? h('article', { class: 'lesson' }, h('h3', { class: 'lesson-title' }, lesson.title),
       markdown(lesson.bodyMarkdown),
-      (lesson.keyPoints || []).length ? [h('h4', null, 'Key points'), h('ul', null, lesson.keyPoints.map((p) => h('li', null, p)))] : null)
+      (lesson.keyPoints || []).length ? [h('h4', null, 'Key points'), h('ul', null, lesson.keyPoints.map((p) => h('li', null, p)))] : null,
+      (lesson.citations || []).length ? [h('h4', null, 'Sources'),
+        h('ul', null, [...new Set(lesson.citations.map(place))].map((p) => h('li', null, p)))] : null)
       : h('p', { class: 'muted' }, 'Lesson being written…'),
     (quiz.questions || []).length ? [h('h3', null, 'Quiz'), h('ol', { class: 'quiz' }, quiz.questions.map(question))]
       : h('p', { class: 'muted' }, 'Quiz being written…'));
@@ -113,6 +121,7 @@ export default async function coursePage(view, ctx) {
       course.offlineDraft ? h('p', { class: 'notice' }, 'An offline draft: written without a model.') : null,
       reviewSummary(course),
       course.description ? h('p', null, course.description) : null,
+      (course.sources || []).length ? h('p', { id: 'course-sources' }, `Sources: ${course.sources.map((source) => source.name).join(', ')}`) : null,
       (course.documents || []).length ? h('div', { class: 'actions', id: 'downloads' }, FORMATS
         .filter(([, format]) => course.documents.some((document) => document.format === format))
         .map(([label, format, extension]) =>

@@ -213,10 +213,13 @@ class Queues:
         self._checked(queue, self._known(pools.values(), live, already))
         if paused:
             await self._paused.pause(queue)
-        else:
-            await self._paused.resume(queue)
-        # Resumed, a pool that no longer has tasks or workers is no queue any more: shown all the same.
+            (stats,) = await self.stats(queue, DEFAULT_WINDOW, check=False)
+            return stats
+        # Counted before the resume: what was waiting then is what the workers take again, and they may take it
+        # before a count made afterwards. (A pool that no longer has tasks or workers is shown all the same.)
         (stats,) = await self.stats(queue, DEFAULT_WINDOW, check=False)
+        await self._paused.resume(queue)
+        stats.paused = False
         return stats
 
 

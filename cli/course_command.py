@@ -80,7 +80,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--estimate",
         action="store_true",
-        help="only print what the course would cost (model calls, tokens, price, the budget left); write nothing",
+        help="only print what the course would cost (model calls, tokens, price, the budget left) and start no "
+        "course; a --source file is still uploaded, and its id printed for --source-id",
     )
     parser.add_argument("--key", default="", help="idempotency key: running the command again resumes that course")
     parser.add_argument(

@@ -2,8 +2,8 @@
 
 Modules and questions are numbered from 1 here, as the documents number them (the API counts from 0). Each
 change makes the course's next version and prints it; a change written by jobs (regenerate, add) prints their
-ids, and with --wait follows them to the end (a hand edit's job is the render job of its version; the last part
-job of a regenerate or add submits the version's render job). Exit 0 on success, 1 when the
+ids, and with --wait follows them to the end and then the version's render job (a hand edit's job is that render
+job; the last part job of a regenerate or add submits it, and it is found by its labels). Exit 0 on success, 1 when the
 gateway refused or failed (with the reason), 2 for invalid input.
 """
 
@@ -20,6 +20,7 @@ import grpc
 from syllabus import credentials
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError, error_from
 from syllabus.config import ClientConfig, GatewayConfig
+from syllabus.courseversions import version_labels
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 
 EXIT_SUCCEEDED = 0
@@ -187,7 +188,15 @@ async def edit(addr: str, args: argparse.Namespace, stream: TextIO) -> int:
             print(f"  {job.kind} job {job.id}", file=stream)
         if not args.wait:
             return EXIT_SUCCEEDED
-        return await _follow(client, jobs, stream)
+        code = await _follow(client, jobs, stream)
+        if code != EXIT_SUCCEEDED or any(job.kind == "render_document" for job in jobs):
+            return code
+        # The part jobs are done; the last of them submitted the version's render job, found by its labels.
+        page = await client.list(kind="render_document", labels=version_labels(course.id, course.version))
+        if not page.items:
+            print(f"syllabus: no render job of version {course.version} was found", file=stream)
+            return EXIT_FAILED
+        return await _follow(client, page.items, stream)
     finally:
         await client.close()
 

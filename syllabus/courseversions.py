@@ -16,6 +16,11 @@ def version_render_key(course_id: str, version: int) -> str:
     return f"{course_id}:render:v{version}"
 
 
+def version_labels(course_id: str, version: int) -> dict[str, str]:
+    """The labels of a version's render job, by which a caller finds it (ListJobs): the last part job submits it."""
+    return {"course": course_id, "course_version": str(version)}
+
+
 def version_render_job(
     course_id: str, version: int, tenant: str, options: job_pb2.JobOptions, default_max_attempts: int
 ) -> job_pb2.Job:
@@ -26,6 +31,7 @@ def version_render_job(
         idempotency_key=version_render_key(course_id, version),
     )
     render_options.labels.update(options.labels)
+    render_options.labels.update(version_labels(course_id, version))
     return build_job(
         job_pb2.JobSpec(render_document=job_pb2.RenderDocument(course_id=course_id, course_version=version)),
         render_options,

@@ -256,7 +256,12 @@ async def test_course_edit_command_regenerates_lists_versions_and_names_a_bad_fi
     assert code == 0, err
     assert f"course {course.id} is at version 2: regenerated the lesson of module 3: simpler" in err
     assert "generate_lesson job" in err and "succeeded" in err
-    assert "Written again as asked:** simpler" in (await get(stack, course.id)).modules[2].lesson.body_markdown
+    # --wait ends once the new version is rendered, not only written: the documents are version 2's.
+    [render] = [job for job in await render_jobs(stack, course.id) if job.spec.render_document.course_version == 2]
+    assert f"render_document job {render.id} succeeded" in err, err
+    changed = await get(stack, course.id)
+    assert "Written again as asked:** simpler" in changed.modules[2].lesson.body_markdown
+    assert changed.documents and {document.course_version for document in changed.documents} == {2}
 
     assert await asyncio.to_thread(cli.main, [*base, "versions"]) == 0
     assert capsys.readouterr().err.splitlines() == [

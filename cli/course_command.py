@@ -16,8 +16,9 @@ from typing import Any, TextIO
 
 import grpc
 
+from cli.gatewaycalls import run_against_gateway
 from syllabus import credentials
-from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError, error_from
+from syllabus.client import SyllabusClient, error_from
 from syllabus.config import ClientConfig, GatewayConfig
 from syllabus.coursecontract import DEFAULT_LANGUAGE, DEFAULT_MODULES
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
@@ -131,16 +132,7 @@ def run(args: argparse.Namespace) -> int:
         options=job_pb2.JobOptions(idempotency_key=args.key),
         validate_only=args.estimate,
     )
-    try:
-        return asyncio.run(write_course(addr, request, FORMATS[document_format][0], out, sys.stderr, sources))
-    except GatewayUnreachable as exc:
-        print(f"syllabus: cannot reach the gateway at {exc.addr} (is `syllabus up` running?)", file=sys.stderr)
-        return EXIT_FAILED
-    except SyllabusError as exc:
-        print(f"syllabus: {exc.code.name}: {exc.message}", file=sys.stderr)
-        for violation in exc.field_violations:
-            print(f"  {violation.field}: {violation.description}", file=sys.stderr)
-        return EXIT_USAGE if exc.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
+    return run_against_gateway(write_course(addr, request, FORMATS[document_format][0], out, sys.stderr, sources))
 
 
 async def write_course(

@@ -17,8 +17,9 @@ from typing import Any, TextIO
 
 import grpc
 
+from cli.gatewaycalls import run_against_gateway
 from syllabus import credentials
-from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError, error_from
+from syllabus.client import SyllabusClient, error_from
 from syllabus.config import ClientConfig, GatewayConfig
 from syllabus.courseversions import version_labels
 from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
@@ -98,18 +99,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     addr = args.addr or GatewayConfig.from_env().grpc_addr
     try:
-        return asyncio.run(edit(addr, args, sys.stderr))
+        return run_against_gateway(edit(addr, args, sys.stderr))
     except UsageError as exc:
         print(f"syllabus: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except GatewayUnreachable as exc:
-        print(f"syllabus: cannot reach the gateway at {exc.addr} (is `syllabus up` running?)", file=sys.stderr)
-        return EXIT_FAILED
-    except SyllabusError as exc:
-        print(f"syllabus: {exc.code.name}: {exc.message}", file=sys.stderr)
-        for violation in exc.field_violations:
-            print(f"  {violation.field}: {violation.description}", file=sys.stderr)
-        return EXIT_USAGE if exc.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_FAILED
 
 
 async def _read(path: Path) -> str:

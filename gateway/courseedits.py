@@ -63,6 +63,14 @@ def _module(course: course_pb2.Course, index: int, field: str = "module_index") 
     return course.modules[index]
 
 
+def _forget_findings(module: course_pb2.Module, part: str) -> None:
+    """A hand edit's part: its findings were about the text it replaces, and a teacher's own text is theirs to
+    judge."""
+    kept = [finding for finding in module.findings if finding.part != part]
+    del module.findings[:]
+    module.findings.extend(kept)
+
+
 def _renumber(course: course_pb2.Course) -> None:
     for index, module in enumerate(course.modules):
         module.index = index
@@ -266,10 +274,7 @@ class CourseEdits:
         def apply(course: course_pb2.Course) -> str:
             module = _module(course, request.module_index)
             module.lesson.body_markdown = request.body_markdown
-            # Findings were about the text it replaces; a teacher's own text is theirs to judge.
-            kept = [finding for finding in module.findings if finding.part != "lesson"]
-            del module.findings[:]
-            module.findings.extend(kept)
+            _forget_findings(module, "lesson")
             return f"edited the lesson of module {request.module_index + 1}"
 
         changed = await self.change(context, request.course_id, request.expected_version, apply)
@@ -290,10 +295,7 @@ class CourseEdits:
                     invalid("question_index", f"module {request.module_index} has {len(questions)} questions")
                 )
             questions[request.question_index].CopyFrom(request.question)
-            part = f"quiz.questions[{request.question_index}]"
-            kept = [finding for finding in module.findings if finding.part != part]
-            del module.findings[:]
-            module.findings.extend(kept)
+            _forget_findings(module, f"quiz.questions[{request.question_index}]")
             return f"edited question {request.question_index + 1} of module {request.module_index + 1}"
 
         changed = await self.change(context, request.course_id, request.expected_version, apply)

@@ -17,6 +17,7 @@ from google.rpc import code_pb2, error_details_pb2
 from gateway.artifacts import Stored, document_name, download, not_found
 from gateway.auth import caller
 from gateway.courseedits import CourseEdits
+from gateway.extraction_process import Extractor
 from gateway.jobs import call_timeout
 from gateway.limits import Limits
 from gateway.sources import Sources
@@ -66,7 +67,11 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
             default_max_attempts=default_max_attempts,
             course=self._course,
         )
-        self._sources = Sources(SourceShelf(self._js, self._topology.artifacts_bucket), config.source_max_bytes)
+        self._sources = Sources(
+            SourceShelf(self._js, self._topology.artifacts_bucket),
+            config.source_max_bytes,
+            Extractor(config.source_extract_timeout),
+        )
 
     async def _course(self, course_id: str, context: Context) -> course_pb2.Course:
         course = await self._store.get_course(course_id)

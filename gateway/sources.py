@@ -1,14 +1,13 @@
 """Course sources in the gateway: UploadSource, GetSource and ListSources, and the sources a CreateCourse names.
 
-An upload is checked (type, size), its text extracted (syllabus.extraction, in an executor: it is CPU work) and
-stored with it (syllabus.sources) before the answer, so a course can name it at once. A file of another type, too
-large, or without text is INVALID_ARGUMENT naming the field; another tenant's source is NOT_FOUND, like an
-unknown one.
+An upload is checked (type, size), its text extracted (syllabus.extraction, in a child process with limits:
+gateway.extraction_process) and stored with it (syllabus.sources) before the answer, so a course can name it at
+once. A file of another type, too large, without text, or breaking the extraction's limits is INVALID_ARGUMENT
+naming the field; another tenant's source is NOT_FOUND, like an unknown one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -16,9 +15,10 @@ from typing import NoReturn
 
 from gateway.artifacts import not_found
 from gateway.auth import caller
+from gateway.extraction_process import Extractor
 from gateway.status import Context, abort, bad_request
 from syllabus import lifecycle
-from syllabus.extraction import CONTENT_TYPES, ExtractionError, content_type_of, extract
+from syllabus.extraction import CONTENT_TYPES, ExtractionError, content_type_of
 from syllabus.ids import new_id
 from syllabus.sources import SourceShelf
 from syllabus.v1 import course_pb2, course_service_pb2
@@ -29,9 +29,10 @@ SHOWN_PASSAGES = 20
 
 
 class Sources:
-    def __init__(self, shelf: SourceShelf, max_bytes: int) -> None:
+    def __init__(self, shelf: SourceShelf, max_bytes: int, extractor: Extractor) -> None:
         self._shelf = shelf
         self._max_bytes = max_bytes
+        self._extractor = extractor
 
     async def upload(
         self, request: course_service_pb2.UploadSourceRequest, context: Context
@@ -62,9 +63,8 @@ class Sources:
                 bad_request([("data", f"the file has {size} bytes; a source may have at most {self._max_bytes}")]),
             )
         source_id = new_id()
-        loop = asyncio.get_running_loop()
         try:
-            pages, passages = await loop.run_in_executor(None, extract, request.data, content_type, source_id)
+            pages, passages = await self._extractor.extract(request.data, content_type, source_id)
         except ExtractionError as exc:
             await abort(context, bad_request([("data", str(exc))]))
         source = course_pb2.Source(

@@ -325,6 +325,8 @@ class GatewayConfig:
     trace_url: str = ""
     # The largest source file UploadSource takes (bytes), at most MAX_SOURCE_BYTES.
     source_max_bytes: int = 3 << 20
+    # Seconds the text of one uploaded source may take to extract (in a child process, killed after).
+    source_extract_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -408,6 +410,13 @@ class GatewayConfig:
                 str(cls.source_max_bytes),
                 _source_bytes,
                 f"an integer from 1 to {MAX_SOURCE_BYTES}",
+            ),
+            source_extract_timeout=_parse(
+                env,
+                "SYLLABUS_SOURCE_EXTRACT_TIMEOUT",
+                str(cls.source_extract_timeout),
+                _positive_float,
+                "seconds > 0",
             ),
         )
 

@@ -203,6 +203,7 @@ def test_an_invalid_url_is_named_without_its_password() -> None:
         ("common", "SYLLABUS_LOG_FORMAT", "xml"),
         ("common", "SYLLABUS_LOG_LEVEL", "verbose"),
         ("gateway", "SYLLABUS_GRPC_ADDR", "nonsense"),
+        ("gateway", "SYLLABUS_SOURCE_EXTRACT_TIMEOUT", "0"),
         ("gateway", "SYLLABUS_DASHBOARD_TRACE_URL", "http://jaeger:16686/trace/"),
         ("gateway", "SYLLABUS_DASHBOARD_TRACE_URL", "javascript:alert('{trace_id}')"),
         ("gateway", "SYLLABUS_GRPC_ADDR", ":50051"),

@@ -15,6 +15,7 @@ from fpdf import FPDF
 from grpc_status import rpc_status
 
 from cli import main as cli
+from gateway.extraction_process import Extractor
 from gateway.services import MAX_MESSAGE, add_services
 from generator.estimate import course_estimate
 from generator.providers.base import ModelRequest
@@ -183,6 +184,20 @@ def _violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
         if detail.Unpack(bad):
             found.update({v.field: v.description for v in bad.field_violations})
     return found
+
+
+async def test_extraction_runs_in_a_child_that_is_stopped_at_its_limits() -> None:
+    data = handbook_pdf()
+    pages, passages = await Extractor(timeout=60).extract(data, "application/pdf", "S1")
+    assert (pages, passages) == extract(data, "application/pdf", "S1")
+    with pytest.raises(ExtractionError, match="not a readable PDF"):
+        await Extractor(timeout=60).extract(b"%PDF-1.7 no", "application/pdf", "S1")
+    # A child that runs out of its memory, or of the gateway's patience, is refused like an unreadable file (no
+    # Python starts in a millisecond, nor in 32 MB of address space).
+    with pytest.raises(ExtractionError, match="memory and CPU time"):
+        await Extractor(timeout=60, memory=32 << 20).extract(data, "application/pdf", "S1")
+    with pytest.raises(ExtractionError, match=r"within 0\.001 s"):
+        await Extractor(timeout=0.001).extract(data, "application/pdf", "S1")
 
 
 async def test_uploads_are_checked_and_owned_by_their_tenant(stack: CourseStack) -> None:

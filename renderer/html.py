@@ -208,13 +208,20 @@ def inline_html(text: str) -> str:
     return _RENDERER.render(PARSER.parseInline(normalized(text)), PARSER.options, {})
 
 
+_OWN_DIRECTION = frozenset({"paragraph_open", "heading_open", "list_item_open", "blockquote_open"})
+
+
 def markdown_html(markdown: str, heading_offset: int = 0, rtl: bool = False) -> str:
     """Markdown as HTML, as lessons are rendered: raw HTML stays text, images become links. In a right-to-left
-    document (`rtl`) code is marked left to right (an attribute: EPUB style sheets may not set the direction)."""
+    document (`rtl`) code is marked left to right (an attribute: EPUB style sheets may not set the direction), and
+    each paragraph, heading and list item takes its direction from its own first letters (`dir="auto"`): English
+    inside an Arabic course reads left to right."""
     tokens = parse(markdown)
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(6, int(token.tag[1:]) + heading_offset)}"
+        if rtl and token.type in _OWN_DIRECTION:
+            token.attrSet("dir", "auto")
         elif rtl and token.type in ("fence", "code_block"):
             token.attrSet("dir", "ltr")
         elif rtl and token.type == "inline":

@@ -13,6 +13,7 @@ bidirectional algorithm orders the whole paragraph, not each run on its own. Cod
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -133,6 +134,18 @@ class _Table:
     align: str = "LEFT"
 
 
+def starts_right_to_left(text: str) -> bool:
+    """Whether the text's first letter with a direction is a right-to-left one (Unicode's rule for a paragraph's
+    direction); text with none (digits, punctuation) keeps the document's."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind == "L":
+            return False
+        if kind in ("R", "AL"):
+            return True
+    return True
+
+
 class TextWriter:
     """Writes text at the PDF's cursor, in the PDF's fonts."""
 
@@ -173,9 +186,18 @@ class TextWriter:
         self.runs(inline_runs(parse_inline(text)), size=size, style=style)
 
     def runs(self, runs: Sequence[Run], *, size: float = 11, style: str = "") -> None:
-        if self.rtl:
+        # A paragraph takes its direction from its first letters, as HTML's dir="auto" does: English inside an
+        # Arabic course reads left to right.
+        if self.rtl and starts_right_to_left("".join(run.text for run in runs)):
             self._rtl_runs(runs, size=size, style=style)
             return
+        if self.rtl:
+            # After a list marker drawn at the right the cursor is there; left-to-right text starts at the left.
+            self.pdf.set_x(self.pdf.l_margin)
+        with self._left_to_right():
+            self._ltr_runs(runs, size=size, style=style)
+
+    def _ltr_runs(self, runs: Sequence[Run], *, size: float, style: str) -> None:
         pdf = self.pdf
         height = size * 0.5
         color = pdf.text_color
@@ -317,13 +339,21 @@ class TextWriter:
         self.font(size=9, mono=True)
         pdf.set_fill_color(246, 248, 250)
         text = self.t(content.rstrip("\n").expandtabs(4)) or " "
-        shaping = pdf.text_shaping
-        if shaping and self.rtl:
-            pdf.set_text_shaping(True, direction="ltr")
-        pdf.multi_cell(0, 4.4, text, align="L", fill=True, padding=2, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        if shaping and self.rtl:
-            pdf.set_text_shaping(True, direction="rtl")
+        with self._left_to_right():
+            pdf.multi_cell(0, 4.4, text, align="L", fill=True, padding=2, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(3)
+
+    @contextlib.contextmanager
+    def _left_to_right(self) -> Iterator[None]:
+        """Within it, shaped text runs left to right, also in a right-to-left document."""
+        shaping = self.pdf.text_shaping and self.rtl
+        if shaping:
+            self.pdf.set_text_shaping(True, direction="ltr")
+        try:
+            yield
+        finally:
+            if shaping:
+                self.pdf.set_text_shaping(True, direction="rtl")
 
     def rule(self) -> None:
         pdf = self.pdf

@@ -141,3 +141,24 @@ def test_the_pdf_draws_the_script_in_reading_order(language: str, tmp_path: Path
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = str(SCREENSHOTS / f"course-{language}-pdf")
     subprocess.run(["pdftoppm", "-r", "70", "-png", "-f", "3", "-l", "3", "-singlefile", str(path), page], check=True)
+
+
+def test_an_english_paragraph_in_a_right_to_left_course_reads_left_to_right(tmp_path: Path) -> None:
+    font_dir = find_font_dir("")
+    if font_dir is None:
+        pytest.skip("DejaVu is not installed (./scripts/test installs it)")
+    english = "Every topic becomes easier once you can name its parts."
+    course = sample_course(SAMPLES["ar"])
+    course.modules[0].lesson.body_markdown += f"\n\n{english}\n"
+    assert f'<p dir="auto">{english}</p>' in render_html(course).decode()
+    path = tmp_path / "ar.pdf"
+    path.write_bytes(render_pdf(course, font_dir))
+    page = _pdftotext(path, "-bbox", "-f", "3", "-l", "3")
+    pattern = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="[\d.]+" yMax="[\d.]+">([^<]*)</word>'
+    boxes = [(float(left), top, text) for left, top, text in re.findall(pattern, page)]
+    [top] = {top for _, top, text in boxes if text == "Every"}
+    line = sorted((left, text) for left, word_top, text in boxes if word_top == top)
+    # In reading order from the left margin (20 mm), as HTML's dir="auto" lays it out; the Arabic paragraphs around
+    # it stay right to left (test_the_pdf_draws_the_script_in_reading_order).
+    assert " ".join(text for _, text in line) == english
+    assert line[0][0] == pytest.approx(56.69, abs=5)

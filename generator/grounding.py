@@ -1,6 +1,6 @@
 """Grounding a course's tasks on its sources: the outline sees how each page or section of them opens; a lesson or
-quiz gets the passages retrieval picks for its module, each with the citation the written part records when it
-uses it."""
+quiz gets the passages retrieval picks for its module (BM25, fused with embedding similarity when an embeddings
+endpoint is configured), each with the citation the written part records when it uses it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import dataclasses
 import logging
 from typing import TypeVar, cast
 
-from generator.retrieval import PASSAGES_PER_MODULE, module_query, rank
-from generator.tasks import Grounding, LessonTask, QuizTask, Task
+from generator.embeddings import Embedder, EmbeddingError
+from generator.retrieval import PASSAGES_PER_MODULE, module_query, rank, rank_hybrid
+from generator.tasks import Grounding, LessonTask, ModuleContext, QuizTask, Task
 from syllabus.sources import SourceShelf
 from syllabus.v1 import course_pb2
 
@@ -51,15 +52,38 @@ async def outline_material(shelf: SourceShelf, course: course_pb2.Course) -> tup
     )
 
 
-async def ground(shelf: SourceShelf, course: course_pb2.Course, task: Task[T]) -> Task[T]:
+async def best_passages(
+    passages: list[course_pb2.Passage], module: ModuleContext, embedder: Embedder | None = None
+) -> list[course_pb2.Passage]:
+    """The module's passages, best first: by BM25, or BM25 and embeddings fused; an embeddings endpoint that fails
+    leaves BM25 alone rather than failing the job."""
+    query = module_query(module)
+    loop = asyncio.get_running_loop()
+    if embedder is not None and passages:
+        try:
+            *vectors, query_vector = await embedder.embed([*(p.text for p in passages), query])
+        except EmbeddingError as exc:
+            log.warning(
+                "embeddings unavailable (%s), module %r is grounded by BM25 alone: %s",
+                embedder.model,
+                module.title,
+                exc,
+            )
+        else:
+            # Ranking (and the first import of bm25s and numpy) is CPU work: off the event loop.
+            return await loop.run_in_executor(
+                None, rank_hybrid, passages, query, vectors, query_vector, PASSAGES_PER_MODULE, module.language
+            )
+    return await loop.run_in_executor(None, rank, passages, query, PASSAGES_PER_MODULE, module.language)
+
+
+async def ground(
+    shelf: SourceShelf, course: course_pb2.Course, task: Task[T], embedder: Embedder | None = None
+) -> Task[T]:
     """The task with its module's passages, or the task as it is for a course without sources."""
     if not course.sources or not isinstance(task, LessonTask | QuizTask):
         return task
-    passages = await _passages(shelf, course)
-    module = task.module
-    loop = asyncio.get_running_loop()
-    # Ranking (and bm25s's first import) is CPU work: off the event loop.
-    best = await loop.run_in_executor(None, rank, passages, module_query(module), PASSAGES_PER_MODULE, module.language)
+    best = await best_passages(await _passages(shelf, course), task.module, embedder)
     names = {source.id: source.name for source in course.sources}
     grounding = tuple(
         Grounding(

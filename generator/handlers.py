@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 
 from generator.course import course_handler
 from generator.deps import Deps
+from generator.embeddings import Embedder
 from generator.lesson import lesson_handler
 from generator.models import Models
 from generator.providers.breaker import Breaker, LocalBreaker, RedisBreaker
@@ -39,7 +40,21 @@ def build_models(config: GeneratorConfig, registry: Registry, redis: Redis | Non
     return Models(registry, cache=cache, breaker=breaker)
 
 
-def build_handlers(runtime: Runtime, models: Models, default_max_attempts: int) -> dict[str, Handler]:
+def build_embedder(config: GeneratorConfig) -> Embedder | None:
+    """The embeddings endpoint's client, or None: passages are then ranked by BM25 alone."""
+    if not config.embeddings_url:
+        return None
+    return Embedder(
+        base_url=config.embeddings_url,
+        model=config.embeddings_model,
+        api_key=config.embeddings_api_key,
+        timeout=config.embeddings_timeout,
+    )
+
+
+def build_handlers(
+    runtime: Runtime, models: Models, default_max_attempts: int, embedder: Embedder | None = None
+) -> dict[str, Handler]:
     deps = Deps(
         store=runtime.store,
         submitter=runtime.submitter,
@@ -47,6 +62,7 @@ def build_handlers(runtime: Runtime, models: Models, default_max_attempts: int) 
         models=models,
         default_max_attempts=default_max_attempts,
         sources=SourceShelf(runtime.nc.jetstream(), runtime.topology.artifacts_bucket),
+        embedder=embedder,
     )
     return {
         "generate_course": course_handler(deps),

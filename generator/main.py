@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from generator.handlers import build_handlers, build_models
+from generator.handlers import build_embedder, build_handlers, build_models
 from generator.providers.registry import Registry
 from syllabus.config import CommonConfig, GeneratorConfig, WorkerConfig
 from syllabus.process import run_service, serve_worker
@@ -24,14 +24,19 @@ async def serve(common: CommonConfig) -> None:
         "default model provider: %s%s", config.provider, " (offline drafts)" if config.provider == "offline" else ""
     )
     models = build_models(config, registry, redis, common.namespace)
+    embedder = build_embedder(config)
+    if embedder is not None:
+        log.info("source passages ranked by BM25 and %s embeddings", embedder.model)
     try:
         await serve_worker(
             common,
             "generator",
-            lambda runtime: build_handlers(runtime, models, worker.retry.max_attempts),
+            lambda runtime: build_handlers(runtime, models, worker.retry.max_attempts, embedder),
         )
     finally:
         await registry.aclose()
+        if embedder is not None:
+            await embedder.aclose()
         if redis is not None:
             await redis.aclose()
 

@@ -87,7 +87,7 @@ async def write_part(
         )
     stored = False
     if not course.modules[index].HasField(part):
-        task = await ground(deps.sources, course, task_for(course))
+        task = await ground(deps.sources, course, task_for(course), deps.embedder)
         answer, findings, item = await checked_answer(ctx, deps, task, selection, lambda value: check(course, value))
 
         def fill(current: course_pb2.Course) -> course_pb2.Course | None:

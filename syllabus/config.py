@@ -139,7 +139,13 @@ SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
 # ...except these, which name a file (a TLS private key): the key is in the file, its path is no secret.
 PATH_SUFFIXES = ("_TLS_KEY",)
 # Variables holding URLs whose user-info may carry a password (or, for NATS, a token).
-URL_VARIABLES = ("SYLLABUS_NATS_URL", "SYLLABUS_REDIS_URL", "SYLLABUS_MONGO_URL", "SYLLABUS_OPENAI_BASE_URL")
+URL_VARIABLES = (
+    "SYLLABUS_NATS_URL",
+    "SYLLABUS_REDIS_URL",
+    "SYLLABUS_MONGO_URL",
+    "SYLLABUS_OPENAI_BASE_URL",
+    "SYLLABUS_EMBEDDINGS_URL",
+)
 
 
 def secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -827,6 +833,13 @@ class GeneratorConfig:
     # Consecutive failed calls after which a provider is left alone for breaker_cooldown seconds.
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
+    # An OpenAI-compatible embeddings server (".../v1" added as for openai_base_url); empty: sources are ranked by
+    # BM25 alone. With it, BM25 and embedding similarity are fused.
+    embeddings_url: str = ""
+    embeddings_model: str = ""
+    embeddings_api_key: str = field(default="", repr=False)
+    # Seconds one embeddings request may take before the job ranks by BM25 alone.
+    embeddings_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GeneratorConfig:
@@ -844,6 +857,13 @@ class GeneratorConfig:
             raise ConfigError(
                 "SYLLABUS_LLM_PROVIDER=openai needs SYLLABUS_OPENAI_BASE_URL and SYLLABUS_OPENAI_MODEL to be set"
             )
+        embeddings_url = _parse(env, "SYLLABUS_EMBEDDINGS_URL", "", _url("http", "https"), "http(s)://host:port[/v1]")
+        embeddings_model = _get(env, "SYLLABUS_EMBEDDINGS_MODEL", "")
+        if embeddings_url and not embeddings_model:
+            raise ConfigError(
+                "SYLLABUS_EMBEDDINGS_MODEL='' is not valid: expected the embedding model's name, as "
+                "SYLLABUS_EMBEDDINGS_URL is set"
+            )
         return cls(
             provider=provider,
             gemini_api_key=gemini_key,
@@ -859,6 +879,12 @@ class GeneratorConfig:
             ),
             breaker_cooldown=_parse(
                 env, "SYLLABUS_LLM_BREAKER_COOLDOWN", str(cls.breaker_cooldown), _positive_float, "seconds > 0"
+            ),
+            embeddings_url=embeddings_url,
+            embeddings_model=embeddings_model,
+            embeddings_api_key=_get(env, "SYLLABUS_EMBEDDINGS_API_KEY", ""),
+            embeddings_timeout=_parse(
+                env, "SYLLABUS_EMBEDDINGS_TIMEOUT", str(cls.embeddings_timeout), _positive_float, "seconds > 0"
             ),
         )
 

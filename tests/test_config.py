@@ -14,11 +14,13 @@ from syllabus.config import (
     CommonConfig,
     ConfigError,
     GatewayConfig,
+    GeneratorConfig,
     MetricsConfig,
     RetryPolicy,
     SupervisorConfig,
     TracingConfig,
     WorkerConfig,
+    secret_values,
 )
 
 Loader = Callable[[Mapping[str, str]], object]
@@ -30,6 +32,7 @@ LOADERS: dict[str, Loader] = {
     "generator": lambda env: WorkerConfig.from_env("generator", env),
     "renderer": lambda env: WorkerConfig.from_env("renderer", env),
     "tracing": TracingConfig.from_env,
+    "models": GeneratorConfig.from_env,
 }
 
 
@@ -225,6 +228,9 @@ def test_an_invalid_url_is_named_without_its_password() -> None:
         ("generator", "SYLLABUS_GENERATOR_HEARTBEAT", "-1"),
         ("generator", "SYLLABUS_GENERATOR_TIMEOUT", "forever"),
         ("generator", "SYLLABUS_GENERATOR_DRAIN_GRACE", "-0.1"),
+        ("models", "SYLLABUS_EMBEDDINGS_URL", "127.0.0.1:11434"),
+        ("models", "SYLLABUS_EMBEDDINGS_URL", "ftp://embed.example"),
+        ("models", "SYLLABUS_EMBEDDINGS_TIMEOUT", "0"),
         ("renderer", "SYLLABUS_RENDERER_CONCURRENCY", "many"),
         ("renderer", "SYLLABUS_MAX_ATTEMPTS", "0"),
         ("renderer", "SYLLABUS_BACKOFF", "1,,5"),
@@ -297,3 +303,26 @@ def test_metrics_addr_is_off_by_default_and_must_be_host_port() -> None:
     for bad in ("9464", "localhost:", "host:99999", "host:port"):
         with pytest.raises(ConfigError, match="SYLLABUS_METRICS_ADDR"):
             MetricsConfig.from_env({"SYLLABUS_METRICS_ADDR": bad})
+
+
+def test_embeddings_are_off_by_default_and_need_a_model() -> None:
+    assert GeneratorConfig.from_env({}).embeddings_url == ""
+    env = {
+        "SYLLABUS_EMBEDDINGS_URL": "https://embed.example/v1",
+        "SYLLABUS_EMBEDDINGS_MODEL": "text-embedding-3-small",
+        "SYLLABUS_EMBEDDINGS_API_KEY": "sk-embeddings-key",
+        "SYLLABUS_EMBEDDINGS_TIMEOUT": "5",
+    }
+    config = GeneratorConfig.from_env(env)
+    assert (config.embeddings_url, config.embeddings_model, config.embeddings_timeout) == (
+        "https://embed.example/v1",
+        "text-embedding-3-small",
+        5.0,
+    )
+    assert config.embeddings_api_key == "sk-embeddings-key" and "sk-embeddings-key" not in repr(config)
+    with pytest.raises(ConfigError) as caught:
+        GeneratorConfig.from_env({"SYLLABUS_EMBEDDINGS_URL": "http://127.0.0.1:11434"})
+    assert str(caught.value).startswith("SYLLABUS_EMBEDDINGS_MODEL=")
+    # The key and a password inside the URL are redacted like the model servers' own.
+    env["SYLLABUS_EMBEDDINGS_URL"] = "https://user:url-pass-word@embed.example"
+    assert {"sk-embeddings-key", "url-pass-word"} <= set(secret_values(env))

@@ -1,6 +1,7 @@
 """Local HTTP servers that answer like the model APIs: Gemini's generateContent and OpenAI-style chat
-completions. The real clients (google-genai, httpx) talk to them over real sockets; each test scripts the
-replies (including 429 with Retry-After, 500, malformed and schema-violating output) and reads what was asked.
+completions and embeddings. The real clients (google-genai, httpx) talk to them over real sockets; each test
+scripts the replies (including 429 with Retry-After, 500, malformed and schema-violating output) and reads what
+was asked.
 """
 
 from __future__ import annotations
@@ -148,3 +149,17 @@ def chat_json(data: Any, **kwargs: Any) -> Reply:
 
 def chat_error(status: int, message: str = "error", headers: dict[str, str] | None = None) -> Reply:
     return Reply(status=status, body={"error": {"message": message, "type": "error"}}, headers=headers or {})
+
+
+# --- OpenAI embeddings ------------------------------------------------------------------------------------------
+
+
+def embeddings(vectors: list[list[float]]) -> Reply:
+    return Reply(
+        body={
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            "model": "embed-1",
+            "usage": {"prompt_tokens": 8 * len(vectors), "total_tokens": 8 * len(vectors)},
+        }
+    )

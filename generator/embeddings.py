@@ -69,6 +69,10 @@ class Embedder:
         for key, future in waits.items():
             # Shielded: a job cancelled while waiting must not cancel the answer other jobs wait for.
             found[key] = await asyncio.shield(future)
+        if len({vector.shape for vector in found.values()}) > 1:
+            # The server now runs another model under the same name: what is kept no longer compares.
+            self._cache.clear()
+            raise EmbeddingError("vectors of different dimensions (was the model changed?); the cache is emptied")
         return [found[key] for key in keys]
 
     async def aclose(self) -> None:

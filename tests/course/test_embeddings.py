@@ -164,3 +164,18 @@ async def test_the_embedder_is_built_only_when_configured() -> None:
     built = build_embedder(GeneratorConfig.from_env(env))
     assert built is not None and built.model == "nomic-embed-text"
     await built.aclose()
+
+
+async def test_vectors_of_another_size_empty_the_cache(
+    fake: FakeHTTP, embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="generator.grounding")
+    await best_passages(PASSAGES, KNEADING, embedder)
+    # The server swapped the model behind the name: the new query's vector has two dimensions.
+    fake.then(embeddings([[1.0, 0.0]]))
+    assert await best_passages(PASSAGES, BAKING, embedder) == rank(PASSAGES, module_query(BAKING))
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    asked = len(fake.requests)
+    await best_passages(PASSAGES, BAKING, embedder)
+    assert sorted(_inputs(fake)[-len(TEXTS) - 1 :]) == sorted([*TEXTS, module_query(BAKING)])
+    assert len(fake.requests) == asked + 1

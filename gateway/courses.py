@@ -144,9 +144,24 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
     async def GetCourseDocument(
         self, request: course_service_pb2.GetCourseDocumentRequest, context: Context
     ) -> httpbody_pb2.HttpBody:
-        course = await self._course(request.course_id, context)
+        course = await self._edits.at_version(await self._course(request.course_id, context), request.version, context)
         wanted = request.format or course_pb2.DOCUMENT_FORMAT_PDF
         name = course_pb2.DocumentFormat.Name(wanted).removeprefix("DOCUMENT_FORMAT_").lower()
+        if request.version and any(document.course_version != request.version for document in course.documents):
+            # A later change came before this version's render job ran: its documents were never made.
+            violation = error_details_pb2.PreconditionFailure.Violation(
+                type="NOT_RENDERED",
+                subject=f"courses/{course.id}@{request.version}",
+                description="a later change came before this version was rendered",
+            )
+            await abort(
+                context,
+                build_status(
+                    code_pb2.FAILED_PRECONDITION,
+                    f"version {request.version} of course {course.id!r} was never rendered",
+                    error_details_pb2.PreconditionFailure(violations=[violation]),
+                ),
+            )
         if not course.documents:
             violation = error_details_pb2.PreconditionFailure.Violation(
                 type="NOT_RENDERED",

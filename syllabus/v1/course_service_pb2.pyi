@@ -73,12 +73,14 @@ class ListCoursesResponse(_message.Message):
     def __init__(self, courses: _Optional[_Iterable[_Union[_course_pb2.Course, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetCourseDocumentRequest(_message.Message):
-    __slots__ = ("course_id", "format")
+    __slots__ = ("course_id", "format", "version")
     COURSE_ID_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     course_id: str
     format: _course_pb2.DocumentFormat
-    def __init__(self, course_id: _Optional[str] = ..., format: _Optional[_Union[_course_pb2.DocumentFormat, str]] = ...) -> None: ...
+    version: int
+    def __init__(self, course_id: _Optional[str] = ..., format: _Optional[_Union[_course_pb2.DocumentFormat, str]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class RegenerateCoursePartRequest(_message.Message):
     __slots__ = ("course_id", "module_index", "part", "instruction", "expected_version", "options")

@@ -119,6 +119,14 @@ async def test_lesson_3_regenerated_simpler_changes_only_lesson_3(stack: CourseS
     ]
     missing = await refused(stack.courses.GetCourse(S.GetCourseRequest(course_id=original.id, version=3), timeout=10))
     assert missing.code == code_pb2.NOT_FOUND
+    # So are version 1's documents.
+    markdown_at = S.GetCourseDocumentRequest(course_id=course.id, format=course_pb2.DOCUMENT_FORMAT_MARKDOWN)
+    markdown_at.version = 1
+    earlier = await stack.courses.GetCourseDocument(markdown_at, timeout=10)
+    assert b"Written again as asked" not in earlier.data and earlier.data != markdown.data
+    assert original.modules[2].lesson.body_markdown.splitlines()[0].encode() in earlier.data
+    markdown_at.version = 3
+    assert (await refused(stack.courses.GetCourseDocument(markdown_at, timeout=10))).code == code_pb2.NOT_FOUND
 
     # A change made on version 1 is refused now: it would overwrite what version 2 did unseen.
     stale = await refused(
@@ -129,6 +137,23 @@ async def test_lesson_3_regenerated_simpler_changes_only_lesson_3(stack: CourseS
     )
     assert stale.code == code_pb2.ABORTED and "version 2, not 1" in stale.message
     assert (await get(stack, original.id)).version == 2
+
+
+async def test_a_version_changed_again_before_its_render_has_no_documents_of_its_own(stack: CourseStack) -> None:
+    await stack.start_workers()
+    original = await finished_course(stack, modules=1)
+    # No renderer runs now: version 2's render job waits, and version 3 comes first.
+    await stack.stop_workers()
+    for body in ("# Second", "# Third"):
+        await stack.courses.UpdateLesson(
+            S.UpdateLessonRequest(course_id=original.id, module_index=0, body_markdown=body), timeout=10
+        )
+    request = S.GetCourseDocumentRequest(course_id=original.id, format=course_pb2.DOCUMENT_FORMAT_MARKDOWN)
+    request.version = 2
+    never = await refused(stack.courses.GetCourseDocument(request, timeout=10))
+    assert never.code == code_pb2.FAILED_PRECONDITION and "version 2" in never.message, never
+    request.version = 1
+    assert b"# Second" not in (await stack.courses.GetCourseDocument(request, timeout=10)).data
 
 
 async def test_hand_edits_and_module_changes_make_versions_each_rendered_once(stack: CourseStack) -> None:

@@ -137,14 +137,17 @@ class CourseEdits:
         expected_version: int,
         apply: Apply,
         part_jobs: PartJobs | None = None,
-        adding: int = 1,
+        parts: tuple[int, int] = (0, 0),
     ) -> Changed:
         """Makes the next version of the course with `apply`, then submits its render job, or (with `part_jobs`)
-        the `adding` jobs that write its parts."""
+        the jobs that write its parts: `parts` lessons and quizzes, which the tenant's budget must allow."""
         course = await self._course(course_id, context)
         tenant = course.tenant
         ended = await self._ended(course.pending_job_ids)
-        await self._limits.take_waiting(tenant, adding)
+        lessons, quizzes = parts
+        if part_jobs is not None:
+            await self._limits.check_parts(tenant, course, lessons=lessons, quizzes=quizzes)
+        await self._limits.take_waiting(tenant, lessons + quizzes if part_jobs is not None else 1)
         refusal: status_pb2.Status | None = None
         jobs: list[job_pb2.Job] = []
 
@@ -265,6 +268,7 @@ class CourseEdits:
             lambda course: [
                 self.part_job(course, request.module_index, request.part, request.instruction, request.options)
             ],
+            parts=(1, 0) if request.part == course_service_pb2.COURSE_PART_LESSON else (0, 1),
         )
         return course_service_pb2.RegenerateCoursePartResponse(course=changed.course, job=changed.jobs[0])
 
@@ -342,7 +346,9 @@ class CourseEdits:
                 for part in (course_service_pb2.COURSE_PART_LESSON, course_service_pb2.COURSE_PART_QUIZ)
             ]
 
-        changed = await self.change(context, request.course_id, request.expected_version, apply, part_jobs, adding=2)
+        changed = await self.change(
+            context, request.course_id, request.expected_version, apply, part_jobs, parts=(1, 1)
+        )
         return course_service_pb2.AddModuleResponse(course=changed.course, jobs=changed.jobs)
 
     async def remove_module(

@@ -116,7 +116,19 @@ class Limits:
         what is left of the budget is refused."""
         from generator.estimate import course_estimate
 
-        estimate = course_estimate(self._generator, course)
+        return await self._budgeted(tenant, course_estimate(self._generator, course), "course", enforce=enforce)
+
+    async def check_parts(self, tenant: str, course: course_pb2.Course, *, lessons: int, quizzes: int) -> None:
+        """Refuses a change of a course that writes parts again (a regenerated part, an added module) when their
+        estimate is more than what is left of the tenant's budget."""
+        from generator.estimate import parts_estimate
+
+        estimate = parts_estimate(self._generator, course, lessons=lessons, quizzes=quizzes)
+        await self._budgeted(tenant, estimate, "change", enforce=True)
+
+    async def _budgeted(
+        self, tenant: str, estimate: course_pb2.CourseEstimate, what: str, *, enforce: bool
+    ) -> course_pb2.CourseEstimate:
         budget = self._config.budget_usd
         if budget <= 0 or self._spend is None:
             return estimate
@@ -132,7 +144,7 @@ class Limits:
         estimate.within_budget = spent < budget and estimate.estimated_cost_usd <= left
         if enforce and not estimate.within_budget:
             raise LimitReached(
-                f"the course would cost about ${estimate.estimated_cost_usd:.4f}; ${left:.4f} of tenant {tenant}'s "
+                f"the {what} would cost about ${estimate.estimated_cost_usd:.4f}; ${left:.4f} of tenant {tenant}'s "
                 f"${budget:g} budget is left until {ends:%Y-%m-%d %H:%M} UTC",
                 f"tenant:{tenant}:spend",
             )

@@ -42,11 +42,29 @@ def course_estimate(config: GeneratorConfig, course: job_pb2.GenerateCourse) -> 
     if course.source_ids:
         input_tokens += OUTLINE_MATERIAL + modules * 2 * GROUNDING
     output_tokens = OUTLINE[1] + modules * (LESSON[1] + QUIZ[1])
+    return _priced(provider, model, modules, 1 + 2 * modules, input_tokens, output_tokens)
+
+
+def parts_estimate(
+    config: GeneratorConfig, course: course_pb2.Course, *, lessons: int, quizzes: int
+) -> course_pb2.CourseEstimate:
+    """What writing `lessons` lessons and `quizzes` quizzes of a stored course again will cost (a change to it),
+    with the provider and model that wrote it."""
+    provider, model = model_of(config, job_pb2.ModelSelection(provider=course.provider, model=course.model))
+    grounding = GROUNDING if course.sources else 0
+    input_tokens = lessons * (LESSON[0] + grounding) + quizzes * (QUIZ[0] + grounding)
+    output_tokens = lessons * LESSON[1] + quizzes * QUIZ[1]
+    return _priced(provider, model, len(course.modules), lessons + quizzes, input_tokens, output_tokens)
+
+
+def _priced(
+    provider: str, model: str, modules: int, calls: int, input_tokens: int, output_tokens: int
+) -> course_pb2.CourseEstimate:
     return course_pb2.CourseEstimate(
         provider=provider,
         model=model,
         modules=modules,
-        model_calls=1 + 2 * modules,
+        model_calls=calls,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         estimated_cost_usd=0.0 if provider == "offline" else estimate_cost(model, input_tokens, output_tokens),

@@ -5,6 +5,7 @@ removed; each change a new version that is kept, refused on a stale expected_ver
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable
 from typing import Any
 
@@ -12,13 +13,18 @@ import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
+from redis.asyncio import Redis
 
 from cli import main as cli
+from gateway.limits import Limits
+from gateway.services import add_services
+from syllabus.config import GeneratorConfig, LimitsConfig
 from syllabus.courseversions import version_render_key
 from syllabus.ids import new_id
 from syllabus.store.base import JobQuery
-from syllabus.v1 import course_pb2, course_service_pb2, job_pb2
+from syllabus.v1 import course_pb2, course_service_pb2, course_service_pb2_grpc, job_pb2
 from tests.course.conftest import TENANT, CourseStack
+from tests.pipeline.conftest import wiring
 
 S = course_service_pb2
 
@@ -154,6 +160,46 @@ async def test_a_version_changed_again_before_its_render_has_no_documents_of_its
     assert never.code == code_pb2.FAILED_PRECONDITION and "version 2" in never.message, never
     request.version = 1
     assert b"# Second" not in (await stack.courses.GetCourseDocument(request, timeout=10)).data
+
+
+async def test_a_change_that_writes_parts_must_fit_the_tenants_budget(stack: CourseStack, redis: Redis) -> None:
+    await stack.start_workers()
+    original = await finished_course(stack, modules=1)
+
+    def priced(course: course_pb2.Course) -> course_pb2.Course:
+        # As if a billed model had written it: its changes are priced for that model.
+        course.provider, course.model = "openai", "gpt-4o"
+        return course
+
+    await stack.store.update_course(original.id, priced)
+    # A gateway whose tenants may spend one cent a month: a gpt-4o lesson or quiz costs more (generator.estimate).
+    limits = Limits(
+        LimitsConfig(budget_usd=0.01),
+        redis=redis,
+        namespace=stack.topology.namespace,
+        store=stack.store,
+        generator=GeneratorConfig(),
+    )
+    server = grpc.aio.server()
+    streams = add_services(server, dataclasses.replace(wiring(stack.nc, stack.store, stack.topology), limits=limits))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            courses = course_service_pb2_grpc.CourseServiceStub(channel)
+            for part in (S.COURSE_PART_LESSON, S.COURSE_PART_QUIZ):
+                request = S.RegenerateCoursePartRequest(course_id=original.id, module_index=0, part=part)
+                over = await refused(courses.RegenerateCoursePart(request, timeout=10))
+                assert over.code == code_pb2.RESOURCE_EXHAUSTED and "the change would cost about" in over.message
+            add = S.AddModuleRequest(course_id=original.id, title="More", objectives=["Do more"])
+            assert (await refused(courses.AddModule(add, timeout=10))).code == code_pb2.RESOURCE_EXHAUSTED
+            # A hand edit calls no model: the budget does not stop it.
+            edit = S.UpdateLessonRequest(course_id=original.id, module_index=0, body_markdown="# Mine")
+            assert (await courses.UpdateLesson(edit, timeout=10)).course.version == 2
+    finally:
+        await server.stop(grace=None)
+        await streams.close()
+    assert (await get(stack, original.id)).version == 2
 
 
 async def test_hand_edits_and_module_changes_make_versions_each_rendered_once(stack: CourseStack) -> None:

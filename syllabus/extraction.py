@@ -71,6 +71,9 @@ def _sections(data: bytes, content_type: str) -> list[Section]:
     if content_type == PDF:
         return _pdf(data)
     text = data.decode("utf-8-sig", errors="replace")
+    if "\x00" in text or text.count("\ufffd") > len(text) // 10:
+        # Binary bytes under a text type: their "passages" would be noise a model is asked to cite.
+        raise ExtractionError(f"the file is not UTF-8 text, as {content_type} must be")
     if content_type == MARKDOWN:
         return _markdown(text)
     if content_type == HTML:

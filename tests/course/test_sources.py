@@ -89,6 +89,12 @@ def test_unreadable_or_empty_files_and_types() -> None:
         extract(b"%PDF-1.7 not really", "application/pdf", "X")
     with pytest.raises(ExtractionError, match="no text"):
         extract(handbook_pdf(("",)), "application/pdf", "X")
+    # Binary bytes named Markdown, text or HTML are refused, not split into passages of noise.
+    for binary, kind in ((b"\x00\xff" * 1000, "text/markdown"), (bytes(range(256)) * 8, "text/plain")):
+        with pytest.raises(ExtractionError, match="not UTF-8 text"):
+            extract(binary, kind, "X")
+    # Text with the odd broken byte is still text.
+    assert extract("Kneading builds gluten. \ufffd".encode() + b"\xff", "text/plain", "X")[1]
     assert content_type_of("notes.MD", "") == "text/markdown"
     assert content_type_of("page.htm", "") == "text/html"
     assert content_type_of("x.bin", "text/plain; charset=utf-8") == "text/plain"

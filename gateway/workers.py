@@ -45,6 +45,8 @@ from syllabus.worker import Defer, JobContext, PermanentError, RetryableError, W
 
 log = logging.getLogger(__name__)
 W = worker_service_pb2
+# Seconds beyond the drain grace a stopping gateway waits for its worker streams to end (handing back, closing).
+CLOSE_MARGIN = 5.0
 
 
 class _Lost(Exception):
@@ -328,7 +330,16 @@ class WorkerService(worker_service_pb2_grpc.WorkerServiceServicer):
                     W.WorkResponse(cancel=W.AttemptCancel(attempt_id=attempt_id, reason="shutdown"))
                 )
             worker.stop()
-        await asyncio.gather(*(session.ended.wait() for session in list(self._sessions)))
+        ending = [asyncio.ensure_future(session.ended.wait()) for session in list(self._sessions)]
+        if not ending:
+            return
+        # Each session's runtime drains within its grace; past that (and the hand-back), the gateway stops anyway
+        # rather than wait on a stream that never ends: what such a session held comes back when its lease lapses.
+        _, open_still = await asyncio.wait(ending, timeout=self._config.drain_grace + CLOSE_MARGIN)
+        for waiting in open_still:
+            waiting.cancel()
+        if open_still:
+            log.warning("%d worker stream(s) had not ended when the gateway stopped", len(open_still))
 
 
 async def _write(session: _Session, context: Any) -> None:

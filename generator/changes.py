@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from generator.costs import job_usage, put_cost
 from generator.deps import Deps
-from generator.modules import Part, checked_answer, load_course
+from generator.modules import Part, checked_answer, grounded_task, load_course, module_index
 from generator.tasks import Task
 from syllabus import lifecycle
 from syllabus.courseversions import version_render_job
@@ -36,12 +36,9 @@ async def rewrite_part(
 ) -> job_pb2.JobResult:
     course = await load_course(deps, course_id)
     if ctx.job.id in course.pending_job_ids:
-        if index >= len(course.modules):
-            raise PermanentError(
-                f"course {course_id} has {len(course.modules)} modules; there is no module {index}",
-                error_type="InvalidJob",
-            )
-        task = task_for(course)
+        module_index(course, index)
+        # Written again from the course's sources too, as it was first written.
+        task = await grounded_task(deps, course, task_for)
         answer, findings, item = await checked_answer(ctx, deps, task, selection, lambda value: check(course, value))
 
         def fill(current: course_pb2.Course) -> course_pb2.Course | None:

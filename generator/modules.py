@@ -69,6 +69,22 @@ async def load_course(deps: Deps, course_id: str) -> course_pb2.Course:
     return course
 
 
+def module_index(course: course_pb2.Course, index: int) -> int:
+    """The index, when the course has that module; a job naming another is refused for good."""
+    if index >= len(course.modules):
+        raise PermanentError(
+            f"course {course.id} has {len(course.modules)} modules; there is no module {index}", error_type="InvalidJob"
+        )
+    return index
+
+
+async def grounded_task(
+    deps: Deps, course: course_pb2.Course, task_for: Callable[[course_pb2.Course], Task[T]]
+) -> Task[T]:
+    """The part's task, given its module's passages when the course is grounded on sources."""
+    return await ground(deps.sources, course, task_for(course), deps.embedder)
+
+
 async def write_part(
     ctx: JobContext,
     deps: Deps,
@@ -81,13 +97,9 @@ async def write_part(
 ) -> job_pb2.JobResult:
     """Write the part unless it is stored; `check` gives its quality findings (generator.quality)."""
     course = await load_course(deps, course_id)
-    if index >= len(course.modules):
-        raise PermanentError(
-            f"course {course_id} has {len(course.modules)} modules; there is no module {index}", error_type="InvalidJob"
-        )
     stored = False
-    if not course.modules[index].HasField(part):
-        task = await ground(deps.sources, course, task_for(course), deps.embedder)
+    if not course.modules[module_index(course, index)].HasField(part):
+        task = await grounded_task(deps, course, task_for)
         answer, findings, item = await checked_answer(ctx, deps, task, selection, lambda value: check(course, value))
 
         def fill(current: course_pb2.Course) -> course_pb2.Course | None:

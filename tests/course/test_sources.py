@@ -297,6 +297,18 @@ async def test_a_grounded_offline_course_cites_the_pages_of_its_pdf(
     pdf_text = " ".join(" ".join(p.text for p in pdf_passages).split())
     assert "Sources • bread.pdf (5 pages)" in pdf_text and f"• bread.pdf, {cited.locator}" in pdf_text
 
+    # Written again ("simpler"), the lesson is still written from the sources and cites them.
+    regenerate = course_service_pb2.RegenerateCoursePartRequest(
+        course_id=course.id, module_index=0, part=course_service_pb2.COURSE_PART_LESSON, instruction="simpler"
+    )
+    job = (await stack.courses.RegenerateCoursePart(regenerate, timeout=10)).job
+    assert (await stack.events(job.id))[-1].type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED
+    again = (await stack.courses.GetCourse(course_service_pb2.GetCourseRequest(course_id=course.id), timeout=10)).course
+    assert "Written again as asked:** simpler" in again.modules[0].lesson.body_markdown
+    assert again.modules[0].lesson.citations and all(
+        c.source_name == "bread.pdf" for c in again.modules[0].lesson.citations
+    )
+
 
 async def test_a_model_is_given_the_sources_and_a_made_up_citation_is_repaired(
     stack: CourseStack, fake_api: FakeHTTP

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -50,7 +51,7 @@ async def pipelined_publish(nc: Client, count: int, window: int = 2000) -> float
     """Publish `count` messages with acks, keeping `window` in flight. Returns seconds taken."""
     js = nc.jetstream()
     started = time.perf_counter()
-    pending: list[asyncio.Future[object]] = []
+    pending: list[asyncio.Future[Any]] = []
     for i in range(count):
         pending.append(await js.publish_async(SUBJECT, PAYLOAD, headers={"Id": str(i)}))
         if len(pending) >= window:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,11 @@ FULL = Sizes(
     scale=10000,
     open_loop=30,
 )
+# A round trip's stages, between the client's clock and the stamps of the job and its events: sending the
+# call until the gateway built the job, storing and enqueueing it until the client has the answer, the answer
+# until the worker's STARTED (negative when the worker started first), STARTED until SUCCEEDED (the claim, the
+# handler, the outcome stored), and SUCCEEDED until the client's watch has it.
+ROUND_TRIP_STAGES = ("to_gateway", "submitted", "to_start", "run", "to_watch")
 # Watches opened at once, each wave attached before the next.
 WATCH_WAVE = 1000
 # Submissions of the open-loop run go out on this tick (seconds): each carries the jobs that arrived since the last.
@@ -230,7 +236,7 @@ class Bench:
         async for entry in watcher:
             if entry is not None and entry.value:
                 break
-        await watcher.stop()
+        await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py leaves it unannotated
 
     async def scale_on_mongo(self, stub: job_service_pb2_grpc.JobServiceStub) -> None:
         """The drain, the round trip and the scaling drain again with the gateway and workers on MongoDB
@@ -352,16 +358,28 @@ class Bench:
         self, stub: job_service_pb2_grpc.JobServiceStub, name: str = "round_trip", make: Requests = request
     ) -> None:
         latencies: list[float] = []
+        stages: dict[str, list[float]] = {stage: [] for stage in ROUND_TRIP_STAGES}
         with CpuMeter(self.stack) as meter:
             for i in range(self.sizes.round_trips):
                 started = time.perf_counter()
+                sent = time.time_ns()
                 job = (await stub.SubmitJob(make(i), timeout=30)).job
+                answered = time.time_ns()
+                stamps = {}
                 async for response in stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id), timeout=30):
+                    stamps[response.event.type] = response.event.time.ToNanoseconds()
                     if response.event.type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED:
                         break
                 latencies.append((time.perf_counter() - started) * 1000)
+                # Every process stamps with this machine's one wall clock, so the stamps compare.
+                created = job.create_time.ToNanoseconds()
+                run_began, succeeded = stamps[job_pb2.JOB_EVENT_TYPE_STARTED], stamps[job_pb2.JOB_EVENT_TYPE_SUCCEEDED]
+                edges = (sent, created, answered, run_began, succeeded, time.time_ns())
+                for stage, (since, until) in zip(ROUND_TRIP_STAGES, itertools.pairwise(edges), strict=True):
+                    stages[stage].append((until - since) / 1e6)
         self.figures[f"{name}_p50_ms"] = pct(latencies, 0.5)
         self.figures[f"{name}_p99_ms"] = pct(latencies, 0.99)
+        self.figures[f"{name}_stages_p50_ms"] = {stage: round(pct(times, 0.5), 3) for stage, times in stages.items()}
         self.figures[f"{name}_cpu_us_per_job"] = self.per_job_us(meter, self.sizes.round_trips)
 
     async def open_loop(self, stub: job_service_pb2_grpc.JobServiceStub, rate: float) -> None:
@@ -605,7 +623,7 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     ]
 
 
-def aligned(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def aligned(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     out = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     out.append("-+-".join("-" * w for w in widths))
@@ -644,6 +662,12 @@ def table(f: dict[str, Any]) -> str:
             f"p99 {r('round_trip_p99_ms'):.2f} ms "
             f"(raw p50 {r('raw_round_trip_p50_ms'):.2f}, p99 {r('raw_round_trip_p99_ms'):.2f})",
             f"{r('round_trip_cpu_us_per_job'):,.0f} µs",
+        ),
+        (
+            "round trip, its stages (p50)",
+            "",
+            ", ".join(f"{stage} {ms:.2f}" for stage, ms in (f.get("round_trip_stages_p50_ms") or {}).items()),
+            "",
         ),
         (
             f"open loop, {r('open_loop_rate_per_s'):,.0f} jobs/s arriving",
@@ -788,7 +812,7 @@ KEYS = (
     *(
         f"{name}_{k}"
         for name in ("round_trip", "mongo_round_trip", *(f"{scenario}_round_trip" for scenario, _, _ in SYNC_SCENARIOS))
-        for k in ("p50_ms", "p99_ms", "cpu_us_per_job")
+        for k in ("p50_ms", "p99_ms", "cpu_us_per_job", "stages_p50_ms")
     ),
     "open_loop_rate_per_s",
     "open_loop_jobs",

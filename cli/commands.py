@@ -60,18 +60,24 @@ JOB_ORDERS = {
 Handler = Callable[[SyllabusClient, argparse.Namespace], Awaitable[int]]
 
 
-def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+def gateway_options(
+    timeout_help: str = f"how long to wait for each answer of the gateway (default {DEFAULT_TIMEOUT:g})",
+) -> argparse.ArgumentParser:
+    """--addr and --timeout, the options of every command that calls the gateway (a parent parser)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--addr",
         metavar="HOST:PORT",
         help="the gateway's gRPC address (default: $SYLLABUS_GRPC_ADDR, else 127.0.0.1:50051)",
     )
-    common.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        help=f"how long to wait for each answer of the gateway (default {DEFAULT_TIMEOUT:g}); "
-        "for watch, how long to watch (default: until the job ends)",
+    common.add_argument("--timeout", metavar="SECONDS", help=timeout_help)
+    return common
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    common = gateway_options(
+        f"how long to wait for each answer of the gateway (default {DEFAULT_TIMEOUT:g}); "
+        "for watch, how long to watch (default: until the job ends)"
     )
     _add_submit(subparsers, common)
     _add_get(subparsers, common)

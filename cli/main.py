@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "cli.queue_commands",  # stats, workers, queues
     "cli.course_command",  # course
     "cli.edit_command",  # course-edit
+    "cli.source_command",  # sources
     "cli.worker_command",  # worker
     "cli.schedule_command",  # schedules
     "cli.keys_command",  # keys

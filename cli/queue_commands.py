@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cli import jobargs, jobtext
-from cli.commands import EXIT_CODES, EXIT_SUCCEEDED, _command, _out, _parser
+from cli.commands import EXIT_CODES, EXIT_SUCCEEDED, _command, _out, _parser, gateway_options
 from cli.jobargs import UsageError
 from syllabus import anyjson
 from syllabus.client import SyllabusClient
@@ -35,9 +35,7 @@ COUNT_COLUMNS = (
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--addr", metavar="HOST:PORT", help="the gateway's gRPC address (default: $SYLLABUS_GRPC_ADDR)")
-    common.add_argument("--timeout", metavar="SECONDS", help="how long to wait for each answer of the gateway")
+    common = gateway_options()
 
     stats = _parser(
         subparsers,

@@ -14,7 +14,7 @@ from typing import Any
 from google.protobuf import duration_pb2
 
 from cli import scheduletext
-from cli.commands import EXIT_CODES, EXIT_SUCCEEDED, _command, _options, _out, _spec
+from cli.commands import EXIT_CODES, EXIT_SUCCEEDED, _command, _options, _out, _spec, gateway_options
 from cli.jobargs import UsageError
 from syllabus.client import SyllabusClient
 from syllabus.v1 import job_pb2
@@ -25,9 +25,7 @@ _OVERLAP = {"skip": job_pb2.SCHEDULE_OVERLAP_POLICY_SKIP, "allow": job_pb2.SCHED
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--addr", metavar="HOST:PORT", help="the gateway's gRPC address (default: $SYLLABUS_GRPC_ADDR)")
-    common.add_argument("--timeout", metavar="SECONDS", help="how long to wait for the gateway's answer (default 30)")
+    common = gateway_options()
     # The options go on each action (a default on the parent would be overwritten by the action's).
     parser = subparsers.add_parser(
         "schedules",

@@ -244,3 +244,8 @@ class CourseService(course_service_pb2_grpc.CourseServiceServicer):
         self, request: course_service_pb2.ListSourcesRequest, context: Context
     ) -> course_service_pb2.ListSourcesResponse:
         return await self._sources.listed()
+
+    async def DeleteSource(
+        self, request: course_service_pb2.DeleteSourceRequest, context: Context
+    ) -> course_service_pb2.DeleteSourceResponse:
+        return await self._sources.delete(request, context)

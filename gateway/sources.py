@@ -1,4 +1,5 @@
-"""Course sources in the gateway: UploadSource, GetSource and ListSources, and the sources a CreateCourse names.
+"""Course sources in the gateway: UploadSource, GetSource, ListSources and DeleteSource, and the sources a
+CreateCourse names.
 
 An upload is checked (type, size), its text extracted (syllabus.extraction, in a child process with limits:
 gateway.extraction_process) and stored with it (syllabus.sources) before the answer, so a course can name it at
@@ -84,10 +85,19 @@ class Sources:
     async def get(
         self, request: course_service_pb2.GetSourceRequest, context: Context
     ) -> course_service_pb2.GetSourceResponse:
-        text = await self._shelf.text(caller.tenant(), request.source_id)
-        if text is None:
+        tenant = caller.tenant()
+        # The record too: a source whose deletion was cut short has its text and no record, and is gone.
+        text = await self._shelf.text(tenant, request.source_id)
+        if text is None or await self._shelf.source(tenant, request.source_id) is None:
             await _unknown(context, request.source_id)
         return course_service_pb2.GetSourceResponse(source=text.source, passages=text.passages[:SHOWN_PASSAGES])
+
+    async def delete(
+        self, request: course_service_pb2.DeleteSourceRequest, context: Context
+    ) -> course_service_pb2.DeleteSourceResponse:
+        if not await self._shelf.delete(caller.tenant(), request.source_id):
+            await _unknown(context, request.source_id)
+        return course_service_pb2.DeleteSourceResponse()
 
     async def listed(self) -> course_service_pb2.ListSourcesResponse:
         return course_service_pb2.ListSourcesResponse(sources=await self._shelf.listed(caller.tenant()))

@@ -1,4 +1,5 @@
-"""An async Python client for the gateway's JobService, AdminService and ScheduleService (grpc.aio).
+"""An async Python client for the gateway's JobService, AdminService, ScheduleService and the sources of its
+CourseService (grpc.aio).
 
     async with SyllabusClient.connect("127.0.0.1:50051") as client:
         job, created = await client.submit(JobSpec(summarize_text=SummarizeText(text="...")))
@@ -30,6 +31,9 @@ from syllabus.tls import channel_credentials
 from syllabus.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
+    course_pb2,
+    course_service_pb2,
+    course_service_pb2_grpc,
     job_pb2,
     job_service_pb2,
     job_service_pb2_grpc,
@@ -143,6 +147,7 @@ class SyllabusClient:
         self._jobs = job_service_pb2_grpc.JobServiceStub(channel)
         self._admin = admin_service_pb2_grpc.AdminServiceStub(channel)
         self._schedules = schedule_service_pb2_grpc.ScheduleServiceStub(channel)
+        self._courses = course_service_pb2_grpc.CourseServiceStub(channel)
 
     @classmethod
     def connect(
@@ -386,6 +391,31 @@ class SyllabusClient:
             self._schedules.TriggerSchedule, request
         )
         return response.job
+
+    # -- CourseService: sources ---------------------------------------------------------------------------
+
+    async def upload_source(self, filename: str, data: bytes, content_type: str = "") -> course_pb2.Source:
+        """Upload a file to ground courses on (Markdown, text, PDF or HTML; the type from `filename` unless
+        given); its text is extracted before the answer."""
+        request = course_service_pb2.UploadSourceRequest(filename=filename, data=data, content_type=content_type)
+        response: course_service_pb2.UploadSourceResponse = await self._unary(self._courses.UploadSource, request)
+        return response.source
+
+    async def get_source(self, source_id: str) -> tuple[course_pb2.Source, builtins.list[course_pb2.Passage]]:
+        """The source and its first passages."""
+        request = course_service_pb2.GetSourceRequest(source_id=source_id)
+        response: course_service_pb2.GetSourceResponse = await self._unary(self._courses.GetSource, request)
+        return response.source, builtins.list(response.passages)
+
+    async def list_sources(self) -> builtins.list[course_pb2.Source]:
+        response: course_service_pb2.ListSourcesResponse = await self._unary(
+            self._courses.ListSources, course_service_pb2.ListSourcesRequest()
+        )
+        return builtins.list(response.sources)
+
+    async def delete_source(self, source_id: str) -> None:
+        """Remove the source's file, text and record; courses grounded on it keep their citations."""
+        await self._unary(self._courses.DeleteSource, course_service_pb2.DeleteSourceRequest(source_id=source_id))
 
     # -- AdminService -------------------------------------------------------------------------------------
 

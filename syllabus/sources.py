@@ -1,9 +1,9 @@
 """Where uploaded sources live: the artifacts object store, under `sources/<tenant>/<source id>/`.
 
 Each source is three objects: the file as uploaded (`file`), its record (`source.pb`, a Source) and its extracted
-text (`text.pb`, a SourceText with the passages). The gateway writes them at upload; the generator reads the text
-of a course's sources to ground its lessons and quizzes. The tenant is part of every name, so a source is only
-ever found under its owner's name.
+text (`text.pb`, a SourceText with the passages). The gateway writes them at upload and removes them when the
+source is deleted; the generator reads the text of a course's sources to ground its lessons and quizzes. The
+tenant is part of every name, so a source is only ever found under its owner's name.
 """
 
 from __future__ import annotations
@@ -66,6 +66,25 @@ class SourceShelf:
         sources = [await self.source(tenant, source_id) for source_id in ids]
         return [source for source in sources if source is not None]
 
+    async def delete(self, tenant: str, source_id: str) -> bool:
+        """Remove the source's record, text and file; False when none of them was there.
+
+        The record goes first, so a source half deleted (its gateway stopped meanwhile) is neither listed nor
+        usable, and deleting it again finishes the work."""
+        bucket = await self._js.object_store(self._bucket)
+        found = False
+        for part in (_RECORD, _TEXT, _FILE):
+            name = _name(tenant, source_id, part)
+            try:
+                await bucket.delete(name)
+                found = True
+            except (ObjectNotFoundError, NotFoundError):
+                pass
+            # The object store keeps a deletion marker under the object's name: purged too (also when an earlier
+            # deletion, cut short, left one), so nothing of the source remains.
+            await self._js.purge_stream(f"OBJ_{self._bucket}", subject=f"$O.{self._bucket}.M.{_encoded(name)}")
+        return found
+
     async def _read(self, name: str) -> bytes | None:
         bucket = await self._js.object_store(self._bucket)
         try:
@@ -73,6 +92,11 @@ class SourceShelf:
         except (ObjectNotFoundError, NotFoundError):
             return None
         return result.data or b""
+
+
+def _encoded(name: str) -> str:
+    # As nats-py names an object's subject.
+    return base64.urlsafe_b64encode(name.encode()).decode()
 
 
 def _decoded(token: str) -> str:

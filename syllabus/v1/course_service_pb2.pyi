@@ -261,3 +261,13 @@ class ListSourcesResponse(_message.Message):
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     sources: _containers.RepeatedCompositeFieldContainer[_course_pb2.Source]
     def __init__(self, sources: _Optional[_Iterable[_Union[_course_pb2.Source, _Mapping]]] = ...) -> None: ...
+
+class DeleteSourceRequest(_message.Message):
+    __slots__ = ("source_id",)
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    def __init__(self, source_id: _Optional[str] = ...) -> None: ...
+
+class DeleteSourceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -106,6 +106,11 @@ class CourseServiceStub:
                 request_serializer=syllabus_dot_v1_dot_course__service__pb2.ListSourcesRequest.SerializeToString,
                 response_deserializer=syllabus_dot_v1_dot_course__service__pb2.ListSourcesResponse.FromString,
                 _registered_method=True)
+        self.DeleteSource = channel.unary_unary(
+                '/syllabus.v1.CourseService/DeleteSource',
+                request_serializer=syllabus_dot_v1_dot_course__service__pb2.DeleteSourceRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_course__service__pb2.DeleteSourceResponse.FromString,
+                _registered_method=True)
 
 
 class CourseServiceServicer:
@@ -209,6 +214,14 @@ class CourseServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteSource(self, request, context):
+        """Delete a source: its file, its text and its record. Courses grounded on it keep the citations they have;
+        parts written after it is gone are written without its passages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CourseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -281,6 +294,11 @@ def add_CourseServiceServicer_to_server(servicer, server):
                     servicer.ListSources,
                     request_deserializer=syllabus_dot_v1_dot_course__service__pb2.ListSourcesRequest.FromString,
                     response_serializer=syllabus_dot_v1_dot_course__service__pb2.ListSourcesResponse.SerializeToString,
+            ),
+            'DeleteSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSource,
+                    request_deserializer=syllabus_dot_v1_dot_course__service__pb2.DeleteSourceRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_course__service__pb2.DeleteSourceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -662,6 +680,33 @@ class CourseService:
             '/syllabus.v1.CourseService/ListSources',
             syllabus_dot_v1_dot_course__service__pb2.ListSourcesRequest.SerializeToString,
             syllabus_dot_v1_dot_course__service__pb2.ListSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syllabus.v1.CourseService/DeleteSource',
+            syllabus_dot_v1_dot_course__service__pb2.DeleteSourceRequest.SerializeToString,
+            syllabus_dot_v1_dot_course__service__pb2.DeleteSourceResponse.FromString,
             options,
             channel_credentials,
             insecure,

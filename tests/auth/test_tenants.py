@@ -236,6 +236,11 @@ async def _list_sources(s: Stubs, t: Theirs) -> None:
     assert t.source.id not in {source.id for source in listed.sources}
 
 
+@check("syllabus.v1.CourseService.DeleteSource")
+async def _delete_source(s: Stubs, t: Theirs) -> None:
+    await not_found(s.courses.DeleteSource(C.DeleteSourceRequest(source_id=t.source.id), timeout=10))
+
+
 @check("syllabus.v1.ScheduleService.CreateSchedule")
 async def _create_schedule(s: Stubs, t: Theirs) -> None:
     schedule = job_pb2.Schedule(id="globex-own", interval=duration_pb2.Duration(seconds=3600))
@@ -392,6 +397,7 @@ async def test_another_tenant_reaches_nothing_of_theirs_over_grpc(secured: Secur
         schedule = (await acme.schedules.GetSchedule(S.GetScheduleRequest(schedule_id="nightly"), timeout=10)).schedule
         assert schedule.interval.seconds == 3600 and not schedule.paused
         await acme.courses.GetCourse(C.GetCourseRequest(course_id=theirs.course.id), timeout=10)
+        await acme.courses.GetSource(C.GetSourceRequest(source_id=theirs.source.id), timeout=10)
     finally:
         await acme.channel.close()
 

@@ -5,6 +5,7 @@ and questions cite pages of the uploaded PDF and whose document lists it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import re
 from pathlib import Path
@@ -308,6 +309,104 @@ async def test_a_grounded_offline_course_cites_the_pages_of_its_pdf(
     assert again.modules[0].lesson.citations and all(
         c.source_name == "bread.pdf" for c in again.modules[0].lesson.citations
     )
+
+
+async def test_a_deleted_source_leaves_nothing_behind_and_its_course_keeps_its_citations(stack: CourseStack) -> None:
+    await stack.start_workers()
+    upload = course_service_pb2.UploadSourceRequest(filename="bread.pdf", data=handbook_pdf())
+    source = (await stack.courses.UploadSource(upload, timeout=10)).source
+    create = course_service_pb2.CreateCourseRequest(
+        course=job_pb2.GenerateCourse(prompt="Bread baking", modules=2, source_ids=[source.id])
+    )
+    made = await stack.courses.CreateCourse(create, timeout=10)
+    assert (await stack.events(made.job.id))[-1].type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED
+
+    await stack.courses.DeleteSource(course_service_pb2.DeleteSourceRequest(source_id=source.id), timeout=10)
+    assert await _source_objects(stack, source) == []
+    get = course_service_pb2.GetSourceRequest(source_id=source.id)
+    for call in (
+        stack.courses.GetSource(get, timeout=10),
+        stack.courses.DeleteSource(course_service_pb2.DeleteSourceRequest(source_id=source.id), timeout=10),
+        stack.courses.CreateCourse(create, timeout=10),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND and source.id in (caught.value.details() or "")
+    assert not (await stack.courses.ListSources(course_service_pb2.ListSourcesRequest(), timeout=10)).sources
+
+    # The course keeps what it cited; a lesson written again has no passages of it to cite.
+    get_course = course_service_pb2.GetCourseRequest(course_id=made.course.id)
+    course = (await stack.courses.GetCourse(get_course, timeout=10)).course
+    assert [s.name for s in course.sources] == ["bread.pdf"] and course.modules[0].lesson.citations
+    regenerate = course_service_pb2.RegenerateCoursePartRequest(
+        course_id=course.id, module_index=0, part=course_service_pb2.COURSE_PART_LESSON
+    )
+    job = (await stack.courses.RegenerateCoursePart(regenerate, timeout=10)).job
+    assert (await stack.events(job.id))[-1].type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED
+    again = (await stack.courses.GetCourse(get_course, timeout=10)).course
+    assert not again.modules[0].lesson.citations and again.modules[1].lesson.citations
+
+
+async def test_a_deletion_cut_short_leaves_the_source_unusable_and_deleting_again_finishes_it(
+    stack: CourseStack,
+) -> None:
+    upload = course_service_pb2.UploadSourceRequest(filename="notes.md", data=b"# Yeast\n\nYeast makes the gas.\n")
+    source = (await stack.courses.UploadSource(upload, timeout=10)).source
+    # The gateway stopped after removing the record, the first of the three objects.
+    bucket = await stack.nc.jetstream().object_store(stack.topology.artifacts_bucket)
+    await bucket.delete(f"sources/{source.tenant}/{source.id}/source.pb")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.courses.GetSource(course_service_pb2.GetSourceRequest(source_id=source.id), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert not (await stack.courses.ListSources(course_service_pb2.ListSourcesRequest(), timeout=10)).sources
+    await stack.courses.DeleteSource(course_service_pb2.DeleteSourceRequest(source_id=source.id), timeout=10)
+    assert await _source_objects(stack, source) == []
+
+
+async def test_a_source_id_that_is_no_id_is_refused_naming_the_field(stack: CourseStack) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.courses.DeleteSource(course_service_pb2.DeleteSourceRequest(source_id="../x"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "source_id" in _violations(caught.value)
+
+
+async def test_sources_from_the_command_line(
+    stack: CourseStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Yeast\n\nYeast makes the gas that raises the dough.\n")
+
+    async def sources(*argv: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(cli.main, ["sources", *argv, "--addr", stack.addr])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, err = await sources("upload", str(notes))
+    source_id = out.strip()
+    assert code == 0 and f"source {source_id}: notes.md (1 passages)" in err, err
+    code, out, _ = await sources("list")
+    assert code == 0 and out.startswith(f"{source_id}  notes.md  text/markdown  ")
+    code, out, _ = await sources("get", source_id)
+    assert code == 0 and "  section 'Yeast': Yeast makes the gas that raises the dough." in out
+    code, _, err = await sources("delete", source_id)
+    assert (code, err) == (0, f"source {source_id} deleted\n")
+    code, _, err = await sources("get", source_id)
+    assert code == 2 and err.startswith("syllabus: NOT_FOUND: ")
+    code, out, err = await sources("list")
+    assert (code, out, err) == (0, "", "no sources\n")
+    code, _, err = await sources("upload", str(tmp_path / "missing.md"))
+    assert (code, err) == (2, f"syllabus: cannot read {tmp_path / 'missing.md'}: No such file or directory\n")
+    code, _, err = await sources("delete", "../x")
+    assert code == 2 and "  source_id: " in err
+
+
+async def _source_objects(stack: CourseStack, source: course_pb2.Source) -> list[str]:
+    """The names in the artifacts bucket's stream under the source's prefix: its objects and deletion markers."""
+    bucket = stack.topology.artifacts_bucket
+    root = f"$O.{bucket}.M."
+    info = await stack.nc.jetstream().stream_info(f"OBJ_{bucket}", subjects_filter=f"{root}>")
+    # Object names travel base64url-encoded in the subjects.
+    names = [base64.urlsafe_b64decode(subject.removeprefix(root)).decode() for subject in (info.state.subjects or {})]
+    return sorted(name for name in names if name.startswith(f"sources/{source.tenant}/{source.id}/"))
 
 
 async def test_a_model_is_given_the_sources_and_a_made_up_citation_is_repaired(

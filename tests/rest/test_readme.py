@@ -92,3 +92,6 @@ async def test_readme_job_examples(rest: Rest, start_worker: StartWorker, tmp_pa
     assert '"name":"notes.md","contentType":"text/markdown"' in out
     assert '"locator":"section \'Queues\'","text":"A queue keeps messages until a consumer acknowledges them."' in out
     assert '{"sources":[{' in out
+    # Deleted, then not found.
+    assert "{} HTTP 200" in out
+    assert re.search(r'"code":5,"message":"source \'\w+\' not found".* HTTP 404', out), out

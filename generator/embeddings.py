@@ -1,7 +1,11 @@
 """Embedding vectors of texts from an OpenAI-compatible `/v1/embeddings` endpoint (OpenAI, Ollama, vLLM, llama.cpp
 server) through httpx, kept in a bounded in-process cache keyed by model and the text's sha256: a course's passages
 are asked for once per generator process, not once per lesson and quiz job. Concurrent jobs wanting one text wait
-for the request already under way rather than sending their own."""
+for the request already under way rather than sending their own.
+
+A circuit breaker (generator.providers.breaker, shared through Redis when there is one) stops asking an endpoint
+that failed several times in a row: until its cool-down ends, jobs are grounded by BM25 at once instead of each
+waiting out its own failed request; then one request goes through as a probe."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ import httpx
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from generator.providers.breaker import Breaker
 
     Vector = npt.NDArray[np.float32]
 
@@ -37,9 +43,18 @@ def embeddings_url(base_url: str) -> str:
 
 class Embedder:
     def __init__(
-        self, *, base_url: str, model: str, api_key: str = "", timeout: float = 30.0, cache_size: int = CACHE_SIZE
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        timeout: float = 30.0,
+        cache_size: int = CACHE_SIZE,
+        breaker: Breaker | None = None,
     ) -> None:
         self.model = model
+        self._breaker = breaker
+        self._breaker_name = f"embeddings:{model}"
         self._url = embeddings_url(base_url)
         self._timeout = timeout
         self._cache_size = cache_size
@@ -65,6 +80,8 @@ class Embedder:
             else:
                 mine[key] = text
         if mine:
+            if self._breaker is not None and (wait := await self._breaker.wait_time(self._breaker_name)) > 0:
+                raise EmbeddingError(f"the endpoint failed repeatedly; not asked again for {wait:.0f} s")
             found.update(await self._fetch(mine))
         for key, future in waits.items():
             # Shielded: a job cancelled while waiting must not cancel the answer other jobs wait for.
@@ -93,7 +110,7 @@ class Embedder:
             keys = list(texts)
             for start in range(0, len(keys), BATCH):
                 batch = keys[start : start + BATCH]
-                for key, vector in zip(batch, await self._request([texts[k] for k in batch]), strict=True):
+                for key, vector in zip(batch, await self._judged([texts[k] for k in batch]), strict=True):
                     vectors[key] = vector
                     self._remember(key, vector)
         except BaseException as exc:
@@ -115,6 +132,18 @@ class Embedder:
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+    async def _judged(self, texts: list[str]) -> list[Vector]:
+        """The request, its outcome told to the breaker (a request cut short by its job's end tells nothing)."""
+        try:
+            vectors = await self._request(texts)
+        except EmbeddingError:
+            if self._breaker is not None:
+                await self._breaker.failed(self._breaker_name)
+            raise
+        if self._breaker is not None:
+            await self._breaker.succeeded(self._breaker_name)
+        return vectors
 
     async def _request(self, texts: list[str]) -> list[Vector]:
         try:

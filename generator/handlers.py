@@ -20,27 +20,29 @@ from syllabus.sources import SourceShelf
 from syllabus.worker import Handler
 
 
-def build_models(config: GeneratorConfig, registry: Registry, redis: Redis | None, namespace: str) -> Models:
-    """With Redis, the cache and the breakers are shared by every generator; without, there is no cache and
-    each process keeps its own breakers."""
+def build_breaker(config: GeneratorConfig, redis: Redis | None, namespace: str, call_timeout: float) -> Breaker:
+    """With Redis, the breakers are shared by every generator; without, each process keeps its own."""
     # A probe holds the half-open breaker for at most one call.
-    probe_timeout = config.timeout + 5
-    breaker: Breaker
+    probe_timeout = call_timeout + 5
     if redis is None:
-        breaker = LocalBreaker(config.breaker_threshold, config.breaker_cooldown, probe_timeout)
-    else:
-        breaker = RedisBreaker(
-            redis,
-            prefix=f"syllabus:{namespace or '-'}:breaker:",
-            threshold=config.breaker_threshold,
-            cooldown=config.breaker_cooldown,
-            probe_timeout=probe_timeout,
-        )
+        return LocalBreaker(config.breaker_threshold, config.breaker_cooldown, probe_timeout)
+    return RedisBreaker(
+        redis,
+        prefix=f"syllabus:{namespace or '-'}:breaker:",
+        threshold=config.breaker_threshold,
+        cooldown=config.breaker_cooldown,
+        probe_timeout=probe_timeout,
+    )
+
+
+def build_models(config: GeneratorConfig, registry: Registry, redis: Redis | None, namespace: str) -> Models:
+    """With Redis, the reply cache is shared by every generator; without, there is none."""
+    breaker = build_breaker(config, redis, namespace, config.timeout)
     cache = ReplyCache(redis, config.cache_ttl) if redis is not None and config.cache_ttl > 0 else None
     return Models(registry, cache=cache, breaker=breaker)
 
 
-def build_embedder(config: GeneratorConfig) -> Embedder | None:
+def build_embedder(config: GeneratorConfig, redis: Redis | None = None, namespace: str = "") -> Embedder | None:
     """The embeddings endpoint's client, or None: passages are then ranked by BM25 alone."""
     if not config.embeddings_url:
         return None
@@ -49,6 +51,7 @@ def build_embedder(config: GeneratorConfig) -> Embedder | None:
         model=config.embeddings_model,
         api_key=config.embeddings_api_key,
         timeout=config.embeddings_timeout,
+        breaker=build_breaker(config, redis, namespace, config.embeddings_timeout),
     )
 
 

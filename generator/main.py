@@ -24,7 +24,7 @@ async def serve(common: CommonConfig) -> None:
         "default model provider: %s%s", config.provider, " (offline drafts)" if config.provider == "offline" else ""
     )
     models = build_models(config, registry, redis, common.namespace)
-    embedder = build_embedder(config)
+    embedder = build_embedder(config, redis, common.namespace)
     if embedder is not None:
         log.info("source passages ranked by BM25 and %s embeddings", embedder.model)
     try:

@@ -13,6 +13,7 @@ import pytest
 from generator.embeddings import Embedder
 from generator.grounding import best_passages
 from generator.handlers import build_embedder
+from generator.providers.breaker import LocalBreaker
 from generator.retrieval import module_query, rank
 from generator.tasks import ModuleContext
 from syllabus.config import GeneratorConfig
@@ -156,6 +157,32 @@ async def test_an_unreachable_endpoint_leaves_bm25(caplog: pytest.LogCaptureFixt
         await client.aclose()
     assert best == rank(PASSAGES, module_query(KNEADING))
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+async def test_an_endpoint_that_keeps_failing_is_left_alone_until_its_cool_down_ends(
+    fake: FakeHTTP, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="generator.grounding")
+    now = [1000.0]
+    breaker = LocalBreaker(threshold=2, cooldown=30.0, probe_timeout=15.0, clock=lambda: now[0])
+    client = Embedder(base_url=fake.url, model="embed-1", timeout=10, breaker=breaker)
+    try:
+        fake.then(chat_error(500, "model not loaded"), chat_error(503, "overloaded"))
+        for _ in range(2):
+            assert await best_passages(PASSAGES, KNEADING, client) == rank(PASSAGES, module_query(KNEADING))
+        asked = len(fake.requests)
+        # Open: the next jobs are grounded by BM25 without asking, and each says why.
+        assert await best_passages(PASSAGES, BAKING, client) == rank(PASSAGES, module_query(BAKING))
+        assert len(fake.requests) == asked
+        assert "not asked again for 30 s" in caplog.records[-1].getMessage()
+        # The cool-down over, one job's request goes through as the probe; its success closes the breaker.
+        now[0] += 31
+        hybrid = await best_passages(PASSAGES, KNEADING, client)
+        assert [p.text for p in hybrid[:2]] == [MACHINES, BY_HAND]
+        assert len(fake.requests) == asked + 1
+        assert await breaker.wait_time("embeddings:embed-1") == 0
+    finally:
+        await client.aclose()
 
 
 async def test_the_embedder_is_built_only_when_configured() -> None:

@@ -184,6 +184,60 @@ class SyllabusClient {
     return this.unary(this.courses, 'GetCourseDocument', { courseId, format });
   }
 
+  /**
+   * Write one lesson or quiz of a finished course again: `{courseId, moduleIndex, part: 'COURSE_PART_LESSON' or
+   * 'COURSE_PART_QUIZ', instruction, expectedVersion}`; resolves with {course, job}, the job writing the part.
+   */
+  regenerateCoursePart(request) {
+    return this.unary(this.courses, 'RegenerateCoursePart', request);
+  }
+
+  /** Hand edits, each a new course version: resolve with {course, renderJob}. */
+  updateLesson(request) {
+    return this.unary(this.courses, 'UpdateLesson', request);
+  }
+
+  updateQuestion(request) {
+    return this.unary(this.courses, 'UpdateQuestion', request);
+  }
+
+  reorderModules(request) {
+    return this.unary(this.courses, 'ReorderModules', request);
+  }
+
+  removeModule(request) {
+    return this.unary(this.courses, 'RemoveModule', request);
+  }
+
+  /** A new module, its lesson and quiz written by jobs: resolves with {course, jobs}. */
+  addModule(request) {
+    return this.unary(this.courses, 'AddModule', request);
+  }
+
+  /** The course's versions, oldest first: [{version, change, updateTime}] (version as a string: an int64). */
+  async listCourseVersions(courseId) {
+    return (await this.unary(this.courses, 'ListCourseVersions', { courseId })).versions;
+  }
+
+  /** Upload a file to ground courses on: {filename, data (a Buffer), contentType?}; resolves with the source. */
+  async uploadSource({ filename, data, contentType = '' }) {
+    return (await this.unary(this.courses, 'UploadSource', { filename, data, contentType })).source;
+  }
+
+  /** The source and its first passages: {source, passages}. */
+  getSource(sourceId) {
+    return this.unary(this.courses, 'GetSource', { sourceId });
+  }
+
+  async listSources() {
+    return (await this.unary(this.courses, 'ListSources', {})).sources;
+  }
+
+  /** Remove the source's file, text and record; courses grounded on it keep their citations. */
+  async deleteSource(sourceId) {
+    await this.unary(this.courses, 'DeleteSource', { sourceId });
+  }
+
   /** True when the gateway serves CourseService (a gateway older than it answers UNIMPLEMENTED). */
   async servesCourses() {
     try {

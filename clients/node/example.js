@@ -1,4 +1,5 @@
-// Runs a job and writes a course through the gRPC API, printing each step.
+// Runs a job, writes a course, regenerates its first lesson and uploads and deletes a source through the gRPC
+// API, printing each step.
 //
 //   node example.js [host:port] [--out DIR] [--skip-course]
 //
@@ -63,6 +64,24 @@ async function runCourse(client, out) {
   const artifact = await client.getJobArtifact(job.id, 'course.pdf');
   const same = artifact.data.equals(document.data) ? 'the same bytes' : 'other bytes';
   console.log(`artifact ${artifact.filename} of job ${job.id}: ${artifact.contentType}, ${artifact.data.length} bytes, ${same}`);
+  // Lesson 1 written again, simpler: the course's next version.
+  const { job: rewrite } = await client.regenerateCoursePart({
+    courseId: course.id,
+    moduleIndex: 0,
+    part: 'COURSE_PART_LESSON',
+    instruction: 'simpler',
+  });
+  await client.watchJob(rewrite.id);
+  const versions = await client.listCourseVersions(course.id);
+  console.log(`versions of course ${course.id}: ${versions.map((v) => `${v.version} "${v.change}"`).join(', ')}`);
+  // A source to ground courses on: uploaded, listed, deleted.
+  const notes = Buffer.from('# Queues\n\nA queue keeps messages until a consumer acknowledges them.\n');
+  const source = await client.uploadSource({ filename: 'notes.md', data: notes });
+  const listed = (await client.listSources()).some((s) => s.id === source.id);
+  console.log(`source ${source.id}: ${source.name}, ${source.passages} passages, listed: ${listed}`);
+  await client.deleteSource(source.id);
+  const still = (await client.listSources()).some((s) => s.id === source.id);
+  console.log(`source ${source.id} deleted, listed: ${still}`);
 }
 
 async function main() {

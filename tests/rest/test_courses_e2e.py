@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -91,8 +92,14 @@ async def test_node_client_writes_a_course(stack: Stack, node_client: Path, tmp_
     course_line = next(line for line in lines if line.startswith("course "))
     assert course_line.endswith('"An introduction to message queues", 2 modules'), course_line
     job_id = next(line for line in lines if line.startswith("created course ")).split("(job ")[1].rstrip(")")
+    course_id = course_line.split()[1].rstrip(":")
     pdf = saved_pdf(tmp_path)
-    assert lines[-2].startswith(f"document application/pdf, {len(pdf)} bytes, "), lines[-2]
+    assert lines[-5].startswith(f"document application/pdf, {len(pdf)} bytes, "), lines[-5]
     assert pdf.startswith(b"%PDF")
     # getJobArtifact: the course job's artifact, under the name the gateway's content-disposition gives.
-    assert lines[-1] == f"artifact course.pdf of job {job_id}: application/pdf, {len(pdf)} bytes, the same bytes"
+    assert lines[-4] == f"artifact course.pdf of job {job_id}: application/pdf, {len(pdf)} bytes, the same bytes"
+    # regenerateCoursePart and listCourseVersions; uploadSource, listSources and deleteSource.
+    assert lines[-3] == f'versions of course {course_id}: 1 "", 2 "regenerated the lesson of module 1: simpler"'
+    source = re.fullmatch(r"source (\w+): notes\.md, 1 passages, listed: true", lines[-2])
+    assert source, lines[-2]
+    assert lines[-1] == f"source {source.group(1)} deleted, listed: false"

@@ -103,3 +103,18 @@ async def test_node_client_writes_a_course(stack: Stack, node_client: Path, tmp_
     source = re.fullmatch(r"source (\w+): notes\.md, 1 passages, listed: true", lines[-2])
     assert source, lines[-2]
     assert lines[-1] == f"source {source.group(1)} deleted, listed: false"
+
+
+async def test_node_client_edits_a_course_and_its_sources(stack: Stack, node_client: Path) -> None:
+    script = Path(__file__).with_name("node_course_edits.js")
+    code, out, err = await run_node(node_client, str(script), stack.grpc_addr)
+    assert code == 0, f"stdout:\n{out}\nstderr:\n{err}\n{stack.log_tail()}"
+    assert out.splitlines() == [
+        "updateLesson: version 2, render job render_document",
+        'updateQuestion: version 3, "What does a stream keep?"',
+        'reorderModules: version 4, first "# Streams"',
+        "addModule: version 5, 2 jobs",
+        "removeModule: version 6, 2 modules",
+        'getSource: notes.txt, 1 passages, "Consumers acknowledge messages."',
+        "getSource after deleteSource: 5",
+    ], out

@@ -172,6 +172,7 @@ class Bench:
         await self.task_drain(nc, stub)
         await self.start_workers(2, stub)
         await self.round_trip(stub)
+        await self.round_trip(stub, "run_round_trip", one_call=True)
         await self.open_loop(stub, self.figures["drain_jobs_per_s"] / 2)
         await self.watchers(nc, stub)
         for workers in (1, 2, 4):
@@ -355,21 +356,27 @@ class Bench:
         self.figures[f"{name}_client_cpu_us_per_job"] = meter.client / count * 1e6
 
     async def round_trip(
-        self, stub: job_service_pb2_grpc.JobServiceStub, name: str = "round_trip", make: Requests = request
+        self,
+        stub: job_service_pb2_grpc.JobServiceStub,
+        name: str = "round_trip",
+        make: Requests = request,
+        *,
+        one_call: bool = False,
     ) -> None:
+        """Sequential round trips: SubmitJob, then WatchJob until SUCCEEDED; or, `one_call`, RunJob (the job's
+        answer, then its events on the same stream)."""
         latencies: list[float] = []
         stages: dict[str, list[float]] = {stage: [] for stage in ROUND_TRIP_STAGES}
         with CpuMeter(self.stack) as meter:
             for i in range(self.sizes.round_trips):
                 started = time.perf_counter()
                 sent = time.time_ns()
-                job = (await stub.SubmitJob(make(i), timeout=30)).job
-                answered = time.time_ns()
-                stamps = {}
-                async for response in stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id), timeout=30):
-                    stamps[response.event.type] = response.event.time.ToNanoseconds()
-                    if response.event.type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED:
-                        break
+                if one_call:
+                    job, answered, stamps = await _run_once(stub, make(i))
+                else:
+                    job = (await stub.SubmitJob(make(i), timeout=30)).job
+                    answered = time.time_ns()
+                    stamps = await _watch_to_success(stub, job.id)
                 latencies.append((time.perf_counter() - started) * 1000)
                 # Every process stamps with this machine's one wall clock, so the stamps compare.
                 created = job.create_time.ToNanoseconds()
@@ -517,6 +524,32 @@ def machine(steal_before: tuple[int, int]) -> dict[str, Any]:
     }
 
 
+async def _watch_to_success(stub: job_service_pb2_grpc.JobServiceStub, job_id: str) -> dict[int, int]:
+    """The job's events until SUCCEEDED, as {event type: its time in ns}."""
+    stamps = {}
+    async for response in stub.WatchJob(job_service_pb2.WatchJobRequest(job_id=job_id), timeout=30):
+        stamps[response.event.type] = response.event.time.ToNanoseconds()
+        if response.event.type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED:
+            break
+    return stamps
+
+
+async def _run_once(
+    stub: job_service_pb2_grpc.JobServiceStub, submit: job_service_pb2.SubmitJobRequest
+) -> tuple[job_pb2.Job, int, dict[int, int]]:
+    """One RunJob until SUCCEEDED: the job, when its answer came (ns), and {event type: its time in ns}."""
+    job, answered, stamps = job_pb2.Job(), 0, {}
+    run = job_service_pb2.RunJobRequest(spec=submit.spec, options=submit.options)
+    async for response in stub.RunJob(run, timeout=30):
+        if response.HasField("submitted"):
+            job, answered = response.submitted.job, time.time_ns()
+            continue
+        stamps[response.event.type] = response.event.time.ToNanoseconds()
+        if response.event.type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED:
+            break
+    return job, answered, stamps
+
+
 # Syllabus's figure over the peer's, same run: for rates above 1 is better, for CPU and latency below 1 is. The
 # drains compared are of jobs that do nothing, as BullMQ's and raw JetStream's do: a task of bench.tasks' pool
 # (the built-in summarize_text jobs of the other drains run the offline model provider).
@@ -529,6 +562,8 @@ RATIOS = {
     ),
     "vs_bullmq_round_trip_p50": ("round_trip_p50_ms", "bullmq_round_trip_p50_ms"),
     "vs_bullmq_round_trip_p99": ("round_trip_p99_ms", "bullmq_round_trip_p99_ms"),
+    "vs_bullmq_run_round_trip_p50": ("run_round_trip_p50_ms", "bullmq_round_trip_p50_ms"),
+    "vs_bullmq_run_round_trip_p99": ("run_round_trip_p99_ms", "bullmq_round_trip_p99_ms"),
     "vs_raw_drain_rate": ("task_drain_jobs_per_s", "raw_drain_jobs_per_s"),
     "vs_raw_drain_cpu": ("task_drain_cpu_us_per_job", "raw_drain_cpu_us_per_job"),
     "vs_raw_round_trip_p50": ("round_trip_p50_ms", "raw_round_trip_p50_ms"),
@@ -609,6 +644,18 @@ def targets(f: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             at_most("round_trip_p99_ms", f.get("bullmq_round_trip_p99_ms")),
         ),
         (
+            "round trip p50, one RunJob call",
+            ms("run_round_trip_p50_ms"),
+            f"≤ BullMQ {ms('bullmq_round_trip_p50_ms')}",
+            at_most("run_round_trip_p50_ms", f.get("bullmq_round_trip_p50_ms")),
+        ),
+        (
+            "round trip p99, one RunJob call",
+            ms("run_round_trip_p99_ms"),
+            f"≤ BullMQ {ms('bullmq_round_trip_p99_ms')}",
+            at_most("run_round_trip_p99_ms", f.get("bullmq_round_trip_p99_ms")),
+        ),
+        (
             f"unary SubmitJob p99, {f.get('callers', 50)} callers",
             ms("submit_unary_p99_ms"),
             f"≤ {UNARY_P99_MS:.0f} ms",
@@ -668,6 +715,13 @@ def table(f: dict[str, Any]) -> str:
             "",
             ", ".join(f"{stage} {ms:.2f}" for stage, ms in (f.get("round_trip_stages_p50_ms") or {}).items()),
             "",
+        ),
+        (
+            "round trip, one RunJob call",
+            f"p50 {r('run_round_trip_p50_ms'):.2f} ms",
+            f"p99 {r('run_round_trip_p99_ms'):.2f} ms; stages "
+            + ", ".join(f"{stage} {ms:.2f}" for stage, ms in (f.get("run_round_trip_stages_p50_ms") or {}).items()),
+            f"{r('run_round_trip_cpu_us_per_job'):,.0f} µs",
         ),
         (
             f"open loop, {r('open_loop_rate_per_s'):,.0f} jobs/s arriving",
@@ -811,7 +865,12 @@ KEYS = (
     "task_drain_with_client_cpu_us_per_job",
     *(
         f"{name}_{k}"
-        for name in ("round_trip", "mongo_round_trip", *(f"{scenario}_round_trip" for scenario, _, _ in SYNC_SCENARIOS))
+        for name in (
+            "round_trip",
+            "run_round_trip",
+            "mongo_round_trip",
+            *(f"{scenario}_round_trip" for scenario, _, _ in SYNC_SCENARIOS),
+        )
         for k in ("p50_ms", "p99_ms", "cpu_us_per_job", "stages_p50_ms")
     ),
     "open_loop_rate_per_s",

@@ -13,7 +13,7 @@ from gateway.limits import Limits
 from gateway.status import Context
 from gateway.taskinputs import TaskInputs
 from gateway.waiting import Waiting
-from gateway.watch import EventStreams
+from gateway.watch import EventStreams, until_end
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
 from syllabus.errors import InvalidRequest, JobNotFound
@@ -80,7 +80,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self._tasks = TaskInputs(tasks)
         self._waiting = Waiting(tasks, workers)
 
-    async def _build(self, request: job_service_pb2.SubmitJobRequest, field: str = "") -> job_pb2.Job:
+    async def _build(
+        self, request: job_service_pb2.SubmitJobRequest | job_service_pb2.RunJobRequest, field: str = ""
+    ) -> job_pb2.Job:
         max_attempts = self._default_max_attempts
         if request.spec.WhichOneof("kind") == TASK_KIND:
             # A name no pool declared is refused: its job would wait for no one.
@@ -172,6 +174,22 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             await self._nc.publish(self._topology.cancel_subject(job.id), request.reason.encode())
         return job_service_pb2.CancelJobResponse(job=job)
 
+    async def RunJob(self, request: job_service_pb2.RunJobRequest, context: Context) -> None:
+        job = await self._build(request)
+        await self._limits.take_waiting(job.tenant, 1)
+        async with self._streams.listening(job.id) as live:
+            inserted = await self._intake.submit(job, call_timeout(context, self._config.publish_timeout))
+            count_submitted([inserted])
+            submitted = job_service_pb2.SubmitJobResponse(job=inserted.job, created=inserted.created)
+            await context.write(job_service_pb2.RunJobResponse(submitted=submitted))
+            if inserted.created:
+                async for event in until_end(live):
+                    await context.write(job_service_pb2.RunJobResponse(event=event))
+                return
+        # The idempotency key named an earlier job: its events so far are in the stream's history.
+        async for event in self._streams.job_events(inserted.job.id, _known(inserted.job), 0):
+            await context.write(job_service_pb2.RunJobResponse(event=event))
+
     async def WatchJob(self, request: job_service_pb2.WatchJobRequest, context: Context) -> None:
         # Written rather than yielded: a gateway may hold ten thousand of these, and a generator (with grpc's
         # iteration of it) is one more object each.
@@ -196,3 +214,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         subscribed = lambda: context.send_initial_metadata(())  # noqa: E731
         async for event in self._streams.tenant_events(caller.tenant(), request.kind, subscribed):
             yield job_service_pb2.WatchJobsResponse(event=event)
+
+
+async def _known(job: job_pb2.Job) -> job_pb2.Job:
+    return job

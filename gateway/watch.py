@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from nats.aio.client import Client
@@ -217,14 +217,20 @@ class EventStreams:
             if ended:
                 return
             del found, history
-            while True:
-                event = await live.get()
-                if event.sequence <= last:
-                    continue
+            async for event in until_end(live, last):
                 yield event
-                last = event.sequence
-                if event.terminal:
-                    return
+        finally:
+            self._unlisten(self._by_job, job_id, live)
+
+    @contextlib.asynccontextmanager
+    async def listening(self, job_id: str) -> AsyncIterator[Listener]:
+        """A listener for a job that is not published yet: the shared consumer follows and the listener is
+        registered before the caller publishes the job, so every event of the job arrives on it (read it with
+        until_end) and none has to be read back from the stream's history."""
+        await self._ensure_following()
+        live = self._listen(self._by_job, job_id)
+        try:
+            yield live
         finally:
             self._unlisten(self._by_job, job_id, live)
 
@@ -280,6 +286,18 @@ class EventStreams:
                     yield event
         finally:
             self._unlisten(self._by_tenant, tenant, live)
+
+
+async def until_end(live: Listener, last: int = 0) -> AsyncGenerator[job_pb2.JobEvent, None]:
+    """The live events after sequence `last`, each once, up to the terminal one."""
+    while True:
+        event = await live.get()
+        if event.sequence <= last:
+            continue
+        yield event
+        last = event.sequence
+        if event.terminal:
+            return
 
 
 def _enqueue(replies: asyncio.Queue[Msg], msg: Msg) -> None:

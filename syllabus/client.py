@@ -5,6 +5,8 @@ CourseService (grpc.aio).
         job, created = await client.submit(JobSpec(summarize_text=SummarizeText(text="...")))
         async for event in client.watch(job.id):
             print(JobState.Name(event.state))
+        ran = await client.run(JobSpec(summarize_text=SummarizeText(text="...")))  # submit, then wait for its end
+        print(ran.end.result.text)
 
 Every failed call raises SyllabusError, built from the google.rpc.Status the gateway sends, so callers get
 the code, the message and the BadRequest field violations without touching gRPC types.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 
@@ -121,6 +123,16 @@ def error_from(exc: grpc.aio.AioRpcError, addr: str) -> SyllabusError:
 _CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
 
 
+class Ran(NamedTuple):
+    """What SyllabusClient.run gives back."""
+
+    job: job_pb2.Job
+    # False when the idempotency key named an earlier job (whose end this is, too).
+    created: bool
+    # The terminal event: SUCCEEDED with the result, FAILED with the last error, or CANCELED.
+    end: job_pb2.JobEvent
+
+
 class Page(NamedTuple, Generic[T]):
     items: builtins.list[T]
     # Empty on the last page; pass it back to get the next one.
@@ -199,6 +211,53 @@ class SyllabusClient:
         request = job_service_pb2.SubmitJobRequest(spec=spec, options=options)
         response: job_service_pb2.SubmitJobResponse = await self._unary(self._jobs.SubmitJob, request)
         return response.job, response.created
+
+    async def run(
+        self,
+        spec: job_pb2.JobSpec,
+        options: job_pb2.JobOptions | None = None,
+        on_event: Callable[[job_pb2.JobEvent], None] | None = None,
+    ) -> Ran:
+        """Submit a job and wait for its end, in one call (RunJob); `on_event` hears each event on the way.
+
+        No deadline of its own (a job may run for hours): bound the wait with asyncio.timeout. A stream lost once
+        the job was accepted is followed on with WatchJob after the last event seen; one lost before raises, as
+        submit does, and trying again is safe with an idempotency key.
+        """
+        call = self._jobs.RunJob(job_service_pb2.RunJobRequest(spec=spec, options=options))
+        submitted: job_service_pb2.SubmitJobResponse | None = None
+        end: job_pb2.JobEvent | None = None
+        last = 0
+        try:
+            async for response in call:
+                if response.HasField("submitted"):
+                    submitted = response.submitted
+                    continue
+                event: job_pb2.JobEvent = response.event
+                last = event.sequence or last
+                if on_event is not None:
+                    on_event(event)
+                if event.terminal:
+                    end = event
+        except grpc.aio.AioRpcError as exc:
+            if submitted is None or not _is_transport_failure(exc):
+                raise error_from(exc, self.addr) from None
+            job_id = submitted.job.id
+            log.info("run of job %s dropped (%s); following it after sequence %d", job_id, exc.details(), last)
+            await self._reconnected(exc)
+        finally:
+            call.cancel()
+        if submitted is None:
+            raise SyllabusError(grpc.StatusCode.UNKNOWN, "the gateway ended the run before answering")
+        if end is None:
+            async for event in self.watch(submitted.job.id, after_sequence=last):
+                if on_event is not None:
+                    on_event(event)
+                if event.terminal:
+                    end = event
+        if end is None:
+            raise SyllabusError(grpc.StatusCode.UNKNOWN, f"the events of job {submitted.job.id} ended before its end")
+        return Ran(submitted.job, submitted.created, end)
 
     async def submit_many(
         self, jobs: Iterable[tuple[job_pb2.JobSpec, job_pb2.JobOptions | None]]

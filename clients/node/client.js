@@ -114,6 +114,45 @@ class SyllabusClient {
     return this.unary(this.jobs, 'SubmitJob', request);
   }
 
+  /**
+   * Submit a job and follow it to its end in one call (RunJob), calling onEvent for each event as it arrives.
+   * Resolves with {job, created, end, events}: `end` is the terminal event (SUCCEEDED with the result, FAILED
+   * with the error, or CANCELED). A stream dropped once the job was accepted is followed on with watchJob
+   * after the last event seen; one dropped before rejects, as submitJob does.
+   */
+  async runJob(request, { onEvent = () => {} } = {}) {
+    let submitted = null;
+    const events = [];
+    try {
+      await new Promise((resolve, reject) => {
+        const call = this.jobs.RunJob(request);
+        call.on('data', (response) => {
+          if (response.submitted) {
+            submitted = response.submitted;
+            return;
+          }
+          events.push(response.event);
+          onEvent(response.event);
+        });
+        call.on('error', reject);
+        call.on('end', resolve);
+      });
+    } catch (error) {
+      if (submitted === null || !RESUMABLE.has(error.code)) {
+        throw error;
+      }
+    }
+    if (submitted === null) {
+      throw new Error('the gateway ended the run before answering');
+    }
+    if (!events.some((event) => event.terminal)) {
+      const afterSequence = events.length ? events[events.length - 1].sequence : '0';
+      events.push(...(await this.watchJob(submitted.job.id, { onEvent, afterSequence })));
+    }
+    const end = events.filter((event) => event.terminal).pop();
+    return { job: submitted.job, created: submitted.created, end, events };
+  }
+
   async getJob(jobId) {
     return (await this.unary(this.jobs, 'GetJob', { jobId })).job;
   }

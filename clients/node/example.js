@@ -1,4 +1,4 @@
-// Runs a job, writes a course, regenerates its first lesson and uploads and deletes a source through the gRPC
+// Runs a job (submitted and watched, then in one call), writes a course, regenerates its first lesson and uploads and deletes a source through the gRPC
 // API, printing each step.
 //
 //   node example.js [host:port] [--out DIR] [--skip-course]
@@ -41,6 +41,12 @@ async function runJob(client) {
   console.log(`job ${done.id} ${done.state}: ${done.result ? done.result.text : ''}`);
   if (done.state !== 'JOB_STATE_SUCCEEDED') {
     throw new Error(`job ${done.id} ended ${done.state}`);
+  }
+  // Submit and wait for the end in one call.
+  const ran = await client.runJob({ spec: { summarizeText: { text: 'One call submits a job and follows it.' } } });
+  console.log(`ran job ${ran.job.id}: ${ran.events.map((event) => event.type).join(', ')}: ${ran.end.result.text}`);
+  if (ran.end.state !== 'JOB_STATE_SUCCEEDED') {
+    throw new Error(`job ${ran.job.id} ended ${ran.end.state}`);
   }
 }
 

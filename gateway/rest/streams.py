@@ -99,8 +99,10 @@ def sse_event(data: Any, *, event: str = "", event_id: str = "") -> bytes:
 
 
 def sse_result(message: Message, sequence: tuple[str, ...] | None) -> bytes:
-    event_id = str(value_at(message, sequence)) if sequence else ""
-    return sse_event(protojson.to_dict(message), event_id=event_id)
+    # A message without a sequence (RunJob's answer, an event rebuilt from the job's record) is no place to
+    # resume after: it gets no id, and a browser keeps the last one it had.
+    position = value_at(message, sequence) if sequence else 0
+    return sse_event(protojson.to_dict(message), event_id=str(position) if position else "")
 
 
 def sse_error(value: status_pb2.Status) -> bytes:

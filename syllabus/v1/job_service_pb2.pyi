@@ -126,6 +126,22 @@ class WatchJobResponse(_message.Message):
     event: _job_pb2.JobEvent
     def __init__(self, event: _Optional[_Union[_job_pb2.JobEvent, _Mapping]] = ...) -> None: ...
 
+class RunJobRequest(_message.Message):
+    __slots__ = ("spec", "options")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    spec: _job_pb2.JobSpec
+    options: _job_pb2.JobOptions
+    def __init__(self, spec: _Optional[_Union[_job_pb2.JobSpec, _Mapping]] = ..., options: _Optional[_Union[_job_pb2.JobOptions, _Mapping]] = ...) -> None: ...
+
+class RunJobResponse(_message.Message):
+    __slots__ = ("submitted", "event")
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    submitted: SubmitJobResponse
+    event: _job_pb2.JobEvent
+    def __init__(self, submitted: _Optional[_Union[SubmitJobResponse, _Mapping]] = ..., event: _Optional[_Union[_job_pb2.JobEvent, _Mapping]] = ...) -> None: ...
+
 class GetJobArtifactRequest(_message.Message):
     __slots__ = ("job_id", "name")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

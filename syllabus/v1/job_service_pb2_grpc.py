@@ -61,6 +61,11 @@ class JobServiceStub:
                 request_serializer=syllabus_dot_v1_dot_job__service__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=syllabus_dot_v1_dot_job__service__pb2.CancelJobResponse.FromString,
                 _registered_method=True)
+        self.RunJob = channel.unary_stream(
+                '/syllabus.v1.JobService/RunJob',
+                request_serializer=syllabus_dot_v1_dot_job__service__pb2.RunJobRequest.SerializeToString,
+                response_deserializer=syllabus_dot_v1_dot_job__service__pb2.RunJobResponse.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/syllabus.v1.JobService/WatchJob',
                 request_serializer=syllabus_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
@@ -111,6 +116,16 @@ class JobServiceServicer:
 
     def CancelJob(self, request, context):
         """Cancel a queued, scheduled, retrying or running job. Canceling a finished job changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunJob(self, request, context):
+        """Submit a job and follow it to its end, in one call: the first response is what SubmitJob answers, every later
+        one an event of the job as WatchJob streams it, the last its terminal event. The gateway listens for the job's
+        events before it publishes the job, so none is read back from the stream's history (for an idempotency key
+        that names an earlier job, its history is). A stream cut short is resumed with WatchJob after its last event.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,6 +182,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=syllabus_dot_v1_dot_job__service__pb2.CancelJobRequest.FromString,
                     response_serializer=syllabus_dot_v1_dot_job__service__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'RunJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunJob,
+                    request_deserializer=syllabus_dot_v1_dot_job__service__pb2.RunJobRequest.FromString,
+                    response_serializer=syllabus_dot_v1_dot_job__service__pb2.RunJobResponse.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
@@ -320,6 +340,33 @@ class JobService:
             '/syllabus.v1.JobService/CancelJob',
             syllabus_dot_v1_dot_job__service__pb2.CancelJobRequest.SerializeToString,
             syllabus_dot_v1_dot_job__service__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/syllabus.v1.JobService/RunJob',
+            syllabus_dot_v1_dot_job__service__pb2.RunJobRequest.SerializeToString,
+            syllabus_dot_v1_dot_job__service__pb2.RunJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

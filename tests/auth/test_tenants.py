@@ -114,6 +114,17 @@ async def _submit_many(s: Stubs, t: Theirs) -> None:
     assert answer.results[0].job.id != t.job.id
 
 
+@check("syllabus.v1.JobService.RunJob")
+async def _run(s: Stubs, t: Theirs) -> None:
+    # Their idempotency key makes a job of the caller's own, and the run streams only that job's events.
+    request = J.RunJobRequest(spec=summarize("ok").spec, options=job_pb2.JobOptions(idempotency_key="shared-key"))
+    answers = [answer async for answer in s.jobs.RunJob(request, timeout=30)]
+    mine = answers[0].submitted.job
+    assert mine.id != t.job.id and mine.tenant == "globex"
+    events = [answer.event for answer in answers[1:]]
+    assert {(e.job_id, e.tenant) for e in events} == {(mine.id, "globex")} and events[-1].terminal
+
+
 @check("syllabus.v1.JobService.GetJob")
 async def _get(s: Stubs, t: Theirs) -> None:
     await not_found(s.jobs.GetJob(J.GetJobRequest(job_id=t.job.id), timeout=10))

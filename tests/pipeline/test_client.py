@@ -144,6 +144,57 @@ async def watch_across_a_gateway_restart(pipeline: Pipeline, start_worker: Start
     assert [(r.job_id, r.after_sequence) for r in requests] == [(job.id, 0), (job.id, started.sequence)]
 
 
+async def test_run_submits_and_waits_for_the_end(client: SyllabusClient, start_worker: StartWorker) -> None:
+    await start_worker()
+    heard: list[job_pb2.JobEvent] = []
+    ran = await client.run(spec("progress"), E.JobOptions(idempotency_key="run-1"), heard.append)
+    assert ran.created and ran.job.state == E.JOB_STATE_QUEUED
+    assert types(heard) == ["QUEUED", "STARTED", "PROGRESS", "SUCCEEDED"]
+    assert ran.end == heard[-1] and ran.end.result.text == "done by attempt 1: progress"
+    # Every event as it is stored: the run listened before publishing, so nothing was missed or made up.
+    assert heard == await collect(client.watch(ran.job.id))
+    # The same key again: the earlier job, its events read back from the history.
+    again: list[job_pb2.JobEvent] = []
+    repeated = await client.run(spec("progress"), E.JobOptions(idempotency_key="run-1"), again.append)
+    assert not repeated.created and repeated.job.id == ran.job.id and again == heard
+
+
+async def test_run_ends_with_a_failure_and_refuses_bad_input(client: SyllabusClient, start_worker: StartWorker) -> None:
+    await start_worker()
+    ran = await client.run(spec("fail-permanent"))
+    assert ran.end.state == E.JOB_STATE_FAILED and ran.end.terminal and ran.end.error.permanent
+    assert (await client.get(ran.job.id)).state == E.JOB_STATE_FAILED
+    with pytest.raises(SyllabusError) as err:
+        await client.run(spec(""))
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in err.value.field_violations] == ["spec.summarize_text.text"]
+
+
+async def test_run_follows_on_after_the_gateway_restarts(pipeline: Pipeline, start_worker: StartWorker) -> None:
+    """The run's stream drops while the job runs; the client follows the job with WatchJob from its last event."""
+    with held_port(shared=True) as port:
+        requests: WatchRequests = []
+        heard: asyncio.Queue[job_pb2.JobEvent] = asyncio.Queue()
+        async with serve(pipeline, port, requests) as (_, addr):
+            client = SyllabusClient.connect(addr, timeout=DEADLINE, reconnect_timeout=DEADLINE)
+            await start_worker()
+            running = asyncio.create_task(client.run(spec("block"), on_event=heard.put_nowait))
+            while (event := await asyncio.wait_for(heard.get(), DEADLINE)).type != E.JOB_EVENT_TYPE_STARTED:
+                pass
+            started = event
+        try:
+            handlers.release.set()
+            history = await pipeline.events(started.job_id)
+            assert types(history) == ["QUEUED", "STARTED", "SUCCEEDED"]
+            async with serve(pipeline, port, requests):
+                ran = await asyncio.wait_for(running, DEADLINE)
+        finally:
+            running.cancel()
+            await client.close()
+    assert ran.end == history[-1] and ran.job.id == started.job_id
+    assert [(r.job_id, r.after_sequence) for r in requests] == [(started.job_id, started.sequence)]
+
+
 async def test_watch_all_follows_live_events_of_a_kind(client: SyllabusClient, start_worker: StartWorker) -> None:
     await start_worker()
     subscribed = asyncio.Event()

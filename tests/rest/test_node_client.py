@@ -32,6 +32,11 @@ async def test_node_client_submits_watches_and_gets_a_job(
     )
     stored = await rest.pipeline.store.get_job(job_id)
     assert stored is not None and stored.result.text.startswith("done by attempt 1")
+    ran = re.fullmatch(r"ran job (\S+): (.+?): (.+)", lines[5])
+    assert ran, out
+    assert ran.group(2) == "JOB_EVENT_TYPE_QUEUED, JOB_EVENT_TYPE_STARTED, JOB_EVENT_TYPE_SUCCEEDED"
+    assert ran.group(3) == "done by attempt 1: One call submits a job and follows it."
+    assert (await rest.pipeline.store.get_job(ran.group(1))) is not None
 
 
 async def test_node_client_reports_grpc_errors(node_client: Path, closed_addr: str) -> None:

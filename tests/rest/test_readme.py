@@ -76,11 +76,13 @@ async def test_readme_job_examples(rest: Rest, start_worker: StartWorker, tmp_pa
     await start_worker()
     code, out, err = await run_examples(job_examples(), rest.url.removeprefix("http://"), tmp_path)
     assert code == 0, f"stdout:\n{out}\nstderr:\n{err}"
-    # The first submission prints the stored job (the second one's answer goes into JOB_ID).
-    assert out.count('"created":true') == 1
-    # The watch as NDJSON, then as SSE: each reaches the end of the job.
-    assert out.count('{"result":{"event":') >= 3
-    assert out.count('"type":"JOB_EVENT_TYPE_SUCCEEDED"') == 2
+    # The first submission prints the stored job (the second one's answer goes into JOB_ID), and so does the run.
+    assert out.count('"created":true') == 2
+    # The watch as NDJSON, then as SSE, then the run's events: each reaches the end of its job.
+    assert out.count('{"result":{"event":') >= 6
+    assert out.count('"type":"JOB_EVENT_TYPE_SUCCEEDED"') == 3
+    assert re.search(r'^\{"result":\{"submitted":\{"job":\{"id":"\w+"', out, re.M), out
+    assert '"text":"done by attempt 1: One call submits a job and follows it to its end."' in out
     assert re.search(r"^id: \d+\ndata: \{\"event\":", out, re.M)
     assert "event: end\ndata: {}" in out
     # The fetch and the list.

@@ -85,6 +85,28 @@ async def test_sse_ids_are_sequences_and_last_event_id_resumes(rest: Rest, start
     assert bad.status_code == 400 and bad.json()["details"][0]["fieldViolations"][0]["field"] == "after_sequence"
 
 
+async def test_run_streams_the_answer_then_the_events_of_the_job(rest: Rest, start_worker: StartWorker) -> None:
+    await start_worker()
+    body = {"spec": {"summarizeText": {"text": "progress"}}, "options": {"labels": {"team": "docs"}}}
+    got = await rest.http.post("/v1/jobs:run", json=body)
+    assert got.status_code == 200 and got.headers["content-type"] == "application/json"
+    first, *rest_of_it = [json.loads(line)["result"] for line in got.text.splitlines()]
+    job = first["submitted"]["job"]
+    assert first["submitted"]["created"] is True and job["options"]["labels"] == {"team": "docs"}
+    events = [line["event"] for line in rest_of_it]
+    assert [e["type"] for e in events] == [*LIFECYCLE[:2], "JOB_EVENT_TYPE_PROGRESS", LIFECYCLE[2]]
+    assert {e["jobId"] for e in events} == {job["id"]} and events[-1]["result"]["text"]
+    # As SSE: the answer first (no sequence, so no id), then each event with its sequence as id, then the end.
+    sse = sse_events((await rest.http.post("/v1/jobs:run", json=body, headers={"Accept": "text/event-stream"})).text)
+    assert sse[0]["id"] is None and sse[0]["data"]["submitted"]["created"] is True
+    assert [e["id"] for e in sse[1:-1]] == [e["data"]["event"]["sequence"] for e in sse[1:-1]]
+    assert sse[-1] == {"id": None, "event": "end", "data": {}}
+    # Bad input fails before the first message: a 400 naming the field, as SubmitJob's.
+    bad = await rest.http.post("/v1/jobs:run", json={"spec": {"summarizeText": {"text": ""}}})
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/json"
+    assert bad.json()["details"][0]["fieldViolations"][0]["field"] == "spec.summarize_text.text"
+
+
 async def test_a_stream_that_fails_before_its_first_message_answers_like_a_unary_call(rest: Rest) -> None:
     for headers in ({}, {"Accept": "text/event-stream"}):
         got = await rest.http.get("/v1/jobs/nope:watch", headers=headers)

@@ -36,6 +36,7 @@ from syllabus.store.base import (
     ScheduleChange,
     Updated,
 )
+from syllabus.store.checkpoints import BACKSTOP_PAGES, Checkpointer
 from syllabus.v1 import course_pb2, job_pb2
 
 T = TypeVar("T")
@@ -144,6 +145,7 @@ class EmbeddedStore:
         self._thread: threading.Thread | None = None
         # Created, used and closed on the store's thread only.
         self._conn: sqlite3.Connection | None = None
+        self._checkpoints = Checkpointer(path, sync)
 
     # Lifecycle.
 
@@ -164,11 +166,13 @@ class EmbeddedStore:
             if outage is None:
                 raise
             raise outage from exc
+        self._checkpoints.start()
 
     async def close(self) -> None:
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        await asyncio.to_thread(self._checkpoints.stop)
         # Queued behind every call already submitted, so those finish first.
         self._calls.put(None)
         await asyncio.to_thread(thread.join)
@@ -217,6 +221,8 @@ class EmbeddedStore:
             # last commits.
             conn.execute(f"PRAGMA synchronous = {self._sync.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
+            # The log is checkpointed by a thread of its own (syllabus.store.checkpoints), not inside commits.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
             _create_schema(conn, self._path)
         except BaseException:
             conn.close()

@@ -28,7 +28,7 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2
 
 from gateway.auth import caller
-from gateway.auth.access import required_scope
+from gateway.auth.access import WRITE_SCOPE, required_scope
 from gateway.auth.gate import Gate, Refused
 from gateway.status import abort, bad_request, build_status, status_for, violations_of
 from syllabus.metrics.requests import measured
@@ -194,7 +194,10 @@ def checked(handler: grpc.RpcMethodHandler, method: str, gate: Gate | None = Non
         behavior = measured(_streaming_request(handler.stream_unary, method, gate, scope), method, timed=False)
         return grpc.stream_unary_rpc_method_handler(behavior, decode, serialize)
     if handler.response_streaming:
-        behavior = measured(_unary_request(handler.unary_stream, method, gate, scope), method, timed=False)
+        # A stream that writes (RunJob submits a job) is traced as a unary call is, so what it submits carries the
+        # caller's trace; a watch is not (syllabus.tracing.rpc).
+        stream = traced(handler.unary_stream, method) if scope == WRITE_SCOPE else handler.unary_stream
+        behavior = measured(_unary_request(stream, method, gate, scope), method, timed=False)
         return grpc.unary_stream_rpc_method_handler(behavior, decode, serialize)
     behavior = measured(_unary_request(traced(handler.unary_unary, method), method, gate, scope), method, timed=True)
     return grpc.unary_unary_rpc_method_handler(behavior, decode, serialize)

@@ -13,7 +13,7 @@ from gateway.limits import Limits
 from gateway.status import Context
 from gateway.taskinputs import TaskInputs
 from gateway.waiting import Waiting
-from gateway.watch import EventStreams, until_end
+from gateway.watch import EventStreams
 from syllabus import lifecycle
 from syllabus.config import GatewayConfig
 from syllabus.errors import InvalidRequest, JobNotFound
@@ -183,9 +183,13 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             submitted = job_service_pb2.SubmitJobResponse(job=inserted.job, created=inserted.created)
             await context.write(job_service_pb2.RunJobResponse(submitted=submitted))
             if inserted.created:
-                async for event in until_end(live):
+                last = 0
+                while True:
+                    event = await live.get(after=last)
                     await context.write(job_service_pb2.RunJobResponse(event=event))
-                return
+                    last = event.sequence
+                    if event.terminal:
+                        return
         # The idempotency key named an earlier job: its events so far are in the stream's history.
         async for event in self._streams.job_events(inserted.job.id, _known(inserted.job), 0):
             await context.write(job_service_pb2.RunJobResponse(event=event))

@@ -71,16 +71,21 @@ class Listener:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def get(self) -> job_pb2.JobEvent:
-        while not self._events:
-            if self.overflowed:
-                raise WatchFellBehind(LISTENER_LIMIT)
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._events.popleft()
+    async def get(self, after: int = 0) -> job_pb2.JobEvent:
+        """The next event with a sequence greater than `after`: one sent already (read from the history, or
+        delivered again by a consumer that was recreated) is skipped."""
+        while True:
+            while not self._events:
+                if self.overflowed:
+                    raise WatchFellBehind(LISTENER_LIMIT)
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+            event = self._events.popleft()
+            if event.sequence > after:
+                return event
 
 
 # How long the shared consumer outlives its last watcher: watches often come one after another, but while it
@@ -217,16 +222,20 @@ class EventStreams:
             if ended:
                 return
             del found, history
-            async for event in until_end(live, last):
+            while True:
+                event = await live.get(after=last)
                 yield event
+                last = event.sequence
+                if event.terminal:
+                    return
         finally:
             self._unlisten(self._by_job, job_id, live)
 
     @contextlib.asynccontextmanager
     async def listening(self, job_id: str) -> AsyncIterator[Listener]:
         """A listener for a job that is not published yet: the shared consumer follows and the listener is
-        registered before the caller publishes the job, so every event of the job arrives on it (read it with
-        until_end) and none has to be read back from the stream's history."""
+        registered before the caller publishes the job, so every event of the job arrives on it and none has to
+        be read back from the stream's history."""
         await self._ensure_following()
         live = self._listen(self._by_job, job_id)
         try:
@@ -286,18 +295,6 @@ class EventStreams:
                     yield event
         finally:
             self._unlisten(self._by_tenant, tenant, live)
-
-
-async def until_end(live: Listener, last: int = 0) -> AsyncGenerator[job_pb2.JobEvent, None]:
-    """The live events after sequence `last`, each once, up to the terminal one."""
-    while True:
-        event = await live.get()
-        if event.sequence <= last:
-            continue
-        yield event
-        last = event.sequence
-        if event.terminal:
-            return
 
 
 def _enqueue(replies: asyncio.Queue[Msg], msg: Msg) -> None:

@@ -6,9 +6,11 @@ from google.protobuf import descriptor_pool
 
 from syllabus.v1 import options_pb2
 
+# The scope of the methods that submit or change things.
+WRITE_SCOPE = "write"
 _SCOPES: dict[int, str] = {
     options_pb2.ACCESS_READ: "read",
-    options_pb2.ACCESS_WRITE: "write",
+    options_pb2.ACCESS_WRITE: WRITE_SCOPE,
     options_pb2.ACCESS_ADMIN: "admin",
     options_pb2.ACCESS_WORK: "work",
 }

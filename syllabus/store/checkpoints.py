@@ -48,6 +48,8 @@ class Checkpointer:
         conn = sqlite3.connect(self._path, timeout=0, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA synchronous = {self._sync.upper()}")
+            # It reads no table: a checkpoint copies pages through a buffer of its own, not the page cache.
+            conn.execute("PRAGMA cache_size = -64")
             while not self._stopping.wait(self._interval):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

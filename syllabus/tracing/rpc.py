@@ -2,9 +2,10 @@
 metadata; the REST shim passes the HTTP headers of those names on as such), current while the method runs, so
 that the jobs it builds carry it (syllabus.tracing.context.stamp).
 
-Every unary method of the Syllabus services gets one when spans are recorded (an exporter is set); without, the
-call only carries the caller's trace on, or starts one, with no span object (syllabus.tracing.setup). Streams
-(WatchJob, the workers' Work) get none: a span as long as a watch tells nothing.
+Every unary method of the Syllabus services gets one when spans are recorded (an exporter is set), and so does
+RunJob (a stream that submits: its span lasts until the job ends); without, the call only carries the caller's
+trace on, or starts one, with no span object (syllabus.tracing.setup). Watches (WatchJob, the workers' Work) get
+none: a span as long as a watch tells nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _CONTEXT_KEYS = frozenset(_propagator.fields)
 
 
 def traced(behavior: Behavior, method: str) -> Behavior:
-    """`behavior` of the unary-unary `method` ("/syllabus.v1.JobService/SubmitJob") in a span of its own. A plain
+    """`behavior` of the single-request `method` ("/syllabus.v1.JobService/SubmitJob") in a span of its own. A plain
     function (the UNIMPLEMENTED stub of a method a servicer leaves out) keeps its kind: grpc runs it on a thread."""
     if not method.startswith("/syllabus.") or not inspect.iscoroutinefunction(behavior):
         return behavior

@@ -71,6 +71,26 @@ async def test_a_job_submitted_over_grpc_has_one_span_per_attempt_in_the_callers
     assert (await pipeline.store.get_job(job.id)).trace_id == job.trace_id  # type: ignore[union-attr]
 
 
+async def test_a_job_run_in_one_call_is_in_the_callers_trace(
+    pipeline: Pipeline, start_worker: StartWorker, spans: Spans
+) -> None:
+    await start_worker(hooks=[TracingHook()])
+    submit = submit_request("ok")
+    request = job_service_pb2.RunJobRequest(spec=submit.spec, options=submit.options)
+    answers = [a async for a in pipeline.jobs.RunJob(request, timeout=30, metadata=(("traceparent", TRACEPARENT),))]
+    job = answers[0].submitted.job
+    assert job.trace_id == f"{TRACE_ID:032x}" and answers[-1].event.type == job_pb2.JOB_EVENT_TYPE_SUCCEEDED
+    (gateway,) = spans.named("syllabus.v1.JobService/RunJob")
+    assert_child(gateway, CALLER_SPAN)
+    assert gateway.context is not None and job.trace_parent.split("-")[2] == f"{gateway.context.span_id:016x}"
+    (attempt,) = await attempts_ended(spans, 1)
+    assert_child(attempt, gateway.context.span_id)
+    # A watch makes no span.
+    async for _ in pipeline.jobs.WatchJob(job_service_pb2.WatchJobRequest(job_id=job.id), timeout=30):
+        pass
+    assert not spans.named("syllabus.v1.JobService/WatchJob")
+
+
 async def test_a_job_submitted_over_rest_keeps_the_traceparent_header(
     rest: Rest, start_worker: StartWorker, spans: Spans
 ) -> None:

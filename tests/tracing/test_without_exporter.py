@@ -8,7 +8,7 @@ import pytest
 from syllabus.store.base import JobQuery
 from syllabus.tracing import setup
 from syllabus.tracing.hook import TraceContextHook
-from syllabus.v1 import job_pb2
+from syllabus.v1 import job_pb2, job_service_pb2
 from tests.course.conftest import CourseStack
 from tests.pipeline.conftest import Pipeline
 from tests.tracing.conftest import Spans
@@ -32,6 +32,11 @@ async def test_a_call_continues_the_callers_trace_or_starts_one_and_makes_no_spa
     fresh = [(await pipeline.jobs.SubmitJob(submit_request("b"), timeout=10)).job for _ in range(2)]
     assert all(len(job.trace_id) == 32 and int(job.trace_id, 16) for job in fresh)
     assert fresh[0].trace_id != fresh[1].trace_id
+    # A run's job too (its first answer; no worker runs it here).
+    run = pipeline.jobs.RunJob(job_service_pb2.RunJobRequest(spec=submit_request("c").spec), timeout=10)
+    first = await anext(aiter(run))
+    run.cancel()
+    assert len(first.submitted.job.trace_id) == 32 and first.submitted.job.trace_id not in {j.trace_id for j in fresh}
     assert spans.finished() == []
 
 

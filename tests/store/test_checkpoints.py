@@ -3,6 +3,7 @@ commits: commits leave the log to it (up to the backstop), and it stops with the
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -30,7 +31,7 @@ async def test_the_log_is_checkpointed_off_the_commits_and_the_thread_stops_with
         # A commit checkpoints by itself only past the backstop, far beyond what this test writes.
         autocheckpoint = await store._read(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
         assert autocheckpoint == BACKSTOP_PAGES
-        before = db_path.stat().st_size
+        before = await _size(db_path)
         for _ in range(20):
             await store.insert_jobs([job() for _ in range(20)])
         # 400 jobs of 2 KB are in the log; the database file grows only when they are copied into it.
@@ -49,4 +50,8 @@ async def test_the_log_is_checkpointed_off_the_commits_and_the_thread_stops_with
 
 
 async def _grown(path: Path, size: int) -> bool:
-    return path.stat().st_size > size
+    return await _size(path) > size
+
+
+async def _size(path: Path) -> int:
+    return await asyncio.to_thread(lambda: path.stat().st_size)

@@ -9,6 +9,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from syllabus import lifecycle
+from syllabus.deliveries import stream_sequence
 from syllabus.errors import BrokerUnavailable
 from syllabus.publisher import AckedPublisher
 from syllabus.topology import Topology
@@ -103,5 +104,5 @@ def decode_event(msg: Msg) -> job_pb2.JobEvent:
     """An event as read from the stream, with its stream sequence filled in."""
     event = job_pb2.JobEvent()
     event.ParseFromString(msg.data)
-    event.sequence = msg.metadata.sequence.stream
+    event.sequence = stream_sequence(msg)
     return event

@@ -28,15 +28,6 @@ _ENDED = frozenset({"404", "408", "409"})
 _NO_RESPONDERS = "503"
 
 
-def pending_after(msg: Msg) -> int:
-    """How many messages the consumer still held when it delivered `msg`: the last number of the reply subject
-    ($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>, ADR-15), or the
-    eleventh token of its longer form with a domain and account. Read here rather than through msg.metadata,
-    which also builds a datetime for every message."""
-    tokens = (msg.reply or "").split(".")
-    return int(tokens[8] if len(tokens) == 9 else tokens[10])
-
-
 class PullConsumer:
     """One durable pull consumer's messages, handed to `on_message` as they come.
 

@@ -21,13 +21,14 @@ from nats.aio.msg import Msg
 
 from syllabus import lifecycle, outages
 from syllabus.config import RetryPolicy, WorkerConfig
+from syllabus.deliveries import pending_after, stream_sequence
 from syllabus.events import event_for, event_msg_id
 from syllabus.hooks import WorkerHook
 from syllabus.jetstream import ensure_consumers
 from syllabus.jobupdates import JobUpdates
 from syllabus.logs import log_attempt
 from syllabus.presence import Presence
-from syllabus.pull import PullConsumer, pending_after
+from syllabus.pull import PullConsumer
 from syllabus.queuecontrol import PauseWatch
 from syllabus.redaction import redact
 from syllabus.runtime import Runtime
@@ -824,8 +825,8 @@ _settling: set[asyncio.Task[None]] = set()
 def _stream_sequence(msg: Msg) -> int:
     """Where `msg` is stored in JOBS; 0 for a message that is not a JetStream delivery (its reply says nothing)."""
     try:
-        return int(msg.metadata.sequence.stream)
-    except Exception:
+        return stream_sequence(msg)
+    except (ValueError, IndexError):
         return 0
 
 

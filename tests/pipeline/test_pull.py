@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
 from onemachine.servers import NatsServer
+from syllabus.deliveries import pending_after, stream_sequence
 from syllabus.jetstream import connect
-from syllabus.pull import PullConsumer, pending_after
+from syllabus.pull import PullConsumer
 from syllabus.topology import Topology
 
 
@@ -173,10 +175,14 @@ async def test_the_server_skips_a_stopped_consumers_requests(nc: NatsClient, que
         await second.stop()
 
 
-def test_pending_is_read_from_either_form_of_the_reply_subject() -> None:
+def test_sequence_and_pending_are_read_from_either_form_of_the_reply_subject() -> None:
     short = Msg(_client=None, reply="$JS.ACK.JOBS.generator-interactive.1.42.17.1700000000000000000.5")  # type: ignore[arg-type]
     long = Msg(
         _client=None,  # type: ignore[arg-type]
         reply="$JS.ACK._.ACCHASH.JOBS.generator-interactive.1.42.17.1700000000000000000.7.RANDOM",
     )
     assert (pending_after(short), pending_after(long)) == (5, 7)
+    assert (stream_sequence(short), stream_sequence(long)) == (42, 42)
+    for reply in ("", "_INBOX.abc.1", "$JS.ACK.JOBS.c.1"):
+        with pytest.raises(ValueError):
+            stream_sequence(Msg(_client=None, reply=reply))  # type: ignore[arg-type]

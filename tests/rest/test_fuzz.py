@@ -29,10 +29,10 @@ from tests.rest.conftest import LogProblems, Rest
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
-# These watches never end by themselves: a request one takes would stream until the client's timeout. A run
-# streams until its job ends, and no worker runs the jobs here; its request is SubmitJob's, fuzzed on that route.
+# These watches never end by themselves, and answer nothing until something happens: a request one takes would
+# wait until the client's timeout. (A stream is judged by its first message: a run's comes once its job is
+# accepted, though no worker here ever ends it.)
 ENDLESS = {
-    "syllabus.v1.JobService.RunJob",
     "syllabus.v1.JobService.WatchJobs",
     "syllabus.v1.AdminService.WatchWorkers",
     "syllabus.v1.AdminService.WatchQueueStats",
@@ -118,6 +118,18 @@ def check(got: httpx.Response) -> None:
         rawhttp.status_body(got.headers.get("content-type", ""), got.content)
 
 
+async def request_checked(rest: Rest, route: Route, path: str, data: bytes) -> None:
+    """Send `data` to `route` and check the answer. A stream that starts is judged by its first message: a run's
+    (RunJob) lasts until its job ends, which no worker here brings about."""
+    async with rest.http.stream(route.http_method, path, content=data, headers=JSON_BODY) as got:
+        if got.status_code == 200 and route.server_streaming:
+            first = await anext(got.aiter_lines())
+            assert set(json.loads(first)) == {"result"}, first
+            return
+        await got.aread()
+        check(got)
+
+
 def quiet(gateway_log: LogProblems, capfd: pytest.CaptureFixture[str]) -> None:
     assert gateway_log() == []
     stderr = capfd.readouterr().err
@@ -138,7 +150,7 @@ async def test_bodies(
     rest: Rest, gateway_log: LogProblems, capfd: pytest.CaptureFixture[str], route: Route, segment: str, body: str
 ) -> None:
     data = body.encode("utf-8", "surrogatepass")
-    check(await rest.http.request(route.http_method, path_for(route, segment), content=data, headers=JSON_BODY))
+    await request_checked(rest, route, path_for(route, segment), data)
     quiet(gateway_log, capfd)
 
 
@@ -152,7 +164,7 @@ async def test_bodies_shaped_like_the_request(
 ) -> None:
     value = body.draw(message_strategy(route.method.input_type))
     data = json.dumps(value).encode()
-    check(await rest.http.request(route.http_method, path_for(route, "some-id"), content=data, headers=JSON_BODY))
+    await request_checked(rest, route, path_for(route, "some-id"), data)
     quiet(gateway_log, capfd)
 
 
@@ -197,7 +209,7 @@ async def test_a_hostile_value_at_any_field(
     if route.body not in ("", "*"):
         body = body.get(route.body, {})
     payload = json.dumps(body).encode()
-    check(await rest.http.request(route.http_method, path_for(route, "some-id"), content=payload, headers=JSON_BODY))
+    await request_checked(rest, route, path_for(route, "some-id"), payload)
     quiet(gateway_log, capfd)
 
 
@@ -437,3 +449,16 @@ async def first_answer(reader: asyncio.StreamReader) -> rawhttp.Answer | None:
             length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
             if length and len(rest) >= int(length.group(1)):
                 return rawhttp.parse(head + separator + rest[: int(length.group(1))])[0]
+            first = _first_chunk(rest) if re.search(rb"(?im)^transfer-encoding:\s*chunked", head) else None
+            if first is not None:
+                # A stream's answer (a server-streaming RPC): its first message is enough to judge it by.
+                return rawhttp.parse(head + separator + b"%x\r\n%s\r\n0\r\n\r\n" % (len(first), first))[0]
+
+
+def _first_chunk(body: bytes) -> bytes | None:
+    """The data of a chunked body's first chunk, or None until it has all come."""
+    size_line, separator, rest = body.partition(b"\r\n")
+    if not separator:
+        return None
+    size = int(size_line.split(b";")[0], 16)
+    return rest[:size] if len(rest) >= size + 2 else None

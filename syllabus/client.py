@@ -1,5 +1,5 @@
-"""An async Python client for the gateway's JobService, AdminService, ScheduleService and the sources of its
-CourseService (grpc.aio).
+"""An async Python client for the gateway's JobService, AdminService, ScheduleService and CourseService
+(grpc.aio).
 
     async with SyllabusClient.connect("127.0.0.1:50051") as client:
         job, created = await client.submit(JobSpec(summarize_text=SummarizeText(text="...")))
@@ -450,6 +450,88 @@ class SyllabusClient:
             self._schedules.TriggerSchedule, request
         )
         return response.job
+
+    # -- CourseService: courses and their versions ---------------------------------------------------------
+
+    async def create_course(
+        self, course: job_pb2.GenerateCourse, options: job_pb2.JobOptions | None = None, *, validate_only: bool = False
+    ) -> course_service_pb2.CreateCourseResponse:
+        """Ask for a course: its record, the job writing it (follow it with `watch`) and what it is estimated to
+        cost. With `validate_only` nothing is written and only the estimate comes back."""
+        request = course_service_pb2.CreateCourseRequest(course=course, options=options, validate_only=validate_only)
+        response: course_service_pb2.CreateCourseResponse = await self._unary(self._courses.CreateCourse, request)
+        return response
+
+    async def get_course(self, course_id: str, version: int = 0) -> course_pb2.Course:
+        """The course as it is now, or as it was at `version`."""
+        request = course_service_pb2.GetCourseRequest(course_id=course_id, version=version)
+        response: course_service_pb2.GetCourseResponse = await self._unary(self._courses.GetCourse, request)
+        return response.course
+
+    async def list_courses(self, page_size: int = 0, page_token: str = "") -> Page[course_pb2.Course]:
+        """One page of the caller's courses, newest first."""
+        request = course_service_pb2.ListCoursesRequest(page_size=page_size, page_token=page_token)
+        response: course_service_pb2.ListCoursesResponse = await self._unary(self._courses.ListCourses, request)
+        return Page(list(response.courses), response.next_page_token)
+
+    async def course_document(
+        self, course_id: str, document_format: int = course_pb2.DOCUMENT_FORMAT_PDF, version: int = 0
+    ) -> httpbody_pb2.HttpBody:
+        """A rendered document of the course (of `version`, else the latest): its content type and bytes."""
+        request = course_service_pb2.GetCourseDocumentRequest(
+            course_id=course_id,
+            format=document_format,  # type: ignore[arg-type]  # protoc stubs: an enum value
+            version=version,
+        )
+        body: httpbody_pb2.HttpBody = await self._unary(self._courses.GetCourseDocument, request)
+        return body
+
+    async def course_versions(self, course_id: str) -> builtins.list[course_pb2.CourseVersion]:
+        """Every version of the course, with the change that made it."""
+        request = course_service_pb2.ListCourseVersionsRequest(course_id=course_id)
+        response: course_service_pb2.ListCourseVersionsResponse = await self._unary(
+            self._courses.ListCourseVersions, request
+        )
+        return list(response.versions)
+
+    async def regenerate_course_part(
+        self, request: course_service_pb2.RegenerateCoursePartRequest
+    ) -> course_service_pb2.RegenerateCoursePartResponse:
+        """Write one lesson or quiz again: the course and the job writing it (the next version once it ends)."""
+        response: course_service_pb2.RegenerateCoursePartResponse = await self._unary(
+            self._courses.RegenerateCoursePart, request
+        )
+        return response
+
+    async def update_lesson(
+        self, request: course_service_pb2.UpdateLessonRequest
+    ) -> course_service_pb2.UpdateLessonResponse:
+        """A hand edit of a lesson: the next version, and the job rendering it."""
+        response: course_service_pb2.UpdateLessonResponse = await self._unary(self._courses.UpdateLesson, request)
+        return response
+
+    async def update_question(
+        self, request: course_service_pb2.UpdateQuestionRequest
+    ) -> course_service_pb2.UpdateQuestionResponse:
+        response: course_service_pb2.UpdateQuestionResponse = await self._unary(self._courses.UpdateQuestion, request)
+        return response
+
+    async def reorder_modules(
+        self, request: course_service_pb2.ReorderModulesRequest
+    ) -> course_service_pb2.ReorderModulesResponse:
+        response: course_service_pb2.ReorderModulesResponse = await self._unary(self._courses.ReorderModules, request)
+        return response
+
+    async def add_module(self, request: course_service_pb2.AddModuleRequest) -> course_service_pb2.AddModuleResponse:
+        """A module more: the course and the jobs writing its lesson and quiz."""
+        response: course_service_pb2.AddModuleResponse = await self._unary(self._courses.AddModule, request)
+        return response
+
+    async def remove_module(
+        self, request: course_service_pb2.RemoveModuleRequest
+    ) -> course_service_pb2.RemoveModuleResponse:
+        response: course_service_pb2.RemoveModuleResponse = await self._unary(self._courses.RemoveModule, request)
+        return response
 
     # -- CourseService: sources ---------------------------------------------------------------------------
 

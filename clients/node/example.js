@@ -1,5 +1,5 @@
-// Runs a job (submitted and watched, then in one call), writes a course, regenerates its first lesson and uploads and deletes a source through the gRPC
-// API, printing each step.
+// Runs a job (submitted and watched, then in one call), writes a course, regenerates its first lesson and uploads
+// and deletes a source through the gRPC API, printing each step.
 //
 //   node example.js [host:port] [--out DIR] [--skip-course]
 //

@@ -17,9 +17,10 @@ _LONG_OFFSET = 2
 
 def _tokens(msg: Msg) -> tuple[list[str], int]:
     tokens = (msg.reply or "").split(".")
-    if tokens[:2] != ["$JS", "ACK"] or len(tokens) < _SHORT:
+    long_form = len(tokens) >= _SHORT + _LONG_OFFSET
+    if tokens[:2] != ["$JS", "ACK"] or not (len(tokens) == _SHORT or long_form):
         raise ValueError(f"not a JetStream delivery: reply subject {msg.reply!r}")
-    return tokens, 0 if len(tokens) == _SHORT else _LONG_OFFSET
+    return tokens, _LONG_OFFSET if long_form else 0
 
 
 def stream_sequence(msg: Msg) -> int:

@@ -335,7 +335,7 @@ class Worker:
     def _arrived(self, priority: str, msg: Msg) -> None:
         self._outages.up(outages.NATS)
         if priority == PRIORITIES[0]:
-            with contextlib.suppress(ValueError, IndexError):
+            with contextlib.suppress(ValueError):
                 self._interactive_waiting = pending_after(msg) > 0
         self._start(msg)
         self._replenish()
@@ -826,7 +826,7 @@ def _stream_sequence(msg: Msg) -> int:
     """Where `msg` is stored in JOBS; 0 for a message that is not a JetStream delivery (its reply says nothing)."""
     try:
         return stream_sequence(msg)
-    except (ValueError, IndexError):
+    except ValueError:
         return 0
 
 

@@ -183,6 +183,8 @@ def test_sequence_and_pending_are_read_from_either_form_of_the_reply_subject() -
     )
     assert (pending_after(short), pending_after(long)) == (5, 7)
     assert (stream_sequence(short), stream_sequence(long)) == (42, 42)
-    for reply in ("", "_INBOX.abc.1", "$JS.ACK.JOBS.c.1"):
+    for reply in ("", "_INBOX.abc.1", "$JS.ACK.JOBS.c.1", "$JS.ACK._.ACCHASH.JOBS.c.1.42.17.1700000000000000000"):
         with pytest.raises(ValueError):
             stream_sequence(Msg(_client=None, reply=reply))  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            pending_after(Msg(_client=None, reply=reply))  # type: ignore[arg-type]

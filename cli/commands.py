@@ -259,14 +259,38 @@ def _options(args: argparse.Namespace) -> job_pb2.JobOptions:
 
 async def _submit(client: SyllabusClient, args: argparse.Namespace) -> int:
     spec, options = _spec(args), _options(args)
+    if args.watch:
+        return await _run(client, spec, options, args)
     job, created = await client.submit(spec, options)
+    _print_submitted(job, created, args.key)
+    return EXIT_SUCCEEDED
+
+
+def _print_submitted(job: job_pb2.Job, created: bool, key: str | None) -> None:
     _out(job.id)
     if not created:
         # On stderr, so `JOB=$(syllabus submit ...)` still gets the bare id.
-        print(f"(existing job) the idempotency key {args.key!r} matched job {job.id}", file=sys.stderr)
-    if args.watch:
-        return await _follow(client, job, args.watch_deadline)
-    return EXIT_SUCCEEDED
+        print(f"(existing job) the idempotency key {key!r} matched job {job.id}", file=sys.stderr)
+
+
+async def _run(
+    client: SyllabusClient, spec: job_pb2.JobSpec, options: job_pb2.JobOptions, args: argparse.Namespace
+) -> int:
+    """Submit and follow in one call (RunJob): the id as soon as the job is accepted, then its events live."""
+    shown: list[_Progress] = []
+
+    def submitted(job: job_pb2.Job, created: bool) -> None:
+        _print_submitted(job, created, args.key)
+        shown.append(_Progress(job))
+
+    try:
+        async with asyncio.timeout(args.watch_deadline):
+            await client.run(spec, options, on_event=lambda event: shown[0].show(event), on_submitted=submitted)
+    except TimeoutError:
+        if not shown:
+            return _fail(f"gave up after {args.watch_deadline:g}s: the gateway did not answer", EXIT_GAVE_UP)
+        return await shown[0].gave_up(client, args.watch_deadline)
+    return await shown[0].ended(client)
 
 
 # -- artifact --------------------------------------------------------------------------------------------
@@ -414,23 +438,41 @@ async def _watch(client: SyllabusClient, args: argparse.Namespace) -> int:
 
 async def _follow(client: SyllabusClient, job: job_pb2.Job, deadline: float | None) -> int:
     """Show the job's events as they come; the exit code says how it ended."""
-    view = jobtext.WatchView(max_attempts=job.max_attempts)
-    display = _Display(sys.stdout)
+    progress = _Progress(job)
     try:
         async with asyncio.timeout(deadline):
             async for event in client.watch(job.id):
-                view.apply(event)
-                # Errors and the end stay on screen; other updates replace each other.
-                display.show(view, keep=event.HasField("error") or event.terminal)
+                progress.show(event)
     except TimeoutError:
-        display.close()
-        now = await client.get(job.id)
+        assert deadline is not None
+        return await progress.gave_up(client, deadline)
+    return await progress.ended(client)
+
+
+class _Progress:
+    """A job's events shown as they come, then how it ended."""
+
+    def __init__(self, job: job_pb2.Job) -> None:
+        self._job_id = job.id
+        self._view = jobtext.WatchView(max_attempts=job.max_attempts)
+        self._display = _Display(sys.stdout)
+
+    def show(self, event: job_pb2.JobEvent) -> None:
+        self._view.apply(event)
+        # Errors and the end stay on screen; other updates replace each other.
+        self._display.show(self._view, keep=event.HasField("error") or event.terminal)
+
+    async def ended(self, client: SyllabusClient) -> int:
+        self._display.close()
+        final = await client.get(self._job_id)
+        _print_outcome(final)
+        return _END_CODES.get(final.state, EXIT_FAILED)
+
+    async def gave_up(self, client: SyllabusClient, deadline: float) -> int:
+        self._display.close()
+        now = await client.get(self._job_id)
         state = jobtext.state_name(now.state)
-        return _fail(f"gave up after {deadline:g}s: job {job.id} is still {state}", EXIT_GAVE_UP)
-    display.close()
-    final = await client.get(job.id)
-    _print_outcome(final)
-    return _END_CODES.get(final.state, EXIT_FAILED)
+        return _fail(f"gave up after {deadline:g}s: job {self._job_id} is still {state}", EXIT_GAVE_UP)
 
 
 def _print_outcome(job: job_pb2.Job) -> None:

@@ -217,28 +217,39 @@ class SyllabusClient:
         spec: job_pb2.JobSpec,
         options: job_pb2.JobOptions | None = None,
         on_event: Callable[[job_pb2.JobEvent], None] | None = None,
+        on_submitted: Callable[[job_pb2.Job, bool], None] | None = None,
     ) -> Ran:
-        """Submit a job and wait for its end, in one call (RunJob); `on_event` hears each event on the way.
+        """Submit a job and wait for its end, in one call (RunJob); `on_submitted` hears the answer (the job, and
+        False for created when its idempotency key matched an earlier job), `on_event` each event on the way.
 
-        No deadline of its own (a job may run for hours): bound the wait with asyncio.timeout. A stream lost once
-        the job was accepted is followed on with WatchJob after the last event seen; one lost before raises, as
-        submit does, and trying again is safe with an idempotency key.
+        The answer comes within the client's timeout, as submit's does; the end has no deadline of its own (a
+        job may run for hours): bound that wait with asyncio.timeout. A stream lost once the job was accepted is
+        followed on with WatchJob after the last event seen; one lost before raises, as submit does, and trying
+        again is safe with an idempotency key.
         """
         call = self._jobs.RunJob(job_service_pb2.RunJobRequest(spec=spec, options=options))
         submitted: job_service_pb2.SubmitJobResponse | None = None
         end: job_pb2.JobEvent | None = None
         last = 0
         try:
-            async for response in call:
-                if response.HasField("submitted"):
-                    submitted = response.submitted
-                    continue
-                event: job_pb2.JobEvent = response.event
-                last = event.sequence or last
-                if on_event is not None:
-                    on_event(event)
-                if event.terminal:
-                    end = event
+            async with asyncio.timeout(self.timeout) as answering:
+                async for response in call:
+                    if response.HasField("submitted"):
+                        submitted = response.submitted
+                        answering.reschedule(None)
+                        if on_submitted is not None:
+                            on_submitted(submitted.job, submitted.created)
+                        continue
+                    event: job_pb2.JobEvent = response.event
+                    last = event.sequence or last
+                    if on_event is not None:
+                        on_event(event)
+                    if event.terminal:
+                        end = event
+        except TimeoutError:
+            raise SyllabusError(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"the gateway at {self.addr} did not answer within {self.timeout:g}s"
+            ) from None
         except grpc.aio.AioRpcError as exc:
             if submitted is None or not _is_transport_failure(exc):
                 raise error_from(exc, self.addr) from None

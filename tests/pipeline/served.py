@@ -26,28 +26,40 @@ from syllabus.taskregistry import TaskRegistry
 from syllabus.v1 import job_service_pb2
 from tests.pipeline.conftest import WORKER_CONFIG, Pipeline, wiring
 
-WatchRequests = list[job_service_pb2.WatchJobRequest]
+Requests = list[job_service_pb2.SubmitJobRequest | job_service_pb2.RunJobRequest | job_service_pb2.WatchJobRequest]
 
 
 class RecordingJobService(JobService):
-    """JobService noting every WatchJob request, so a test can see how a client resumed."""
+    """JobService noting every SubmitJob, RunJob and WatchJob request, so a test can see which calls a client
+    made, and how it resumed."""
 
-    def __init__(self, watch_requests: WatchRequests, **kwargs: Any) -> None:
+    def __init__(self, requests: Requests, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._watch_requests = watch_requests
+        self._requests = requests
+
+    async def SubmitJob(
+        self, request: job_service_pb2.SubmitJobRequest, context: Any
+    ) -> job_service_pb2.SubmitJobResponse:
+        self._requests.append(request)
+        return await super().SubmitJob(request, context)
+
+    async def RunJob(self, request: job_service_pb2.RunJobRequest, context: Any) -> None:
+        self._requests.append(request)
+        await super().RunJob(request, context)
 
     async def WatchJob(self, request: job_service_pb2.WatchJobRequest, context: Any) -> None:
-        self._watch_requests.append(request)
+        self._requests.append(request)
         await super().WatchJob(request, context)
 
 
 @asynccontextmanager
 async def serve(
-    pipeline: Pipeline, port: int = 0, watch_requests: WatchRequests | None = None
+    pipeline: Pipeline, port: int = 0, requests: Requests | None = None
 ) -> AsyncIterator[tuple[grpc.aio.Server, str]]:
-    """A started server for the pipeline's services, and its "127.0.0.1:port"; stopped at the end."""
+    """A started server for the pipeline's services, and its "127.0.0.1:port"; stopped at the end. The job
+    calls' requests are added to `requests`."""
     server = grpc.aio.server()
-    recorded = [] if watch_requests is None else watch_requests
+    recorded = [] if requests is None else requests
     streams = add_services(
         server,
         wiring(pipeline.nc, pipeline.store, pipeline.topology),

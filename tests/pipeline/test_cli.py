@@ -30,10 +30,10 @@ from syllabus.client import SyllabusClient
 from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, ensure_topology
 from syllabus.taskregistry import TaskDeclaration, TaskRegistry
-from syllabus.v1 import admin_service_pb2, job_pb2
+from syllabus.v1 import admin_service_pb2, job_pb2, job_service_pb2
 from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
-from tests.pipeline.served import serve
+from tests.pipeline.served import Requests, serve
 
 E = job_pb2
 DEADLINE = 30.0
@@ -56,9 +56,15 @@ async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
     return Run(code, captured.out, captured.err)
 
 
+@pytest.fixture
+def requests() -> Requests:
+    """The job calls' requests the gateway got."""
+    return []
+
+
 @pytest_asyncio.fixture
-async def addr(pipeline: Pipeline) -> AsyncIterator[str]:
-    async with serve(pipeline) as (_, address):
+async def addr(pipeline: Pipeline, requests: Requests) -> AsyncIterator[str]:
+    async with serve(pipeline, requests=requests) as (_, address):
         yield address
 
 
@@ -184,7 +190,7 @@ async def test_submit_task_sends_the_name_and_its_json_input(syllabus: Syllabus,
 
 
 async def test_submit_watch_follows_the_job_to_its_result(
-    syllabus: Syllabus, start_worker: StartWorker, client: SyllabusClient
+    syllabus: Syllabus, start_worker: StartWorker, client: SyllabusClient, requests: Requests
 ) -> None:
     # The worker starts once the job is queued, so the lines come in an order the test can spell out.
     subscribed = asyncio.Event()
@@ -205,6 +211,35 @@ async def test_submit_watch_follows_the_job_to_its_result(
     assert lines[3] == "RUNNING    attempt 1/3   50%  half way"
     assert lines[4] == "SUCCEEDED  attempt 1/3  100%  done"
     assert lines[5:] == ["result:", "  done by attempt 1: progress"]
+    # One call did it all: the events came live on RunJob's stream, none read back by a watch.
+    assert [type(r) for r in requests] == [job_service_pb2.RunJobRequest]
+
+
+async def test_submit_watch_of_an_existing_key_replays_that_job(
+    syllabus: Syllabus, start_worker: StartWorker, client: SyllabusClient
+) -> None:
+    await start_worker()
+    job_id = await submit(syllabus, "progress", "--key", "again-1")
+    await wait_end(client, job_id)
+    result = await syllabus("submit", "summarize", "--text", "progress", "--key", "again-1", "--watch")
+    assert result.code == 0, result.err
+    assert result.err == f"(existing job) the idempotency key 'again-1' matched job {job_id}\n"
+    lines = result.out.splitlines()
+    assert lines[0] == job_id
+    assert [line.split()[0] for line in lines[1:5]] == ["QUEUED", "RUNNING", "RUNNING", "SUCCEEDED"]
+    assert lines[5:] == ["result:", "  done by attempt 1: progress"]
+
+
+async def test_submit_watch_timeout_gives_up_with_exit_4(
+    syllabus: Syllabus, start_worker: StartWorker, client: SyllabusClient
+) -> None:
+    await start_worker()
+    result = await syllabus("submit", "summarize", "--text", "block", "--watch", "--timeout", "2")
+    assert result.code == 4
+    job_id = result.out.splitlines()[0]
+    assert re.fullmatch(rf"syllabus: gave up after 2s: job {job_id} is still (QUEUED|RUNNING)\n", result.err)
+    handlers.release.set()
+    assert (await wait_end(client, job_id))[-1].state == E.JOB_STATE_SUCCEEDED
 
 
 # -- watch ------------------------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import pytest_asyncio
 from syllabus.client import GatewayUnreachable, SyllabusClient, SyllabusError
 from syllabus.errors import QueueFull
 from syllabus.jetstream import StreamLimits, ensure_topology
-from syllabus.v1 import job_pb2
+from syllabus.v1 import job_pb2, job_service_pb2
 from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
-from tests.pipeline.served import WatchRequests, serve
+from tests.pipeline.served import Requests, serve
 from tests.ports import held_port
 
 E = job_pb2
@@ -111,7 +111,7 @@ async def test_watch_resumes_after_the_stream_drops(pipeline: Pipeline, start_wo
 
 
 async def watch_across_a_gateway_restart(pipeline: Pipeline, start_worker: StartWorker, port: int) -> None:
-    requests: WatchRequests = []
+    requests: Requests = []
     received: asyncio.Queue[job_pb2.JobEvent] = asyncio.Queue()
 
     async def follow(client: SyllabusClient, job_id: str) -> list[job_pb2.JobEvent]:
@@ -141,7 +141,8 @@ async def watch_across_a_gateway_restart(pipeline: Pipeline, start_worker: Start
         watching.cancel()
         await client.close()
     assert seen == history
-    assert [(r.job_id, r.after_sequence) for r in requests] == [(job.id, 0), (job.id, started.sequence)]
+    watches = [r for r in requests if isinstance(r, job_service_pb2.WatchJobRequest)]
+    assert [(r.job_id, r.after_sequence) for r in watches] == [(job.id, 0), (job.id, started.sequence)]
 
 
 async def test_run_submits_and_waits_for_the_end(client: SyllabusClient, start_worker: StartWorker) -> None:
@@ -173,7 +174,7 @@ async def test_run_ends_with_a_failure_and_refuses_bad_input(client: SyllabusCli
 async def test_run_follows_on_after_the_gateway_restarts(pipeline: Pipeline, start_worker: StartWorker) -> None:
     """The run's stream drops while the job runs; the client follows the job with WatchJob from its last event."""
     with held_port(shared=True) as port:
-        requests: WatchRequests = []
+        requests: Requests = []
         heard: asyncio.Queue[job_pb2.JobEvent] = asyncio.Queue()
         async with serve(pipeline, port, requests) as (_, addr):
             client = SyllabusClient.connect(addr, timeout=DEADLINE, reconnect_timeout=DEADLINE)
@@ -192,7 +193,9 @@ async def test_run_follows_on_after_the_gateway_restarts(pipeline: Pipeline, sta
             running.cancel()
             await client.close()
     assert ran.end == history[-1] and ran.job.id == started.job_id
-    assert [(r.job_id, r.after_sequence) for r in requests] == [(started.job_id, started.sequence)]
+    run, resumed = requests
+    assert isinstance(run, job_service_pb2.RunJobRequest) and isinstance(resumed, job_service_pb2.WatchJobRequest)
+    assert (resumed.job_id, resumed.after_sequence) == (started.job_id, started.sequence)
 
 
 async def test_watch_all_follows_live_events_of_a_kind(client: SyllabusClient, start_worker: StartWorker) -> None:
@@ -283,3 +286,31 @@ async def test_an_unreachable_gateway_fails_at_once_and_says_where(closed_addr: 
         # A watch that never got going is not resumed: there is nothing to wait for.
         with pytest.raises(GatewayUnreachable):
             await collect(client.watch("any"))
+
+
+async def test_run_fails_when_the_gateway_never_answers() -> None:
+    """A server that takes the call and says nothing: the run ends at the client's timeout, as a submit would,
+    rather than wait for ever for an answer."""
+    taken = asyncio.Event()
+
+    async def silent(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> AsyncIterator[bytes]:
+        taken.set()
+        await asyncio.Event().wait()
+        yield b""
+
+    server = grpc.aio.server()
+    handler = grpc.unary_stream_rpc_method_handler(silent)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("syllabus.v1.JobService", {"RunJob": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with SyllabusClient.connect(f"127.0.0.1:{port}", timeout=0.5) as client:
+            with pytest.raises(SyllabusError) as err:
+                await client.run(spec("ok"))
+        assert taken.is_set()
+        assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert err.value.message == f"the gateway at 127.0.0.1:{port} did not answer within 0.5s"
+    finally:
+        await server.stop(grace=None)

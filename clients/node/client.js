@@ -115,27 +115,43 @@ class SyllabusClient {
   }
 
   /**
-   * Submit a job and follow it to its end in one call (RunJob), calling onEvent for each event as it arrives.
-   * Resolves with {job, created, end, events}: `end` is the terminal event (SUCCEEDED with the result, FAILED
-   * with the error, or CANCELED). A stream dropped once the job was accepted is followed on with watchJob
-   * after the last event seen; one dropped before rejects, as submitJob does.
+   * Submit a job and follow it to its end in one call (RunJob), calling onSubmitted({job, created}) once the job
+   * is accepted and onEvent for each event as it arrives. Resolves with {job, created, end, events}: `end` is the
+   * terminal event (SUCCEEDED with the result, FAILED with the error, or CANCELED). The answer comes within the
+   * client's timeoutSeconds, as submitJob's does (else it rejects with code DEADLINE_EXCEEDED); the end has no
+   * deadline of its own. A stream dropped once the job was accepted is followed on with watchJob after the last
+   * event seen; one dropped before rejects, as submitJob does.
    */
-  async runJob(request, { onEvent = () => {} } = {}) {
+  async runJob(request, { onEvent = () => {}, onSubmitted = () => {} } = {}) {
     let submitted = null;
     const events = [];
     try {
       await new Promise((resolve, reject) => {
         const call = this.jobs.RunJob(request);
+        const answering = setTimeout(() => {
+          const error = new Error(`the gateway at ${this.address} did not answer within ${this.timeoutSeconds}s`);
+          error.code = grpc.status.DEADLINE_EXCEEDED;
+          reject(error);
+          call.cancel();
+        }, this.timeoutSeconds * 1000);
         call.on('data', (response) => {
           if (response.submitted) {
+            clearTimeout(answering);
             submitted = response.submitted;
+            onSubmitted(submitted);
             return;
           }
           events.push(response.event);
           onEvent(response.event);
         });
-        call.on('error', reject);
-        call.on('end', resolve);
+        call.on('error', (error) => {
+          clearTimeout(answering);
+          reject(error);
+        });
+        call.on('end', () => {
+          clearTimeout(answering);
+          resolve();
+        });
       });
     } catch (error) {
       if (submitted === null || !RESUMABLE.has(error.code)) {

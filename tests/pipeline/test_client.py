@@ -17,6 +17,7 @@ from tests.pipeline import handlers
 from tests.pipeline.conftest import Pipeline, StartWorker
 from tests.pipeline.served import Requests, serve
 from tests.ports import held_port
+from tests.silent_gateway import silent_gateway
 
 E = job_pb2
 # Bounds for awaiting something that happens soon; generous so a slow machine never fails a test.
@@ -291,26 +292,9 @@ async def test_an_unreachable_gateway_fails_at_once_and_says_where(closed_addr: 
 async def test_run_fails_when_the_gateway_never_answers() -> None:
     """A server that takes the call and says nothing: the run ends at the client's timeout, as a submit would,
     rather than wait for ever for an answer."""
-    taken = asyncio.Event()
-
-    async def silent(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> AsyncIterator[bytes]:
-        taken.set()
-        await asyncio.Event().wait()
-        yield b""
-
-    server = grpc.aio.server()
-    handler = grpc.unary_stream_rpc_method_handler(silent)
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("syllabus.v1.JobService", {"RunJob": handler}),)
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with SyllabusClient.connect(f"127.0.0.1:{port}", timeout=0.5) as client:
-            with pytest.raises(SyllabusError) as err:
-                await client.run(spec("ok"))
+    async with silent_gateway() as (addr, taken), SyllabusClient.connect(addr, timeout=0.5) as client:
+        with pytest.raises(SyllabusError) as err:
+            await client.run(spec("ok"))
         assert taken.is_set()
-        assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert err.value.message == f"the gateway at 127.0.0.1:{port} did not answer within 0.5s"
-    finally:
-        await server.stop(grace=None)
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert err.value.message == f"the gateway at {addr} did not answer within 0.5s"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.pipeline.conftest import StartWorker
 from tests.rest.conftest import Rest, run_node
+from tests.silent_gateway import silent_gateway
 
 
 async def test_node_client_submits_watches_and_gets_a_job(
@@ -44,3 +45,12 @@ async def test_node_client_reports_grpc_errors(node_client: Path, closed_addr: s
     code, out, err = await run_node(node_client, "example.js", closed_addr, "--skip-course")
     assert code == 1 and out == ""
     assert err.startswith("failed: 14 UNAVAILABLE"), err
+
+
+async def test_node_run_job_fails_when_the_gateway_never_answers(node_client: Path) -> None:
+    script = Path(__file__).with_name("node_run_deadline.js")
+    async with silent_gateway() as (addr, taken):
+        code, out, err = await run_node(node_client, str(script), addr)
+        assert taken.is_set()
+    assert code == 0, err
+    assert out == f"4 the gateway at {addr} did not answer within 0.5s\n"

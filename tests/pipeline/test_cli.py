@@ -57,14 +57,14 @@ async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
 
 
 @pytest.fixture
-def requests() -> Requests:
+def job_requests() -> Requests:
     """The job calls' requests the gateway got."""
     return []
 
 
 @pytest_asyncio.fixture
-async def addr(pipeline: Pipeline, requests: Requests) -> AsyncIterator[str]:
-    async with serve(pipeline, requests=requests) as (_, address):
+async def addr(pipeline: Pipeline, job_requests: Requests) -> AsyncIterator[str]:
+    async with serve(pipeline, requests=job_requests) as (_, address):
         yield address
 
 
@@ -190,7 +190,7 @@ async def test_submit_task_sends_the_name_and_its_json_input(syllabus: Syllabus,
 
 
 async def test_submit_watch_follows_the_job_to_its_result(
-    syllabus: Syllabus, start_worker: StartWorker, client: SyllabusClient, requests: Requests
+    syllabus: Syllabus, start_worker: StartWorker, client: SyllabusClient, job_requests: Requests
 ) -> None:
     # The worker starts once the job is queued, so the lines come in an order the test can spell out.
     subscribed = asyncio.Event()
@@ -212,7 +212,7 @@ async def test_submit_watch_follows_the_job_to_its_result(
     assert lines[4] == "SUCCEEDED  attempt 1/3  100%  done"
     assert lines[5:] == ["result:", "  done by attempt 1: progress"]
     # One call did it all: the events came live on RunJob's stream, none read back by a watch.
-    assert [type(r) for r in requests] == [job_service_pb2.RunJobRequest]
+    assert [type(r) for r in job_requests] == [job_service_pb2.RunJobRequest]
 
 
 async def test_submit_watch_of_an_existing_key_replays_that_job(

@@ -10,12 +10,12 @@ from datetime import UTC, timedelta
 from syllabus.v1 import job_pb2
 from tests.conditions import eventually
 from tests.pipeline.conftest import Pipeline, StartWorker
-from tests.pipeline.test_cli import Syllabus, addr, syllabus
+from tests.pipeline.test_cli import Syllabus, addr, job_requests, syllabus
 from tests.pipeline.test_queues import no_pull_request_waits, workers
 
 E = job_pb2
 # The fixtures of test_cli, used here by name.
-__all__ = ["addr", "syllabus"]
+__all__ = ["addr", "job_requests", "syllabus"]
 
 
 async def test_pause_shows_in_stats_and_resume_lets_the_jobs_run(

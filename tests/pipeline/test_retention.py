@@ -13,7 +13,7 @@ from syllabus.runtime import Runtime
 from syllabus.store.base import JobChange
 from syllabus.v1 import admin_service_pb2, job_pb2
 from tests.pipeline.conftest import Pipeline, StartWorker
-from tests.pipeline.test_cli import Syllabus, addr, syllabus  # noqa: F401 (fixtures)
+from tests.pipeline.test_cli import Syllabus, addr, job_requests, syllabus  # noqa: F401 (fixtures)
 from tests.pipeline.test_faults import in_seconds
 
 E = job_pb2

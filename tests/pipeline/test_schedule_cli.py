@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.pipeline.conftest import Pipeline, StartWorker
-from tests.pipeline.test_cli import Syllabus, addr, syllabus  # noqa: F401 (fixtures)
+from tests.pipeline.test_cli import Syllabus, addr, job_requests, syllabus  # noqa: F401 (fixtures)
 from tests.pipeline.test_recurring import Arrivals, arrivals, firings  # noqa: F401 (fixtures)
 
 

@@ -504,14 +504,15 @@ async def test_gateway_errors_print_code_message_and_violations(syllabus: Syllab
     for command in (["watch", "nope"], ["cancel", "nope"], ["deadletters", "show", "nope"]):
         assert (await syllabus(*command)).code == 2
 
-    invalid = await syllabus("submit", "summarize", "--text", "", "--label", "Bad Key=x")
-    assert invalid.code == 2 and invalid.out == ""
-    lines = invalid.err.splitlines()
-    assert lines[0].startswith("syllabus: INVALID_ARGUMENT: invalid request: ")
-    assert sorted(line.split(":")[0] for line in lines[1:]) == [
-        '  options.labels["Bad Key"]',
-        "  spec.summarize_text.text",
-    ]
+    for watch in ([], ["--watch"]):
+        invalid = await syllabus("submit", "summarize", "--text", "", "--label", "Bad Key=x", *watch)
+        assert invalid.code == 2 and invalid.out == ""
+        lines = invalid.err.splitlines()
+        assert lines[0].startswith("syllabus: INVALID_ARGUMENT: invalid request: ")
+        assert sorted(line.split(":")[0] for line in lines[1:]) == [
+            '  options.labels["Bad Key"]',
+            "  spec.summarize_text.text",
+        ]
 
     await ensure_topology(pipeline.nc, pipeline.topology, StreamLimits(max_jobs=1))
     await submit(syllabus, "ok")
@@ -525,7 +526,8 @@ async def test_unreachable_gateway_is_one_line_with_a_hint(
     capsys: pytest.CaptureFixture[str], closed_addr: str
 ) -> None:
     addr = closed_addr
-    for command in (["get", "x"], ["jobs"], ["watch", "x"], ["submit", "summarize", "--text", "x"]):
+    commands = (["get", "x"], ["jobs"], ["watch", "x"], ["submit", "summarize", "--text", "x"])
+    for command in (*commands, ["submit", "summarize", "--text", "x", "--watch"]):
         result = await run_cli(capsys, *command, "--addr", addr)
         assert (result.code, result.out) == (1, "")
         assert result.err == f"syllabus: cannot reach the gateway at {addr} (is `syllabus up` running?)\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 import grpc
 import nats as nats_client
 import pytest
+import redis.asyncio
 from google.protobuf import struct_pb2
 
 from onemachine.servers import NatsServer, ValkeyServer
@@ -34,6 +36,7 @@ from syllabus.v1 import course_service_pb2, course_service_pb2_grpc, job_pb2
 from tests.conditions import eventually
 from tests.course.fake_http import FakeHTTP, Reply, Request, chat_error, chat_json
 from tests.e2e.conftest import ROOT, Stack, running_stack
+from tests.e2e.poison_tasks import HELD_RELEASE
 from tests.e2e.test_tasks_e2e import declared
 from tests.ledger import Ledger, Tally
 from tests.ports import unassigned_port
@@ -708,7 +711,7 @@ async def task_pool(p: Plant, processes: int) -> AsyncIterator[list[SupervisedSe
     for worker in pool:
         worker.start()
     try:
-        for name in ("faults.ok", "faults.raise", "faults.exit"):
+        for name in ("faults.ok", "faults.raise", "faults.exit", "faults.held"):
             await declared(p.nats.url, name)
         yield pool
     finally:
@@ -868,3 +871,89 @@ async def test_the_disk_under_nats_fills_up_submissions_are_refused_cleanly_and_
             assert p.failures(mark) == []
             before_restart = "taken" if alone else "refused"
             print(f"fault scenario 7: with room again, a submission before nats-server restarted was {before_restart}")
+
+
+# -- 8. the gateway killed under submissions and runs ------------------------------------------------------------
+
+GATEWAY_JOBS = 300
+GATEWAY_KILLS = 3
+# RunJob calls in flight, past their answer and their job started, at each kill.
+HELD_RUNS = 4
+
+
+async def test_the_gateway_killed_three_times_under_submissions_and_runs_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGKILLed while callers submit, and while RunJob calls wait for held jobs: every submission is sent again
+    until answered, under its idempotency key; every run's stream drops after its answer, so each is followed on
+    with WatchJob from the last event it heard."""
+    caplog.set_level(logging.INFO, logger="syllabus.client")
+    async with plant(tmp_path) as p, task_pool(p, processes=1):
+        ledger = Ledger(p.client)
+        mark = len(p.lines())
+        submitted = 0
+
+        async def count(_: int) -> None:
+            nonlocal submitted
+            submitted += 1
+
+        specs = [summarize(f"a job across gateway crashes {n}") for n in range(GATEWAY_JOBS)]
+        submitting = asyncio.create_task(submit_all(ledger, specs, each=count))
+        valkey = redis.asyncio.from_url(p.valkey.url)
+        ran: list[tuple[job_pb2.Job, job_pb2.JobEvent]] = []
+        try:
+            for kill in range(1, GATEWAY_KILLS + 1):
+                started = [asyncio.Event() for _ in range(HELD_RUNS)]
+                runs = [asyncio.create_task(held_run(ledger, f"{kill}.{n}", started[n])) for n in range(HELD_RUNS)]
+                await asyncio.wait_for(asyncio.gather(*(event.wait() for event in started)), SETTLE)
+                # Spread over the submissions: after a quarter, a half and three quarters of them were accepted.
+                share = kill * GATEWAY_JOBS // (GATEWAY_KILLS + 1)
+                await eventually(lambda: _at_least(submitted, share), timeout=SETTLE)  # noqa: B023
+                before = len(p.lines())
+                os.kill(p.pid_of("gateway"), signal.SIGKILL)
+                await p.logged(r"syllabus\.up: gateway started", after=before)
+                await valkey.rpush(HELD_RELEASE, *["go"] * HELD_RUNS)
+                ran += await asyncio.wait_for(asyncio.gather(*runs), SETTLE)
+            await asyncio.wait_for(submitting, SETTLE)
+        finally:
+            await valkey.aclose()
+
+        tally = await ledger.settle(SETTLE)
+        report("8 gateway SIGKILLed three times", tally, ledger)
+        assert tally.accepted == tally.completed == GATEWAY_JOBS + GATEWAY_KILLS * HELD_RUNS
+        refusals_are_clean(ledger)
+        followed_on = [r for r in caplog.records if r.getMessage().startswith("run of job ")]
+        assert len(followed_on) == GATEWAY_KILLS * HELD_RUNS, [r.getMessage() for r in followed_on]
+        # Each run ended on the job's stored end, heard on the watch that followed on.
+        assert all(end == ledger.histories[job.id][-1] for job, end in ran), [
+            ledger.describe(job.id) for job, end in ran if end != ledger.histories[job.id][-1]
+        ][:5]
+        exits = [line.split("syllabus.up: ")[1] for line in p.restarts(mark)]
+        assert len(exits) == GATEWAY_KILLS, exits
+        assert all(exit.startswith("gateway exited with signal SIGKILL") for exit in exits), exits
+        assert p.failures(mark) == []
+
+
+async def held_run(ledger: Ledger, name: str, started: asyncio.Event) -> tuple[job_pb2.Job, job_pb2.JobEvent]:
+    """A held job submitted and waited for in one RunJob call, sent again under its idempotency key while refused
+    before its answer (a gateway still starting); `started` is set once the run heard the job start. The job, and
+    the end the run gave."""
+
+    def heard(event: job_pb2.JobEvent) -> None:
+        if event.type == E.JOB_EVENT_TYPE_STARTED:
+            started.set()
+
+    options = ledger.options(idempotency_key=f"{ledger.run}-held-{name}")
+    pause = 0.1
+    while True:
+        try:
+            result = await ledger.client.run(task("faults.held"), options, on_event=heard)
+        except SyllabusError as exc:
+            ledger.refused(exc)
+            if exc.code != UNAVAILABLE:
+                raise
+        else:
+            ledger.record(result.job)
+            return result.job, result.end
+        await asyncio.sleep(pause)  # a client's back-off before trying again, not a synchronisation
+        pause = min(pause * 2, 1.0)

@@ -244,6 +244,13 @@ class CommonConfig:
         # Certificates for a plaintext URL would be silently unused: the connection must say it is TLS.
         _tls_scheme("SYLLABUS_NATS", nats_url, nats_tls, ("tls", "wss"))
         _tls_scheme("SYLLABUS_REDIS", redis_url, redis_tls, ("rediss",))
+        mongo_url = _parse(env, "SYLLABUS_MONGO_URL", "", _mongo_url, "mongodb://host:port[,host:port...]")
+        # The store is MongoDB when its URL is set. SYLLABUS_STORE says which one it must be, where that matters (a
+        # deployment of many processes): a Secret that lost the URL then stops the process, rather than leave it to
+        # keep its jobs in a file of its own.
+        _store_has_its_url(
+            _parse(env, "SYLLABUS_STORE", "", _choice("", "mongodb", "embedded"), "mongodb or embedded"), mongo_url
+        )
         return cls(
             secrets=secret_values(env),
             nats_tls=nats_tls,
@@ -254,7 +261,7 @@ class CommonConfig:
             home=Path(_get(env, "SYLLABUS_HOME", ".syllabus")).expanduser().resolve(),
             nats_url=nats_url,
             redis_url=redis_url,
-            mongo_url=_parse(env, "SYLLABUS_MONGO_URL", "", _mongo_url, "mongodb://host:port[,host:port...]"),
+            mongo_url=mongo_url,
             mongo_database=_parse(env, "SYLLABUS_MONGO_DATABASE", "syllabus", _name, "a database name"),
             namespace=_parse(env, "SYLLABUS_NAMESPACE", "", lambda r: r and _name(r), "letters, digits, _ or -"),
             tenant=_parse(env, "SYLLABUS_TENANT", "default", _name, "letters, digits, _ or -"),
@@ -269,6 +276,13 @@ class CommonConfig:
             stream_replicas=_parse(env, "SYLLABUS_STREAM_REPLICAS", "1", _replicas, "an integer from 1 to 5"),
             store_sync=_parse(env, "SYLLABUS_STORE_SYNC", cls.store_sync, _choice("full", "normal"), "full or normal"),
         )
+
+
+def _store_has_its_url(store: str, mongo_url: str) -> None:
+    if store == "mongodb" and not mongo_url:
+        raise ConfigError("SYLLABUS_STORE=mongodb but SYLLABUS_MONGO_URL is not set: give the replica set's URL")
+    if store == "embedded" and mongo_url:
+        raise ConfigError("SYLLABUS_STORE=embedded but SYLLABUS_MONGO_URL is set: unset one of them")
 
 
 def _tls_scheme(prefix: str, url: str, files: TlsFiles, schemes: tuple[str, ...]) -> None:

@@ -188,9 +188,22 @@ def test_an_invalid_url_is_named_without_its_password() -> None:
     assert str(caught.value).startswith("SYLLABUS_MONGO_URL='mongo://app:[redacted]@db1:27017' is not valid")
 
 
+def test_the_store_named_must_be_the_one_the_mongo_url_gives() -> None:
+    url = "mongodb://db1:27017/?replicaSet=rs0"
+    assert CommonConfig.from_env({"SYLLABUS_STORE": "mongodb", "SYLLABUS_MONGO_URL": url}).mongo_url == url
+    assert CommonConfig.from_env({"SYLLABUS_STORE": "Embedded"}).mongo_url == ""
+    with pytest.raises(ConfigError) as lost:
+        CommonConfig.from_env({"SYLLABUS_STORE": "mongodb", "SYLLABUS_MONGO_URL": " "})
+    assert str(lost.value) == "SYLLABUS_STORE=mongodb but SYLLABUS_MONGO_URL is not set: give the replica set's URL"
+    with pytest.raises(ConfigError) as both:
+        CommonConfig.from_env({"SYLLABUS_STORE": "embedded", "SYLLABUS_MONGO_URL": url})
+    assert str(both.value) == "SYLLABUS_STORE=embedded but SYLLABUS_MONGO_URL is set: unset one of them"
+
+
 @pytest.mark.parametrize(
     ("loader", "variable", "value"),
     [
+        ("common", "SYLLABUS_STORE", "postgres"),
         ("common", "SYLLABUS_NATS_URL", "localhost:4222"),
         ("common", "SYLLABUS_NATS_URL", "http://localhost:4222"),
         ("common", "SYLLABUS_NATS_URL", "nats://a:4222,nats://"),

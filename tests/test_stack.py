@@ -529,6 +529,8 @@ async def test_bad_cluster_settings_are_one_line_naming_the_flag_or_variable(
         ("SYLLABUS_GRPC_ADDR", "nonsense"),
         ("SYLLABUS_SERVICES", "gateway,mailer"),
         ("SYLLABUS_RENDERER_CONCURRENCY", "0"),
+        # The store it must use is MongoDB, and no URL says where.
+        ("SYLLABUS_STORE", "mongodb"),
     ],
 )
 async def test_bad_configuration_is_one_line_naming_the_variable(tmp_path: Path, variable: str, value: str) -> None:

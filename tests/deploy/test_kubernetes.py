@@ -26,7 +26,7 @@ from cloudcoil.models.keda.v1alpha1 import ScaledObject
 
 from cli.services import SERVICES
 from syllabus import config
-from syllabus.config import SupervisorConfig, WorkerConfig
+from syllabus.config import CommonConfig, ConfigError, SupervisorConfig, WorkerConfig
 from syllabus.status import LIVE as LIVENESS
 from syllabus.status import READY as READINESS
 from syllabus.topology import PRIORITIES, WORKER_SERVICES, Topology
@@ -225,6 +225,15 @@ def test_every_variable_set_is_one_the_code_reads() -> None:
     assert "SYLLABUS_MONGO_URL" in secret_names
 
 
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS, ids=lambda path: path.name)
+def test_a_pod_whose_secret_lost_the_mongo_url_stops_rather_than_keep_its_own_store(kustomization: Path) -> None:
+    env = settings(rendered(kustomization))
+    with pytest.raises(ConfigError, match="SYLLABUS_MONGO_URL is not set"):
+        CommonConfig.from_env(env)
+    secret = {"SYLLABUS_MONGO_URL": "mongodb://mongo-0.mongo:27017/?replicaSet=rs0"}
+    assert CommonConfig.from_env(env | secret).mongo_url == secret["SYLLABUS_MONGO_URL"]
+
+
 def test_no_secret_value_is_committed() -> None:
     assert all(value == "" for value in env_file(K8S / "secrets.env.example").values())
     for kustomization in KUSTOMIZATIONS:
@@ -307,6 +316,8 @@ async def test_the_probes_paths_answer_on_a_real_worker(nats_url: str, tmp_path:
         "SYLLABUS_METRICS_ADDR": status_addr,
         "SYLLABUS_HOME": str(tmp_path),
         "SYLLABUS_NAMESPACE": topology.namespace,
+        # No MongoDB here: the embedded store stands in for it.
+        "SYLLABUS_STORE": "embedded",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "syllabus", *args, cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE

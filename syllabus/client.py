@@ -231,6 +231,15 @@ class SyllabusClient:
         submitted: job_service_pb2.SubmitJobResponse | None = None
         end: job_pb2.JobEvent | None = None
         last = 0
+
+        def heard(event: job_pb2.JobEvent) -> None:
+            nonlocal end, last
+            last = event.sequence or last
+            if on_event is not None:
+                on_event(event)
+            if event.terminal:
+                end = event
+
         try:
             async with asyncio.timeout(self.timeout) as answering:
                 async for response in call:
@@ -240,12 +249,7 @@ class SyllabusClient:
                         if on_submitted is not None:
                             on_submitted(submitted.job, submitted.created)
                         continue
-                    event: job_pb2.JobEvent = response.event
-                    last = event.sequence or last
-                    if on_event is not None:
-                        on_event(event)
-                    if event.terminal:
-                        end = event
+                    heard(response.event)
         except TimeoutError:
             raise SyllabusError(
                 grpc.StatusCode.DEADLINE_EXCEEDED, f"the gateway at {self.addr} did not answer within {self.timeout:g}s"
@@ -262,10 +266,7 @@ class SyllabusClient:
             raise SyllabusError(grpc.StatusCode.UNKNOWN, "the gateway ended the run before answering")
         if end is None:
             async for event in self.watch(submitted.job.id, after_sequence=last):
-                if on_event is not None:
-                    on_event(event)
-                if event.terminal:
-                    end = event
+                heard(event)
         if end is None:
             raise SyllabusError(grpc.StatusCode.UNKNOWN, f"the events of job {submitted.job.id} ended before its end")
         return Ran(submitted.job, submitted.created, end)

@@ -433,10 +433,15 @@ def check_answer(answer: rawhttp.Answer, *, deadline: bool = False) -> None:
 
 
 async def first_answer(reader: asyncio.StreamReader) -> rawhttp.Answer | None:
-    """The first complete answer (1xx left out), or None if the server closed without one."""
+    """The first complete answer (1xx left out), or None if the server closed (or reset) without one."""
     received = b""
     while True:
-        chunk = await reader.read(65536)
+        try:
+            chunk = await reader.read(65536)
+        except ConnectionResetError:
+            # The server closed while bytes we sent were still unread: the kernel then resets the connection
+            # instead of closing it, and drops what the server had not yet sent. A close with no answer, too.
+            chunk = b""
         if not chunk:
             answers = rawhttp.parse(received) if b"\r\n\r\n" in received else []
             return answers[0] if answers else None
